@@ -1,0 +1,1 @@
+"""Everything that talks to the outside: Slack, the command line, the scheduler."""

@@ -1,0 +1,219 @@
+"""The `kpibot` command line: the same use cases as Slack, for operators and scripts."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from bot import usecases
+from bot.settings import Settings
+from bot.usecases import Context, UserError
+from kpis.periods import Period, PeriodError, parse_date
+from storage import Store, open_store
+
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """Bad input on the command line: one line on stderr, exit status 2, nothing written."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _store(args: argparse.Namespace) -> Store:
+    url = args.db or Settings().database_url
+    try:
+        return open_store(url)
+    except SQLAlchemyError as error:
+        raise SystemExit(f"kpibot: cannot open the database {_safe_url(url)}: {error.__class__.__name__}") from None
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _context(args: argparse.Namespace, store: Store) -> Context:
+    workspace = args.workspace
+    if workspace is None:
+        known = store.workspace_ids()
+        workspace = known[0] if len(known) == 1 else "local"
+    actor = getattr(args, "as_user", None) or getpass.getuser()
+    return usecases.open_context(store, workspace, actor, _now())
+
+
+def _pairs(items: Sequence[str], what: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"`{item}` is not {what}=VALUE (e.g. leads=12)")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def _range(args: argparse.Namespace, ctx: Context, default: str = "week") -> Period:
+    if args.start or args.end:
+        if not (args.start and args.end):
+            raise CliError("give both --from and --to (YYYY-MM-DD)")
+        try:
+            return Period(parse_date(args.start), parse_date(args.end))
+        except PeriodError as error:
+            raise CliError(str(error)) from None
+    return usecases.period_for(ctx, getattr(args, "period", None), default)
+
+
+# -- subcommands ----------------------------------------------------------------------------
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    store = _store(args)
+    ctx = _context(args, store)
+    result = usecases.log_numbers(
+        ctx, _pairs(args.values, "METRIC"), day=args.date, dims=_pairs(args.dim or [], "NAME"),
+        origin="cli",
+    )
+    from bot.render.numbers import format_value
+
+    catalogue = ctx.catalogue
+    stored = ", ".join(
+        f"{c.metric}={format_value(c.new, catalogue.metrics[c.metric].unit, currency=ctx.workspace.currency)}"
+        for c in result.batch.changes
+    )
+    print(f"Stored for {result.day} as {ctx.actor}: {stored}")
+    for moved in result.moved:
+        kpi = catalogue.kpis[moved.key]
+        fmt = {"currency": ctx.workspace.currency, "locale": ctx.workspace.locale}
+        print(f"  {kpi.label}: {format_value(moved.before, kpi.unit, **fmt)} -> "
+              f"{format_value(moved.after, kpi.unit, **fmt)}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    store = _store(args)
+    ctx = _context(args, store)
+    result = usecases.report(ctx, _range(args, ctx), args.kpis or ())
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        from bot.render.text import report_table
+
+        print(f"KPIs for {result.period} against {result.previous} ({ctx.workspace.id})")
+        print(report_table(result), end="")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise CliError(f"cannot read {args.file}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{args.file} is not UTF-8 text; save the CSV as UTF-8") from None
+    store = _store(args)
+    batch = usecases.import_csv(_context(args, store), text)
+    print(f"Imported {len(batch.changes)} entries from {args.file}.")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _store(args)
+    ctx = _context(args, store)
+    period = _range(args, ctx) if (args.start or args.end) else None
+    sys.stdout.write(usecases.export_csv(ctx, period))
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    _store(args)
+    print("The database schema is up to date.")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(Path(args.out), _now())
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL (overrides DATABASE_URL)")
+    common.add_argument("--workspace", default=argparse.SUPPRESS,
+                        help="workspace id (team_id); default: the only one, or `local`")
+    parser = argparse.ArgumentParser(prog="kpibot", parents=[common],
+                                     description="Team KPIs: log numbers, report, digests, alerts.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("log", cmd_log, "log numbers, the same as /kpi log")
+    p.add_argument("values", nargs="+", metavar="METRIC=VALUE")
+    p.add_argument("--date", help="YYYY-MM-DD, today or yesterday (default today)")
+    p.add_argument("--as", dest="as_user", help="author (default: your user name)")
+    p.add_argument("--dim", action="append", metavar="NAME=VALUE", help="source, rep, campaign or product")
+
+    p = add("report", cmd_report, "KPIs for a period against the previous one")
+    p.add_argument("period", nargs="?", help="today, yesterday, week, last-week, month, last-month, 7d, 30d, 90d or A..B")
+    p.add_argument("kpis", nargs="*", help="only these KPIs")
+    p.add_argument("--from", dest="start")
+    p.add_argument("--to", dest="end")
+    p.add_argument("--json", action="store_true")
+
+    p = add("import", cmd_import, "import entries from a CSV file (all or nothing)")
+    p.add_argument("file")
+    p.add_argument("--as", dest="as_user", help="author of rows without one")
+
+    p = add("export", cmd_export, "export entries as CSV to standard output")
+    p.add_argument("--from", dest="start")
+    p.add_argument("--to", dest="end")
+
+    p = add("db", cmd_db, "database maintenance")
+    p.add_argument("action", choices=["upgrade"])
+
+    p = add("demo", cmd_demo, "fill a demo database and render the report and digests")
+    p.add_argument("--out", default="demo-out")
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("db", "workspace"):
+        if not hasattr(args, name):
+            setattr(args, name, None)
+    try:
+        return int(args.handler(args))
+    except (CliError, UserError) as error:
+        message = str(error).replace("`", "").splitlines()[0]
+        print(f"kpibot {args.command}: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OperationalError as error:
+        print(f"kpibot {args.command}: the database is not answering ({error.orig.__class__.__name__}); "
+              "try again", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

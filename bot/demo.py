@@ -1,0 +1,125 @@
+"""Ninety days of plausible numbers for a coaching business, for `make demo` and benchmarks.
+
+The funnel runs from impressions to sales with realistic ratios, weekday seasonality, a few
+bad days (an ad account hiccup, a no-show day), two setters splitting bookings, two sources,
+and gauges (MRR, cash, active customers) that move slowly.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from kpis.periods import Period
+from storage.repository import Store, Write
+
+SETTERS = ("setter.ana", "setter.luis")
+SOURCES = ("facebook", "google")
+
+
+def sample_writes(today: date, days: int = 90, seed: int = 7) -> list[list[Write]]:
+    """One list of writes per day, oldest first, ending yesterday."""
+    rng = random.Random(seed)
+    active = 180.0
+    cash = 42_000.0
+    out: list[list[Write]] = []
+    for offset in range(days, 0, -1):
+        day = today - timedelta(days=offset)
+        weekend = day.weekday() >= 5
+        season = 0.55 if weekend else 1.0 + 0.05 * (day.weekday() == 1)
+        broken_ads = offset in (23, 24)
+        no_show_day = offset == 41
+        writes: list[Write] = []
+
+        def add(metric: str, value: float, author: str = "marketing.lead", dims: tuple[tuple[str, str], ...] = ()) -> None:
+            writes.append(Write(metric, day, round(value, 2), author, dims))
+
+        clicks_total = leads_total = 0
+        for source, share, cpm in (("facebook", 0.65, 11.0), ("google", 0.35, 16.0)):
+            spend = 420 * share * season * rng.uniform(0.85, 1.15) * (1.6 if broken_ads else 1.0)
+            impressions = int(spend / cpm * 1000 * rng.uniform(0.9, 1.1))
+            ctr = rng.uniform(0.009, 0.014) * (0.4 if broken_ads else 1.0)
+            clicks = int(impressions * ctr)
+            page_views = int(clicks * rng.uniform(0.75, 0.88))
+            leads = int(page_views * rng.uniform(0.10, 0.15))
+            dims = (("source", source),)
+            add("spend", spend, dims=dims)
+            add("impressions", impressions, dims=dims)
+            add("reach", int(impressions / rng.uniform(1.4, 1.8)), dims=dims)
+            add("clicks", clicks, dims=dims)
+            add("page_views", page_views, dims=dims)
+            add("leads", leads, dims=dims)
+            clicks_total += clicks
+            leads_total += leads
+        add("organic_spend", 60 * season)
+        add("mqls", int(leads_total * rng.uniform(0.5, 0.7)))
+        bookings = int(leads_total * rng.uniform(0.25, 0.35))
+        first = bookings // 2
+        shows_total = sales_total = 0
+        for setter, booked in ((SETTERS[0], first), (SETTERS[1], bookings - first)):
+            shows = 0 if no_show_day else int(round(booked * rng.uniform(0.6, 0.8)))
+            add("bookings", booked, author=setter)
+            add("qualified_bookings", int(booked * rng.uniform(0.6, 0.8)), author=setter)
+            add("shows", shows, author=setter)
+            shows_total += shows
+        sales = int(round(shows_total * rng.uniform(0.18, 0.32)))
+        sales_total += sales
+        add("sqls", int(shows_total * 0.8), author="closer.marta")
+        add("sales", sales, author="closer.marta")
+        add("new_customers", sales, author="closer.marta")
+        revenue = sales * rng.choice((1500, 2000, 2000, 3000))
+        add("revenue", revenue, author="closer.marta")
+        add("cash_collected", revenue * rng.uniform(0.5, 0.7), author="closer.marta")
+        if sales:
+            add("days_to_close", rng.uniform(3, 9), author="closer.marta")
+        lost = 1 if rng.random() < 0.2 else 0
+        active = active + sales - lost
+        add("customers_lost", lost, author="ops.sam")
+        add("active_customers", active, author="ops.sam")
+        add("mrr", active * 150, author="ops.sam")
+        if rng.random() < 0.1:
+            add("refund_requests", 1, author="ops.sam")
+        expenses = 900 + 420 * season
+        cash += revenue * 0.6 - expenses
+        add("expenses", expenses, author="ops.sam")
+        add("cogs", revenue * 0.18, author="ops.sam")
+        add("payroll", 520 if not weekend else 0, author="ops.sam")
+        add("cash_balance", cash, author="ops.sam")
+        out.append(writes)
+    return out
+
+
+def fill(store: Store, workspace_id: str, today: date, days: int = 90) -> int:
+    """Logs the sample days into `workspace_id`; returns how many values were stored."""
+    count = 0
+    for writes in sample_writes(today, days):
+        store.record(workspace_id, writes, actor="demo", origin="demo")
+        count += len(writes)
+    return count
+
+
+def run_demo(out: Path, now: datetime) -> int:
+    """What `make demo` runs: a fresh demo database, its report, printed and written to `out`."""
+    from bot import usecases
+    from bot.render.text import report_table
+    from storage import open_store
+
+    out.mkdir(parents=True, exist_ok=True)
+    db_path = out / "demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    store = open_store(f"sqlite:///{db_path}")
+    ctx = usecases.open_context(store, "demo", "demo", now)
+    count = fill(store, "demo", ctx.today)
+    last_week = Period(ctx.today - timedelta(days=7), ctx.today - timedelta(days=1))
+    result = usecases.report(ctx, last_week)
+    table = report_table(result)
+    (out / "report.txt").write_text(table, encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
+    print(f"Demo database: {db_path} ({count} values over 90 days)")
+    print(f"KPIs for {result.period} against {result.previous}\n")
+    print(table)
+    print(f"Files written to {out}/")
+    return 0

@@ -1,0 +1,878 @@
+"""The one parser of `/kpi` command text.
+
+Slack, the CLI and the tests all read command text through `parse_command`, so a command means
+the same thing everywhere. It is pure: it knows the shape of each command, not which metrics,
+KPIs or alert rules exist. Names and numbers are checked against the workspace's data later,
+where that data is; raw value strings are kept as typed for that reason.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from kpis.numbers import NumberError, parse_number
+from kpis.suggest import did_you_mean
+
+MAX_LENGTH = 4000
+MAX_LOG_PAIRS = 60
+RANGES = ("today", "yesterday", "week", "last-week", "month", "last-month", "7d", "30d", "90d")
+DIMENSIONS = ("source", "rep", "campaign", "product")
+LOG_DATES = ("today", "yesterday")
+DIGEST_KINDS = ("daily", "weekly")
+ALERT_PERIODS = ("daily", "weekly", "monthly")
+GOAL_PERIODS = ("weekly", "monthly")
+ALERT_OPS = (">", ">=", "<", "<=")
+CHANGE_OPS = ("up", "down")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MAX_RANGE_DAYS = 366
+
+
+# --- The commands -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Help:
+    """`help`: short usage with examples."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogForm:
+    """Empty text or `log` alone: open the log form."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Log:
+    """`log leads=12 spend=$340 date=yesterday source=facebook`; values are parsed later."""
+
+    values: tuple[tuple[str, str], ...]
+    date: str | None = None
+    dims: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    """`report [RANGE] [KPI ...]`."""
+
+    range: str | None = None
+    kpis: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chart:
+    """`chart KPI [RANGE]`."""
+
+    kpi: str
+    range: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigestNow:
+    """`digest now [daily|weekly]`."""
+
+    kind: str = "daily"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigestSchedule:
+    """`digest daily HH:MM` or `digest weekly DAY HH:MM`; weekday 0 is Monday."""
+
+    kind: str
+    weekday: int | None
+    time: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigestOff:
+    """`digest off [daily|weekly]`; no kind stops both."""
+
+    kind: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertAdd:
+    """`alert KPI OP VALUE [PERIOD] [for N] [@mention] [DIM=VALUE ...]`.
+
+    `op` is one of `> >= < <=`, or `up`/`down` for a change rule whose threshold is a percent.
+    `mention` is kept in the form Slack expands when posting: `<@U1>`, `<!subteam^S1>`,
+    `<!channel>`.
+    """
+
+    kpi: str
+    op: str
+    threshold: str
+    period: str = "daily"
+    for_periods: int = 1
+    mention: str | None = None
+    dims: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertForm:
+    """`alert` alone: open the alert form."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Alerts:
+    """`alerts`: list the rules."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRemove:
+    """`alert remove ID`."""
+
+    rule_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertSnooze:
+    """`alert snooze ID DURATION`, the duration normalised like `12h`, `7d`, `2w`."""
+
+    rule_id: int
+    duration: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Goal:
+    """`goal KPI VALUE [weekly|monthly]`."""
+
+    kpi: str
+    value: str
+    period: str = "monthly"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metrics:
+    """`metrics`: what the workspace tracks."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Define:
+    """`define KEY = FORMULA`; the formula is checked where the other names are known."""
+
+    key: str
+    formula: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class History:
+    """`history [METRIC]`."""
+
+    metric: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Undo:
+    """`undo`: take back your last change."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Export:
+    """`export [RANGE]`."""
+
+    range: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tz:
+    """`tz ZONE`, kept as typed; the zone name is checked against the tz database elsewhere."""
+
+    zone: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """`settings`: open the settings form."""
+
+
+Command: TypeAlias = (
+    Help
+    | LogForm
+    | Log
+    | Report
+    | Chart
+    | DigestNow
+    | DigestSchedule
+    | DigestOff
+    | AlertAdd
+    | AlertForm
+    | Alerts
+    | AlertRemove
+    | AlertSnooze
+    | Goal
+    | Metrics
+    | Define
+    | History
+    | Undo
+    | Export
+    | Tz
+    | Settings
+)
+
+
+class CommandError(ValueError):
+    """Command text we cannot act on; `str()` is the reply, naming the problem and the fix."""
+
+
+# --- Entry point ----------------------------------------------------------------------------
+
+
+def parse_command(text: str) -> Command:
+    """The command meant by the text after `/kpi`; raises CommandError, never anything else."""
+    if len(text) > MAX_LENGTH:
+        raise CommandError(
+            f"That command is too long ({len(text):,} characters; the limit is {MAX_LENGTH:,}). "
+            "Split it into smaller commands."
+        )
+    word, _, rest = _normalise(text).partition(" ")
+    if not word:
+        return LogForm()
+    parser = _PARSERS.get(word.lower())
+    if parser is None:
+        hint = " To log numbers, start with `log`, like `/kpi log leads=12`." if "=" in word else ""
+        raise CommandError(
+            f"I don't know {_code(word)}.{did_you_mean(word, COMMANDS)}{hint} Try `/kpi help`."
+        )
+    return parser(rest)
+
+
+_SLACK_ESCAPES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))  # `&amp;` last, or it re-escapes
+_TYPOGRAPHY = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u200b": None,
+        "\u2060": None,
+        "\ufeff": None,
+    }
+)
+
+
+def _normalise(text: str) -> str:
+    """Undo Slack's HTML escaping and phone/desktop typography, so people type what they see."""
+    for escaped, plain in _SLACK_ESCAPES:
+        text = text.replace(escaped, plain)
+    return " ".join(text.translate(_TYPOGRAPHY).split())
+
+
+# --- Shared pieces --------------------------------------------------------------------------
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+_DEFINED_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_DAYS = re.compile(r"([0-9]{1,9})d")
+_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
+_DURATION = re.compile(r"([0-9]{1,9})([hdw])")
+_DURATION_LIMITS = {"h": 366 * 24, "d": 366, "w": 52}
+_RULE_ID = re.compile(r"#?([0-9]{1,9})")
+# Not calendar.month_name: that follows the process locale, and replies are in English.
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+_RANGE_HELP = (
+    "Periods are today, yesterday, week, last-week, month, last-month, a number of days "
+    "like `30d`, or dates like `2026-01-01..2026-01-31`."
+)
+
+
+def _code(token: str) -> str:
+    """`token` in backticks, shortened so a pasted essay is not echoed back whole."""
+    return f"`{token if len(token) <= 40 else token[:39] + '…'}`"
+
+
+def _listing(tokens: Iterable[str]) -> str:
+    return ", ".join(_code(token) for token in tokens)
+
+
+def _name(token: str, what: str, example: str) -> str:
+    """A metric or KPI key, lower-cased; whether it exists is checked against the catalogue."""
+    key = token.lower()
+    if not _NAME.fullmatch(key):
+        raise CommandError(
+            f"{_code(token)} is not a {what} name: names are letters, digits and `_`, "
+            f"like {example}."
+        )
+    return key
+
+
+def _real_date(text: str) -> str:
+    """`text` if it is `YYYY-MM-DD` and a day that exists; the error says what is impossible."""
+    match = _ISO_DATE.fullmatch(text)
+    if match is None:
+        raise CommandError(
+            f"{_code(text)} is not a date; write it as YYYY-MM-DD, like `2026-03-01`."
+        )
+    year, month, day = (int(part) for part in match.groups())
+    if not 1 <= month <= 12:
+        raise CommandError(f"{text} is not a date: months go from 01 to 12.")
+    if year < 1:
+        raise CommandError(f"{text} is not a date: years start at 0001.")
+    last_day = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last_day:
+        raise CommandError(
+            f"{text} is not a date: {_MONTHS[month - 1]} {year} has {last_day} days."
+        )
+    return text
+
+
+def _range(token: str) -> str | None:
+    """The normalised range `token` names, None if it does not look like a range at all."""
+    low = token.lower()
+    if low in RANGES:
+        return low
+    if days := _DAYS.fullmatch(low):
+        count = int(days[1])
+        if not 1 <= count <= MAX_RANGE_DAYS:
+            raise CommandError(
+                f"{_code(token)} is not a period I can use: give 1 to {MAX_RANGE_DAYS} days, "
+                "like `30d`."
+            )
+        return f"{count}d"
+    if ".." in low:
+        start, _, end = low.partition("..")
+        if not (_ISO_DATE.fullmatch(start) and _ISO_DATE.fullmatch(end)):
+            raise CommandError(
+                f"{_code(token)} is not a period: write two dates, like `2026-01-01..2026-01-31`."
+            )
+        if _real_date(start) > _real_date(end):
+            raise CommandError(
+                f"{_code(token)} ends before it starts: write the earlier date first, "
+                f"like `{end}..{start}`."
+            )
+        return f"{start}..{end}"
+    if _ISO_DATE.fullmatch(low):
+        return f"{_real_date(low)}..{low}"
+    return None
+
+
+def _range_and_names(tokens: list[str], example: str) -> tuple[str | None, list[str]]:
+    """Split tokens into at most one range and any number of KPI keys, in either order."""
+    found: str | None = None
+    names: list[str] = []
+    for token in tokens:
+        period = _range(token)
+        if period is not None:
+            if found is not None:
+                raise CommandError(
+                    f"Give one period, not both {_code(found)} and {_code(period)}; "
+                    f"for example `{example}`."
+                )
+            found = period
+        elif _NAME.fullmatch(token.lower()):
+            if token.lower() not in names:
+                names.append(token.lower())
+        else:
+            raise CommandError(
+                f"{_code(token)} is not a period or a KPI name.{did_you_mean(token, RANGES)} "
+                + _RANGE_HELP
+            )
+    return found, names
+
+
+def _choice(token: str, choices: tuple[str, ...], what: str, example: str) -> str:
+    """`token` if it is one of `choices` (any case), else an error naming the nearest one."""
+    low = token.lower()
+    if low not in choices:
+        raise CommandError(
+            f"{_code(token)} is not {what}.{did_you_mean(low, choices)} "
+            f"Use {' or '.join(_code(c) for c in choices)}, like `{example}`."
+        )
+    return low
+
+
+def _nothing_more(command: str, extra: list[str], example: str) -> None:
+    """Refuse words after a command that takes no more of them, naming the words."""
+    if extra:
+        raise CommandError(
+            f"I don't know what to do with {_listing(extra)} after `{command}`. "
+            f"Write it like `{example}`."
+        )
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+def _dimension(key: str, raw: str) -> str:
+    """A dimension value: free text trimmed and case-folded, except `rep`, a Slack user id."""
+    value = _unquote(raw).strip()
+    if key == "rep":
+        if mention := _USER_MENTION.fullmatch(value):
+            return mention[1]
+        if _USER_ID.fullmatch(value):
+            return value
+        raise CommandError(
+            f"`rep={value}` needs a Slack user: type `rep=@` and pick them from the list."
+        )
+    if not value:
+        raise CommandError(f"`{key}` has no value; write it like `{key}=facebook`.")
+    return value.casefold()
+
+
+# --- log --------------------------------------------------------------------------------------
+
+_LOG_EXAMPLE = "/kpi log leads=12 spend=340"
+# KEY = VALUE; a value is quoted, a Slack mention, or runs to a space or a comma, except that a
+# comma followed by a digit belongs to a number like `$1,234`.
+_PAIR = re.compile(
+    r"""(?P<key>[^\s=,]+)\s*=\s*
+        (?P<value>"[^"]*"|'[^']*'|<[^<>]*>|(?:[^\s,="'<>]|,(?=[0-9]))*)""",
+    re.VERBOSE,
+)
+
+
+def _pairs(body: str) -> list[tuple[str, str]]:
+    """The KEY=VALUE pairs of a log, separated by spaces and/or commas."""
+    pairs: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(body):
+        if body[pos] in " ,":
+            pos += 1
+            continue
+        match = _PAIR.match(body, pos)
+        if match is None or (match.end() < len(body) and body[match.end()] not in " ,"):
+            end = body.find(" ", match.end() if match else pos)
+            token = body[pos:] if end < 0 else body[pos:end]
+            raise CommandError(
+                f"I can't read {_code(token)}: write each number as METRIC=VALUE, "
+                f"like `{_LOG_EXAMPLE}`."
+            )
+        if not match["value"]:
+            key = match["key"]
+            raise CommandError(f"`{key}` has no value; write it like `{key.lower()}=12`.")
+        pairs.append((match["key"], _unquote(match["value"])))
+        pos = match.end()
+    return pairs
+
+
+def _log_date(value: str) -> str:
+    low = value.lower()
+    if low in LOG_DATES:
+        return low
+    if _ISO_DATE.fullmatch(low):
+        return _real_date(low)
+    raise CommandError(
+        f"`date={value}` is not a date I can use.{did_you_mean(low, LOG_DATES)} "
+        "Write `date=2026-03-01`, `date=today` or `date=yesterday`."
+    )
+
+
+def _metric(key: str, value: str) -> str:
+    """A metric key; a wordy value under a name close to a dimension was meant as a dimension."""
+    if not any(ch.isdigit() for ch in value):
+        guess = did_you_mean(key, ("date", *DIMENSIONS))
+        if guess:
+            raise CommandError(
+                f"I don't know `{key}`.{guess} The dimensions are "
+                f"{', '.join(DIMENSIONS)}, and `date` sets the day."
+            )
+    return _name(key, "metric", "`leads`")
+
+
+def _parse_log(rest: str) -> Log | LogForm:
+    if not rest:
+        return LogForm()
+    values: list[tuple[str, str]] = []
+    dims: list[tuple[str, str]] = []
+    when: str | None = None
+    seen: set[str] = set()
+    for raw_key, value in _pairs(rest):
+        key = raw_key.lower()
+        if key in seen:
+            raise CommandError(
+                f"`{key}` is given twice; give each one once, like `{_LOG_EXAMPLE}`."
+            )
+        seen.add(key)
+        if key == "date":
+            when = _log_date(value)
+        elif key in DIMENSIONS:
+            dims.append((key, _dimension(key, value)))
+        else:
+            values.append((_metric(key, value), value))
+    if not values:
+        raise CommandError(f"Nothing to log: add at least one number, like `{_LOG_EXAMPLE}`.")
+    if len(values) > MAX_LOG_PAIRS:
+        raise CommandError(
+            f"That is {len(values)} numbers in one log; the limit is {MAX_LOG_PAIRS}. "
+            "Split them over two commands."
+        )
+    return Log(values=tuple(values), date=when, dims=tuple(dims))
+
+
+# --- report, chart, export ------------------------------------------------------------------
+
+
+def _parse_report(rest: str) -> Report:
+    period, names = _range_and_names(rest.split(), "/kpi report week cpl")
+    return Report(range=period, kpis=tuple(names))
+
+
+def _parse_chart(rest: str) -> Chart:
+    period, names = _range_and_names(rest.split(), "/kpi chart cpl 30d")
+    if not names:
+        raise CommandError("Which KPI should I chart? Write it like `/kpi chart cpl 30d`.")
+    if len(names) > 1:
+        raise CommandError(
+            f"I chart one KPI at a time, and you gave {_listing(names)}. "
+            "Write it like `/kpi chart cpl 30d`."
+        )
+    return Chart(kpi=names[0], range=period)
+
+
+def _parse_export(rest: str) -> Export:
+    period, names = _range_and_names(rest.split(), "/kpi export 30d")
+    _nothing_more("export", names, "/kpi export 30d")
+    return Export(range=period)
+
+
+# --- digest -----------------------------------------------------------------------------------
+
+_DIGEST_ACTIONS = ("now", "daily", "weekly", "off")
+_DIGEST_USAGE = (
+    "Write `/kpi digest now`, `/kpi digest daily 09:00`, `/kpi digest weekly monday 09:00` "
+    "or `/kpi digest off`."
+)
+_WEEKDAY_NUMBERS = {name: i for i, day in enumerate(WEEKDAYS) for name in (day, day[:3])}
+
+
+def _time(token: str) -> str:
+    """A 24-hour HH:MM time; `9:00` becomes `09:00`."""
+    match = _TIME.fullmatch(token)
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+        raise CommandError(
+            f"{_code(token)} is not a time: use 24-hour HH:MM, like `09:00` or `17:30`."
+        )
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
+def _weekday(token: str) -> int:
+    number = _WEEKDAY_NUMBERS.get(token.lower())
+    if number is None:
+        raise CommandError(
+            f"{_code(token)} is not a day of the week.{did_you_mean(token, WEEKDAYS)} "
+            "Write it like `/kpi digest weekly monday 09:00`."
+        )
+    return number
+
+
+def _optional_kind(args: list[str], command: str) -> str | None:
+    _nothing_more(command, args[1:], f"/kpi {command} weekly")
+    return _choice(args[0], DIGEST_KINDS, "a digest", f"/kpi {command} weekly") if args else None
+
+
+def _digest_now(args: list[str]) -> DigestNow:
+    return DigestNow(kind=_optional_kind(args, "digest now") or "daily")
+
+
+def _digest_off(args: list[str]) -> DigestOff:
+    return DigestOff(kind=_optional_kind(args, "digest off"))
+
+
+def _digest_daily(args: list[str]) -> DigestSchedule:
+    if not args:
+        raise CommandError("At what time? Write it like `/kpi digest daily 09:00`.")
+    _nothing_more("digest daily", args[1:], "/kpi digest daily 09:00")
+    return DigestSchedule(kind="daily", weekday=None, time=_time(args[0]))
+
+
+def _digest_weekly(args: list[str]) -> DigestSchedule:
+    if len(args) < 2:
+        raise CommandError("Which day and time? Write it like `/kpi digest weekly monday 09:00`.")
+    _nothing_more("digest weekly", args[2:], "/kpi digest weekly monday 09:00")
+    return DigestSchedule(kind="weekly", weekday=_weekday(args[0]), time=_time(args[1]))
+
+
+_DIGEST_PARSERS: dict[str, Callable[[list[str]], Command]] = {
+    "now": _digest_now,
+    "daily": _digest_daily,
+    "weekly": _digest_weekly,
+    "off": _digest_off,
+}
+
+
+def _parse_digest(rest: str) -> Command:
+    if not rest:
+        raise CommandError(f"What should the digest do? {_DIGEST_USAGE}")
+    action, *args = rest.split()
+    parser = _DIGEST_PARSERS.get(action.lower())
+    if parser is None:
+        raise CommandError(
+            f"I don't know `digest {action}`.{did_you_mean(action, _DIGEST_ACTIONS)} "
+            + _DIGEST_USAGE
+        )
+    return parser(args)
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+_ALERT_EXAMPLE = "/kpi alert cpl > 20 daily"
+# KPI, then a comparison that may touch it or the value: `cpl>20`, `cpl >= 20`, `cpl ≥ 20`.
+_ALERT_HEAD = re.compile(r"(?P<kpi>[^\s<>=!≥≤]+)\s*(?P<op>[<>]=?|=[<>]|[=!]=?|≥|≤)?\s*(?P<tail>.*)")
+_OP_SPELLINGS = {"=>": ">=", "=<": "<=", "≥": ">=", "≤": "<="}
+_MENTION = re.compile(
+    r"<(?:@(?P<user>[UW][A-Z0-9]+)|!subteam\^(?P<group>[A-Z0-9]+)|!(?P<special>channel|here|everyone))"
+    r"(?:\|[^<>]*)?>"
+)
+_MAX_FOR_PERIODS = 365
+
+
+def _rule_id(token: str, example: str) -> int:
+    match = _RULE_ID.fullmatch(token)
+    if match is None or int(match[1]) < 1:
+        raise CommandError(
+            f"{_code(token)} is not an alert number; `/kpi alerts` lists them. "
+            f"Write it like `{example}`."
+        )
+    return int(match[1])
+
+
+def _duration(token: str) -> str:
+    match = _DURATION.fullmatch(token.lower())
+    if match is None or not 1 <= int(match[1]) <= _DURATION_LIMITS[match[2]]:
+        raise CommandError(
+            f"{_code(token)} is not a snooze time: write hours, days or weeks up to a year, "
+            "like `12h`, `1d` or `2w`."
+        )
+    return f"{int(match[1])}{match[2]}"
+
+
+def _alert_remove(args: list[str]) -> AlertRemove:
+    example = "/kpi alert remove 3"
+    if not args:
+        raise CommandError(f"Which alert? Write it like `{example}`; `/kpi alerts` lists them.")
+    _nothing_more("alert remove", args[1:], example)
+    return AlertRemove(rule_id=_rule_id(args[0], example))
+
+
+def _alert_snooze(args: list[str]) -> AlertSnooze:
+    example = "/kpi alert snooze 3 1d"
+    if len(args) < 2:
+        raise CommandError(f"Which alert, and for how long? Write it like `{example}` (h, d or w).")
+    _nothing_more("alert snooze", args[2:], example)
+    return AlertSnooze(rule_id=_rule_id(args[0], example), duration=_duration(args[1]))
+
+
+def _mention(token: str) -> str:
+    """The mention in the form Slack expands when the bot posts it."""
+    match = _MENTION.fullmatch(token)
+    if match is None:
+        raise CommandError(
+            f"I can't tell who {_code(token)} is: type `@` and pick a person or group from "
+            "Slack's list, so it becomes a mention."
+        )
+    if match["user"]:
+        return f"<@{match['user']}>"
+    if match["group"]:
+        return f"<!subteam^{match['group']}>"
+    return f"<!{match['special']}>"
+
+
+def _operator(head: re.Match[str]) -> tuple[str, list[str]]:
+    """The rule's operator and the words after it."""
+    words = head["tail"].split()
+    op = head["op"]
+    if op is None:
+        if words and words[0].lower() in CHANGE_OPS:
+            return words[0].lower(), words[1:]
+        raise CommandError(
+            f"The alert needs a comparison (`>`, `>=`, `<`, `<=`) or `up`/`down` with a percent, "
+            f"like `{_ALERT_EXAMPLE}` or `/kpi alert leads down 20%`."
+        )
+    op = _OP_SPELLINGS.get(op, op)
+    if op not in ALERT_OPS:
+        raise CommandError(
+            f"{_code(op)} is not a comparison I can watch; use `>`, `>=`, `<` or `<=`, "
+            f"like `{_ALERT_EXAMPLE}`."
+        )
+    return op, words
+
+
+def _threshold(op: str, words: list[str]) -> str:
+    if not words or not any(ch.isdigit() for ch in words[0]):
+        raise CommandError(f"The alert needs a number to compare with, like `{_ALERT_EXAMPLE}`.")
+    value = words[0]
+    if op in CHANGE_OPS:
+        try:
+            change = parse_number(value, "percent")
+        except NumberError as error:
+            raise CommandError(f"{error} For example `/kpi alert leads down 20%`.") from None
+        if change <= 0:
+            raise CommandError(
+                f"Give the change as a positive percent; `{op}` says which way, like "
+                "`/kpi alert leads down 20%`."
+            )
+    return value
+
+
+def _alert_add(rest: str) -> AlertAdd:
+    head = _ALERT_HEAD.fullmatch(rest)
+    if head is None:
+        raise CommandError(f"Write the alert like `{_ALERT_EXAMPLE}`.")
+    kpi = _name(head["kpi"], "KPI", "`cpl`")
+    op, words = _operator(head)
+    threshold = _threshold(op, words)
+    period: str | None = None
+    for_periods: int | None = None
+    mention: str | None = None
+    dims: dict[str, str] = {}
+    options = iter(words[1:])
+    for word in options:
+        low = word.lower()
+        if low in ALERT_PERIODS or _DAYS.fullmatch(low):
+            if period is not None:
+                raise CommandError(f"Give one period, not both `{period}` and `{low}`.")
+            period = low if low in ALERT_PERIODS else _range(low)
+        elif low == "for":
+            for_periods = _for_periods(next(options, ""))
+        elif word.startswith(("<", "@")):
+            if mention is not None:
+                raise CommandError("An alert mentions one person or group; pick one.")
+            mention = _mention(word)
+        elif "=" in word:
+            key, _, value = word.partition("=")
+            key = _choice(key, DIMENSIONS, "a dimension", "/kpi alert cpl > 20 source=facebook")
+            if key in dims:
+                raise CommandError(f"`{key}` is given twice; give each dimension once.")
+            dims[key] = _dimension(key, value)
+        else:
+            raise CommandError(
+                f"I don't know what {_code(word)} means in an alert."
+                f"{did_you_mean(low, (*ALERT_PERIODS, 'for'))} Write it like "
+                "`/kpi alert cpl > 20 weekly for 2 @marketing source=facebook`."
+            )
+    return AlertAdd(
+        kpi=kpi,
+        op=op,
+        threshold=threshold,
+        period=period or "daily",
+        for_periods=for_periods or 1,
+        mention=mention,
+        dims=tuple(dims.items()),
+    )
+
+
+def _for_periods(token: str) -> int:
+    if not token.isascii() or not token.isdigit() or not 1 <= int(token) <= _MAX_FOR_PERIODS:
+        raise CommandError(
+            f"`for` takes a number of periods in a row, 1 to {_MAX_FOR_PERIODS}, "
+            "like `/kpi alert cpl > 20 daily for 3`."
+        )
+    return int(token)
+
+
+def _parse_alert(rest: str) -> Command:
+    if not rest:
+        return AlertForm()
+    first, _, after = rest.partition(" ")
+    if first.lower() == "remove":
+        return _alert_remove(after.split())
+    if first.lower() == "snooze":
+        return _alert_snooze(after.split())
+    return _alert_add(rest)
+
+
+# --- goal, define, history, tz --------------------------------------------------------------
+
+
+def _parse_goal(rest: str) -> Goal:
+    example = "/kpi goal leads 500 monthly"
+    words = rest.split()
+    if len(words) < 2 or not any(ch.isdigit() for ch in words[1]):
+        raise CommandError(f"A goal needs a KPI and a target; write it like `{example}`.")
+    _nothing_more("goal", words[3:], example)
+    period = _choice(words[2], GOAL_PERIODS, "a goal period", example) if len(words) > 2 else None
+    return Goal(kpi=_name(words[0], "KPI", "`leads`"), value=words[1], period=period or "monthly")
+
+
+def _parse_define(rest: str) -> Define:
+    example = "/kpi define big_mac = revenue / 5.58"
+    raw_key, equals, formula = rest.partition("=")
+    key = raw_key.strip().lower()
+    if not equals or not key or not formula.strip():
+        raise CommandError(f"Write a definition like `{example}`.")
+    if not _DEFINED_NAME.fullmatch(key):
+        raise CommandError(
+            f"{_code(key)} can't be a KPI name: start with a letter and use letters, digits and "
+            f"`_` (up to 40), like `{example}`."
+        )
+    if key in ("date", *DIMENSIONS):
+        raise CommandError(f"`{key}` is a reserved word; pick another name, like `big_mac`.")
+    return Define(key=key, formula=formula.strip())
+
+
+def _parse_history(rest: str) -> History:
+    words = rest.split()
+    _nothing_more("history", words[1:], "/kpi history leads")
+    return History(metric=_name(words[0], "metric", "`leads`") if words else None)
+
+
+def _parse_tz(rest: str) -> Tz:
+    if not rest:
+        raise CommandError("Which time zone? Write its IANA name, like `/kpi tz America/Bogota`.")
+    if " " in rest:
+        raise CommandError(
+            f"Time zone names have no spaces ({_code(rest)}); write it like "
+            "`/kpi tz America/New_York`."
+        )
+    return Tz(zone=rest)
+
+
+def _bare(command: str, make: Callable[[], Command]) -> Callable[[str], Command]:
+    """A parser for a command that takes nothing after its name."""
+
+    def parse(rest: str) -> Command:
+        _nothing_more(command, rest.split(), f"/kpi {command}")
+        return make()
+
+    return parse
+
+
+def _parse_help(rest: str) -> Help:
+    """Help takes any words (`help alerts`): whatever was asked, the answer is the usage."""
+    return Help()
+
+
+_PARSERS: dict[str, Callable[[str], Command]] = {
+    "log": _parse_log,
+    "report": _parse_report,
+    "chart": _parse_chart,
+    "digest": _parse_digest,
+    "alert": _parse_alert,
+    "alerts": _bare("alerts", Alerts),
+    "goal": _parse_goal,
+    "metrics": _bare("metrics", Metrics),
+    "define": _parse_define,
+    "history": _parse_history,
+    "undo": _bare("undo", Undo),
+    "export": _parse_export,
+    "tz": _parse_tz,
+    "settings": _bare("settings", Settings),
+    "help": _parse_help,
+}
+COMMANDS = tuple(_PARSERS)

@@ -1,0 +1,1 @@
+"""Rendering: one formatter for numbers, one renderer per kind of message."""

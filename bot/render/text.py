@@ -1,0 +1,43 @@
+"""Plain-text and Markdown renderings of a report, for the terminal and demo files."""
+
+from __future__ import annotations
+
+from bot.render.numbers import format_change, format_value
+from bot.usecases import Report
+from kpis.compare import Verdict
+
+_MARK = {Verdict.BETTER: "▲ good", Verdict.WORSE: "▼ bad", Verdict.SAME: "", Verdict.UNKNOWN: ""}
+
+
+def report_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
+    """(label, value, previous, change, verdict) rows: metrics first, then KPIs."""
+    ws = report.workspace
+    rows = []
+    for section, defs in ((report.metrics, report.catalogue.metrics), (report.kpis, report.catalogue.kpis)):
+        for key, change in section.items():
+            d = defs[key]
+            fmt = {"currency": ws.currency, "locale": ws.locale}
+            rows.append((
+                d.label,
+                format_value(change.value, d.unit, **fmt),
+                format_value(change.previous, d.unit, **fmt),
+                format_change(change.change_pct, locale=ws.locale),
+                _MARK[change.verdict],
+            ))
+    return rows
+
+
+def report_table(report: Report) -> str:
+    """A fixed-width table for the terminal."""
+    header = ("", str(report.period), str(report.previous), "change", "")
+    rows = report_rows(report)
+    if not rows:
+        return f"No numbers logged for {report.period} yet.\n"
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    lines = []
+    for i, row in enumerate([header, *rows]):
+        cells = [row[0].ljust(widths[0])] + [row[j].rjust(widths[j]) for j in range(1, 4)] + [row[4]]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append("-" * len(lines[0]))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,288 @@
+"""The catalogue of metrics and KPIs, as data.
+
+One definition per metric (what people log) and per KPI (a formula over metrics and other
+KPIs). Everything else (forms, reports, digests, the CSV importer) reads these definitions
+instead of knowing metric names itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from kpis.formula import Formula, FormulaError, check_names, dependency_order, parse
+
+
+class Unit(StrEnum):
+    CURRENCY = "currency"
+    COUNT = "count"
+    PERCENT = "percent"
+    DAYS = "days"
+    HOURS = "hours"
+    SCORE = "score"
+    RATIO = "ratio"
+    MONTHS = "months"
+
+
+class Aggregation(StrEnum):
+    """How daily values roll up into a longer period."""
+
+    SUM = "sum"
+    LAST = "last"
+    MEAN = "mean"
+
+
+class Better(StrEnum):
+    HIGHER = "higher"
+    LOWER = "lower"
+    NEUTRAL = "neutral"
+
+
+PACKS = ("marketing", "sales", "service", "finance", "team")
+#: optional tags on an entry; `rep` holds a Slack user id, the others free text (case-folded)
+DIMENSIONS = ("source", "rep", "campaign", "product")
+DEFAULT_PACKS = ("marketing", "sales")
+
+#: names every formula may use besides metrics and KPIs
+BUILTIN_NAMES = frozenset({"days"})
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An input people log, once per day."""
+
+    key: str
+    label: str
+    unit: Unit
+    aggregation: Aggregation
+    pack: str
+    help: str = ""
+    minimum: float | None = 0.0
+    maximum: float | None = None
+    whole: bool = False
+
+    def check(self, value: float) -> str | None:
+        """Why `value` cannot be stored for this metric, or None when it can."""
+        if self.minimum is not None and value < self.minimum:
+            if self.minimum == 0:
+                return f"{self.key} cannot be negative (got {value:g})"
+            return f"{self.key} must be at least {self.minimum:g} (got {value:g})"
+        if self.maximum is not None and value > self.maximum:
+            return f"{self.key} must be at most {self.maximum:g} (got {value:g})"
+        if self.whole and value != int(value):
+            return f"{self.key} is a count: use a whole number (got {value:g})"
+        return None
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """A number computed from the period's aggregated inputs (a ratio of sums)."""
+
+    key: str
+    label: str
+    formula: Formula
+    unit: Unit
+    better: Better
+    pack: str
+    help: str = ""
+    custom: bool = False
+
+
+def _m(key: str, label: str, unit: str, agg: str, pack: str, help: str = "", **kw: float | bool | None) -> Metric:
+    unit_ = Unit(unit)
+    whole = unit_ is Unit.COUNT
+    return Metric(key, label, unit_, Aggregation(agg), pack, help or label, whole=whole, **kw)  # type: ignore[arg-type]
+
+
+METRICS: tuple[Metric, ...] = (
+    _m("spend", "Ad spend (paid investment)", "currency", "sum", "marketing"),
+    _m("organic_spend", "Organic acquisition cost (content, SEO, PR)", "currency", "sum", "marketing"),
+    _m("impressions", "Impressions", "count", "sum", "marketing"),
+    _m("reach", "Reach (unique people)", "count", "sum", "marketing",
+       "Unique people reached per day. Summed over a week or month, people seen on two days "
+       "count twice, so weekly reach and frequency are estimates."),
+    _m("clicks", "Link clicks", "count", "sum", "marketing"),
+    _m("page_views", "Landing page views", "count", "sum", "marketing"),
+    _m("leads", "Leads", "count", "sum", "marketing"),
+    _m("mqls", "Marketing-qualified leads", "count", "sum", "marketing"),
+    _m("bookings", "Calls booked", "count", "sum", "sales"),
+    _m("qualified_bookings", "Qualified calls booked", "count", "sum", "sales"),
+    _m("shows", "Calls attended (show-ups)", "count", "sum", "sales"),
+    _m("sqls", "Sales-qualified leads (opportunities)", "count", "sum", "sales"),
+    _m("sales", "Deals closed", "count", "sum", "sales"),
+    _m("new_customers", "New customers", "count", "sum", "sales"),
+    _m("revenue", "Revenue billed", "currency", "sum", "sales"),
+    _m("cash_collected", "Cash collected", "currency", "sum", "sales"),
+    _m("pipeline_value", "Open pipeline value (weighted)", "currency", "last", "sales"),
+    _m("days_to_close", "Days from call to sale", "days", "mean", "sales"),
+    _m("active_customers", "Active customers", "count", "last", "service"),
+    _m("customers_lost", "Customers lost (churned)", "count", "sum", "service"),
+    _m("refund_requests", "Refund requests", "count", "sum", "service"),
+    _m("refunds", "Refunds paid", "currency", "sum", "service"),
+    _m("onboarding_days", "Days from payment to start", "days", "mean", "service"),
+    _m("program_completion", "Program content consumed", "percent", "mean", "service", maximum=1.0),
+    _m("client_tasks_assigned", "Client tasks assigned", "count", "sum", "service"),
+    _m("client_tasks_done", "Client tasks completed", "count", "sum", "service"),
+    _m("clients_evaluated", "Clients evaluated against their promised result", "count", "sum", "service"),
+    _m("client_successes", "Clients who reached the promised result", "count", "sum", "service"),
+    _m("nps_promoters", "NPS promoters (9-10)", "count", "sum", "service"),
+    _m("nps_passives", "NPS passives (7-8)", "count", "sum", "service"),
+    _m("nps_detractors", "NPS detractors (0-6)", "count", "sum", "service"),
+    _m("referrals", "Referrals received", "count", "sum", "service"),
+    _m("upsells", "Upsells / renewals sold", "count", "sum", "service"),
+    _m("mrr", "Monthly recurring revenue", "currency", "last", "finance"),
+    _m("cogs", "Cost of goods / delivery", "currency", "sum", "finance"),
+    _m("fixed_costs", "Fixed costs", "currency", "sum", "finance"),
+    _m("variable_costs", "Variable costs", "currency", "sum", "finance"),
+    _m("expenses", "Total operating expenses", "currency", "sum", "finance"),
+    _m("payroll", "Personnel cost", "currency", "sum", "finance"),
+    _m("cash_balance", "Cash in bank", "currency", "last", "finance", minimum=None),
+    _m("accounts_receivable", "Accounts receivable (owed to us)", "currency", "last", "finance"),
+    _m("accounts_payable", "Accounts payable (we owe)", "currency", "last", "finance"),
+    _m("team_tasks_due", "Team tasks due", "count", "sum", "team"),
+    _m("team_tasks_on_time", "Team tasks done on time", "count", "sum", "team"),
+    _m("budgeted_hours", "Budgeted hours", "hours", "sum", "team"),
+    _m("actual_hours", "Actual hours", "hours", "sum", "team"),
+    _m("employee_satisfaction", "Employee satisfaction (1-10)", "score", "mean", "team", minimum=1.0, maximum=10.0),
+)
+
+# (key, label, formula, unit, better, pack, help)
+_KPI_ROWS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
+    ("cpm", "Cost per 1,000 impressions", "spend / impressions * 1000", "currency", "lower", "marketing", ""),
+    ("frequency", "Frequency", "impressions / reach", "ratio", "neutral", "marketing",
+     "Impressions per person reached. Over more than a day reach is summed, so this is a lower bound."),
+    ("ctr", "Click-through rate", "clicks / impressions", "percent", "higher", "marketing", ""),
+    ("cpc", "Cost per click", "spend / clicks", "currency", "lower", "marketing", ""),
+    ("view_rate", "Landing page loads per click", "page_views / clicks", "percent", "higher", "marketing", ""),
+    ("landing_cvr", "Landing conversion rate", "leads / page_views", "percent", "higher", "marketing", ""),
+    ("cpl", "Cost per lead", "spend / leads", "currency", "lower", "marketing", ""),
+    ("mql_rate", "Lead-to-MQL rate", "mqls / leads", "percent", "higher", "marketing", ""),
+    ("booking_rate", "Lead-to-booking rate", "bookings / leads", "percent", "higher", "sales", ""),
+    ("cost_per_booking", "Cost per booked call", "spend / bookings", "currency", "lower", "sales", ""),
+    ("qualified_booking_rate", "Qualified share of bookings", "qualified_bookings / bookings", "percent", "higher", "sales", ""),
+    ("show_rate", "Show-up rate", "shows / bookings", "percent", "higher", "sales", ""),
+    ("close_rate", "Close rate (per attended call)", "sales / shows", "percent", "higher", "sales", ""),
+    ("booking_to_sale", "Booking-to-sale rate", "sales / bookings", "percent", "higher", "sales", ""),
+    ("funnel_cvr", "Funnel conversion (lead to sale)", "sales / leads", "percent", "higher", "sales", ""),
+    ("sql_rate", "Lead-to-SQL rate", "sqls / leads", "percent", "higher", "sales", ""),
+    ("win_rate", "Opportunity win rate", "sales / sqls", "percent", "higher", "sales", ""),
+    ("cac", "Paid customer acquisition cost", "spend / new_customers", "currency", "lower", "sales", ""),
+    ("blended_cac", "Blended CAC (paid + organic)", "(spend + organic_spend) / new_customers", "currency", "lower", "sales", ""),
+    ("aov", "Average order value", "revenue / sales", "currency", "higher", "sales", ""),
+    ("earnings_per_lead", "Revenue per lead", "revenue / leads", "currency", "higher", "sales", ""),
+    ("earnings_per_booking", "Revenue per booked call", "revenue / bookings", "currency", "higher", "sales", ""),
+    ("roas", "Return on ad spend", "revenue / spend", "ratio", "higher", "sales", ""),
+    ("marketing_roi", "Marketing ROI", "(revenue - spend) / spend", "percent", "higher", "sales", ""),
+    ("ad_profit", "Profit after ads (cash)", "cash_collected - spend", "currency", "higher", "sales", ""),
+    ("cash_collected_rate", "Cash collected up front", "cash_collected / revenue", "percent", "higher", "sales", ""),
+    ("refund_rate", "Refund request rate", "refund_requests / sales", "percent", "lower", "service", ""),
+    ("nps", "Net Promoter Score",
+     "(nps_promoters - nps_detractors) / (nps_promoters + nps_passives + nps_detractors) * 100",
+     "score", "higher", "service", ""),
+    ("churn_rate", "Churn rate", "customers_lost / opening(active_customers)", "percent", "lower", "service",
+     "Customers lost over the active customers logged before the period started."),
+    ("retention_rate", "Retention rate", "1 - churn_rate", "percent", "higher", "service", ""),
+    ("arpu", "Revenue per active customer", "revenue / active_customers", "currency", "higher", "service", ""),
+    ("ltv", "Customer lifetime value", "arpu / churn_rate", "currency", "higher", "service",
+     "Revenue per customer over the period divided by the period's churn rate."),
+    ("ltv_cac", "LTV to CAC ratio", "ltv / cac", "ratio", "higher", "service",
+     "Below 1 the business loses money on every customer it buys."),
+    ("referral_rate", "Referrals per active customer", "referrals / active_customers", "percent", "higher", "service", ""),
+    ("upsell_rate", "Upsells per active customer", "upsells / active_customers", "percent", "higher", "service", ""),
+    ("client_task_completion", "Client task completion", "client_tasks_done / client_tasks_assigned", "percent", "higher", "service", ""),
+    ("success_rate", "Client success rate", "client_successes / clients_evaluated", "percent", "higher", "service", ""),
+    ("gross_profit", "Gross profit", "revenue - cogs", "currency", "higher", "finance", ""),
+    ("gross_margin", "Gross margin", "(revenue - cogs) / revenue", "percent", "higher", "finance", ""),
+    ("net_profit", "Net profit", "revenue - expenses", "currency", "higher", "finance", ""),
+    ("profit_margin", "Net profit margin", "(revenue - expenses) / revenue", "percent", "higher", "finance", ""),
+    ("break_even_revenue", "Break-even revenue", "fixed_costs / ((revenue - variable_costs) / revenue)", "currency", "lower", "finance", ""),
+    ("marketing_to_revenue", "Marketing-to-revenue ratio", "spend / revenue", "percent", "lower", "finance", ""),
+    ("ler", "Labor efficiency ratio", "revenue / payroll", "ratio", "higher", "finance", ""),
+    ("runway_months", "Cash runway (months)", "cash_balance / (expenses / days * 30)", "months", "higher", "finance",
+     "Cash in bank over the period's expenses scaled to a 30-day month."),
+    ("on_time_rate", "Team tasks on time", "team_tasks_on_time / team_tasks_due", "percent", "higher", "team", ""),
+    ("hours_efficiency", "Budgeted vs actual hours", "budgeted_hours / actual_hours", "ratio", "higher", "team", ""),
+)
+
+KPIS: tuple[Kpi, ...] = tuple(
+    Kpi(key, label, parse(formula), Unit(unit), Better(better), pack, help or label)
+    for key, label, formula, unit, better, pack, help in _KPI_ROWS
+)
+
+#: the KPIs a digest and App Home lead with, in order
+HEADLINE_KPIS = ("cpl", "booking_rate", "show_rate", "close_rate", "cac", "roas", "ad_profit", "aov")
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The metrics and KPIs one workspace knows: the built-ins plus its own definitions."""
+
+    metrics: Mapping[str, Metric]
+    kpis: Mapping[str, Kpi]
+    order: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def build(cls, metrics: Iterable[Metric] = (), kpis: Iterable[Kpi] = ()) -> Catalogue:
+        """The built-in catalogue extended with custom metrics and KPIs, checked as a whole."""
+        all_metrics = {m.key: m for m in (*METRICS, *metrics)}
+        all_kpis = {k.key: k for k in (*KPIS, *kpis)}
+        known = set(all_metrics) | set(all_kpis) | BUILTIN_NAMES
+        for kpi in all_kpis.values():
+            check_names(kpi.formula, known)
+        order = dependency_order({k: v.formula for k, v in all_kpis.items()})
+        return cls(all_metrics, all_kpis, tuple(k for k in order if k in all_kpis))
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.metrics) | frozenset(self.kpis)
+
+    def inputs_of(self, key: str) -> frozenset[str]:
+        """The metrics (and `opening:` gauges) a KPI needs, through the KPIs it uses."""
+        if key in self.metrics:
+            return frozenset({key})
+        found: set[str] = set()
+        for name in self.kpis[key].formula.names:
+            if name in BUILTIN_NAMES:
+                continue
+            if name.startswith("opening:"):
+                found.add(name)
+            else:
+                found |= self.inputs_of(name)
+        return frozenset(found)
+
+    def kpis_using(self, metrics: Iterable[str]) -> list[str]:
+        """KPIs (in catalogue order) that read any of `metrics`: what a log entry moves."""
+        wanted = set(metrics)
+        return [
+            key for key in self.order
+            if any(i.removeprefix("opening:") in wanted for i in self.inputs_of(key))
+        ]
+
+    def metrics_in(self, packs: Iterable[str]) -> list[Metric]:
+        chosen = set(packs)
+        return [m for m in self.metrics.values() if m.pack in chosen or m.pack == "custom"]
+
+    def kpis_in(self, packs: Iterable[str]) -> list[Kpi]:
+        chosen = set(packs)
+        return [self.kpis[k] for k in self.order if self.kpis[k].pack in chosen or self.kpis[k].custom]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+
+def custom_kpi(key: str, formula_text: str, *, label: str = "", unit: str = "ratio", better: str = "neutral") -> Kpi:
+    """A team's own KPI; raises FormulaError when the formula does not parse."""
+    return Kpi(key, label or key, parse(formula_text), Unit(unit), Better(better), "custom", formula_text, custom=True)
+
+
+def custom_metric(key: str, *, label: str = "", unit: str = "count", aggregation: str = "sum") -> Metric:
+    return _m(key, label or key, unit, aggregation, "custom")
+
+
+DEFAULT = Catalogue.build()
+
+__all__ = [
+    "Aggregation", "Better", "Catalogue", "DEFAULT", "DEFAULT_PACKS", "DIMENSIONS", "FormulaError", "HEADLINE_KPIS",
+    "KPIS", "METRICS", "Kpi", "Metric", "PACKS", "Unit", "custom_kpi", "custom_metric",
+]

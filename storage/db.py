@@ -1,0 +1,74 @@
+"""Engines and schema upgrades, for SQLite (the default) and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from storage.repository import Store
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_ADVISORY_LOCK = 7_301_942  # serialises migrations of several processes on one PostgreSQL
+
+log = logging.getLogger(__name__)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for its backend: WAL, busy timeout and foreign keys on SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the lock up front: a deferred transaction that upgrades to a write
+        # fails at once with "database is locked" instead of waiting for its turn.
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration (idempotent, safe with several processes)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _ADVISORY_LOCK})
+            connection.commit()
+        try:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        finally:
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _ADVISORY_LOCK})
+                connection.commit()
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """A Store on `url`, with the schema created or upgraded first."""
+    engine = make_engine(url)
+    if migrate:
+        upgrade(engine)
+    return Store(engine)

@@ -1,0 +1,129 @@
+"""SQLAlchemy 2 typed models. Alembic migrations in storage/migrations follow these."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class WorkspaceRow(Base):
+    """A Slack workspace (team_id), or `local` for the command line alone."""
+
+    __tablename__ = "workspaces"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    locale: Mapped[str] = mapped_column(String(16), default="en_US")
+    packs: Mapped[str] = mapped_column(String(200), default="marketing,sales")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DefinitionRow(Base):
+    """A workspace's own metric (formula is None) or KPI (formula set)."""
+
+    __tablename__ = "definitions"
+    __table_args__ = (UniqueConstraint("workspace_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    formula: Mapped[str | None] = mapped_column(Text)
+    unit: Mapped[str] = mapped_column(String(16))
+    aggregation: Mapped[str] = mapped_column(String(8), default="sum")
+    better: Mapped[str] = mapped_column(String(8), default="neutral")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EntryRow(Base):
+    """One value per (workspace, metric, day, author, dimension values).
+
+    Dimension columns hold '' when unset, so the unique key treats "no campaign" as a value.
+    """
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        UniqueConstraint(
+            "workspace_id", "metric", "day", "author", "source", "rep", "campaign", "product",
+            name="uq_entries_key",
+        ),
+        Index("ix_entries_workspace_day", "workspace_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    author: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64), default="")
+    rep: Mapped[str] = mapped_column(String(64), default="")
+    campaign: Mapped[str] = mapped_column(String(64), default="")
+    product: Mapped[str] = mapped_column(String(64), default="")
+    value: Mapped[float] = mapped_column(Float)
+    origin: Mapped[str] = mapped_column(String(16))
+    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    write_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DailyTotalRow(Base):
+    """Per (workspace, metric, day): sum and count of entries and the latest written value.
+
+    Kept in the same transaction as every entry write, so a report reads one row per metric
+    and day however many authors, sources or years of history there are.
+    """
+
+    __tablename__ = "daily_totals"
+    __table_args__ = (Index("ix_daily_totals_workspace_day", "workspace_id", "day", "metric"),)
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    latest: Mapped[float | None] = mapped_column(Float)
+
+
+class ChangeRow(Base):
+    """The audit trail: every write, who made it, old and new value, and where it came from."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_workspace_actor", "workspace_id", "actor", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    batch: Mapped[str] = mapped_column(String(36), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    metric: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    author: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64), default="")
+    rep: Mapped[str] = mapped_column(String(64), default="")
+    campaign: Mapped[str] = mapped_column(String(64), default="")
+    product: Mapped[str] = mapped_column(String(64), default="")
+    old_value: Mapped[float | None] = mapped_column(Float)
+    new_value: Mapped[float | None] = mapped_column(Float)
+    origin: Mapped[str] = mapped_column(String(16))
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

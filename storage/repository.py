@@ -1,0 +1,515 @@
+"""The repository: every read and write of the product, in domain terms.
+
+Each public method is one transaction. Writes keep `daily_totals` in step with `entries` so
+that period reports read pre-aggregated days (cost grows with the period, not the history).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy.exc import OperationalError
+
+from kpis.catalogue import (
+    DEFAULT_PACKS,
+    DIMENSIONS,
+    Aggregation,
+    Catalogue,
+    custom_kpi,
+    custom_metric,
+)
+from kpis.periods import Period
+from kpis.rollup import Dims, PeriodData
+from storage.models import ChangeRow, DailyTotalRow, DefinitionRow, EntryRow, WorkspaceRow
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: str
+    timezone: str
+    currency: str
+    locale: str
+    packs: tuple[str, ...]
+    name: str = ""
+    enterprise_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Write:
+    """One value to store: replaces the same author's value for the same key, adds to others'."""
+
+    metric: str
+    day: date
+    value: float
+    author: str
+    dims: Dims = ()
+
+
+@dataclass(frozen=True)
+class Changed:
+    metric: str
+    day: date
+    author: str
+    dims: Dims
+    old: float | None
+    new: float | None
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """What one log, import or undo did, in order."""
+
+    id: str
+    actor: str
+    origin: str
+    changes: tuple[Changed, ...] = field(default_factory=tuple)
+
+    @property
+    def metrics(self) -> list[str]:
+        return sorted({c.metric for c in self.changes})
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    metric: str
+    day: date
+    value: float
+    author: str
+    dims: Dims
+    origin: str
+    written_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: datetime
+    actor: str
+    metric: str
+    day: date
+    author: str
+    dims: Dims
+    old: float | None
+    new: float | None
+    origin: str
+    undone: bool
+
+
+def _dims_columns(dims: Dims) -> dict[str, str]:
+    values = dict(dims)
+    return {name: values.get(name, "") for name in DIMENSIONS}
+
+
+def _dims_of(row: Any) -> Dims:
+    return tuple((name, getattr(row, name)) for name in DIMENSIONS if getattr(row, name))
+
+
+class Store:
+    """All persistence of the bot. Pass a clock to make time-dependent tests exact."""
+
+    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(readonly=True) as conn, conn.begin():
+            yield conn
+
+    def _retrying(self, work: Callable[[], T], attempts: int = 5) -> T:
+        """Retries SQLite's transient 'database is locked' so it never reaches a user."""
+        for attempt in range(attempts):
+            try:
+                return work()
+            except OperationalError as error:
+                if "locked" not in str(error).lower() or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def ping(self) -> bool:
+        with self._read() as conn:
+            conn.execute(select(1))
+        return True
+
+    # -- workspaces -----------------------------------------------------------------------
+
+    def workspace(self, workspace_id: str) -> Workspace | None:
+        with self._read() as conn:
+            row = conn.execute(select(WorkspaceRow).where(WorkspaceRow.id == workspace_id)).first()
+        return None if row is None else _workspace(row)
+
+    def workspace_ids(self) -> list[str]:
+        with self._read() as conn:
+            return list(conn.scalars(select(WorkspaceRow.id).order_by(WorkspaceRow.id)))
+
+    def ensure_workspace(
+        self, workspace_id: str, *, timezone: str = "UTC", enterprise_id: str | None = None,
+        name: str = "",
+    ) -> tuple[Workspace, bool]:
+        """The workspace, created with the default packs if new; the flag says it was created."""
+        existing = self.workspace(workspace_id)
+        if existing is not None:
+            return existing, False
+
+        def create() -> None:
+            with self._write() as conn:
+                if conn.execute(
+                    select(WorkspaceRow.id).where(WorkspaceRow.id == workspace_id)
+                ).first():
+                    return
+                conn.execute(insert(WorkspaceRow).values(
+                    id=workspace_id, enterprise_id=enterprise_id, name=name, timezone=timezone,
+                    currency="USD", locale="en_US", packs=",".join(DEFAULT_PACKS),
+                    created_at=self.clock(),
+                ))
+
+        self._retrying(create)
+        created = self.workspace(workspace_id)
+        assert created is not None
+        return created, True
+
+    def update_workspace(self, workspace_id: str, **fields: Any) -> Workspace:
+        if "packs" in fields:
+            fields["packs"] = ",".join(fields["packs"])
+        with self._write() as conn:
+            conn.execute(update(WorkspaceRow).where(WorkspaceRow.id == workspace_id).values(**fields))
+        result = self.workspace(workspace_id)
+        assert result is not None
+        return result
+
+    # -- definitions ----------------------------------------------------------------------
+
+    def catalogue(self, workspace_id: str) -> Catalogue:
+        """The built-in catalogue plus this workspace's own metrics and KPIs."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(DefinitionRow).where(DefinitionRow.workspace_id == workspace_id)
+                .order_by(DefinitionRow.id)
+            ).all()
+        metrics = [
+            custom_metric(r.key, label=r.label, unit=r.unit, aggregation=r.aggregation)
+            for r in rows if r.formula is None
+        ]
+        kpis = [
+            custom_kpi(r.key, r.formula, label=r.label, unit=r.unit, better=r.better)
+            for r in rows if r.formula is not None
+        ]
+        return Catalogue.build(metrics, kpis)
+
+    def define(
+        self, workspace_id: str, key: str, *, formula: str | None, unit: str, actor: str,
+        label: str = "", aggregation: str = "sum", better: str = "neutral",
+    ) -> None:
+        """Adds or replaces a custom metric (formula None) or KPI; callers validate first."""
+        values = dict(
+            label=label or key, formula=formula, unit=unit, aggregation=aggregation,
+            better=better, created_by=actor, created_at=self.clock(),
+        )
+        with self._write() as conn:
+            found = conn.execute(
+                update(DefinitionRow)
+                .where(DefinitionRow.workspace_id == workspace_id, DefinitionRow.key == key)
+                .values(**values)
+            ).rowcount
+            if not found:
+                conn.execute(insert(DefinitionRow).values(workspace_id=workspace_id, key=key, **values))
+
+    def remove_definition(self, workspace_id: str, key: str) -> bool:
+        with self._write() as conn:
+            return bool(conn.execute(
+                delete(DefinitionRow)
+                .where(DefinitionRow.workspace_id == workspace_id, DefinitionRow.key == key)
+            ).rowcount)
+
+    # -- entries --------------------------------------------------------------------------
+
+    def record(
+        self, workspace_id: str, writes: Sequence[Write], *, actor: str, origin: str
+    ) -> ChangeBatch:
+        """Stores all `writes` in one transaction (all or nothing) with an audit row each."""
+        batch = str(uuid.uuid4())
+
+        def work() -> ChangeBatch:
+            changes: list[Changed] = []
+            with self._write() as conn:
+                for w in writes:
+                    changes.append(self._apply(conn, workspace_id, w, batch, actor, origin))
+            return ChangeBatch(batch, actor, origin, tuple(changes))
+
+        return self._retrying(work)
+
+    def _apply(
+        self, conn: Connection, workspace_id: str, w: Write, batch: str, actor: str, origin: str,
+        *, value: float | None = None, delete_entry: bool = False,
+    ) -> Changed:
+        dims = _dims_columns(w.dims)
+        self._lock_day(conn, workspace_id, w.metric, w.day)
+        key = and_(
+            EntryRow.workspace_id == workspace_id, EntryRow.metric == w.metric,
+            EntryRow.day == w.day, EntryRow.author == w.author,
+            *(getattr(EntryRow, name) == v for name, v in dims.items()),
+        )
+        old = conn.execute(select(EntryRow.id, EntryRow.value).where(key)).first()
+        new_value = None if delete_entry else (w.value if value is None else value)
+        now = self.clock()
+        seq = conn.execute(insert(ChangeRow).values(
+            workspace_id=workspace_id, batch=batch, actor=actor, at=now, metric=w.metric,
+            day=w.day, author=w.author, old_value=None if old is None else old.value,
+            new_value=new_value, origin=origin, **dims,
+        )).inserted_primary_key[0]
+        if new_value is None:
+            conn.execute(delete(EntryRow).where(key))
+        elif old is None:
+            conn.execute(insert(EntryRow).values(
+                workspace_id=workspace_id, metric=w.metric, day=w.day, author=w.author,
+                value=new_value, origin=origin, written_at=now, write_seq=seq, **dims,
+            ))
+        else:
+            conn.execute(update(EntryRow).where(EntryRow.id == old.id).values(
+                value=new_value, origin=origin, written_at=now, write_seq=seq,
+            ))
+        self._refresh_day(conn, workspace_id, w.metric, w.day)
+        return Changed(w.metric, w.day, w.author, tuple(sorted(w.dims)),
+                       None if old is None else old.value, new_value)
+
+    def _lock_day(self, conn: Connection, workspace_id: str, metric: str, day: date) -> None:
+        """Serialises writers of one (metric, day) so the daily total is never stale."""
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            conn.execute(pg_insert(DailyTotalRow).values(
+                workspace_id=workspace_id, metric=metric, day=day, total=0.0, count=0, latest=None,
+            ).on_conflict_do_nothing())
+            conn.execute(select(DailyTotalRow.count).where(
+                DailyTotalRow.workspace_id == workspace_id, DailyTotalRow.metric == metric,
+                DailyTotalRow.day == day,
+            ).with_for_update())
+
+    def _refresh_day(self, conn: Connection, workspace_id: str, metric: str, day: date) -> None:
+        where = (EntryRow.workspace_id == workspace_id, EntryRow.metric == metric, EntryRow.day == day)
+        total, count = conn.execute(
+            select(func.coalesce(func.sum(EntryRow.value), 0.0), func.count()).where(*where)
+        ).one()
+        latest = conn.scalar(
+            select(EntryRow.value).where(*where).order_by(EntryRow.write_seq.desc()).limit(1)
+        )
+        day_key = (
+            DailyTotalRow.workspace_id == workspace_id, DailyTotalRow.metric == metric,
+            DailyTotalRow.day == day,
+        )
+        conn.execute(delete(DailyTotalRow).where(*day_key))
+        if count:
+            conn.execute(insert(DailyTotalRow).values(
+                workspace_id=workspace_id, metric=metric, day=day, total=float(total),
+                count=int(count), latest=latest,
+            ))
+
+    def undo_last(self, workspace_id: str, actor: str) -> ChangeBatch | None:
+        """Reverts `actor`'s most recent batch that is not undone yet; None if there is none."""
+
+        def work() -> ChangeBatch | None:
+            with self._write() as conn:
+                batch = conn.scalar(
+                    select(ChangeRow.batch)
+                    .where(ChangeRow.workspace_id == workspace_id, ChangeRow.actor == actor,
+                           ChangeRow.undone_at.is_(None), ChangeRow.origin != "undo")
+                    .order_by(ChangeRow.id.desc()).limit(1)
+                )
+                if batch is None:
+                    return None
+                rows = conn.execute(
+                    select(ChangeRow).where(ChangeRow.batch == batch).order_by(ChangeRow.id.desc())
+                ).all()
+                undo_batch = str(uuid.uuid4())
+                changes = []
+                for row in rows:
+                    w = Write(row.metric, row.day, row.old_value or 0.0, row.author, _dims_of(row))
+                    changes.append(self._apply(
+                        conn, workspace_id, w, undo_batch, actor, "undo",
+                        value=row.old_value, delete_entry=row.old_value is None,
+                    ))
+                conn.execute(update(ChangeRow).where(ChangeRow.batch == batch)
+                             .values(undone_at=self.clock()))
+                return ChangeBatch(undo_batch, actor, "undo", tuple(changes))
+
+        return self._retrying(work)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def period_data(
+        self, workspace_id: str, period: Period, catalogue: Catalogue, dims: Dims = ()
+    ) -> PeriodData:
+        """The period's aggregated inputs, computed in SQL (pre-aggregated days when unfiltered)."""
+        gauges = [k for k, m in catalogue.metrics.items() if m.aggregation is Aggregation.LAST]
+        with self._read() as conn:
+            if dims:
+                return self._filtered_period(conn, workspace_id, period, gauges, dims)
+            d = DailyTotalRow
+            totals = {
+                metric: (float(total), int(count))
+                for metric, total, count in conn.execute(
+                    select(d.metric, func.sum(d.total), func.sum(d.count))
+                    .where(d.workspace_id == workspace_id, d.day >= period.start, d.day <= period.end,
+                           d.count > 0)
+                    .group_by(d.metric)
+                )
+            }
+            closing = self._gauges_on(conn, workspace_id, gauges, period.end)
+            opening = self._gauges_on(conn, workspace_id, gauges, period.start, before=True)
+        return PeriodData(period, totals, closing, opening)
+
+    def _gauges_on(
+        self, conn: Connection, workspace_id: str, gauges: list[str], day: date, *, before: bool = False
+    ) -> dict[str, float]:
+        """Each gauge's latest value on (or strictly before) `day`: one index seek per gauge."""
+        if not gauges:
+            return {}
+        d = DailyTotalRow
+        inner = d.__table__.alias("inner_d")
+        bound = inner.c.day < day if before else inner.c.day <= day
+        last_day = (
+            select(func.max(inner.c.day))
+            .where(inner.c.workspace_id == workspace_id, inner.c.metric == d.metric, bound,
+                   inner.c.count > 0)
+            .scalar_subquery()
+        )
+        rows = conn.execute(
+            select(d.metric, d.latest).where(
+                d.workspace_id == workspace_id, d.metric.in_(gauges), d.day == last_day
+            )
+        )
+        return {metric: float(latest) for metric, latest in rows if latest is not None}
+
+    def _filtered_period(
+        self, conn: Connection, workspace_id: str, period: Period, gauges: list[str], dims: Dims
+    ) -> PeriodData:
+        e = EntryRow
+        filters = [getattr(e, name) == value for name, value in dims]
+        totals = {
+            metric: (float(total), int(count))
+            for metric, total, count in conn.execute(
+                select(e.metric, func.sum(e.value), func.count())
+                .where(e.workspace_id == workspace_id, e.day >= period.start, e.day <= period.end,
+                       *filters)
+                .group_by(e.metric)
+            )
+        }
+
+        def gauge_values(bound: Any) -> dict[str, float]:
+            found: dict[str, float] = {}
+            for metric in gauges:
+                value = conn.scalar(
+                    select(e.value).where(e.workspace_id == workspace_id, e.metric == metric,
+                                          bound, *filters)
+                    .order_by(e.day.desc(), e.write_seq.desc()).limit(1)
+                )
+                if value is not None:
+                    found[metric] = float(value)
+            return found
+
+        return PeriodData(
+            period, totals, gauge_values(e.day <= period.end), gauge_values(e.day < period.start)
+        )
+
+    def dimension_values(self, workspace_id: str, dimension: str, period: Period) -> list[str]:
+        column = getattr(EntryRow, dimension)
+        with self._read() as conn:
+            return list(conn.scalars(
+                select(column).distinct().where(
+                    EntryRow.workspace_id == workspace_id, EntryRow.day >= period.start,
+                    EntryRow.day <= period.end, column != "",
+                ).order_by(column)
+            ))
+
+    def daily_series(
+        self, workspace_id: str, metrics: Iterable[str], period: Period
+    ) -> dict[str, dict[date, tuple[float, int, float | None]]]:
+        """metric -> day -> (total, count, latest) for charts and trends."""
+        d = DailyTotalRow
+        series: dict[str, dict[date, tuple[float, int, float | None]]] = {}
+        with self._read() as conn:
+            for metric, day, total, count, latest in conn.execute(
+                select(d.metric, d.day, d.total, d.count, d.latest).where(
+                    d.workspace_id == workspace_id, d.metric.in_(list(metrics)),
+                    d.day >= period.start, d.day <= period.end,
+                ).order_by(d.day)
+            ):
+                series.setdefault(metric, {})[day] = (float(total), int(count), latest)
+        return series
+
+    def metrics_logged_on(self, workspace_id: str, day: date) -> set[str]:
+        with self._read() as conn:
+            return set(conn.scalars(select(DailyTotalRow.metric).where(
+                DailyTotalRow.workspace_id == workspace_id, DailyTotalRow.day == day,
+                DailyTotalRow.count > 0,
+            )))
+
+    def entries_between(
+        self, workspace_id: str, start: date | None = None, end: date | None = None
+    ) -> list[StoredEntry]:
+        e = EntryRow
+        query = select(e).where(e.workspace_id == workspace_id)
+        if start is not None:
+            query = query.where(e.day >= start)
+        if end is not None:
+            query = query.where(e.day <= end)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(e.day, e.metric, e.author, e.id)).all()
+        return [
+            StoredEntry(r.metric, r.day, r.value, r.author, _dims_of(r), r.origin, r.written_at)
+            for r in rows
+        ]
+
+    def history(
+        self, workspace_id: str, metric: str | None = None, limit: int = 15
+    ) -> list[HistoryLine]:
+        c = ChangeRow
+        query = select(c).where(c.workspace_id == workspace_id)
+        if metric:
+            query = query.where(c.metric == metric)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(c.id.desc()).limit(limit)).all()
+        return [
+            HistoryLine(r.at, r.actor, r.metric, r.day, r.author, _dims_of(r), r.old_value,
+                        r.new_value, r.origin, r.undone_at is not None)
+            for r in rows
+        ]
+
+    def authors_of(self, workspace_id: str, metrics: Iterable[str], period: Period) -> list[str]:
+        e = EntryRow
+        with self._read() as conn:
+            return list(conn.scalars(
+                select(e.author).distinct().where(
+                    e.workspace_id == workspace_id, e.metric.in_(list(metrics)),
+                    e.day >= period.start, e.day <= period.end,
+                ).order_by(e.author)
+            ))
+
+
+def _workspace(row: Any) -> Workspace:
+    return Workspace(
+        id=row.id, timezone=row.timezone, currency=row.currency, locale=row.locale,
+        packs=tuple(p for p in row.packs.split(",") if p), name=row.name,
+        enterprise_id=row.enterprise_id,
+    )
