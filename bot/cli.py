@@ -147,6 +147,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), _now())
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.observability import configure_logging
+    from bot.server import serve_http, serve_socket_mode
+    from bot.settings import secret
+    from bot.slack.app import build_app
+    from bot.slack.runtime import Services
+
+    settings = Settings()
+    if args.db:
+        settings.database_url = args.db
+    missing = []
+    if not settings.slack_signing_secret:
+        missing.append("SLACK_SIGNING_SECRET")
+    if not settings.oauth and not settings.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth)")
+    if missing:
+        raise CliError(f"missing {' and '.join(missing)}: copy .env.example to .env and fill them in "
+                       "(README, section Connect to Slack)")
+    configure_logging()
+    services = Services(store=_store(args), settings=settings)
+    app = build_app(services)
+    if settings.slack_app_token and not args.http:
+        serve_socket_mode(app, secret(settings.slack_app_token))
+    else:
+        serve_http(services, app, args.host or settings.kpibot_host, args.port or settings.kpibot_port)
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -187,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("db", cmd_db, "database maintenance")
     p.add_argument("action", choices=["upgrade"])
+
+    p = add("serve", cmd_serve, "run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP)")
+    p.add_argument("--http", action="store_true", help="HTTP even when SLACK_APP_TOKEN is set")
+    p.add_argument("--port", type=int, help="HTTP port (default KPIBOT_PORT or 3000)")
+    p.add_argument("--host", help="HTTP interface (default KPIBOT_HOST or 0.0.0.0)")
 
     p = add("demo", cmd_demo, "fill a demo database and render the report and digests")
     p.add_argument("--out", default="demo-out")

@@ -341,9 +341,7 @@ class FakeSlack:
         429 carries ``Retry-After`` and ``{"ok":false,"error":"ratelimited"}``
         as Slack does; other statuses get a generic error body.
         """
-        self._add_fault(
-            method, _Fault("status", times, status=status, retry_after=retry_after)
-        )
+        self._add_fault(method, _Fault("status", times, status=status, retry_after=retry_after))
 
     def error(self, method: str, error: str, times: int = 1) -> None:
         """Answer the next ``times`` calls with HTTP 200 ``{"ok":false,"error":error}``."""
@@ -386,7 +384,7 @@ class FakeSlack:
             return [c for c in self._calls if c.method == method]
 
     def reset(self) -> None:
-        """Forget recorded calls, violations and pending faults; keep world state."""
+        """Forget calls, violations, server errors and pending faults; keep world state."""
         with self._lock:
             self._calls.clear()
             self.violations.clear()
@@ -1111,7 +1109,9 @@ def _message_problems(payload: dict[str, Any]) -> list[str]:
     if blocks and not str(payload.get("text") or "").strip():
         problems.append("blocks without a non-empty text fallback")
     markdown = sum(
-        len(str(b.get("text", ""))) for b in blocks if isinstance(b, dict) and b.get("type") == "markdown"
+        len(str(b.get("text", "")))
+        for b in blocks
+        if isinstance(b, dict) and b.get("type") == "markdown"
     )
     if markdown > MAX_MARKDOWN_BLOCK_CHARS:
         problems.append(f"markdown blocks total {markdown} chars (max {MAX_MARKDOWN_BLOCK_CHARS})")

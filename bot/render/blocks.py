@@ -1,0 +1,297 @@
+"""Block Kit renderers: one function per kind of message or view, each with a text fallback.
+
+Everything returned here is a plain dict ready for chat.postMessage, an ack body, a
+response_url post, views.open or views.publish. Limits (50 blocks, 3,000 characters per
+section, 24-character modal titles) are respected by construction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from bot.render.numbers import format_change, format_value
+from kpis.catalogue import Catalogue, Metric, Unit
+from kpis.compare import Change, Verdict
+
+Message = dict[str, Any]
+SECTION_LIMIT = 3000
+MAX_BLOCKS = 50
+_ARROW = {Verdict.BETTER: ":large_green_circle:", Verdict.WORSE: ":red_circle:",
+          Verdict.SAME: ":white_circle:", Verdict.UNKNOWN: ":white_circle:"}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}
+
+
+def _button(text: str, action_id: str, value: str = "", style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text[:75]},
+                              "action_id": action_id}
+    if value:
+        button["value"] = value[:2000]
+    if style:
+        button["style"] = style
+    return button
+
+
+def _sections(lines: Iterable[str], limit: int = SECTION_LIMIT) -> list[dict[str, Any]]:
+    """Lines packed into as few sections as fit the per-section character limit."""
+    blocks: list[dict[str, Any]] = []
+    chunk = ""
+    for line in lines:
+        if chunk and len(chunk) + 1 + len(line) > limit:
+            blocks.append(_mrkdwn(chunk))
+            chunk = ""
+        chunk = f"{chunk}\n{line}" if chunk else line[:limit]
+    if chunk:
+        blocks.append(_mrkdwn(chunk))
+    return blocks
+
+
+def message(text: str, blocks: list[dict[str, Any]] | None = None, **extra: Any) -> Message:
+    body: Message = {"text": text, "blocks": (blocks or [_mrkdwn(text)])[:MAX_BLOCKS]}
+    body.update(extra)
+    return body
+
+
+def error(text: str) -> Message:
+    """A problem the user can fix: what is wrong and how to fix it."""
+    return message(f":warning: {text}")
+
+
+def apology(error_id: str) -> Message:
+    return message(
+        "Sorry, something went wrong on our side and nothing was changed. "
+        f"If it keeps happening, give your admin this error id: `{error_id}`."
+    )
+
+
+def busy() -> Message:
+    return message(":hourglass_flowing_sand: The database is not answering right now, so nothing "
+                   "was stored. Please try again in a minute.")
+
+
+def fmt(value: float | None, unit: Unit, currency: str, locale: str) -> str:
+    return format_value(value, unit, currency=currency, locale=locale)
+
+
+# -- /kpi help ------------------------------------------------------------------------------
+
+HELP_LINES = (
+    "*Log numbers*: `/kpi log leads=12 spend=340` · `/kpi log bookings=4 date=yesterday source=facebook` · `/kpi` opens the form",
+    "*Reports*: `/kpi report` (this week) · `/kpi report last-month` · `/kpi report 30d cpl cac` · `/kpi report 2026-11-01..2026-11-15`",
+    "*Charts and digests*: `/kpi chart cpl 30d` · `/kpi digest now` · `/kpi digest daily 09:00` · `/kpi digest weekly monday 09:00` · `/kpi digest off`",
+    "*Alerts and goals*: `/kpi alert cpl > 15 daily for 2` · `/kpi alerts` · `/kpi alert remove 3` · `/kpi goal revenue 50000 monthly`",
+    "*Definitions*: `/kpi metrics` · `/kpi define big_mac_gap = (official_rate - implied_rate) / official_rate`",
+    "*Corrections*: `/kpi history leads` · `/kpi undo` (logging the same metric for the same day again replaces your value)",
+    "*Data and settings*: `/kpi export 90d` · `/kpi tz America/Bogota` · `/kpi settings`",
+    "Numbers: `1234.5`, `1,234.5`, `$1,234`, `1.5k`, `2m`, `12%` for percent metrics.",
+)
+
+
+def help_message() -> Message:
+    return message("How to use /kpi", [
+        {"type": "header", "text": {"type": "plain_text", "text": "KPI bot: how to use /kpi"}},
+        *_sections(HELP_LINES),
+    ])
+
+
+# -- logging --------------------------------------------------------------------------------
+
+
+def log_reply(result: Any, catalogue: Catalogue, currency: str, locale: str) -> Message:
+    """What was stored, the KPIs it moved, and an Undo button (ephemeral)."""
+    stored = ", ".join(
+        f"*{c.metric}* {fmt(c.new, catalogue.metrics[c.metric].unit, currency, locale)}"
+        + (f" (was {fmt(c.old, catalogue.metrics[c.metric].unit, currency, locale)})"
+           if c.old is not None else "")
+        for c in result.batch.changes
+    )
+    dims = result.batch.changes[0].dims if result.batch.changes else ()
+    tags = " · ".join(f"{k}={v}" for k, v in dims)
+    lines = [f":white_check_mark: Stored for {result.day:%a %d %b %Y}: {stored}" + (f" ({tags})" if tags else "")]
+    for moved in result.moved[:12]:
+        kpi = catalogue.kpis[moved.key]
+        before = fmt(moved.before, kpi.unit, currency, locale)
+        lines.append(f"• {kpi.label}: {before} → *{fmt(moved.after, kpi.unit, currency, locale)}*")
+    text = lines[0].replace("*", "")
+    blocks = [*_sections(lines), {"type": "actions", "elements": [
+        _button("Undo", "undo_last", result.batch.id),
+    ]}]
+    return message(text, blocks)
+
+
+def undo_reply(batch: Any) -> Message:
+    parts = [f"{c.metric} for {c.day} back to {c.new if c.new is not None else 'nothing'}" for c in batch.changes]
+    return message(":leftwards_arrow_with_hook: Undone: " + "; ".join(parts[:20]))
+
+
+def history_message(lines: Sequence[Any], catalogue: Catalogue, currency: str, locale: str) -> Message:
+    if not lines:
+        return message("No entries yet. Log some with `/kpi log leads=12 spend=340`.")
+    rows = []
+    for h in lines:
+        unit = catalogue.metrics[h.metric].unit if h.metric in catalogue.metrics else Unit.COUNT
+        old = fmt(h.old, unit, currency, locale) if h.old is not None else "—"
+        new = fmt(h.new, unit, currency, locale) if h.new is not None else "removed"
+        who = f"<@{h.actor}>" if h.actor.startswith("U") else h.actor
+        tags = "".join(f" {k}={v}" for k, v in h.dims)
+        undone = " _(undone)_" if h.undone else ""
+        rows.append(f"`{h.day}` *{h.metric}*{tags}: {old} → {new} by {who} via {h.origin}{undone}")
+    return message("Recent entries", [_mrkdwn("*Recent entries*"), *_sections(rows)])
+
+
+# -- reports --------------------------------------------------------------------------------
+
+
+def _change_line(label: str, change: Change, unit: Unit, currency: str, locale: str) -> str:
+    now = fmt(change.value, unit, currency, locale)
+    was = fmt(change.previous, unit, currency, locale)
+    delta = format_change(change.change_pct, locale=locale)
+    return f"{_ARROW[change.verdict]} *{label}*: {now}  _(was {was}, {delta})_"
+
+
+def report_message(report: Any, *, share_value: str | None = None) -> Message:
+    """The KPI table of a period against the previous one; Share posts it to the channel."""
+    ws = report.workspace
+    cat: Catalogue = report.catalogue
+    title = f"KPIs {report.period} vs {report.previous}"
+    if not report.metrics:
+        return message(f"No numbers logged for {report.period} yet. Log some with `/kpi log leads=12 spend=340`.")
+    kpi_lines = [_change_line(cat.kpis[k].label, c, cat.kpis[k].unit, ws.currency, ws.locale)
+                 for k, c in report.kpis.items()]
+    metric_lines = [_change_line(cat.metrics[k].label, c, cat.metrics[k].unit, ws.currency, ws.locale)
+                    .replace(_ARROW[c.verdict] + " ", "• ") for k, c in report.metrics.items()]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+    ]
+    if kpi_lines:
+        blocks += _sections(["*KPIs*", *kpi_lines])
+    blocks += _sections(["*Numbers logged*", *metric_lines])
+    blocks.append(_context(":large_green_circle: better · :red_circle: worse than the previous period · n/a: no data or nothing to divide by"))
+    if share_value is not None:
+        blocks.append({"type": "actions", "elements": [_button("Share in channel", "share_report", share_value)]})
+    return message(title, blocks[:MAX_BLOCKS])
+
+
+def metrics_message(catalogue: Catalogue, packs: Sequence[str], currency: str) -> Message:
+    tracked = catalogue.metrics_in(packs)
+    lines = [f"*Tracked metrics* (packs: {', '.join(packs)}; log with `/kpi log KEY=VALUE`)"]
+    lines += [f"`{m.key}` {m.label} ({_unit_name(m, currency)}, {m.aggregation.value})" for m in tracked]
+    lines.append("*KPIs*")
+    lines += [f"`{k.key}` {k.label} = `{k.formula.text}`" for k in catalogue.kpis_in(packs)]
+    others = [m.key for m in catalogue.metrics.values() if m not in tracked]
+    if others:
+        lines.append("*Also available* (an admin can add packs in `/kpi settings`): " + ", ".join(f"`{k}`" for k in others))
+    return message("Metrics and KPIs", _sections(lines))
+
+
+def _unit_name(metric: Metric, currency: str) -> str:
+    return currency if metric.unit is Unit.CURRENCY else metric.unit.value
+
+
+# -- views ----------------------------------------------------------------------------------
+
+
+def _number_input(metric: Metric, currency: str) -> dict[str, Any]:
+    decimals = metric.unit not in (Unit.COUNT,)
+    element: dict[str, Any] = {"type": "number_input", "action_id": "value",
+                               "is_decimal_allowed": decimals}
+    if metric.minimum is not None:
+        element["min_value"] = str(int(metric.minimum)) if not decimals else str(metric.minimum)
+    if metric.maximum is not None and metric.unit is not Unit.PERCENT:
+        element["max_value"] = str(metric.maximum)
+    suffix = {Unit.CURRENCY: f" ({currency})", Unit.PERCENT: " (%)"}.get(metric.unit, "")
+    return {"type": "input", "block_id": f"m:{metric.key}", "optional": True,
+            "label": {"type": "plain_text", "text": (metric.label + suffix)[:2000]}, "element": element}
+
+
+def log_modal(metrics: Sequence[Metric], today: date, currency: str, metadata: dict[str, str]) -> dict[str, Any]:
+    """The log form: date, one number per tracked metric, optional dimensions."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "input", "block_id": "day", "label": {"type": "plain_text", "text": "Day"},
+         "element": {"type": "datepicker", "action_id": "value", "initial_date": today.isoformat()}},
+    ]
+    blocks += [_number_input(m, currency) for m in metrics[:90]]
+    blocks += [
+        {"type": "input", "block_id": "d:source", "optional": True,
+         "label": {"type": "plain_text", "text": "Source (e.g. facebook)"},
+         "element": {"type": "plain_text_input", "action_id": "value", "max_length": 64}},
+        {"type": "input", "block_id": "d:rep", "optional": True,
+         "label": {"type": "plain_text", "text": "Rep"},
+         "element": {"type": "users_select", "action_id": "value"}},
+        {"type": "input", "block_id": "d:campaign", "optional": True,
+         "label": {"type": "plain_text", "text": "Campaign"},
+         "element": {"type": "plain_text_input", "action_id": "value", "max_length": 64}},
+    ]
+    return {
+        "type": "modal", "callback_id": "log_form",
+        "title": {"type": "plain_text", "text": "Log today's numbers"},
+        "submit": {"type": "plain_text", "text": "Log"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps(metadata)[:3000],
+        "blocks": blocks[:100],
+    }
+
+
+def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str]) -> dict[str, Any]:
+    def option(value: str, text: str | None = None) -> dict[str, Any]:
+        return {"text": {"type": "plain_text", "text": (text or value)[:75]}, "value": value}
+
+    currencies = ("USD", "EUR", "GBP", "COP", "MXN", "ARS", "CLP", "PEN", "BRL", "CAD", "AUD")
+    current_packs = [option(p, p.title()) for p in workspace.packs if p in packs]
+    pack_element: dict[str, Any] = {"type": "checkboxes", "action_id": "value",
+                                    "options": [option(p, p.title()) for p in packs]}
+    if current_packs:
+        pack_element["initial_options"] = current_packs
+    return {
+        "type": "modal", "callback_id": "settings_form",
+        "title": {"type": "plain_text", "text": "KPI bot settings"},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps(metadata)[:3000],
+        "blocks": [
+            {"type": "input", "block_id": "packs", "label": {"type": "plain_text", "text": "Tracked packs"},
+             "element": pack_element},
+            {"type": "input", "block_id": "currency", "label": {"type": "plain_text", "text": "Currency"},
+             "element": {"type": "static_select", "action_id": "value",
+                         "options": [option(c) for c in currencies],
+                         "initial_option": option(workspace.currency if workspace.currency in currencies else "USD")}},
+            {"type": "input", "block_id": "timezone", "label": {"type": "plain_text", "text": "Time zone (IANA name)"},
+             "element": {"type": "plain_text_input", "action_id": "value", "initial_value": workspace.timezone,
+                         "max_length": 64}},
+        ],
+    }
+
+
+def home_view(
+    report: Any, missing: Sequence[Metric], is_admin: bool, admin_hint: str
+) -> dict[str, Any]:
+    """App Home: this week against last week, what is still missing today, and actions."""
+    ws = report.workspace
+    cat: Catalogue = report.catalogue
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "This week"}},
+        {"type": "actions", "elements": [_button("Log today's numbers", "open_log_form", style="primary")]},
+    ]
+    lines = [_change_line(cat.kpis[k].label, c, cat.kpis[k].unit, ws.currency, ws.locale)
+             for k, c in report.kpis.items()]
+    blocks += _sections(lines or ["No KPIs this week yet: log today's numbers to get started."])[:20]
+    blocks.append(_context(f"{report.period} against {report.previous}"))
+    if missing:
+        blocks.append(_mrkdwn("*Still missing today:* " + ", ".join(f"`{m.key}`" for m in missing)))
+    else:
+        blocks.append(_mrkdwn(":tada: Everything tracked has been logged today."))
+    if is_admin:
+        blocks.append({"type": "divider"})
+        blocks.append({"type": "actions", "elements": [_button("Settings", "open_settings")]})
+    else:
+        blocks.append(_context(admin_hint))
+    return {"type": "home", "blocks": blocks[:100]}

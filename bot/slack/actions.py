@@ -1,0 +1,82 @@
+"""Button clicks: Undo, Share in channel, open the log form or the settings."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import usecases
+from bot.render import blocks
+from bot.slack.commands import open_form
+from bot.slack.runtime import Message, Services, Who, guarded
+from bot.grammar import LogForm, Settings
+
+log = logging.getLogger("kpibot.actions")
+
+
+def register(app: App, services: Services) -> None:
+    @app.action("undo_last")
+    def undo_last(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
+        ack()
+        services.metrics.requests.labels(kind="action").inc()
+        who = Who.of(context, body, client)
+        answer = guarded(lambda: blocks.undo_reply(usecases.undo(services.context(who))), "undo")()
+        respond(replace_original=False, **answer)
+
+    @app.action("share_report")
+    def share_report(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
+        ack()
+        services.metrics.requests.labels(kind="action").inc()
+        who = Who.of(context, body, client)
+        value = body["actions"][0].get("value") or "{}"
+        result = guarded(lambda: _share(services, who, value), "share")()
+        respond(replace_original=False, **result)
+
+    @app.action("open_log_form")
+    def open_log_form(ack: Any, body: dict[str, Any], client: WebClient, context: Any) -> None:
+        ack()
+        services.metrics.requests.labels(kind="action").inc()
+        who = Who.of(context, body, client)
+        _open_or_tell(services, who, LogForm())
+
+    @app.action("open_settings")
+    def open_settings(ack: Any, body: dict[str, Any], client: WebClient, context: Any) -> None:
+        ack()
+        services.metrics.requests.labels(kind="action").inc()
+        who = Who.of(context, body, client)
+        _open_or_tell(services, who, Settings())
+
+
+def _open_or_tell(services: Services, who: Who, command: Any) -> None:
+    problem = guarded(lambda: open_form(services, who, command) or {}, "open form")()
+    if problem:
+        who.client.chat_postMessage(channel=who.user_id, **problem)
+
+
+def _share(services: Services, who: Who, value: str) -> Message:
+    """Posts the report to the channel for everyone; tells the clicker it was shared."""
+    try:
+        spec = json.loads(value)
+    except json.JSONDecodeError:
+        spec = {}
+    ctx = services.context(who)
+    period = usecases.period_for(ctx, spec.get("range"))
+    report = usecases.report(ctx, period, spec.get("kpis") or ())
+    shared = blocks.report_message(report)
+    shared["text"] = f"<@{who.user_id}> shared: {shared['text']}"
+    channel = who.channel_id or who.user_id
+    try:
+        who.client.chat_postMessage(channel=channel, **shared)
+    except SlackApiError as error:
+        services.slack_error("chat.postMessage", error)
+        if error.response.get("error") != "not_in_channel":
+            raise usecases.UserError("I couldn't post in this channel. Invite me with `/invite @KPI Bot` "
+                                     "and try again.") from None
+        who.client.conversations_join(channel=channel)
+        who.client.chat_postMessage(channel=channel, **shared)
+    return blocks.message(":white_check_mark: Shared in the channel.")

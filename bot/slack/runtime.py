@@ -1,0 +1,154 @@
+"""What every listener shares: the services, who is asking, and a reply within Slack's 3 s."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bot.observability import Metrics
+from bot.render import blocks
+from bot.settings import Settings
+from bot.usecases import Context, UserError, open_context
+from storage import Store
+from storage.repository import utcnow
+
+log = logging.getLogger("kpibot.slack")
+ACK_BUDGET_SECONDS = 2.0
+_ADMIN_TTL = 300.0
+
+
+@dataclass
+class Services:
+    """The store, settings and clock the listeners work with; passed in, so tests control them."""
+
+    store: Store
+    settings: Settings
+    clock: Callable[[], datetime] = utcnow
+    metrics: Metrics = field(default_factory=Metrics)
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="kpibot")
+    )
+    _admins: dict[tuple[str, str], tuple[bool, float]] = field(default_factory=dict)
+
+    def context(self, who: Who) -> Context:
+        """The asker's context; a new workspace takes the asker's time zone from users.info."""
+        if self.store.workspace(who.team_id) is None:
+            return open_context(self.store, who.team_id, who.user_id, self.clock(),
+                                timezone=self._user_tz(who), enterprise_id=who.enterprise_id)
+        return open_context(self.store, who.team_id, who.user_id, self.clock())
+
+    def _user_tz(self, who: Who) -> str:
+        try:
+            user = who.client.users_info(user=who.user_id).get("user") or {}
+            return str(user.get("tz") or "UTC")
+        except SlackApiError as error:
+            self.slack_error("users.info", error)
+            return "UTC"
+
+    def is_admin(self, who: Who) -> bool:
+        """Workspace admins and owners (users.info, cached briefly) and KPIBOT_ADMINS."""
+        if who.user_id in self.settings.admins:
+            return True
+        key = (who.team_id, who.user_id)
+        cached = self._admins.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        try:
+            user = who.client.users_info(user=who.user_id).get("user") or {}
+        except SlackApiError as error:
+            self.slack_error("users.info", error)
+            return False
+        answer = bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+        self._admins[key] = (answer, time.monotonic() + _ADMIN_TTL)
+        return answer
+
+    def admin_hint(self) -> str:
+        named = ", ".join(f"<@{a}>" for a in sorted(self.settings.admins))
+        return "Workspace admins and owners" + (f", and {named}," if named else "") + " can change settings and definitions."
+
+    def require_admin(self, who: Who, what: str) -> None:
+        if not self.is_admin(who):
+            raise UserError(f"Only admins can {what}. {self.admin_hint()} Ask one of them, "
+                            "or ask your operator to add you to KPIBOT_ADMINS.")
+
+    def slack_error(self, method: str, error: SlackApiError) -> None:
+        code = str(error.response.get("error", "unknown")) if error.response is not None else "unknown"
+        self.metrics.slack_errors.labels(method=method, error=code).inc()
+        log.warning("slack api error method=%s error=%s", method, code)
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who is asking, from where: the Bolt context reduced to what use cases need."""
+
+    team_id: str
+    user_id: str
+    client: WebClient
+    channel_id: str | None = None
+    enterprise_id: str | None = None
+    trigger_id: str | None = None
+
+    @classmethod
+    def of(cls, context: Any, body: dict[str, Any], client: WebClient) -> Who:
+        team = context.team_id or context.enterprise_id or body.get("team_id") or "unknown"
+        channel = context.channel_id or (body.get("channel") or {}).get("id") or body.get("channel_id")
+        return cls(team, context.user_id or "", client, channel, context.enterprise_id,
+                   body.get("trigger_id"))
+
+
+Message = dict[str, Any]
+
+
+def guarded(work: Callable[[], Message], where: str) -> Callable[[], Message]:
+    """Turns every failure into a message: the fix for user errors, an apology with an id for ours."""
+
+    def run() -> Message:
+        try:
+            return work()
+        except UserError as error:
+            return blocks.error(str(error))
+        except (OperationalError, DBAPIError) as error:
+            log.warning("database unavailable in %s: %s", where, error.__class__.__name__)
+            return blocks.busy()
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("error id=%s in %s", error_id, where)
+            return blocks.apology(error_id)
+
+    return run
+
+
+def reply_within_budget(
+    services: Services, ack: Callable[..., Any], respond: Callable[..., Any],
+    work: Callable[[], Message], where: str, budget: float = ACK_BUDGET_SECONDS,
+) -> None:
+    """Acks with the answer when it is ready in time, else acks at once and responds later."""
+    started = time.monotonic()
+    future = services.executor.submit(guarded(work, where))
+    try:
+        answer = future.result(timeout=budget)
+    except FutureTimeout:
+        ack(text=":hourglass_flowing_sand: Working on it…")
+        log.info("slow reply in %s, answering through response_url", where)
+        future.add_done_callback(lambda f: _respond(respond, f.result()))
+        return
+    ack(**answer)
+    log.debug("replied in %.3fs (%s)", time.monotonic() - started, where)
+
+
+def _respond(respond: Callable[..., Any], answer: Message) -> None:
+    try:
+        respond(**answer)
+    except Exception:
+        log.exception("could not deliver a late reply")

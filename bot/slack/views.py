@@ -1,0 +1,123 @@
+"""Form submissions: the log form and the settings form, with errors on the offending field."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot import usecases
+from bot.render import blocks
+from bot.slack.runtime import Services, Who, guarded
+from kpis.catalogue import PACKS
+from kpis.periods import PeriodError, resolve_day, zone
+
+log = logging.getLogger("kpibot.views")
+
+
+def _value(state: dict[str, Any], block_id: str) -> Any:
+    element = next(iter((state.get(block_id) or {}).values()), {}) or {}
+    for key in ("value", "selected_date", "selected_user"):
+        if element.get(key) not in (None, ""):
+            return element[key]
+    if element.get("selected_option"):
+        return element["selected_option"]["value"]
+    if "selected_options" in element:
+        return [o["value"] for o in element["selected_options"]]
+    return None
+
+
+def register(app: App, services: Services) -> None:
+    @app.view("log_form")
+    def log_form(ack: Any, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: Any) -> None:
+        services.metrics.requests.labels(kind="view_submission").inc()
+        who = Who.of(context, body, client)
+        state = view["state"]["values"]
+        metadata = json.loads(view.get("private_metadata") or "{}")
+        try:
+            ctx = services.context(who)
+            errors, pairs, day, dims = _validate_log(ctx, state)
+        except Exception:
+            log.exception("log form validation failed")
+            ack(response_action="errors", errors={"day": "Something went wrong on our side; please try again."})
+            return
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+
+        def store() -> dict[str, Any]:
+            result = usecases.log_numbers(ctx, pairs, day=day, dims=dims, origin="form")
+            services.metrics.entries.labels(origin="form").inc(len(result.batch.changes))
+            return blocks.log_reply(result, ctx.catalogue, ctx.workspace.currency, ctx.workspace.locale)
+
+        reply = guarded(store, "log form")()
+        channel = metadata.get("channel") or ""
+        if channel and not channel.startswith("D"):
+            client.chat_postEphemeral(channel=channel, user=who.user_id, **reply)
+        else:
+            client.chat_postMessage(channel=who.user_id, **reply)
+
+    @app.view("settings_form")
+    def settings_form(ack: Any, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: Any) -> None:
+        services.metrics.requests.labels(kind="view_submission").inc()
+        who = Who.of(context, body, client)
+        state = view["state"]["values"]
+        packs = [p for p in (_value(state, "packs") or []) if p in PACKS]
+        timezone = (_value(state, "timezone") or "").strip()
+        currency = _value(state, "currency") or "USD"
+        errors = {}
+        if not packs:
+            errors["packs"] = "Choose at least one pack."
+        try:
+            zone(timezone)
+        except PeriodError as error:
+            errors["timezone"] = str(error)[:2000]
+        if not services.is_admin(who):
+            errors["packs"] = "Only admins can change settings. " + services.admin_hint()
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+        guarded(lambda: (services.store.update_workspace(who.team_id, packs=packs, timezone=timezone,
+                                                         currency=currency), {})[1], "settings")()
+
+
+def _validate_log(ctx: usecases.Context, state: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]], str, list[tuple[str, str]]]:
+    """Per-field errors (keyed by block_id) and the clean inputs of the log form."""
+    errors: dict[str, str] = {}
+    catalogue = ctx.catalogue
+    day = _value(state, "day") or "today"
+    try:
+        resolve_day(day, ctx.today)
+    except PeriodError as error:
+        errors["day"] = str(error)
+    pairs = []
+    for block_id in state:
+        if not block_id.startswith("m:"):
+            continue
+        raw = _value(state, block_id)
+        if raw is None:
+            continue
+        key = block_id[2:]
+        try:
+            usecases.parse_value(usecases.find_metric(catalogue, key), str(raw))
+            pairs.append((key, str(raw)))
+        except usecases.UserError as error:
+            errors[block_id] = str(error)[:2000]
+    dims = []
+    for block_id in ("d:source", "d:rep", "d:campaign"):
+        raw = _value(state, block_id)
+        if raw:
+            try:
+                usecases.clean_dims([(block_id[2:], str(raw))])
+                dims.append((block_id[2:], str(raw)))
+            except usecases.UserError as error:
+                errors[block_id] = str(error)[:2000]
+    if not pairs and not errors:
+        first = next((b for b in state if b.startswith("m:")), "day")
+        errors[first] = "Enter at least one number to log."
+    return errors, pairs, day, dims

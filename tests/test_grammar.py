@@ -1,0 +1,361 @@
+"""The `/kpi` grammar of interface.md: what each command text means, and how bad text is answered."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.grammar import (
+    COMMANDS,
+    DIMENSIONS,
+    RANGES,
+    AlertAdd,
+    AlertForm,
+    AlertRemove,
+    Alerts,
+    AlertSnooze,
+    Chart,
+    Command,
+    CommandError,
+    Define,
+    DigestNow,
+    DigestOff,
+    DigestSchedule,
+    Export,
+    Goal,
+    Help,
+    History,
+    Log,
+    LogForm,
+    Metrics,
+    Report,
+    Settings,
+    Tz,
+    Undo,
+    parse_command,
+)
+
+# One block per row of the `/kpi` table in interface.md.
+ROWS: list[tuple[str, Command]] = [
+    # *(empty)* or `log`
+    ("", LogForm()),
+    ("   ", LogForm()),
+    ("log", LogForm()),
+    ("LOG", LogForm()),
+    # log METRIC=VALUE ... [date=...] [DIMENSION=VALUE ...]
+    ("log leads=12", Log(values=(("leads", "12"),))),
+    (
+        "log leads=12 spend=340",
+        Log(values=(("leads", "12"), ("spend", "340"))),
+    ),
+    ("log Leads=12", Log(values=(("leads", "12"),))),
+    ("log leads = 12 spend =340", Log(values=(("leads", "12"), ("spend", "340")))),
+    ("log leads=12, spend=340", Log(values=(("leads", "12"), ("spend", "340")))),
+    ("log leads=12,spend=340", Log(values=(("leads", "12"), ("spend", "340")))),
+    ("log spend=$1,234 leads=7", Log(values=(("spend", "$1,234"), ("leads", "7")))),
+    ("log spend=$1,234, leads=7", Log(values=(("spend", "$1,234"), ("leads", "7")))),
+    ("log spend=1.5k ctr=12%", Log(values=(("spend", "1.5k"), ("ctr", "12%")))),
+    ("log leads=-5", Log(values=(("leads", "-5"),))),
+    ("log leads=12 date=today", Log(values=(("leads", "12"),), date="today")),
+    ("log leads=12 date=Yesterday", Log(values=(("leads", "12"),), date="yesterday")),
+    ("log leads=12 date=2024-02-29", Log(values=(("leads", "12"),), date="2024-02-29")),
+    (
+        "log leads=12 source=Facebook campaign=Spring product=Coaching",
+        Log(
+            values=(("leads", "12"),),
+            dims=(("source", "facebook"), ("campaign", "spring"), ("product", "coaching")),
+        ),
+    ),
+    (
+        "log leads=12 campaign=\u201cSpring  Sale\u201d",
+        Log(values=(("leads", "12"),), dims=(("campaign", "spring sale"),)),
+    ),
+    ("log leads=12 rep=<@U123|ana>", Log(values=(("leads", "12"),), dims=(("rep", "U123"),))),
+    ("log leads=12 rep=<@U123>", Log(values=(("leads", "12"),), dims=(("rep", "U123"),))),
+    ("log leads=12 rep=U0ABC123", Log(values=(("leads", "12"),), dims=(("rep", "U0ABC123"),))),
+    ("log\u00a0leads=12\u00a0\u00a0spend=3", Log(values=(("leads", "12"), ("spend", "3")))),
+    # report [RANGE] [KPI ...]
+    ("report", Report()),
+    ("report week", Report(range="week")),
+    ("report last-week", Report(range="last-week")),
+    ("report Month cpl", Report(range="month", kpis=("cpl",))),
+    ("report last-month", Report(range="last-month")),
+    ("report today", Report(range="today")),
+    ("report yesterday", Report(range="yesterday")),
+    ("report 7d", Report(range="7d")),
+    ("report 90D", Report(range="90d")),
+    ("report 366d", Report(range="366d")),
+    ("report 2026-01-01..2026-01-31", Report(range="2026-01-01..2026-01-31")),
+    ("report 2026-01-05", Report(range="2026-01-05..2026-01-05")),
+    ("report 30d cpl CTR", Report(range="30d", kpis=("cpl", "ctr"))),
+    ("report cpl ctr 30d", Report(range="30d", kpis=("cpl", "ctr"))),
+    ("report cpl", Report(kpis=("cpl",))),
+    # chart KPI [RANGE]
+    ("chart cpl", Chart(kpi="cpl")),
+    ("chart CPL 30d", Chart(kpi="cpl", range="30d")),
+    ("chart 30d cpl", Chart(kpi="cpl", range="30d")),
+    # digest now [daily|weekly]
+    ("digest now", DigestNow(kind="daily")),
+    ("digest now weekly", DigestNow(kind="weekly")),
+    ("digest NOW Daily", DigestNow(kind="daily")),
+    # digest daily HH:MM · digest weekly DAY HH:MM · digest off
+    ("digest daily 09:00", DigestSchedule(kind="daily", weekday=None, time="09:00")),
+    ("digest daily 9:00", DigestSchedule(kind="daily", weekday=None, time="09:00")),
+    ("digest daily 23:59", DigestSchedule(kind="daily", weekday=None, time="23:59")),
+    ("digest weekly monday 09:00", DigestSchedule(kind="weekly", weekday=0, time="09:00")),
+    ("digest weekly Fri 17:30", DigestSchedule(kind="weekly", weekday=4, time="17:30")),
+    ("digest weekly SUNDAY 0:05", DigestSchedule(kind="weekly", weekday=6, time="00:05")),
+    ("digest off", DigestOff()),
+    ("digest off weekly", DigestOff(kind="weekly")),
+    # alert KPI OP VALUE [daily|weekly|monthly] [for N]
+    ("alert cpl > 20", AlertAdd(kpi="cpl", op=">", threshold="20")),
+    ("alert cpl &gt; 20", AlertAdd(kpi="cpl", op=">", threshold="20")),
+    ("alert cpl &gt;= 20", AlertAdd(kpi="cpl", op=">=", threshold="20")),
+    ("alert show_rate &lt; 60%", AlertAdd(kpi="show_rate", op="<", threshold="60%")),
+    ("alert cpl&lt;=$20", AlertAdd(kpi="cpl", op="<=", threshold="$20")),
+    ("alert cpl ≥ 20", AlertAdd(kpi="cpl", op=">=", threshold="20")),
+    (
+        "alert cpl > 20 weekly for 3",
+        AlertAdd(kpi="cpl", op=">", threshold="20", period="weekly", for_periods=3),
+    ),
+    ("alert cpl > 20 monthly", AlertAdd(kpi="cpl", op=">", threshold="20", period="monthly")),
+    ("alert cpl > 20 7d", AlertAdd(kpi="cpl", op=">", threshold="20", period="7d")),
+    ("alert cpl > 20 30d", AlertAdd(kpi="cpl", op=">", threshold="20", period="30d")),
+    (
+        "alert cpl > 20 <@U123|ana>",
+        AlertAdd(kpi="cpl", op=">", threshold="20", mention="<@U123>"),
+    ),
+    (
+        "alert cpl > 20 <!subteam^S123|@marketing>",
+        AlertAdd(kpi="cpl", op=">", threshold="20", mention="<!subteam^S123>"),
+    ),
+    (
+        "alert cpl > 20 <!channel>",
+        AlertAdd(kpi="cpl", op=">", threshold="20", mention="<!channel>"),
+    ),
+    (
+        "alert cpl > 20 source=Facebook",
+        AlertAdd(kpi="cpl", op=">", threshold="20", dims=(("source", "facebook"),)),
+    ),
+    (
+        "alert leads down 20% weekly",
+        AlertAdd(kpi="leads", op="down", threshold="20%", period="weekly"),
+    ),
+    ("alert revenue UP 10%", AlertAdd(kpi="revenue", op="up", threshold="10%")),
+    ("alert", AlertForm()),
+    # alerts · alert remove ID · alert snooze ID DURATION
+    ("alerts", Alerts()),
+    ("alert remove 3", AlertRemove(rule_id=3)),
+    ("alert remove #3", AlertRemove(rule_id=3)),
+    ("alert snooze 3 1d", AlertSnooze(rule_id=3, duration="1d")),
+    ("alert snooze 3 7d", AlertSnooze(rule_id=3, duration="7d")),
+    ("alert snooze 3 12H", AlertSnooze(rule_id=3, duration="12h")),
+    ("alert snooze 3 2w", AlertSnooze(rule_id=3, duration="2w")),
+    # goal KPI VALUE [weekly|monthly]
+    ("goal leads 500", Goal(kpi="leads", value="500", period="monthly")),
+    ("goal revenue $50k weekly", Goal(kpi="revenue", value="$50k", period="weekly")),
+    # metrics · define KEY = FORMULA
+    ("metrics", Metrics()),
+    ("define big_mac = revenue / 5.58", Define(key="big_mac", formula="revenue / 5.58")),
+    ("define Big_Mac=revenue/5.58", Define(key="big_mac", formula="revenue/5.58")),
+    # history [METRIC] · undo
+    ("history", History()),
+    ("history Leads", History(metric="leads")),
+    ("undo", Undo()),
+    # export [RANGE]
+    ("export", Export()),
+    ("export last-month", Export(range="last-month")),
+    # tz ZONE · settings
+    ("tz America/Bogota", Tz(zone="America/Bogota")),
+    ("settings", Settings()),
+    # help
+    ("help", Help()),
+    ("HELP alerts", Help()),
+]
+
+
+@pytest.mark.parametrize(("text", "command"), ROWS)
+def test_each_row_of_the_grammar(text: str, command: Command) -> None:
+    assert parse_command(text) == command
+
+
+ERRORS: list[tuple[str, str]] = [
+    ("reprot", "I don't know `reprot`. Did you mean `report`? Try `/kpi help`."),
+    ("alrets", "Did you mean `alerts`?"),
+    ("xyzzy", "I don't know `xyzzy`. Try `/kpi help`."),
+    ("leads=12", "start with `log`"),
+    ("x" * 4001, "That command is too long (4,001 characters; the limit is 4,000)"),
+    # log
+    ("log leads 12", "log leads=12 spend=340"),
+    ("log leads:12", "I can't read `leads:12`"),
+    ("log leads=", "`leads` has no value"),
+    ("log leads=12 leads=13", "`leads` is given twice"),
+    ("log leads=12 LEADS=13", "`leads` is given twice"),
+    ("log leads=1 date=today date=yesterday", "`date` is given twice"),
+    ("log leads=12 date=2026-02-30", "2026-02-30 is not a date: February 2026 has 28 days"),
+    ("log leads=12 date=2026-13-01", "2026-13-01 is not a date: months go from 01 to 12"),
+    ("log leads=12 date=tomorrow", "`date=tomorrow` is not a date I can use"),
+    ("log leads=12 date=yesterdy", "Did you mean `yesterday`?"),
+    ("log leads=12 sorce=facebook", "Did you mean `source`?"),
+    ("log lea$ds=12", "`lea$ds` is not a metric name"),
+    ("log date=today source=facebook", "Nothing to log"),
+    ("log leads=12 rep=john", "`rep=john` needs a Slack user"),
+    ("log leads=12 source=", "`source` has no value"),
+    (
+        "log " + " ".join(f"m{i}=1" for i in range(61)),
+        "That is 61 numbers in one log; the limit is 60",
+    ),
+    # report, chart, export
+    ("report last-weak", "Did you mean `last-week`?"),
+    ("report 0d", "`0d` is not a period I can use"),
+    ("report 367d", "give 1 to 366 days"),
+    ("report 2026-02-01..2026-01-01", "ends before it starts"),
+    ("report 2026-01-01..2026-02-30", "2026-02-30 is not a date"),
+    ("report 2026-01-01..", "write two dates"),
+    ("report week month", "Give one period, not both `week` and `month`"),
+    ("chart", "Which KPI should I chart?"),
+    ("chart cpl ctr", "one KPI at a time"),
+    ("export 30d cpl", "I don't know what to do with `cpl` after `export`"),
+    # digest
+    ("digest", "What should the digest do?"),
+    ("digest sometimes", "I don't know `digest sometimes`"),
+    ("digest dialy 09:00", "Did you mean `daily`?"),
+    ("digest daily", "At what time?"),
+    ("digest daily 24:00", "`24:00` is not a time"),
+    ("digest daily 9am", "`9am` is not a time"),
+    ("digest daily 09:00 now", "I don't know what to do with `now`"),
+    ("digest weekly 09:00", "Which day and time?"),
+    ("digest weekly funday 09:00", "`funday` is not a day of the week"),
+    ("digest weekly tues 09:00", "Did you mean `tuesday`?"),
+    ("digest now hourly", "`hourly` is not a digest"),
+    ("digest off monthly", "`monthly` is not a digest"),
+    # alerts
+    ("alert cpl 20", "needs a comparison"),
+    ("alert cpl = 20", "`=` is not a comparison"),
+    ("alert cpl >", "needs a number"),
+    ("alert cpl > 20 hourly", "I don't know what `hourly` means in an alert"),
+    ("alert cpl > 20 weekly monthly", "Give one period"),
+    ("alert cpl > 20 for", "`for` takes a number of periods"),
+    ("alert cpl > 20 for 0", "`for` takes a number of periods"),
+    ("alert cpl > 20 @ana", "I can't tell who `@ana` is"),
+    ("alert cpl > 20 <!channel> <!here>", "one person or group"),
+    ("alert cpl > 20 sorce=facebook", "Did you mean `source`?"),
+    ("alert leads down -5%", "positive percent"),
+    ("alert leads down 5 apples", "I don't know what `apples` means"),
+    ("alert remove", "Which alert?"),
+    ("alert remove three", "`three` is not an alert number"),
+    ("alert remove 3 4", "I don't know what to do with `4`"),
+    ("alert snooze 3", "for how long?"),
+    ("alert snooze 3 2y", "`2y` is not a snooze time"),
+    ("alert snooze 3 0d", "`0d` is not a snooze time"),
+    # goal, define, history, tz, and commands that take nothing more
+    ("goal leads", "A goal needs a KPI and a target"),
+    ("goal leads 500 yearly", "`yearly` is not a goal period"),
+    ("goal leads 500 weekly now", "I don't know what to do with `now`"),
+    ("define big_mac", "Write a definition like"),
+    ("define = revenue", "Write a definition like"),
+    ("define 2x = revenue", "`2x` can't be a KPI name"),
+    ("define source = revenue", "reserved word"),
+    ("history leads spend", "I don't know what to do with `spend` after `history`"),
+    ("tz", "Which time zone?"),
+    ("tz New York", "Time zone names have no spaces"),
+    ("alerts now", "I don't know what to do with `now` after `alerts`"),
+    ("metrics all", "`all` after `metrics`"),
+    ("undo twice", "`twice` after `undo`"),
+    ("settings open", "`open` after `settings`"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), ERRORS)
+def test_each_error_names_the_problem(text: str, message: str) -> None:
+    with pytest.raises(CommandError) as refused:
+        parse_command(text)
+    assert message in str(refused.value)
+
+
+def test_sixty_numbers_fit_in_one_log() -> None:
+    command = parse_command("log " + " ".join(f"m{i}=1" for i in range(60)))
+    assert isinstance(command, Log)
+    assert len(command.values) == 60
+
+
+def test_every_subcommand_is_listed_for_help_and_suggestions() -> None:
+    assert set(COMMANDS) >= {"log", "report", "chart", "digest", "alert", "alerts", "goal"}
+    assert set(COMMANDS) >= {"metrics", "define", "history", "undo", "export", "tz"}
+    assert set(COMMANDS) >= {"settings", "help"}
+    assert RANGES == (
+        "today",
+        "yesterday",
+        "week",
+        "last-week",
+        "month",
+        "last-month",
+        "7d",
+        "30d",
+        "90d",
+    )
+
+
+# --- properties -------------------------------------------------------------------------------
+
+KEYWORDS = [*COMMANDS, *RANGES, *DIMENSIONS, "now", "off", "daily", "weekly", "monthly"]
+KEYWORDS += ["for", "up", "down", "remove", "snooze", "date", "mon", "&lt;", "&gt;", "&amp;"]
+GRAMMAR_PIECES = st.one_of(
+    st.sampled_from(KEYWORDS),
+    st.sampled_from(list("=%$,.<>@#!^|:-_ \"'\u201c\u00a0")),
+    st.text(alphabet="0123456789", min_size=1, max_size=4),
+    st.sampled_from(["<@U123|ana>", "<!subteam^S1|@g>", "<!channel>", "2026-02-30", "9:00"]),
+)
+GRAMMAR_TEXT = st.lists(GRAMMAR_PIECES, max_size=30).map("".join)
+SPACED_TEXT = st.lists(GRAMMAR_PIECES, max_size=30).map(" ".join)
+
+
+@given(st.one_of(st.text(), GRAMMAR_TEXT, SPACED_TEXT))
+def test_any_text_is_a_command_or_a_command_error(text: str) -> None:
+    try:
+        command = parse_command(text)
+    except CommandError as refused:
+        assert str(refused)
+    else:
+        assert isinstance(command, Command)
+
+
+RESERVED = {"date", *DIMENSIONS}
+METRIC_KEYS = st.from_regex(r"[a-z_]{1,20}", fullmatch=True).filter(lambda k: k not in RESERVED)
+NUMERIC_VALUES = st.one_of(
+    st.integers(-(10**9), 10**9).map(str),
+    st.integers(0, 10**9).map(lambda n: f"{n:,}"),
+    st.integers(0, 10**9).map(lambda n: f"${n:,}"),
+    st.decimals(0, 10**6, places=2).map(str),
+    st.sampled_from(["1.5k", "2m", "1b", "12%", "12.5", "€40", "0"]),
+)
+FREE_TEXT = st.from_regex(r"[a-z0-9]+( [a-z0-9]+){0,2}", fullmatch=True)
+
+
+@st.composite
+def logs(draw: st.DrawFn) -> Log:
+    keys = draw(st.lists(METRIC_KEYS, min_size=1, max_size=8, unique=True))
+    values = tuple((key, draw(NUMERIC_VALUES)) for key in keys)
+    when = draw(st.one_of(st.none(), st.sampled_from(["today", "yesterday"]), st.dates().map(str)))
+    dims: list[tuple[str, str]] = []
+    for dimension in draw(st.lists(st.sampled_from(DIMENSIONS), unique=True)):
+        if dimension == "rep":
+            dims.append((dimension, draw(st.from_regex(r"U[A-Z0-9]{2,10}", fullmatch=True))))
+        else:
+            dims.append((dimension, draw(FREE_TEXT)))
+    return Log(values=values, date=when, dims=tuple(dims))
+
+
+def render(log: Log, separator: str, equals: str) -> str:
+    """Log text the way a person might type it: quotes only where a value has a space."""
+    pairs = list(log.values)
+    if log.date is not None:
+        pairs.append(("date", log.date))
+    pairs += [(key, f'"{value}"' if " " in value else value) for key, value in log.dims]
+    return "log " + separator.join(f"{key}{equals}{value}" for key, value in pairs)
+
+
+@given(logs(), st.sampled_from([" ", ",", ", ", " ,"]), st.sampled_from(["=", " = ", "= "]))
+def test_a_rendered_log_parses_back_to_itself(log: Log, separator: str, equals: str) -> None:
+    assert parse_command(render(log, separator, equals)) == log
