@@ -188,9 +188,11 @@ def build(shape: Shape) -> float:
               "filling daily_totals", flush=True)
         days = _fill_daily_totals(conn)
         _check(conn, shape, days)
-    with store.engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.rollback()
+    raw = store.engine.raw_connection()  # outside any transaction, as a checkpoint needs
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        raw.close()
     store.engine.dispose()
     seconds = time.perf_counter() - started
     print(f"  {days:,} daily_totals rows; built in {seconds:.1f} s", flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from functools import partial
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,13 @@ from storage.repository import Store, Write
 
 SETTERS = ("setter.ana", "setter.luis")
 SOURCES = ("facebook", "google")
+
+
+def _add(
+    writes: list[Write], day: date, metric: str, value: float, author: str = "marketing.lead",
+    dims: tuple[tuple[str, str], ...] = (),
+) -> None:
+    writes.append(Write(metric, day, round(value, 2), author, dims))
 
 
 def sample_writes(today: date, days: int = 90, seed: int = 7) -> list[list[Write]]:
@@ -33,8 +41,7 @@ def sample_writes(today: date, days: int = 90, seed: int = 7) -> list[list[Write
         no_show_day = offset == 41
         writes: list[Write] = []
 
-        def add(metric: str, value: float, author: str = "marketing.lead", dims: tuple[tuple[str, str], ...] = ()) -> None:
-            writes.append(Write(metric, day, round(value, 2), author, dims))
+        add = partial(_add, writes, day)
 
         clicks_total = leads_total = 0
         for source, share, cpm in (("facebook", 0.65, 11.0), ("google", 0.35, 16.0)):

@@ -58,4 +58,4 @@ def serve_socket_mode(app: App, app_token: str) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     log.info("connecting over Socket Mode")
-    SocketModeHandler(app, app_token).start()
+    SocketModeHandler(app, app_token).start()  # type: ignore[no-untyped-call]

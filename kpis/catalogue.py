@@ -66,7 +66,7 @@ class Metric:
         """Why `value` cannot be stored for this metric, or None when it can."""
         if self.minimum is not None and value < self.minimum:
             if self.minimum == 0:
-                return f"{self.key} cannot be negative (got {value:g})"
+                return f"{self.key} cannot be negative (got {value:g}); use 0 or more"
             return f"{self.key} must be at least {self.minimum:g} (got {value:g})"
         if self.maximum is not None and value > self.maximum:
             return f"{self.key} must be at most {self.maximum:g} (got {value:g})"
@@ -89,10 +89,13 @@ class Kpi:
     custom: bool = False
 
 
-def _m(key: str, label: str, unit: str, agg: str, pack: str, help: str = "", **kw: float | bool | None) -> Metric:
+def _m(
+    key: str, label: str, unit: str, agg: str, pack: str, help: str = "", *,
+    minimum: float | None = 0.0, maximum: float | None = None,
+) -> Metric:
     unit_ = Unit(unit)
     whole = unit_ is Unit.COUNT
-    return Metric(key, label, unit_, Aggregation(agg), pack, help or label, whole=whole, **kw)  # type: ignore[arg-type]
+    return Metric(key, label, unit_, Aggregation(agg), pack, help or label, minimum, maximum, whole)
 
 
 METRICS: tuple[Metric, ...] = (

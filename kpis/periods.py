@@ -6,6 +6,7 @@ callers pass `today` (or an instant and a zone) in.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,6 +17,7 @@ from kpis.suggest import did_you_mean
 NAMED_RANGES = ("today", "yesterday", "week", "last-week", "month", "last-month", "7d", "30d", "90d")
 _ROLLING = re.compile(r"^(\d{1,3})d$")
 _EXPLICIT = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 
 class PeriodError(ValueError):
@@ -109,7 +111,17 @@ def parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise PeriodError(f"`{text}` is not a date; write it as YYYY-MM-DD, e.g. 2026-03-31") from None
+        pass
+    if match := _DAY.match(text.strip()):
+        year, month, day = (int(g) for g in match.groups())
+        if year >= 1 and 1 <= month <= 12:
+            length = calendar.monthrange(year, month)[1]
+            nearest = date(year, month, 1 if day < 1 else length)
+            raise PeriodError(
+                f"`{text.strip()}` is not a date: {nearest:%B %Y} has {length} days; "
+                f"the nearest valid day is {nearest.isoformat()}"
+            )
+    raise PeriodError(f"`{text}` is not a date; write it as YYYY-MM-DD, e.g. 2026-03-31")
 
 
 def resolve_day(text: str | None, today: date) -> date:

@@ -273,11 +273,13 @@ class Store:
         old = conn.execute(select(EntryRow.id, EntryRow.value).where(key)).first()
         new_value = None if delete_entry else (w.value if value is None else value)
         now = self.clock()
-        seq = conn.execute(insert(ChangeRow).values(
+        inserted = conn.execute(insert(ChangeRow).values(
             workspace_id=workspace_id, batch=batch, actor=actor, at=now, metric=w.metric,
             day=w.day, author=w.author, old_value=None if old is None else old.value,
             new_value=new_value, origin=origin, **dims,
-        )).inserted_primary_key[0]
+        )).inserted_primary_key
+        assert inserted is not None
+        seq = inserted[0]
         if new_value is None:
             conn.execute(delete(EntryRow).where(key))
         elif old is None:

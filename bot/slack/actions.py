@@ -11,10 +11,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import usecases
+from bot.grammar import LogForm, Settings
 from bot.render import blocks
 from bot.slack.commands import open_form
 from bot.slack.runtime import Message, Services, Who, guarded
-from bot.grammar import LogForm, Settings
 
 log = logging.getLogger("kpibot.actions")
 
@@ -53,7 +53,7 @@ def register(app: App, services: Services) -> None:
 
 
 def _open_or_tell(services: Services, who: Who, command: Any) -> None:
-    problem = guarded(lambda: open_form(services, who, command) or {}, "open form")()
+    problem = guarded(lambda: open_form(services, who, command), "open form")()
     if problem:
         who.client.chat_postMessage(channel=who.user_id, **problem)
 

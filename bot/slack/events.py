@@ -24,7 +24,7 @@ def register(app: App, services: Services) -> None:
         if event.get("tab") not in (None, "home"):
             return
         who = Who.of(context, body, client)
-        guarded(lambda: (publish_home(services, who), {})[1], "app home")()
+        guarded(lambda: publish_home(services, who), "app home")()
 
 
 def publish_home(services: Services, who: Who) -> None:

@@ -110,12 +110,15 @@ class Who:
 Message = dict[str, Any]
 
 
-def guarded(work: Callable[[], Message], where: str) -> Callable[[], Message]:
-    """Turns every failure into a message: the fix for user errors, an apology with an id for ours."""
+def guarded(work: Callable[[], Message | None], where: str) -> Callable[[], Message]:
+    """Turns every failure into a message: the fix for user errors, an apology with an id for ours.
+
+    Work that has nothing to say (it posted or opened something itself) gives an empty message.
+    """
 
     def run() -> Message:
         try:
-            return work()
+            return work() or {}
         except UserError as error:
             return blocks.error(str(error))
         except (OperationalError, DBAPIError) as error:

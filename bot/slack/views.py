@@ -19,7 +19,7 @@ log = logging.getLogger("kpibot.views")
 
 
 def _value(state: dict[str, Any], block_id: str) -> Any:
-    element = next(iter((state.get(block_id) or {}).values()), {}) or {}
+    element: dict[str, Any] = next(iter((state.get(block_id) or {}).values()), {}) or {}
     for key in ("value", "selected_date", "selected_user"):
         if element.get(key) not in (None, ""):
             return element[key]
@@ -82,8 +82,10 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors=errors)
             return
         ack()
-        guarded(lambda: (services.store.update_workspace(who.team_id, packs=packs, timezone=timezone,
-                                                         currency=currency), {})[1], "settings")()
+        def save() -> None:
+            services.store.update_workspace(who.team_id, packs=packs, timezone=timezone, currency=currency)
+
+        guarded(save, "settings")()
 
 
 def _validate_log(ctx: usecases.Context, state: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]], str, list[tuple[str, str]]]:
