@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import random
-from functools import partial
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from kpis.periods import Period
