@@ -137,7 +137,7 @@ def _entries(shape: Shape, seed: int = 20251231) -> Iterator[dict[str, Any]]:
 
 def _fill_daily_totals(conn: Any) -> int:
     """daily_totals from entries in one INSERT ... SELECT ... GROUP BY."""
-    e, d = EntryRow.__table__, DailyTotalRow.__table__
+    e = EntryRow.__table__
     last = e.alias("last_e")
     latest = (
         select(last.c.value)
@@ -149,7 +149,7 @@ def _fill_daily_totals(conn: Any) -> int:
     grouped = select(
         e.c.workspace_id, e.c.metric, e.c.day, func.sum(e.c.value), func.count(), latest,
     ).group_by(e.c.workspace_id, e.c.metric, e.c.day)
-    result = conn.execute(insert(d).from_select(
+    result = conn.execute(insert(DailyTotalRow).from_select(
         ["workspace_id", "metric", "day", "total", "count", "latest"], grouped,
     ))
     return int(result.rowcount)
@@ -165,8 +165,7 @@ def build(shape: Shape) -> float:
     started = time.perf_counter()
     store = open_store(shape.url)
     store.ensure_workspace(WORKSPACE, name="benchmark")
-    table = EntryRow.__table__
-    statement = insert(table)
+    statement = insert(EntryRow)
     with store.engine.begin() as conn:
         conn.exec_driver_sql("PRAGMA cache_size=-262144")  # 256 MiB for the load
         batch: list[dict[str, Any]] = []
@@ -190,7 +189,9 @@ def build(shape: Shape) -> float:
         _check(conn, shape, days)
     raw = store.engine.raw_connection()  # outside any transaction, as a checkpoint needs
     try:
-        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        driver = raw.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         raw.close()
     store.engine.dispose()

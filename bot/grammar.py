@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from kpis.catalogue import DIMENSIONS
 from kpis.numbers import NumberError, parse_number
+from kpis.periods import NAMED_RANGES
 from kpis.suggest import did_you_mean
 
 MAX_LENGTH = 4000
 MAX_LOG_PAIRS = 60
-RANGES = ("today", "yesterday", "week", "last-week", "month", "last-month", "7d", "30d", "90d")
-DIMENSIONS = ("source", "rep", "campaign", "product")
+RANGES = NAMED_RANGES
 LOG_DATES = ("today", "yesterday")
 DIGEST_KINDS = ("daily", "weekly")
 ALERT_PERIODS = ("daily", "weekly", "monthly")

@@ -388,19 +388,18 @@ class Store:
         if not gauges:
             return {}
         d = DailyTotalRow
-        inner = d.__table__.alias("inner_d")
-        bound = inner.c.day < day if before else inner.c.day <= day
-        last_day = (
-            select(func.max(inner.c.day))
-            .where(inner.c.workspace_id == workspace_id, inner.c.metric == d.metric, bound,
-                   inner.c.count > 0)
-            .scalar_subquery()
-        )
-        rows = conn.execute(
-            select(d.metric, d.latest).where(
-                d.workspace_id == workspace_id, d.metric.in_(gauges), d.day == last_day
-            )
-        )
+        bound = d.day < day if before else d.day <= day
+        # One `ORDER BY day DESC LIMIT 1` per gauge, UNION ALL-ed: a backward seek on the
+        # (workspace_id, metric, day) key. A subquery correlated to an outer daily_totals row
+        # made SQLite visit every day of each gauge's history instead.
+        latest = [
+            select(d.metric, d.latest)
+            .where(d.workspace_id == workspace_id, d.metric == gauge, bound, d.count > 0)
+            .order_by(d.day.desc()).limit(1)
+            .subquery().select()
+            for gauge in gauges
+        ]
+        rows = conn.execute(latest[0].union_all(*latest[1:]))
         return {metric: float(latest) for metric, latest in rows if latest is not None}
 
     def _filtered_period(

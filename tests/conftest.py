@@ -74,3 +74,141 @@ def any_store(db_url: str) -> Iterator[Store]:
         yield opened
     finally:
         opened.engine.dispose()
+
+
+# =============================================================================================
+# Slack end-to-end harness (used by tests/test_slack.py); appended block, self-contained.
+#
+# `slack_bot` boots the real WSGI app (bot.server.wsgi_app) under waitress on 127.0.0.1, on a
+# fresh SQLite file, talking to a FakeSlack Web API; requests are signed exactly as Slack does.
+# The clock is fixed at SLACK_NOW. Teardown stops everything and asserts that no Block Kit
+# limit was broken and the fake never crashed.
+# =============================================================================================
+
+import json  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+from waitress import wasyncore  # noqa: E402
+from waitress.server import create_server  # noqa: E402
+
+from bot.server import wsgi_app  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.slack.app import build_app  # noqa: E402
+from bot.slack.runtime import Services  # noqa: E402
+from tests import slackreq  # noqa: E402
+from tests.fakeslack import FakeSlack  # noqa: E402
+
+SLACK_SECRET = "e2e-signing-secret"
+# Wednesday 2026-03-11 15:00 UTC: 11:00 the same day in New York, Thursday 04:00 in Auckland.
+SLACK_NOW = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)
+SLACK_ADMIN = "U0001"  # workspace admin of T0001 (America/New_York)
+SLACK_MEMBER = "U0002"  # plain member of T0001
+SLACK_OPERATOR = "UOPS1"  # named in KPIBOT_ADMINS
+SLACK_OTHER_TEAM_USER = "U0100"  # admin of T0002 (Europe/Madrid)
+
+
+@dataclass
+class SlackReply:
+    """What the bot answered on the HTTP request itself (the ack), and how long it took."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    seconds: float
+    response_url: str | None = None
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body) if self.body.strip() else {}
+
+
+@dataclass
+class SlackBot:
+    fake: FakeSlack
+    store: Store
+    services: Services
+    base_url: str
+    secret: str = SLACK_SECRET
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.base_url}/slack/events"
+
+    def post(self, body: bytes, headers: dict[str, str] | None = None,
+             response_url: str | None = None) -> SlackReply:
+        headers = slackreq.sign(self.secret, body) if headers is None else headers
+        started = time.monotonic()
+        status, got, raw = slackreq.post(self.events_url, body, headers)
+        return SlackReply(status, got, raw, time.monotonic() - started, response_url)
+
+    def command(self, text: str, **kwargs: Any) -> SlackReply:
+        """`/kpi TEXT` from U0001 in C0001 of T0001 unless overridden; respond() reaches the fake."""
+        kwargs.setdefault("response_url", self.fake.new_response_url())
+        return self.post(slackreq.slash_command_body(text, **kwargs), response_url=kwargs["response_url"])
+
+    def action(self, action_id: str, value: str | None = None, **kwargs: Any) -> SlackReply:
+        if "view" not in kwargs:
+            kwargs.setdefault("response_url", self.fake.new_response_url())
+        body = slackreq.block_actions_body(action_id, value, **kwargs)
+        return self.post(body, response_url=kwargs.get("response_url"))
+
+    def submit(self, view: dict[str, Any], values: dict[str, Any], **kwargs: Any) -> SlackReply:
+        return self.post(slackreq.view_submission_body(view, values, **kwargs))
+
+    def event(self, event: dict[str, Any], **kwargs: Any) -> SlackReply:
+        return self.post(slackreq.event_body(event, **kwargs))
+
+    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.base_url}{path}", timeout=10) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    fake.add_user(SLACK_ADMIN, tz="America/New_York", is_admin=True)
+    fake.add_user(SLACK_MEMBER, tz="America/New_York")
+    fake.add_user(SLACK_OTHER_TEAM_USER, team_id="T0002", tz="Europe/Madrid", is_admin=True)
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def slack_bot(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[SlackBot]:
+    """The whole bot on a real socket; asserts fake.violations == [] when the test ends."""
+    store = open_store(f"sqlite:///{tmp_path / 'slack-e2e.db'}")
+    settings = Settings(
+        slack_bot_token="xoxb-test", slack_signing_secret=SLACK_SECRET,
+        slack_api_url=fake_slack.api_url, slack_client_id=None, slack_client_secret=None,
+        slack_app_token=None, kpibot_admins=SLACK_OPERATOR, _env_file=None,
+    )
+    services = Services(store=store, settings=settings, clock=lambda: SLACK_NOW)
+    app = build_app(services)
+    server = create_server(wsgi_app(services, app), host="127.0.0.1", port=0, threads=8,
+                           asyncore_loop_timeout=0.1)
+    thread = threading.Thread(target=server.run, daemon=True, name="waitress-e2e")
+    thread.start()
+    bot = SlackBot(fake_slack, store, services, f"http://127.0.0.1:{server.effective_port}")
+    try:
+        yield bot
+    finally:
+        violations = list(fake_slack.violations)
+        crashes = list(fake_slack.server_errors)
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        thread.join(timeout=5)
+        server.task_dispatcher.shutdown(timeout=5)
+        fake_slack.stop()
+        services.executor.shutdown(wait=True, cancel_futures=True)
+        app.listener_runner.listener_executor.shutdown(wait=True)
+        store.engine.dispose()
+        assert violations == [], violations
+        assert crashes == [], crashes

@@ -1,0 +1,543 @@
+"""The database as kpi-catalogue.md section 4 describes it, on real SQLite files and PostgreSQL.
+
+Every test that takes `any_store` runs on a fresh SQLite file and, when
+KPIBOT_TEST_POSTGRES_URL is set, again on an empty PostgreSQL schema.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import inspect, select
+
+from kpis.catalogue import DEFAULT, Aggregation, Catalogue
+from kpis.formula import evaluate
+from kpis.periods import Period
+from kpis.rollup import Dims, kpi_values, metric_values
+from storage import Store, Write, open_store
+from storage.models import ChangeRow, DailyTotalRow, EntryRow
+
+DAY = date(2026, 3, 10)
+WEEK = Period.iso_week(DAY)
+FB: Dims = (("source", "facebook"),)
+GOOGLE: Dims = (("source", "google"),)
+
+
+class TickingClock:
+    """A clock that moves one second each time it is read, so audit times are exact."""
+
+    def __init__(self, start: datetime = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)) -> None:
+        self.now = start
+        self.lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self.lock:
+            self.now += timedelta(seconds=1)
+            return self.now
+
+
+@pytest.fixture
+def db(any_store: Store) -> Store:
+    """A store on each backend, with a ticking clock and a workspace `T1`."""
+    any_store.clock = TickingClock()
+    any_store.ensure_workspace("T1")
+    return any_store
+
+
+def log(store: Store, *writes: Write, actor: str = "ana", origin: str = "cli") -> None:
+    store.record("T1", list(writes), actor=actor, origin=origin)
+
+
+def totals(store: Store, period: Period = WEEK, dims: Dims = (), workspace: str = "T1") -> Any:
+    return store.period_data(workspace, period, DEFAULT, dims)
+
+
+def values(store: Store, period: Period = WEEK, dims: Dims = ()) -> dict[str, float | None]:
+    data = totals(store, period, dims)
+    return {**metric_values(DEFAULT, data), **kpi_values(DEFAULT, data)}
+
+
+def entries(store: Store, workspace: str = "T1") -> list[tuple[str, date, str, Dims, float]]:
+    return sorted(
+        (e.metric, e.day, e.author, e.dims, e.value) for e in store.entries_between(workspace)
+    )
+
+
+# -- who logs what, and corrections --------------------------------------------------------
+
+
+def test_the_same_author_logging_again_replaces(db: Store) -> None:
+    log(db, Write("spend", DAY, 100, "ana"))
+    log(db, Write("spend", DAY, 120, "ana"))
+    assert entries(db) == [("spend", DAY, "ana", (), 120)]
+    assert totals(db).totals["spend"] == (120, 1)
+
+
+def test_different_authors_add_up(db: Store) -> None:
+    log(db, Write("bookings", DAY, 3, "setter.ana"), actor="setter.ana")
+    log(db, Write("bookings", DAY, 4, "setter.luis"), actor="setter.luis")
+    assert totals(db).totals["bookings"] == (7, 2)
+    assert len(entries(db)) == 2
+    # a correction by one of them still replaces only their own value
+    log(db, Write("bookings", DAY, 5, "setter.ana"), actor="setter.ana")
+    assert totals(db).totals["bookings"] == (9, 2)
+
+
+def test_for_last_metrics_the_latest_write_of_the_day_wins_whoever_wrote_it(db: Store) -> None:
+    log(db, Write("mrr", DAY, 5000, "ana"))
+    log(db, Write("mrr", DAY, 5200, "luis"), actor="luis")
+    assert values(db)["mrr"] == 5200
+    log(db, Write("mrr", DAY, 5100, "ana"))  # ana corrects hers: now hers is the latest
+    assert values(db)["mrr"] == 5100
+    # an earlier day written later does not beat a later day
+    log(db, Write("mrr", DAY - timedelta(days=1), 9999, "luis"), actor="luis")
+    assert values(db)["mrr"] == 5100
+
+
+def test_gauges_read_the_closing_and_opening_values(db: Store) -> None:
+    march = Period.month(DAY)
+    log(db, Write("active_customers", date(2026, 2, 28), 200, "ops"))
+    log(db, Write("active_customers", date(2026, 3, 20), 190, "ops"))
+    log(db, Write("customers_lost", date(2026, 3, 5), 10, "ops"))
+    data = totals(db, march)
+    assert data.opening["active_customers"] == 200
+    assert data.closing["active_customers"] == 190
+    got = values(db, march)
+    assert got["churn_rate"] == pytest.approx(0.05)
+    assert got["retention_rate"] == pytest.approx(0.95)
+
+
+def test_dimensions_make_separate_entries(db: Store) -> None:
+    log(db, Write("leads", DAY, 10, "ana", FB), Write("leads", DAY, 5, "ana", GOOGLE))
+    log(db, Write("leads", DAY, 1, "ana"))
+    assert entries(db) == [
+        ("leads", DAY, "ana", (), 1),
+        ("leads", DAY, "ana", FB, 10),
+        ("leads", DAY, "ana", GOOGLE, 5),
+    ]
+    assert totals(db).totals["leads"] == (16, 3)
+    log(db, Write("leads", DAY, 12, "ana", FB))  # same dims again: replaces
+    assert totals(db).totals["leads"] == (18, 3)
+
+
+def test_dimension_filtered_period_data(db: Store) -> None:
+    log(
+        db,
+        Write("spend", DAY, 300, "ana", FB),
+        Write("leads", DAY, 30, "ana", FB),
+        Write("spend", DAY, 100, "ana", GOOGLE),
+        Write("leads", DAY, 5, "ana", GOOGLE),
+        Write("spend", DAY, 50, "ana", (("campaign", "spring"), ("source", "facebook"))),
+        Write("mrr", DAY, 1000, "ana", FB),
+        Write("mrr", DAY, 2000, "ana", GOOGLE),
+    )
+    facebook = values(db, dims=FB)
+    assert facebook["spend"] == 350 and facebook["leads"] == 30
+    assert facebook["cpl"] == pytest.approx(350 / 30)
+    assert facebook["mrr"] == 1000
+    google = values(db, dims=GOOGLE)
+    assert google["cpl"] == pytest.approx(20) and google["mrr"] == 2000
+    spring = values(db, dims=(("campaign", "spring"),))
+    assert spring == {"spend": 50}
+    everything = values(db)
+    assert everything["spend"] == 450 and everything["leads"] == 35
+    assert everything["mrr"] == 2000  # the latest write of the day, whatever its dimensions
+    assert db.dimension_values("T1", "source", WEEK) == ["facebook", "google"]
+
+
+def test_workspaces_are_kept_apart(db: Store) -> None:
+    db.ensure_workspace("T2")
+    log(db, Write("leads", DAY, 10, "ana"))
+    db.record("T2", [Write("leads", DAY, 99, "ana")], actor="ana", origin="cli")
+    assert totals(db).totals["leads"] == (10, 1)
+    assert totals(db, workspace="T2").totals["leads"] == (99, 1)
+    assert db.history("T2")[0].new == 99
+    assert db.undo_last("T1", "ana") is not None
+    assert entries(db, "T2") == [("leads", DAY, "ana", (), 99)]
+    assert db.workspace_ids() == ["T1", "T2"]
+
+
+# -- the audit trail and undo ----------------------------------------------------------------
+
+
+def test_every_change_is_in_the_audit_trail(db: Store) -> None:
+    log(db, Write("spend", DAY, 100, "ana"), origin="slack")
+    log(db, Write("spend", DAY, 120, "ana"), actor="boss", origin="csv")
+    log(db, Write("leads", DAY, 7, "luis", FB), actor="luis", origin="form")
+    lines = db.history("T1")
+    assert [(h.actor, h.metric, h.author, h.dims, h.old, h.new, h.origin) for h in lines] == [
+        ("luis", "leads", "luis", FB, None, 7, "form"),
+        ("boss", "spend", "ana", (), 100, 120, "csv"),
+        ("ana", "spend", "ana", (), None, 100, "slack"),
+    ]
+    times = [h.at for h in lines]
+    assert times == sorted(times, reverse=True) and len(set(times)) == 3
+    assert all(h.at.year == 2026 and not h.undone for h in lines)
+    assert [h.new for h in db.history("T1", "spend")] == [120, 100]
+    assert len(db.history("T1", limit=1)) == 1
+
+
+def test_undo_restores_the_old_value_then_removes_the_new_entry(db: Store) -> None:
+    log(db, Write("leads", DAY, 10, "ana"))
+    log(db, Write("leads", DAY, 12, "ana"))
+    log(db, Write("leads", DAY, 5, "luis"), actor="luis")
+    assert totals(db).totals["leads"] == (17, 2)
+
+    first = db.undo_last("T1", "ana")
+    assert first is not None and first.origin == "undo"
+    assert [(c.old, c.new) for c in first.changes] == [(12, 10)]
+    assert entries(db) == [("leads", DAY, "ana", (), 10), ("leads", DAY, "luis", (), 5)]
+
+    second = db.undo_last("T1", "ana")  # undo again: the batch before
+    assert second is not None and [(c.old, c.new) for c in second.changes] == [(10, None)]
+    assert entries(db) == [("leads", DAY, "luis", (), 5)]  # luis's change untouched
+    assert totals(db).totals["leads"] == (5, 1)
+
+    assert db.undo_last("T1", "ana") is None  # nothing of ana's is left to undo
+    history = db.history("T1", limit=50)
+    assert [h.origin for h in history[:2]] == ["undo", "undo"]
+    assert [h.undone for h in history if h.origin != "undo" and h.actor == "ana"] == [True, True]
+    assert [h.undone for h in history if h.actor == "luis"] == [False]
+
+
+def test_undo_reverts_a_whole_batch(db: Store) -> None:
+    log(db, Write("spend", DAY, 100, "ana"))
+    log(db, Write("spend", DAY, 150, "ana"), Write("leads", DAY, 3, "ana"), Write("mrr", DAY, 9, "ana"))
+    batch = db.undo_last("T1", "ana")
+    assert batch is not None and batch.metrics == ["leads", "mrr", "spend"]
+    assert entries(db) == [("spend", DAY, "ana", (), 100)]
+    assert "mrr" not in totals(db).closing
+
+
+def test_undo_of_a_gauge_brings_back_the_earlier_latest_value(db: Store) -> None:
+    log(db, Write("cash_balance", DAY, 1000, "luis"), actor="luis")
+    log(db, Write("cash_balance", DAY, 2000, "ana"))
+    assert values(db)["cash_balance"] == 2000
+    db.undo_last("T1", "ana")
+    assert values(db)["cash_balance"] == 1000
+
+
+def test_record_is_all_or_nothing(db: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    log(db, Write("spend", DAY, 100, "ana"))
+    before = (entries(db), totals(db).totals, len(db.history("T1", limit=100)))
+    real_apply = db._apply
+    calls = 0
+
+    def failing_apply(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("the disk is on fire")
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(db, "_apply", failing_apply)
+    with pytest.raises(RuntimeError):
+        log(
+            db,
+            Write("spend", DAY, 999, "ana"),
+            Write("leads", DAY, 10, "ana"),
+            Write("revenue", DAY, 500, "ana"),
+        )
+    monkeypatch.undo()
+    assert (entries(db), totals(db).totals, len(db.history("T1", limit=100))) == before
+
+
+def test_a_write_for_an_unknown_workspace_is_refused_and_stores_nothing(db: Store) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - the foreign key refuses it, whatever the driver calls it
+        db.record("nobody", [Write("leads", DAY, 1, "ana")], actor="ana", origin="cli")
+    assert db.entries_between("nobody") == []
+
+
+def test_custom_definitions_extend_the_catalogue(db: Store) -> None:
+    for key, unit in (("local_price", "currency"), ("us_price", "currency"), ("official_rate", "ratio")):
+        db.define("T1", key, formula=None, unit=unit, actor="ana", aggregation="last")
+    db.define("T1", "implied_rate", formula="local_price / us_price", unit="ratio", actor="ana")
+    db.define(
+        "T1", "valuation_gap", formula="(official_rate - implied_rate) / official_rate",
+        unit="percent", actor="ana",
+    )
+    catalogue = db.catalogue("T1")
+    log(
+        db,
+        Write("local_price", DAY, 4, "ana"),
+        Write("us_price", DAY, 5, "ana"),
+        Write("official_rate", DAY, 0.91, "ana"),
+    )
+    got = kpi_values(catalogue, db.period_data("T1", WEEK, catalogue))
+    assert got["implied_rate"] == pytest.approx(0.80)
+    assert got["valuation_gap"] == pytest.approx(0.1209, abs=5e-5)
+    assert db.remove_definition("T1", "valuation_gap")
+    assert "valuation_gap" not in db.catalogue("T1").kpis
+    assert "implied_rate" not in DEFAULT.kpis
+
+
+# -- the key property: SQL aggregates equal a brute force over the raw rows -----------------
+
+PROPERTY_METRICS = (
+    "spend", "leads", "new_customers", "revenue", "cash_collected", "customers_lost",
+    "expenses", "days_to_close", "employee_satisfaction", "mrr", "active_customers",
+    "cash_balance",
+)  # fmt: skip
+FIRST_DAY = date(2026, 2, 24)
+PROPERTY_PERIODS = (
+    Period(date(2026, 3, 2), date(2026, 3, 8)),  # an ISO week
+    Period.month(date(2026, 2, 1)),  # a month that starts before any entry
+    Period(date(2026, 3, 6), date(2026, 3, 12)),  # ends after the last entry
+)
+PROPERTY_DIMS: tuple[Dims, ...] = ((), FB, GOOGLE, (("campaign", "spring"), ("source", "facebook")))
+AUTHORS = ("ana", "luis", "marta")
+
+a_write = st.tuples(
+    st.sampled_from(PROPERTY_METRICS),
+    st.integers(min_value=0, max_value=14),
+    st.integers(min_value=0, max_value=4000).map(lambda n: n / 4),  # exact in binary
+    st.sampled_from(PROPERTY_DIMS),
+)
+an_operation = st.one_of(
+    st.tuples(st.just("log"), st.sampled_from(AUTHORS), st.lists(a_write, min_size=1, max_size=6)),
+    st.tuples(st.just("undo"), st.sampled_from(AUTHORS), st.just([])),
+)
+
+Key = tuple[str, date, str, Dims]
+
+
+@dataclass
+class Row:
+    metric: str
+    day: date
+    author: str
+    dims: Dims
+    value: float
+    seq: int
+
+
+class Model:
+    """What the entries should be after the operations: the rules of section 4, by hand."""
+
+    def __init__(self) -> None:
+        self.rows: dict[Key, tuple[float, int]] = {}
+        self.batches: dict[str, list[list[tuple[Key, float | None]]]] = {a: [] for a in AUTHORS}
+        self.seq = 0
+
+    def _set(self, key: Key, value: float | None) -> None:
+        self.seq += 1
+        if value is None:
+            del self.rows[key]
+        else:
+            self.rows[key] = (value, self.seq)
+
+    def log(self, actor: str, writes: list[tuple[str, int, float, Dims]]) -> None:
+        batch = []
+        for metric, offset, value, dims in writes:
+            key = (metric, FIRST_DAY + timedelta(days=offset), actor, dims)
+            old = self.rows.get(key)
+            batch.append((key, None if old is None else old[0]))
+            self._set(key, value)
+        self.batches[actor].append(batch)
+
+    def undo(self, actor: str) -> None:
+        if self.batches[actor]:
+            for key, old in reversed(self.batches[actor].pop()):
+                self._set(key, old)
+
+    def as_rows(self) -> list[Row]:
+        return [Row(*key, value, seq) for key, (value, seq) in self.rows.items()]
+
+
+def raw_rows(store: Store, workspace: str) -> list[Row]:
+    """The entries table as it is, read straight from SQL."""
+    e = EntryRow
+    with store.engine.connect() as conn:
+        found = conn.execute(select(e).where(e.workspace_id == workspace)).all()
+    return [
+        Row(
+            r.metric, r.day, r.author,
+            tuple((n, getattr(r, n)) for n in ("source", "rep", "campaign", "product") if getattr(r, n)),
+            r.value, r.write_seq,
+        )  # fmt: skip
+        for r in found
+    ]
+
+
+def brute_force(rows: list[Row], period: Period, catalogue: Catalogue, dims: Dims) -> dict[str, float | None]:
+    """Metrics and KPIs of `period` from the raw rows, with no help from the code under test."""
+    rows = [r for r in rows if set(dims) <= set(r.dims)]
+    scope: dict[str, float | None] = {"days": float(period.days)}
+    for key, metric in catalogue.metrics.items():
+        mine = [r for r in rows if r.metric == key]
+        if metric.aggregation is Aggregation.LAST:
+            closing = [r for r in mine if r.day <= period.end]
+            opening = [r for r in mine if r.day < period.start]
+            if closing:
+                scope[key] = max(closing, key=lambda r: (r.day, r.seq)).value
+            if opening:
+                scope[f"opening:{key}"] = max(opening, key=lambda r: (r.day, r.seq)).value
+            continue
+        inside = [r.value for r in mine if period.start <= r.day <= period.end]
+        if inside:
+            total = sum(inside)
+            scope[key] = total if metric.aggregation is Aggregation.SUM else total / len(inside)
+    result = {k: v for k, v in scope.items() if k in catalogue.metrics}
+    for key in catalogue.order:
+        kpi = catalogue.kpis[key]
+        if all(name in scope for name in catalogue.inputs_of(key)):
+            scope[key] = result[key] = evaluate(kpi.formula, scope)
+    return result
+
+
+def assert_same(got: dict[str, float | None], expected: dict[str, float | None]) -> None:
+    assert sorted(got) == sorted(expected)
+    for key, value in expected.items():
+        if value is None:
+            assert got[key] is None, key
+        else:
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(operations=st.lists(an_operation, min_size=1, max_size=12))
+def test_period_data_equals_a_brute_force_over_the_raw_rows(
+    any_store: Store, operations: list[tuple[str, str, list[tuple[str, int, float, Dims]]]]
+) -> None:
+    workspace = f"P{uuid.uuid4().hex[:20]}"
+    any_store.ensure_workspace(workspace)
+    model = Model()
+    for kind, actor, writes in operations:
+        if kind == "log":
+            batch = [
+                Write(m, FIRST_DAY + timedelta(days=offset), value, actor, dims)
+                for m, offset, value, dims in writes
+            ]
+            any_store.record(workspace, batch, actor=actor, origin="test")
+            model.log(actor, writes)
+        else:
+            undone = any_store.undo_last(workspace, actor)
+            assert (undone is None) == (not model.batches[actor])
+            model.undo(actor)
+
+    stored = raw_rows(any_store, workspace)
+    # the replace/add/undo rules: exactly the model's entries, in the model's write order
+    assert sorted((r.metric, r.day, r.author, r.dims, r.value) for r in stored) == sorted(
+        (r.metric, r.day, r.author, r.dims, r.value) for r in model.as_rows()
+    )
+    by_seq = [(r.metric, r.day, r.author, r.dims) for r in sorted(stored, key=lambda r: r.seq)]
+    model_by_seq = [(r.metric, r.day, r.author, r.dims) for r in sorted(model.as_rows(), key=lambda r: r.seq)]
+    assert by_seq == model_by_seq
+
+    for period in PROPERTY_PERIODS:
+        for dims in PROPERTY_DIMS[:3]:
+            data = any_store.period_data(workspace, period, DEFAULT, dims)
+            got = {**metric_values(DEFAULT, data), **kpi_values(DEFAULT, data)}
+            assert_same(got, brute_force(stored, period, DEFAULT, dims))
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+
+def test_eight_threads_writing_at_once_lose_nothing(db: Store) -> None:
+    threads_count, per_thread = 8, 100
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads_count)
+
+    def writer(t: int) -> None:
+        try:
+            start.wait()
+            for i in range(per_thread):
+                db.record("T1", [Write("leads", DAY, i + 1, f"user{t}-{i}")], actor=f"user{t}", origin="cli")
+        except BaseException as error:  # noqa: BLE001 - the test reports whatever escaped
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[:3]
+    expected_total = threads_count * per_thread * (per_thread + 1) / 2
+    assert totals(db).totals["leads"] == (expected_total, threads_count * per_thread)
+    assert len(db.entries_between("T1")) == threads_count * per_thread
+    with db.engine.connect() as conn:
+        daily = conn.execute(select(DailyTotalRow.total, DailyTotalRow.count)).all()
+        changes = conn.scalar(select(ChangeRow.id).order_by(ChangeRow.id.desc()).limit(1))
+    assert [tuple(r) for r in daily] == [(expected_total, threads_count * per_thread)]
+    assert changes is not None
+
+
+def test_concurrent_corrections_of_a_gauge_keep_the_latest_write(db: Store) -> None:
+    errors: list[BaseException] = []
+
+    def writer(t: int) -> None:
+        try:
+            for i in range(20):
+                db.record("T1", [Write("mrr", DAY, t * 100 + i, f"user{t}")], actor=f"user{t}", origin="cli")
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[:3]
+    last = max(raw_rows(db, "T1"), key=lambda r: r.seq)
+    assert values(db)["mrr"] == last.value
+    assert totals(db).totals["mrr"][1] == 4
+
+
+# -- migrations -------------------------------------------------------------------------------
+
+TABLES = {"workspaces", "definitions", "entries", "daily_totals", "changes", "alembic_version"}
+
+
+def test_open_store_twice_on_the_same_file_is_idempotent(sqlite_url: str) -> None:
+    first = open_store(sqlite_url)
+    first.ensure_workspace("T1")
+    first.record("T1", [Write("leads", DAY, 3, "ana")], actor="ana", origin="cli")
+    first.engine.dispose()
+    second = open_store(sqlite_url)
+    try:
+        assert entries(second) == [("leads", DAY, "ana", (), 3)]
+        assert TABLES <= set(inspect(second.engine).get_table_names())
+        with second.engine.connect() as conn:
+            versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        assert len(versions) == 1
+    finally:
+        second.engine.dispose()
+
+
+def test_an_empty_database_gets_the_schema(db_url: str) -> None:
+    from sqlalchemy import create_engine
+
+    bare = create_engine(db_url)
+    try:
+        assert not set(inspect(bare).get_table_names()) & TABLES
+    finally:
+        bare.dispose()
+    opened = open_store(db_url)
+    again = open_store(db_url)  # and a second time changes nothing
+    try:
+        assert TABLES <= set(inspect(opened.engine).get_table_names())
+        assert opened.ping()
+        opened.ensure_workspace("T1")
+        assert again.workspace("T1") is not None
+        assert again.workspace("T1") == opened.workspace("T1")
+    finally:
+        opened.engine.dispose()
+        again.engine.dispose()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
