@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 
 from kpis.catalogue import DIMENSIONS, Better, Catalogue, Kpi, Metric, custom_kpi
 from kpis.compare import Change, compare
@@ -148,9 +149,13 @@ def log_numbers(
     return LogResult(batch, the_day, moved)
 
 
-def undo(ctx: Context) -> ChangeBatch:
-    batch = ctx.store.undo_last(ctx.workspace.id, ctx.actor)
+def undo(ctx: Context, batch_id: str | None = None) -> ChangeBatch:
+    """Undoes the actor's last change, or the one a reply's Undo button names."""
+    batch = ctx.store.undo_last(ctx.workspace.id, ctx.actor, batch_id)
     if batch is None:
+        if batch_id is not None:
+            raise UserError("That log was already undone (or was logged by someone else), so "
+                            "nothing changed. `/kpi history` shows the latest entries.")
         raise UserError("There is nothing of yours to undo.")
     return batch
 
@@ -280,11 +285,17 @@ def export_csv(ctx: Context, period: Period | None = None) -> str:
     for entry in ctx.store.entries_between(ctx.workspace.id, start, end):
         dims = dict(entry.dims)
         metric = catalogue.metrics.get(entry.metric)
-        value = (f"{entry.value * 100:.12g}%" if metric and metric.unit.value == "percent"
-                 else repr(entry.value))
+        exact = Decimal(repr(entry.value))
+        percent = metric is not None and metric.unit.value == "percent"
+        value = _plain_number(exact * 100) + "%" if percent else _plain_number(exact)
         writer.writerow([entry.day.isoformat(), entry.metric, value, entry.author,
                          *(dims.get(name, "") for name in DIMENSIONS)])
     return out.getvalue()
+
+
+def _plain_number(value: Decimal) -> str:
+    """`0.00001`, never `1e-05`: a number parse_number reads back to the same float."""
+    return format(value.normalize(), "f")
 
 
 def import_csv(ctx: Context, text: str, *, origin: str = "csv") -> ChangeBatch:

@@ -114,7 +114,8 @@ def _dims_columns(dims: Dims) -> dict[str, str]:
 
 
 def _dims_of(row: Any) -> Dims:
-    return tuple((name, getattr(row, name)) for name in DIMENSIONS if getattr(row, name))
+    """Set dimensions sorted by name: the same canonical order as `Changed.dims` and clean_dims."""
+    return tuple(sorted((name, getattr(row, name)) for name in DIMENSIONS if getattr(row, name)))
 
 
 class Store:
@@ -137,12 +138,15 @@ class Store:
             yield conn
 
     def _retrying(self, work: Callable[[], T], attempts: int = 5) -> T:
-        """Retries SQLite's transient 'database is locked' so it never reaches a user."""
+        """Retries transient lock errors (SQLite's 'database is locked', a PostgreSQL deadlock)
+        so they never reach a user."""
         for attempt in range(attempts):
             try:
                 return work()
             except OperationalError as error:
-                if "locked" not in str(error).lower() or attempt == attempts - 1:
+                message = str(error).lower()
+                transient = "locked" in message or "deadlock detected" in message
+                if not transient or attempt == attempts - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
@@ -253,6 +257,7 @@ class Store:
         def work() -> ChangeBatch:
             changes: list[Changed] = []
             with self._write() as conn:
+                self._lock_days(conn, workspace_id, ((w.metric, w.day) for w in writes))
                 for w in writes:
                     changes.append(self._apply(conn, workspace_id, w, batch, actor, origin))
             return ChangeBatch(batch, actor, origin, tuple(changes))
@@ -295,6 +300,14 @@ class Store:
         return Changed(w.metric, w.day, w.author, tuple(sorted(w.dims)),
                        None if old is None else old.value, new_value)
 
+    def _lock_days(
+        self, conn: Connection, workspace_id: str, keys: Iterable[tuple[str, date]]
+    ) -> None:
+        """Takes every (metric, day) lock of a transaction up front, in one global order, so
+        two batches touching the same days in different orders cannot deadlock."""
+        for metric, day in sorted(set(keys)):
+            self._lock_day(conn, workspace_id, metric, day)
+
     def _lock_day(self, conn: Connection, workspace_id: str, metric: str, day: date) -> None:
         """Serialises writers of one (metric, day) so the daily total is never stale."""
         if conn.dialect.name == "postgresql":
@@ -320,29 +333,50 @@ class Store:
             DailyTotalRow.workspace_id == workspace_id, DailyTotalRow.metric == metric,
             DailyTotalRow.day == day,
         )
-        conn.execute(delete(DailyTotalRow).where(*day_key))
-        if count:
+        if not count and conn.dialect.name != "postgresql":
+            conn.execute(delete(DailyTotalRow).where(*day_key))
+            return
+        # Updated in place, never deleted and re-inserted: on PostgreSQL a writer waiting in
+        # _lock_day's FOR UPDATE follows an updated row, but a re-inserted one let it through
+        # unlocked (a lost total or a duplicate key). An emptied day keeps a row with count 0.
+        values = dict(total=float(total), count=int(count), latest=latest)
+        if not conn.execute(update(DailyTotalRow).where(*day_key).values(**values)).rowcount:
             conn.execute(insert(DailyTotalRow).values(
-                workspace_id=workspace_id, metric=metric, day=day, total=float(total),
-                count=int(count), latest=latest,
+                workspace_id=workspace_id, metric=metric, day=day, **values,
             ))
 
-    def undo_last(self, workspace_id: str, actor: str) -> ChangeBatch | None:
-        """Reverts `actor`'s most recent batch that is not undone yet; None if there is none."""
+    def undo_last(
+        self, workspace_id: str, actor: str, batch_id: str | None = None
+    ) -> ChangeBatch | None:
+        """Reverts `actor`'s batch `batch_id` (default: the most recent) if it is not undone yet.
+
+        None when there is nothing of the actor's left to undo.
+        """
 
         def work() -> ChangeBatch | None:
             with self._write() as conn:
-                batch = conn.scalar(
-                    select(ChangeRow.batch)
-                    .where(ChangeRow.workspace_id == workspace_id, ChangeRow.actor == actor,
-                           ChangeRow.undone_at.is_(None), ChangeRow.origin != "undo")
-                    .order_by(ChangeRow.id.desc()).limit(1)
+                query = select(ChangeRow.batch).where(
+                    ChangeRow.workspace_id == workspace_id, ChangeRow.actor == actor,
+                    ChangeRow.undone_at.is_(None), ChangeRow.origin != "undo",
                 )
+                if batch_id is not None:
+                    query = query.where(ChangeRow.batch == batch_id)
+                batch = conn.scalar(query.order_by(ChangeRow.id.desc()).limit(1))
                 if batch is None:
+                    return None
+                # Claim the batch first: of two concurrent undos (a double click) only one
+                # reverts it, and the other finds nothing left to undo.
+                claimed = conn.execute(
+                    update(ChangeRow)
+                    .where(ChangeRow.batch == batch, ChangeRow.undone_at.is_(None))
+                    .values(undone_at=self.clock())
+                ).rowcount
+                if not claimed:
                     return None
                 rows = conn.execute(
                     select(ChangeRow).where(ChangeRow.batch == batch).order_by(ChangeRow.id.desc())
                 ).all()
+                self._lock_days(conn, workspace_id, ((r.metric, r.day) for r in rows))
                 undo_batch = str(uuid.uuid4())
                 changes = []
                 for row in rows:
@@ -351,8 +385,6 @@ class Store:
                         conn, workspace_id, w, undo_batch, actor, "undo",
                         value=row.old_value, delete_entry=row.old_value is None,
                     ))
-                conn.execute(update(ChangeRow).where(ChangeRow.batch == batch)
-                             .values(undone_at=self.clock()))
                 return ChangeBatch(undo_batch, actor, "undo", tuple(changes))
 
         return self._retrying(work)
@@ -453,7 +485,7 @@ class Store:
             for metric, day, total, count, latest in conn.execute(
                 select(d.metric, d.day, d.total, d.count, d.latest).where(
                     d.workspace_id == workspace_id, d.metric.in_(list(metrics)),
-                    d.day >= period.start, d.day <= period.end,
+                    d.day >= period.start, d.day <= period.end, d.count > 0,
                 ).order_by(d.day)
             ):
                 series.setdefault(metric, {})[day] = (float(total), int(count), latest)

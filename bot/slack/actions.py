@@ -25,7 +25,8 @@ def register(app: App, services: Services) -> None:
         ack()
         services.metrics.requests.labels(kind="action").inc()
         who = Who.of(context, body, client)
-        answer = guarded(lambda: blocks.undo_reply(usecases.undo(services.context(who))), "undo")()
+        batch_id = body["actions"][0].get("value") or None
+        answer = guarded(lambda: blocks.undo_reply(usecases.undo(services.context(who), batch_id)), "undo")()
         respond(replace_original=False, **answer)
 
     @app.action("share_report")
