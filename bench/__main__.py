@@ -19,6 +19,7 @@ from bench import HERE, REGISTRY, Options, Row
 #: modules whose import registers benchmarks, in the order their rows appear
 MODULES = (
     "bench.report_bench",
+    "bench.ack_bench",
 )
 HEADER = ("figure", "value", "target", "reference", "met")
 

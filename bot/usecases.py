@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 
 from kpis.catalogue import DIMENSIONS, Better, Catalogue, Kpi, Metric, custom_kpi
 from kpis.compare import Change, compare
@@ -45,8 +46,9 @@ class Context:
     def today(self) -> date:
         return local_date(self.now, self.workspace.timezone)
 
-    @property
+    @cached_property
     def catalogue(self) -> Catalogue:
+        """Read once per request: a use case reads it several times."""
         return self.store.catalogue(self.workspace.id)
 
 

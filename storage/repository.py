@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, u
 from sqlalchemy.exc import OperationalError
 
 from kpis.catalogue import (
+    DEFAULT,
     DEFAULT_PACKS,
     DIMENSIONS,
     Aggregation,
@@ -211,6 +212,8 @@ class Store:
                 select(DefinitionRow).where(DefinitionRow.workspace_id == workspace_id)
                 .order_by(DefinitionRow.id)
             ).all()
+        if not rows:
+            return DEFAULT
         metrics = [
             custom_metric(r.key, label=r.label, unit=r.unit, aggregation=r.aggregation)
             for r in rows if r.formula is None
