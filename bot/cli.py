@@ -10,20 +10,29 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from bot import usecases
 from bot.settings import Settings
 from bot.usecases import Context, UserError
+from kpis.catalogue import DEFAULT_PACKS
 from kpis.periods import Period, PeriodError, parse_date
-from storage import Store, open_store
+from storage import Store, Workspace, open_store
 
 EXIT_BAD_INPUT = 2
 
 
 class CliError(Exception):
     """Bad input on the command line: one line on stderr, exit status 2, nothing written."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is bad input too: one line on stderr (not the usage block), status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _now() -> datetime:
@@ -44,13 +53,26 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _context(args: argparse.Namespace, store: Store) -> Context:
+def _context(args: argparse.Namespace, store: Store, *, create: bool = True) -> Context:
+    """Who and where; `create=False` (reports, exports) reads an unknown workspace as empty
+    instead of creating it, so a mistyped --workspace cannot change the default one."""
     workspace = args.workspace
     if workspace is None:
         known = store.workspace_ids()
         workspace = known[0] if len(known) == 1 else "local"
-    actor = getattr(args, "as_user", None) or getpass.getuser()
+    actor = getattr(args, "as_user", None) or _local_user()
+    if not create and store.workspace(workspace) is None:
+        blank = Workspace(workspace, "UTC", "USD", "en_US", DEFAULT_PACKS)
+        return Context(store, blank, actor, _now())
     return usecases.open_context(store, workspace, actor, _now())
+
+
+def _local_user() -> str:
+    """The local user name; a container user with no name in /etc/passwd is `local`."""
+    try:
+        return getpass.getuser() or "local"
+    except (KeyError, OSError):
+        return "local"
 
 
 def _pairs(items: Sequence[str], what: str) -> list[tuple[str, str]]:
@@ -102,7 +124,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     store = _store(args)
-    ctx = _context(args, store)
+    ctx = _context(args, store, create=False)
     result = usecases.report(ctx, _range(args, ctx), args.kpis or ())
     if args.json:
         print(json.dumps(result.to_json()))
@@ -129,7 +151,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = _store(args)
-    ctx = _context(args, store)
+    ctx = _context(args, store, create=False)
     period = _range(args, ctx) if (args.start or args.end) else None
     sys.stdout.write(usecases.export_csv(ctx, period))
     return 0
@@ -179,11 +201,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL (overrides DATABASE_URL)")
     common.add_argument("--workspace", default=argparse.SUPPRESS,
                         help="workspace id (team_id); default: the only one, or `local`")
-    parser = argparse.ArgumentParser(prog="kpibot", parents=[common],
+    parser = _Parser(prog="kpibot", parents=[common],
                                      description="Team KPIs: log numbers, report, digests, alerts.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -87,6 +87,16 @@ class Kpi:
     pack: str
     help: str = ""
     custom: bool = False
+    #: a value below this is a warning whatever the trend (ltv_cac < 1 loses money per customer)
+    warn_below: float | None = None
+    warn_reason: str = ""
+
+    def warning(self, value: float | None) -> str | None:
+        """Why `value` deserves a warning on its own, or None."""
+        if value is None or self.warn_below is None or value >= self.warn_below:
+            return None
+        reason = f": {self.warn_reason}" if self.warn_reason else ""
+        return f"{self.label} is below {self.warn_below:g}{reason}"
 
 
 def _m(
@@ -208,8 +218,15 @@ _KPI_ROWS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ("hours_efficiency", "Budgeted vs actual hours", "budgeted_hours / actual_hours", "ratio", "higher", "team", ""),
 )
 
+#: KPIs whose value below a line is a warning in every report, not only when it gets worse
+_WARN_BELOW: dict[str, tuple[float, str]] = {
+    "ltv_cac": (1.0, "the business loses money on every customer it buys"),
+}
+
 KPIS: tuple[Kpi, ...] = tuple(
-    Kpi(key, label, parse(formula), Unit(unit), Better(better), pack, help or label)
+    Kpi(key, label, parse(formula), Unit(unit), Better(better), pack, help or label,
+        warn_below=_WARN_BELOW[key][0] if key in _WARN_BELOW else None,
+        warn_reason=_WARN_BELOW[key][1] if key in _WARN_BELOW else "")
     for key, label, formula, unit, better, pack, help in _KPI_ROWS
 )
 

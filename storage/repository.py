@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from kpis.catalogue import (
     DEFAULT,
@@ -177,22 +177,29 @@ class Store:
         if existing is not None:
             return existing, False
 
-        def create() -> None:
-            with self._write() as conn:
-                if conn.execute(
-                    select(WorkspaceRow.id).where(WorkspaceRow.id == workspace_id)
-                ).first():
-                    return
-                conn.execute(insert(WorkspaceRow).values(
-                    id=workspace_id, enterprise_id=enterprise_id, name=name, timezone=timezone,
-                    currency="USD", locale="en_US", packs=",".join(DEFAULT_PACKS),
-                    created_at=self.clock(),
-                ))
+        def create() -> bool:
+            try:
+                with self._write() as conn:
+                    if conn.execute(
+                        select(WorkspaceRow.id).where(WorkspaceRow.id == workspace_id)
+                    ).first():
+                        return False
+                    conn.execute(insert(WorkspaceRow).values(
+                        id=workspace_id, enterprise_id=enterprise_id, name=name,
+                        timezone=timezone, currency="USD", locale="en_US",
+                        packs=",".join(DEFAULT_PACKS), created_at=self.clock(),
+                    ))
+                return True
+            except IntegrityError:
+                # another process created it between our check and our insert (PostgreSQL)
+                if self.workspace(workspace_id) is None:
+                    raise
+                return False
 
-        self._retrying(create)
+        was_created = self._retrying(create)
         created = self.workspace(workspace_id)
         assert created is not None
-        return created, True
+        return created, was_created
 
     def update_workspace(self, workspace_id: str, **fields: Any) -> Workspace:
         if "packs" in fields:
@@ -270,7 +277,11 @@ class Store:
     def _apply(
         self, conn: Connection, workspace_id: str, w: Write, batch: str, actor: str, origin: str,
         *, value: float | None = None, delete_entry: bool = False,
+        restored: tuple[datetime, int, str] | None = None,
     ) -> Changed:
+        """One write with its audit row. `restored` (an undo) gives the entry back the
+        (written_at, write_seq, origin) of the value it restores, so a gauge's latest write
+        of the day is what it was before the undone change."""
         dims = _dims_columns(w.dims)
         self._lock_day(conn, workspace_id, w.metric, w.day)
         key = and_(
@@ -287,21 +298,35 @@ class Store:
             new_value=new_value, origin=origin, **dims,
         )).inserted_primary_key
         assert inserted is not None
-        seq = inserted[0]
+        written_at, seq, entry_origin = restored or (now, inserted[0], origin)
         if new_value is None:
             conn.execute(delete(EntryRow).where(key))
         elif old is None:
             conn.execute(insert(EntryRow).values(
                 workspace_id=workspace_id, metric=w.metric, day=w.day, author=w.author,
-                value=new_value, origin=origin, written_at=now, write_seq=seq, **dims,
+                value=new_value, origin=entry_origin, written_at=written_at, write_seq=seq,
+                **dims,
             ))
         else:
             conn.execute(update(EntryRow).where(EntryRow.id == old.id).values(
-                value=new_value, origin=origin, written_at=now, write_seq=seq,
+                value=new_value, origin=entry_origin, written_at=written_at, write_seq=seq,
             ))
         self._refresh_day(conn, workspace_id, w.metric, w.day)
         return Changed(w.metric, w.day, w.author, tuple(sorted(w.dims)),
                        None if old is None else old.value, new_value)
+
+    def _written_before(self, conn: Connection, change: Any) -> tuple[datetime, int, str] | None:
+        """(at, id, origin) of the change that wrote the value `change` replaced: the entry's
+        written_at, write_seq and origin before it (every write of an entry is a change row)."""
+        c = ChangeRow
+        found = conn.execute(
+            select(c.at, c.id, c.origin).where(
+                c.workspace_id == change.workspace_id, c.metric == change.metric,
+                c.day == change.day, c.author == change.author, c.id < change.id,
+                *(getattr(c, name) == getattr(change, name) for name in DIMENSIONS),
+            ).order_by(c.id.desc()).limit(1)
+        ).first()
+        return None if found is None else (found.at, found.id, found.origin)
 
     def _lock_days(
         self, conn: Connection, workspace_id: str, keys: Iterable[tuple[str, date]]
@@ -387,6 +412,7 @@ class Store:
                     changes.append(self._apply(
                         conn, workspace_id, w, undo_batch, actor, "undo",
                         value=row.old_value, delete_entry=row.old_value is None,
+                        restored=None if row.old_value is None else self._written_before(conn, row),
                     ))
                 return ChangeBatch(undo_batch, actor, "undo", tuple(changes))
 

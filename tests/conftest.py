@@ -85,14 +85,14 @@ def any_store(db_url: str) -> Iterator[Store]:
 # limit was broken and the fake never crashed.
 # =============================================================================================
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
-from waitress import wasyncore  # noqa: E402
 from waitress.server import create_server  # noqa: E402
 
 from bot.server import wsgi_app  # noqa: E402
@@ -123,7 +123,11 @@ class SlackReply:
 
     @property
     def json(self) -> dict[str, Any]:
-        return json.loads(self.body) if self.body.strip() else {}
+        """The ack as a message; Slack shows a plain-text ack body as the message text."""
+        raw = self.body.strip()
+        if not raw:
+            return {}
+        return json.loads(raw) if raw.startswith(b"{") else {"text": raw.decode()}
 
 
 @dataclass
@@ -133,14 +137,14 @@ class SlackBot:
     services: Services
     base_url: str
     secret: str = SLACK_SECRET
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def events_url(self) -> str:
         return f"{self.base_url}/slack/events"
 
-    def post(self, body: bytes, headers: dict[str, str] | None = None,
-             response_url: str | None = None) -> SlackReply:
+    def post(
+        self, body: bytes, headers: dict[str, str] | None = None, response_url: str | None = None
+    ) -> SlackReply:
         headers = slackreq.sign(self.secret, body) if headers is None else headers
         started = time.monotonic()
         status, got, raw = slackreq.post(self.events_url, body, headers)
@@ -149,7 +153,9 @@ class SlackBot:
     def command(self, text: str, **kwargs: Any) -> SlackReply:
         """`/kpi TEXT` from U0001 in C0001 of T0001 unless overridden; respond() reaches the fake."""
         kwargs.setdefault("response_url", self.fake.new_response_url())
-        return self.post(slackreq.slash_command_body(text, **kwargs), response_url=kwargs["response_url"])
+        return self.post(
+            slackreq.slash_command_body(text, **kwargs), response_url=kwargs["response_url"]
+        )
 
     def action(self, action_id: str, value: str | None = None, **kwargs: Any) -> SlackReply:
         if "view" not in kwargs:
@@ -170,6 +176,26 @@ class SlackBot:
             return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
 
 
+def _stop_waitress(server: Any, thread: threading.Thread) -> None:
+    """Stops the loop from inside (it ends when its map is empty), then closes its sockets.
+
+    Nothing is closed while the loop thread runs, so no file descriptor is closed twice.
+    """
+    dispatchers: list[Any] = []
+
+    def empty_the_map() -> None:
+        dispatchers.extend(server._map.values())
+        server._map.clear()
+
+    server.trigger.pull_trigger(empty_the_map)
+    thread.join(timeout=5)
+    assert not thread.is_alive(), "waitress loop did not stop"
+    server.task_dispatcher.shutdown(timeout=5)
+    for dispatcher in dispatchers:
+        with contextlib.suppress(OSError):
+            dispatcher.close()
+
+
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
     fake = FakeSlack().start()
@@ -187,28 +213,32 @@ def slack_bot(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[SlackBot]:
     """The whole bot on a real socket; asserts fake.violations == [] when the test ends."""
     store = open_store(f"sqlite:///{tmp_path / 'slack-e2e.db'}")
     settings = Settings(
-        slack_bot_token="xoxb-test", slack_signing_secret=SLACK_SECRET,
-        slack_api_url=fake_slack.api_url, slack_client_id=None, slack_client_secret=None,
-        slack_app_token=None, kpibot_admins=SLACK_OPERATOR, _env_file=None,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SLACK_SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_client_id=None,
+        slack_client_secret=None,
+        slack_app_token=None,
+        kpibot_admins=SLACK_OPERATOR,
+        _env_file=None,
     )
     services = Services(store=store, settings=settings, clock=lambda: SLACK_NOW)
     app = build_app(services)
-    server = create_server(wsgi_app(services, app), host="127.0.0.1", port=0, threads=8,
-                           asyncore_loop_timeout=0.1)
+    server = create_server(
+        wsgi_app(services, app), host="127.0.0.1", port=0, threads=8, asyncore_loop_timeout=0.1
+    )
     thread = threading.Thread(target=server.run, daemon=True, name="waitress-e2e")
     thread.start()
     bot = SlackBot(fake_slack, store, services, f"http://127.0.0.1:{server.effective_port}")
     try:
         yield bot
     finally:
+        _stop_waitress(server, thread)
+        app.listener_runner.listener_executor.shutdown(wait=True)
+        services.executor.shutdown(wait=True, cancel_futures=True)
         violations = list(fake_slack.violations)
         crashes = list(fake_slack.server_errors)
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=5)
         fake_slack.stop()
-        services.executor.shutdown(wait=True, cancel_futures=True)
-        app.listener_runner.listener_executor.shutdown(wait=True)
         store.engine.dispose()
         assert violations == [], violations
         assert crashes == [], crashes

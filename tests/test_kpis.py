@@ -81,7 +81,9 @@ ONE_DAY_EXAMPLES = [
     ),
     pytest.param({"spend": 1000, "new_customers": 500}, {"cac": 2.00}, id="CAC"),
     pytest.param(
-        {"revenue": 10_000, "cash_collected": 7500}, {"cash_collected_rate": 0.75}, id="cash up front"
+        {"revenue": 10_000, "cash_collected": 7500},
+        {"cash_collected_rate": 0.75},
+        id="cash up front",
     ),
     pytest.param(
         {"revenue": 10_000, "expenses": 7000},
@@ -184,7 +186,10 @@ def test_big_mac_index_as_custom_metrics_and_kpis() -> None:
 def test_custom_kpi_with_an_unknown_name_is_refused_with_a_suggestion() -> None:
     with pytest.raises(FormulaError, match="unknown name `us_prise`.*did you mean `us_price`"):
         Catalogue.build(
-            [custom_metric("local_price", unit="currency"), custom_metric("us_price", unit="currency")],
+            [
+                custom_metric("local_price", unit="currency"),
+                custom_metric("us_price", unit="currency"),
+            ],
             [custom_kpi("implied", "local_price / us_prise")],
         )
 
@@ -213,6 +218,11 @@ def test_ltv_below_cac_gives_a_ratio_below_one() -> None:
     kpi = DEFAULT.kpis["ltv_cac"]
     assert kpi.better is Better.HIGHER
     assert "loses money" in kpi.help
+    # shown as a warning whatever the trend, and only below 1
+    warning = kpi.warning(ltv_cac)
+    assert warning is not None and "below 1" in warning and "loses money" in warning
+    assert kpi.warning(1.0) is None and kpi.warning(3.2) is None and kpi.warning(None) is None
+    assert all(k.warning(0.0) is None for k in KPIS if k.key != "ltv_cac")
 
 
 def test_ratio_of_sums_not_mean_of_daily_ratios() -> None:
@@ -398,7 +408,10 @@ WORDED_FORMULAS = {
 
 
 def table(text: str) -> list[list[str]]:
-    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.strip().splitlines()]
+    return [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in text.strip().splitlines()
+    ]
 
 
 METRIC_ROWS = table(SPEC_METRICS)

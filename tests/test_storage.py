@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 
-from kpis.catalogue import DEFAULT, Aggregation, Catalogue
+from kpis.catalogue import DEFAULT, DIMENSIONS, Aggregation, Catalogue
 from kpis.formula import evaluate
 from kpis.periods import Period
 from kpis.rollup import Dims, kpi_values, metric_values
@@ -209,7 +209,12 @@ def test_undo_restores_the_old_value_then_removes_the_new_entry(db: Store) -> No
 
 def test_undo_reverts_a_whole_batch(db: Store) -> None:
     log(db, Write("spend", DAY, 100, "ana"))
-    log(db, Write("spend", DAY, 150, "ana"), Write("leads", DAY, 3, "ana"), Write("mrr", DAY, 9, "ana"))
+    log(
+        db,
+        Write("spend", DAY, 150, "ana"),
+        Write("leads", DAY, 3, "ana"),
+        Write("mrr", DAY, 9, "ana"),
+    )
     batch = db.undo_last("T1", "ana")
     assert batch is not None and batch.metrics == ["leads", "mrr", "spend"]
     assert entries(db) == [("spend", DAY, "ana", (), 100)]
@@ -222,6 +227,20 @@ def test_undo_of_a_gauge_brings_back_the_earlier_latest_value(db: Store) -> None
     assert values(db)["cash_balance"] == 2000
     db.undo_last("T1", "ana")
     assert values(db)["cash_balance"] == 1000
+
+
+def test_undoing_a_gauge_correction_restores_the_days_latest_value(db: Store) -> None:
+    log(db, Write("cash_balance", DAY, 1000, "ana"))
+    log(db, Write("cash_balance", DAY, 2000, "luis"), actor="luis")
+    log(db, Write("cash_balance", DAY, 1500, "ana"))  # ana corrects hers: now the latest
+    assert values(db)["cash_balance"] == 1500
+    db.undo_last("T1", "ana")
+    # as if the correction never happened: luis's value was the day's latest write
+    assert values(db)["cash_balance"] == 2000
+    assert entries(db) == [
+        ("cash_balance", DAY, "ana", (), 1000),
+        ("cash_balance", DAY, "luis", (), 2000),
+    ]
 
 
 def test_record_is_all_or_nothing(db: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -256,12 +275,19 @@ def test_a_write_for_an_unknown_workspace_is_refused_and_stores_nothing(db: Stor
 
 
 def test_custom_definitions_extend_the_catalogue(db: Store) -> None:
-    for key, unit in (("local_price", "currency"), ("us_price", "currency"), ("official_rate", "ratio")):
+    for key, unit in (
+        ("local_price", "currency"),
+        ("us_price", "currency"),
+        ("official_rate", "ratio"),
+    ):
         db.define("T1", key, formula=None, unit=unit, actor="ana", aggregation="last")
     db.define("T1", "implied_rate", formula="local_price / us_price", unit="ratio", actor="ana")
     db.define(
-        "T1", "valuation_gap", formula="(official_rate - implied_rate) / official_rate",
-        unit="percent", actor="ana",
+        "T1",
+        "valuation_gap",
+        formula="(official_rate - implied_rate) / official_rate",
+        unit="percent",
+        actor="ana",
     )
     catalogue = db.catalogue("T1")
     log(
@@ -294,16 +320,31 @@ PROPERTY_PERIODS = (
 PROPERTY_DIMS: tuple[Dims, ...] = ((), FB, GOOGLE, (("campaign", "spring"), ("source", "facebook")))
 AUTHORS = ("ana", "luis", "marta")
 
-a_write = st.tuples(
+a_value = st.integers(min_value=0, max_value=4000).map(lambda n: n / 4)  # exact in binary
+a_slot = st.tuples(  # (metric, day offset, dims): what a write is keyed by, with its author
     st.sampled_from(PROPERTY_METRICS),
     st.integers(min_value=0, max_value=14),
-    st.integers(min_value=0, max_value=4000).map(lambda n: n / 4),  # exact in binary
     st.sampled_from(PROPERTY_DIMS),
 )
-an_operation = st.one_of(
-    st.tuples(st.just("log"), st.sampled_from(AUTHORS), st.lists(a_write, min_size=1, max_size=6)),
-    st.tuples(st.just("undo"), st.sampled_from(AUTHORS), st.just([])),
-)
+Operation = tuple[str, str, list[tuple[str, int, float, Dims]]]
+
+
+@st.composite
+def operation_lists(draw: st.DrawFn) -> list[Operation]:
+    """Logs and undos by three people over a few slots, so that corrections (the same person
+    and slot again), additions (another person, same slot) and gauge races are frequent."""
+    slots = draw(st.lists(a_slot, min_size=1, max_size=6, unique=True))
+    a_write = st.builds(
+        lambda slot, value: (slot[0], slot[1], value, slot[2]), st.sampled_from(slots), a_value
+    )
+    an_operation: st.SearchStrategy[Operation] = st.one_of(
+        st.tuples(
+            st.just("log"), st.sampled_from(AUTHORS), st.lists(a_write, min_size=1, max_size=4)
+        ),
+        st.tuples(st.just("undo"), st.sampled_from(AUTHORS), st.builds(list)),
+    )
+    return draw(st.lists(an_operation, min_size=1, max_size=12))
+
 
 Key = tuple[str, date, str, Dims]
 
@@ -319,33 +360,36 @@ class Row:
 
 
 class Model:
-    """What the entries should be after the operations: the rules of section 4, by hand."""
+    """What the entries should be after the operations: the rules of section 4, by hand.
+
+    An entry is (value, write order). A write replaces the author's own entry and becomes the
+    latest; an undo puts back exactly what was there before (value and write order), so the
+    day's latest gauge value is what it was before the undone change.
+    """
 
     def __init__(self) -> None:
         self.rows: dict[Key, tuple[float, int]] = {}
-        self.batches: dict[str, list[list[tuple[Key, float | None]]]] = {a: [] for a in AUTHORS}
+        self.batches: dict[str, list[list[tuple[Key, tuple[float, int] | None]]]] = {
+            a: [] for a in AUTHORS
+        }
         self.seq = 0
-
-    def _set(self, key: Key, value: float | None) -> None:
-        self.seq += 1
-        if value is None:
-            del self.rows[key]
-        else:
-            self.rows[key] = (value, self.seq)
 
     def log(self, actor: str, writes: list[tuple[str, int, float, Dims]]) -> None:
         batch = []
         for metric, offset, value, dims in writes:
             key = (metric, FIRST_DAY + timedelta(days=offset), actor, dims)
-            old = self.rows.get(key)
-            batch.append((key, None if old is None else old[0]))
-            self._set(key, value)
+            batch.append((key, self.rows.get(key)))
+            self.seq += 1
+            self.rows[key] = (value, self.seq)
         self.batches[actor].append(batch)
 
     def undo(self, actor: str) -> None:
         if self.batches[actor]:
             for key, old in reversed(self.batches[actor].pop()):
-                self._set(key, old)
+                if old is None:
+                    del self.rows[key]
+                else:
+                    self.rows[key] = old
 
     def as_rows(self) -> list[Row]:
         return [Row(*key, value, seq) for key, (value, seq) in self.rows.items()]
@@ -358,15 +402,20 @@ def raw_rows(store: Store, workspace: str) -> list[Row]:
         found = conn.execute(select(e).where(e.workspace_id == workspace)).all()
     return [
         Row(
-            r.metric, r.day, r.author,
-            tuple((n, getattr(r, n)) for n in ("source", "rep", "campaign", "product") if getattr(r, n)),
-            r.value, r.write_seq,
+            r.metric,
+            r.day,
+            r.author,
+            tuple(sorted((n, getattr(r, n)) for n in DIMENSIONS if getattr(r, n))),
+            r.value,
+            r.write_seq,
         )  # fmt: skip
         for r in found
     ]
 
 
-def brute_force(rows: list[Row], period: Period, catalogue: Catalogue, dims: Dims) -> dict[str, float | None]:
+def brute_force(
+    rows: list[Row], period: Period, catalogue: Catalogue, dims: Dims
+) -> dict[str, float | None]:
     """Metrics and KPIs of `period` from the raw rows, with no help from the code under test."""
     rows = [r for r in rows if set(dims) <= set(r.dims)]
     scope: dict[str, float | None] = {"days": float(period.days)}
@@ -406,9 +455,9 @@ def assert_same(got: dict[str, float | None], expected: dict[str, float | None])
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(operations=st.lists(an_operation, min_size=1, max_size=12))
+@given(operations=operation_lists())
 def test_period_data_equals_a_brute_force_over_the_raw_rows(
-    any_store: Store, operations: list[tuple[str, str, list[tuple[str, int, float, Dims]]]]
+    any_store: Store, operations: list[Operation]
 ) -> None:
     workspace = f"P{uuid.uuid4().hex[:20]}"
     any_store.ensure_workspace(workspace)
@@ -432,7 +481,9 @@ def test_period_data_equals_a_brute_force_over_the_raw_rows(
         (r.metric, r.day, r.author, r.dims, r.value) for r in model.as_rows()
     )
     by_seq = [(r.metric, r.day, r.author, r.dims) for r in sorted(stored, key=lambda r: r.seq)]
-    model_by_seq = [(r.metric, r.day, r.author, r.dims) for r in sorted(model.as_rows(), key=lambda r: r.seq)]
+    model_by_seq = [
+        (r.metric, r.day, r.author, r.dims) for r in sorted(model.as_rows(), key=lambda r: r.seq)
+    ]
     assert by_seq == model_by_seq
 
     for period in PROPERTY_PERIODS:
@@ -454,7 +505,12 @@ def test_eight_threads_writing_at_once_lose_nothing(db: Store) -> None:
         try:
             start.wait()
             for i in range(per_thread):
-                db.record("T1", [Write("leads", DAY, i + 1, f"user{t}-{i}")], actor=f"user{t}", origin="cli")
+                db.record(
+                    "T1",
+                    [Write("leads", DAY, i + 1, f"user{t}-{i}")],
+                    actor=f"user{t}",
+                    origin="cli",
+                )
         except BaseException as error:  # noqa: BLE001 - the test reports whatever escaped
             errors.append(error)
 
@@ -480,7 +536,12 @@ def test_concurrent_corrections_of_a_gauge_keep_the_latest_write(db: Store) -> N
     def writer(t: int) -> None:
         try:
             for i in range(20):
-                db.record("T1", [Write("mrr", DAY, t * 100 + i, f"user{t}")], actor=f"user{t}", origin="cli")
+                db.record(
+                    "T1",
+                    [Write("mrr", DAY, t * 100 + i, f"user{t}")],
+                    actor=f"user{t}",
+                    origin="cli",
+                )
         except BaseException as error:  # noqa: BLE001
             errors.append(error)
 
@@ -493,6 +554,72 @@ def test_concurrent_corrections_of_a_gauge_keep_the_latest_write(db: Store) -> N
     last = max(raw_rows(db, "T1"), key=lambda r: r.seq)
     assert values(db)["mrr"] == last.value
     assert totals(db).totals["mrr"][1] == 4
+
+
+def test_a_new_workspace_created_by_many_requests_at_once_is_created_once(db: Store) -> None:
+    errors: list[BaseException] = []
+    flags: list[bool] = []
+    start = threading.Barrier(8)
+
+    def first_request() -> None:
+        try:
+            start.wait()
+            flags.append(db.ensure_workspace("TNEW", timezone="America/Bogota")[1])
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=first_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors[:3]
+    assert sorted(flags) == [False] * 7 + [True]  # exactly one request created it
+    workspace = db.workspace("TNEW")
+    assert workspace is not None and workspace.timezone == "America/Bogota"
+
+
+def test_batches_locking_the_same_days_in_opposite_orders_do_not_deadlock(db: Store) -> None:
+    errors: list[BaseException] = []
+    metrics = ["spend", "leads", "revenue"]
+
+    def writer(t: int) -> None:
+        order = metrics if t % 2 else metrics[::-1]
+        try:
+            for i in range(15):
+                batch = [Write(m, DAY, 1, f"user{t}-{i}") for m in order]
+                db.record("T1", batch, actor=f"user{t}", origin="cli")
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[:3]
+    assert {m: totals(db).totals[m] for m in metrics} == {m: (90, 90) for m in metrics}
+
+
+def test_concurrent_undos_never_revert_the_same_batch_twice(db: Store) -> None:
+    for value in range(1, 6):
+        log(db, Write("leads", DAY, value, "ana"))
+    results: list[object] = []
+
+    def undo() -> None:
+        results.append(db.undo_last("T1", "ana"))
+
+    threads = [threading.Thread(target=undo) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    done = [r for r in results if r is not None]
+    assert 1 <= len(done) <= 4
+    history = db.history("T1", limit=100)
+    assert sum(h.origin == "undo" for h in history) == len(done)
+    assert sum(h.undone for h in history) == len(done)
+    assert entries(db) == [("leads", DAY, "ana", (), 5 - len(done))]
 
 
 # -- migrations -------------------------------------------------------------------------------
@@ -508,7 +635,7 @@ def test_open_store_twice_on_the_same_file_is_idempotent(sqlite_url: str) -> Non
     second = open_store(sqlite_url)
     try:
         assert entries(second) == [("leads", DAY, "ana", (), 3)]
-        assert TABLES <= set(inspect(second.engine).get_table_names())
+        assert set(inspect(second.engine).get_table_names()) >= TABLES
         with second.engine.connect() as conn:
             versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
         assert len(versions) == 1
@@ -527,7 +654,7 @@ def test_an_empty_database_gets_the_schema(db_url: str) -> None:
     opened = open_store(db_url)
     again = open_store(db_url)  # and a second time changes nothing
     try:
-        assert TABLES <= set(inspect(opened.engine).get_table_names())
+        assert set(inspect(opened.engine).get_table_names()) >= TABLES
         assert opened.ping()
         opened.ensure_workspace("T1")
         assert again.workspace("T1") is not None

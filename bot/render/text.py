@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from bot.render.numbers import format_change, format_value
 from bot.usecases import Report
-from kpis.compare import Verdict
+from kpis.catalogue import Kpi, Metric
+from kpis.compare import Change, Verdict
 
 _MARK = {Verdict.BETTER: "▲ good", Verdict.WORSE: "▼ bad", Verdict.SAME: "", Verdict.UNKNOWN: ""}
+
+
+def _mark(definition: Metric | Kpi, change: Change) -> str:
+    """The verdict, and a warning when the value is bad on its own (ltv_cac below 1)."""
+    mark = _MARK[change.verdict]
+    warning = definition.warning(change.value) if isinstance(definition, Kpi) else None
+    return f"{mark}  ⚠ {warning}".strip() if warning else mark
 
 
 def report_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
@@ -22,7 +30,7 @@ def report_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
                 format_value(change.value, d.unit, **fmt),
                 format_value(change.previous, d.unit, **fmt),
                 format_change(change.change_pct, locale=ws.locale),
-                _MARK[change.verdict],
+                _mark(d, change),
             ))
     return rows
 

@@ -17,8 +17,9 @@ from bot.slack.runtime import Message, Services, Who, guarded, reply_within_budg
 from kpis.catalogue import PACKS
 
 log = logging.getLogger("kpibot.commands")
-NOT_YET = (g.Chart, g.DigestNow, g.DigestSchedule, g.DigestOff, g.AlertAdd, g.AlertForm,
-           g.Alerts, g.AlertRemove, g.AlertSnooze, g.Goal)
+NOT_YET = {g.Chart: "chart", g.DigestNow: "digest", g.DigestSchedule: "digest",
+           g.DigestOff: "digest", g.AlertAdd: "alert", g.AlertForm: "alert", g.Alerts: "alerts",
+           g.AlertRemove: "alert", g.AlertSnooze: "alert", g.Goal: "goal"}
 
 
 def register(app: App, services: Services) -> None:
@@ -61,8 +62,8 @@ def answer(services: Services, who: Who, command: g.Command) -> Message:
     """The reply to every command but the forms."""
     if isinstance(command, g.Help):
         return blocks.help_message()
-    if isinstance(command, NOT_YET):
-        return blocks.message(f"`{type(command).__name__.lower()}` is not available yet: it comes "
+    if type(command) in NOT_YET:
+        return blocks.message(f"`/kpi {NOT_YET[type(command)]}` is not available yet: it comes "
                               "with the digests and alerts release. Try `/kpi help`.")
     ctx = services.context(who)
     handler = _HANDLERS[type(command)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from slack_bolt import App
@@ -11,7 +13,7 @@ from slack_sdk import WebClient
 
 from bot import usecases
 from bot.render import blocks
-from bot.slack.runtime import Services, Who, guarded
+from bot.slack.runtime import ACK_BUDGET_SECONDS, Services, Who, guarded
 from kpis.catalogue import PACKS
 from kpis.periods import PeriodError, resolve_day, zone
 
@@ -37,9 +39,20 @@ def register(app: App, services: Services) -> None:
         who = Who.of(context, body, client)
         state = view["state"]["values"]
         metadata = json.loads(view.get("private_metadata") or "{}")
-        try:
+
+        def check() -> _Checked:
             ctx = services.context(who)
-            errors, pairs, day, dims = _validate_log(ctx, state)
+            return (ctx, *_validate_log(ctx, state))
+
+        checking = services.executor.submit(check)
+        try:
+            ctx, errors, pairs, day, dims = checking.result(timeout=ACK_BUDGET_SECONDS)
+        except FutureTimeout:
+            # Too slow to answer on the form within Slack's 3 s: close it, answer by message.
+            ack()
+            log.info("slow log form, answering by message")
+            checking.add_done_callback(lambda done: _finish_late(services, who, client, metadata, done))
+            return
         except Exception:
             log.exception("log form validation failed")
             ack(response_action="errors", errors={"day": "Something went wrong on our side; please try again."})
@@ -48,18 +61,8 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors=errors)
             return
         ack()
-
-        def store() -> dict[str, Any]:
-            result = usecases.log_numbers(ctx, pairs, day=day, dims=dims, origin="form")
-            services.metrics.entries.labels(origin="form").inc(len(result.batch.changes))
-            return blocks.log_reply(result, ctx.catalogue, ctx.workspace.currency, ctx.workspace.locale)
-
-        reply = guarded(store, "log form")()
-        channel = metadata.get("channel") or ""
-        if channel and not channel.startswith("D"):
-            client.chat_postEphemeral(channel=channel, user=who.user_id, **reply)
-        else:
-            client.chat_postMessage(channel=who.user_id, **reply)
+        reply = guarded(lambda: _store(services, ctx, pairs, day, dims), "log form")()
+        _tell(client, who, metadata, reply)
 
     @app.view("settings_form")
     def settings_form(ack: Any, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: Any) -> None:
@@ -86,6 +89,42 @@ def register(app: App, services: Services) -> None:
             services.store.update_workspace(who.team_id, packs=packs, timezone=timezone, currency=currency)
 
         guarded(save, "settings")()
+
+
+_Checked = tuple[usecases.Context, dict[str, str], list[tuple[str, str]], str, list[tuple[str, str]]]
+
+
+def _store(services: Services, ctx: usecases.Context, pairs: list[tuple[str, str]], day: str,
+           dims: list[tuple[str, str]]) -> dict[str, Any]:
+    result = usecases.log_numbers(ctx, pairs, day=day, dims=dims, origin="form")
+    services.metrics.entries.labels(origin="form").inc(len(result.batch.changes))
+    return blocks.log_reply(result, ctx.catalogue, ctx.workspace.currency, ctx.workspace.locale)
+
+
+def _tell(client: WebClient, who: Who, metadata: dict[str, Any], reply: dict[str, Any]) -> None:
+    """The outcome of a form, only to its author: in the channel it was opened from, or the DM."""
+    channel = metadata.get("channel") or ""
+    if channel and not channel.startswith("D"):
+        client.chat_postEphemeral(channel=channel, user=who.user_id, **reply)
+    else:
+        client.chat_postMessage(channel=who.user_id, **reply)
+
+
+def _finish_late(services: Services, who: Who, client: WebClient, metadata: dict[str, Any],
+                 checked: Future[_Checked]) -> None:
+    """A form acked before it was checked: store it, or say by message why nothing was stored."""
+
+    def work() -> dict[str, Any]:
+        ctx, errors, pairs, day, dims = checked.result()
+        if errors:
+            raise usecases.UserError("Nothing was logged: " + " ".join(errors.values())
+                                     + " Open the form again with `/kpi log`.")
+        return _store(services, ctx, pairs, day, dims)
+
+    try:
+        _tell(client, who, metadata, guarded(work, "log form")())
+    except Exception:
+        log.exception("could not deliver the outcome of a slow log form")
 
 
 def _validate_log(ctx: usecases.Context, state: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]], str, list[tuple[str, str]]]:

@@ -1,0 +1,468 @@
+"""The `kpibot` command line as interface.md describes it, run in-process and as a real program.
+
+In-process runs freeze the CLI's clock at Sunday 2026-11-22 15:00 UTC, so "this week" is
+2026-11-16..2026-11-22 and its previous week 2026-11-09..2026-11-15, as in the JSON example.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bot.cli
+from bot.cli import main
+
+NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
+TODAY = NOW.date()
+KPIBOT = Path(sys.executable).with_name("kpibot")
+
+
+class Cli:
+    """Runs `kpibot ...` in-process against one database and returns (status, out, err)."""
+
+    def __init__(self, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.url = url
+        self.capsys = capsys
+
+    def __call__(self, *args: str, db: str | None = None) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        try:
+            status = main([*args, "--db", db or self.url])
+        except SystemExit as stop:
+            status = stop.code if isinstance(stop.code, int) else 1
+        out, err = self.capsys.readouterr()
+        return status, out, err
+
+    def ok(self, *args: str, db: str | None = None) -> str:
+        status, out, err = self(*args, db=db)
+        assert status == 0, err
+        return out
+
+    def report(self, *args: str, db: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.ok("report", *args, "--json", db=db))
+        return result
+
+    def export(self, *args: str, db: str | None = None) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(self.ok("export", *args, db=db))))
+
+
+@pytest.fixture
+def cli(
+    sqlite_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Cli:
+    monkeypatch.setattr(bot.cli, "_now", lambda: NOW)
+    monkeypatch.chdir(tmp_path)  # no stray .env or kpibot.db is read or written
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return Cli(sqlite_url, capsys)
+
+
+# -- log ----------------------------------------------------------------------------------
+
+
+def test_log_stores_and_prints(cli: Cli) -> None:
+    out = cli.ok("log", "leads=12", "spend=$1,200", "--as", "ana")
+    assert out.splitlines()[0] == f"Stored for {TODAY} as ana: leads=12, spend=$1,200.00"
+    assert "Cost per lead: n/a -> $100.00" in out
+    assert cli.export() == [
+        {"date": str(TODAY), "metric": "leads", "value": "12", "author": "ana",
+         "source": "", "rep": "", "campaign": "", "product": ""},
+        {"date": str(TODAY), "metric": "spend", "value": "1200", "author": "ana",
+         "source": "", "rep": "", "campaign": "", "product": ""},
+    ]  # fmt: skip
+
+
+def test_log_with_date_dimensions_and_percent(cli: Cli) -> None:
+    out = cli.ok(
+        "log", "leads=1.5k", "program_completion=12.5%", "--date", "2026-11-20",
+        "--dim", "source=Facebook ", "--dim", "campaign=Spring", "--as", "luis",
+    )  # fmt: skip
+    assert out.startswith("Stored for 2026-11-20 as luis: leads=1,500, program_completion=12.5%")
+    rows = cli.export()
+    assert {(r["metric"], r["value"], r["source"], r["campaign"]) for r in rows} == {
+        ("leads", "1500", "facebook", "spring"),
+        ("program_completion", "12.5%", "facebook", "spring"),
+    }
+
+
+def test_the_default_author_is_the_local_user_and_stable(cli: Cli) -> None:
+    cli.ok("log", "leads=3")
+    cli.ok("log", "leads=4")  # the same person again: replaces
+    rows = cli.export()
+    assert len(rows) == 1 and rows[0]["value"] == "4" and rows[0]["author"]
+
+
+def test_log_yesterday_and_replace_add_rule(cli: Cli) -> None:
+    cli.ok("log", "bookings=3", "--as", "ana", "--date", "yesterday")
+    cli.ok("log", "bookings=4", "--as", "luis", "--date", "yesterday")
+    cli.ok("log", "bookings=5", "--as", "ana", "--date", "yesterday")
+    report = cli.report("yesterday")
+    assert report["period"] == {"start": "2026-11-21", "end": "2026-11-21"}
+    assert report["metrics"] == {"bookings": {"value": 9.0, "previous": None, "change_pct": None}}
+
+
+BAD_INPUT = [
+    pytest.param(["log", "leeds=12"], ["leeds", "leads"], id="unknown metric"),
+    pytest.param(["log", "leads=abc"], ["abc", "1,234.5"], id="not a number"),
+    pytest.param(["log", "leads=-3"], ["negative", "0 or more"], id="negative count"),
+    pytest.param(["log", "leads=2.5"], ["whole number"], id="fractional count"),
+    pytest.param(["log", "leads=3", "--date", "2026-02-30"], ["2026-02-30", "2026-02-28"], id="impossible date"),
+    pytest.param(["log", "leads=3", "--date", "2026-11-23"], ["future", "today"], id="future date"),
+    pytest.param(["log", "cpl=3"], ["cpl", "spend"], id="a KPI"),
+    pytest.param(["log", "leads=3", "--dim", "sorce=facebook"], ["sorce", "source"], id="unknown dimension"),
+    pytest.param(["log", "leads"], ["leads", "METRIC=VALUE"], id="no value"),
+    pytest.param(["log", "leads=3", "spend=40", "leads=4"], ["twice"], id="twice"),
+    pytest.param(["log", "spend=12%"], ["percent"], id="percent for money"),
+    pytest.param(["log"], ["METRIC=VALUE"], id="nothing to log"),
+    pytest.param(["report", "last-wek"], ["last-wek", "last-week"], id="unknown period"),
+    pytest.param(["report", "week", "cpll"], ["cpll", "cpl"], id="unknown KPI"),
+    pytest.param(["report", "--from", "2026-11-01"], ["--to"], id="half a range"),
+    pytest.param(["frobnicate"], ["frobnicate"], id="unknown command"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "words"), BAD_INPUT)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    cli: Cli, args: list[str], words: list[str]
+) -> None:
+    status, out, err = cli(*args)
+    assert status == 2
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kpibot")
+    for word in words:
+        assert word in lines[0]
+    assert "Traceback" not in err and out == ""
+    assert cli.export() == []
+
+
+def test_a_bad_value_among_good_ones_stores_none_of_them(cli: Cli) -> None:
+    status, _, err = cli("log", "leads=12", "spend=40", "bookings=x")
+    assert status == 2 and "bookings" in err
+    assert cli.export() == []
+
+
+# -- report --json --------------------------------------------------------------------------
+
+
+def test_report_json_has_exactly_the_keys_of_the_interface(cli: Cli) -> None:
+    this_week, last_week = "2026-11-18", "2026-11-11"
+    cli.ok("log", "spend=1200", "leads=120", "bookings=30", "--date", this_week)
+    cli.ok("log", "spend=1000", "leads=80", "bookings=40", "--date", last_week)
+    cli.ok("log", "revenue=500", "--date", last_week)  # no data this week: not listed
+    report = cli.report()
+    assert set(report) == {"workspace", "period", "previous", "metrics", "kpis"}
+    assert report["workspace"] == "local"
+    assert report["period"] == {"start": "2026-11-16", "end": "2026-11-22"}
+    assert report["previous"] == {"start": "2026-11-09", "end": "2026-11-15"}
+    metrics = report["metrics"]
+    assert isinstance(metrics, dict)
+    assert set(metrics) == {"spend", "leads", "bookings"}
+    assert metrics["spend"] == {"value": 1200.0, "previous": 1000.0, "change_pct": 20.0}
+    kpis = report["kpis"]
+    assert isinstance(kpis, dict)
+    assert set(kpis) == {"cpl", "booking_rate", "cost_per_booking"}
+    for entry in (*metrics.values(), *kpis.values()):
+        assert set(entry) == {"value", "previous", "change_pct"}
+    assert kpis["cpl"] == {"value": 10.0, "previous": 12.5, "change_pct": pytest.approx(-20.0)}
+    # a percent KPI is a fraction; its change is a percentage
+    assert kpis["booking_rate"]["value"] == pytest.approx(0.25)
+    assert kpis["booking_rate"]["previous"] == pytest.approx(0.5)
+    assert kpis["booking_rate"]["change_pct"] == pytest.approx(-50.0)
+
+
+def test_report_json_keeps_a_kpi_with_an_empty_denominator_as_null(cli: Cli) -> None:
+    cli.ok("log", "spend=50", "leads=0")
+    report = cli.report("today")
+    assert report["kpis"] == {"cpl": {"value": None, "previous": None, "change_pct": None}}
+    assert "null" in cli.ok("report", "today", "--json")
+
+
+def test_report_month_compares_with_the_previous_calendar_month(cli: Cli) -> None:
+    cli.ok("log", "spend=300", "--date", "2026-10-31")
+    cli.ok("log", "spend=100", "--date", "2026-10-01")
+    cli.ok("log", "spend=200", "--date", "2026-11-02")
+    cli.ok("log", "spend=999", "--date", "2026-09-30")  # before the previous month
+    report = cli.report("month")
+    assert report["period"] == {"start": "2026-11-01", "end": "2026-11-30"}
+    assert report["previous"] == {"start": "2026-10-01", "end": "2026-10-31"}
+    assert report["metrics"] == {"spend": {"value": 200.0, "previous": 400.0, "change_pct": -50.0}}
+    last = cli.report("last-month")
+    assert last["period"] == {"start": "2026-10-01", "end": "2026-10-31"}
+    assert last["previous"] == {"start": "2026-09-01", "end": "2026-09-30"}
+
+
+def test_report_with_an_explicit_range_and_kpi_filter(cli: Cli) -> None:
+    cli.ok("log", "spend=100", "leads=10", "clicks=50", "--date", "2026-11-05")
+    report = cli.report("--from", "2026-11-01", "--to", "2026-11-10")
+    assert report["previous"] == {"start": "2026-10-22", "end": "2026-10-31"}
+    only = cli.report("2026-11-01..2026-11-10", "cpl")
+    assert set(only["kpis"]) == {"cpl"}
+    assert set(only["metrics"]) == {"spend", "leads"}
+
+
+def test_report_as_a_table(cli: Cli) -> None:
+    out = cli.ok("report")
+    assert "No numbers logged" in out
+    cli.ok("log", "spend=50", "leads=0")
+    out = cli.ok("report")
+    assert "2026-11-16..2026-11-22" in out
+    assert "Cost per lead" in out and "n/a" in out
+
+
+def test_report_table_warns_when_ltv_is_below_cac(cli: Cli) -> None:
+    cli.ok("log", "active_customers=100", "--date", "2026-10-31")
+    cli.ok(
+        "log", "active_customers=100", "customers_lost=10", "revenue=1000", "spend=2000",
+        "new_customers=10", "--date", "2026-11-10",
+    )  # fmt: skip
+    out = cli.ok("report", "month")
+    line = next(line for line in out.splitlines() if line.startswith("LTV to CAC ratio"))
+    assert "0.50x" in line and "⚠" in line and "loses money" in line
+    assert cli.report("month")["kpis"]["ltv_cac"]["value"] == pytest.approx(0.5)
+
+
+# -- CSV --------------------------------------------------------------------------------------
+
+
+def test_export_then_import_into_an_empty_database_reproduces_every_entry(
+    cli: Cli, tmp_path: Path
+) -> None:
+    cli.ok("log", "spend=1234.56", "leads=17", "--as", "ana", "--date", "2026-11-01")
+    cli.ok("log", "leads=5", "--as", "luis", "--date", "2026-11-01", "--dim", "source=google")
+    cli.ok("log", "leads=7", "--as", "luis", "--date", "2026-11-01", "--dim", "source=facebook",
+           "--dim", "campaign=spring")  # fmt: skip
+    cli.ok(
+        "log", "program_completion=33.3333%", "mrr=0.00001", "--as", "ops", "--date", "2026-11-20"
+    )
+    cli.ok("log", "cash_balance=-2500.75", "--as", "ops", "--dim", "rep=U042ABC")
+    cli.ok("log", "days_to_close=4.333333333333333", "--as", "marta")
+    exported = cli.ok("export")
+    source = cli.export()
+    assert len(source) == 8
+
+    path = tmp_path / "entries.csv"
+    path.write_text(exported, encoding="utf-8")
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert cli.export(db=other) == []
+    assert "Imported 8 entries" in cli.ok("import", str(path), db=other)
+    copied = cli.export(db=other)
+
+    def key(row: dict[str, str]) -> tuple[str, ...]:
+        return tuple(
+            row[c] for c in ("date", "metric", "author", "source", "rep", "campaign", "product")
+        )
+
+    assert sorted(map(key, copied)) == sorted(map(key, source))
+    by_key = {key(r): r["value"] for r in copied}
+    for row in source:
+        a, b = row["value"], by_key[key(row)]
+        assert float(a.rstrip("%")) == pytest.approx(float(b.rstrip("%")), rel=1e-12)
+    assert cli.report("2026-11-01..2026-11-22", db=other) == cli.report("2026-11-01..2026-11-22")
+
+
+def test_import_with_one_bad_row_names_its_line_and_column_and_stores_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "date,metric,value,author,source\n"
+        "2026-11-01,leads,12,ana,facebook\n"
+        "2026-11-02,spend,12..5,ana,\n"
+        "2026-11-03,leads,3,luis,\n",
+        encoding="utf-8",
+    )
+    status, out, err = cli("import", str(path))
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1
+    assert "line 3" in err and "column value" in err and "12..5" in err
+    assert cli.export() == []
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("date,metric,value\n2026-11-01,leeds,3\n", ["line 2", "column metric", "leads"]),
+        ("date,metric,value\n2026-02-30,leads,3\n", ["line 2", "column date", "2026-02-28"]),
+        ("date,metric,value\n2026-11-01,leads,3,4\n", ["line 2", "columns"]),
+        ("date,metrik,value\n", ["line 1", "date,metric,value"]),
+        ("date,metric,value,sorce\n", ["line 1", "sorce", "source"]),
+        ("date,metric,value\n", ["no rows"]),
+    ],
+)
+def test_import_refusals(cli: Cli, tmp_path: Path, content: str, words: list[str]) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(content, encoding="utf-8")
+    status, _, err = cli("import", str(path))
+    assert status == 2 and len(err.splitlines()) == 1
+    for word in words:
+        assert word in err
+    assert cli.export() == []
+
+
+def test_import_of_a_missing_file_is_bad_input(cli: Cli, tmp_path: Path) -> None:
+    status, _, err = cli("import", str(tmp_path / "nope.csv"))
+    assert status == 2 and "nope.csv" in err and len(err.splitlines()) == 1
+
+
+def test_export_of_a_range(cli: Cli) -> None:
+    cli.ok("log", "leads=1", "--date", "2026-11-01")
+    cli.ok("log", "leads=2", "--date", "2026-11-10")
+    rows = cli.export("--from", "2026-11-05", "--to", "2026-11-22")
+    assert [r["date"] for r in rows] == ["2026-11-10"]
+
+
+# -- database and workspaces ------------------------------------------------------------------
+
+
+def test_db_upgrade_on_an_empty_file(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert "up to date" in cli.ok("db", "upgrade", db=url)
+    assert "up to date" in cli.ok("db", "upgrade", db=url)  # twice is fine
+    assert (tmp_path / "fresh.db").exists()
+    assert cli.export(db=url) == []
+
+
+def test_every_command_creates_the_schema_itself(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'never-upgraded.db'}"
+    assert cli.report(db=url)["metrics"] == {}
+
+
+def test_workspaces_are_separate(cli: Cli) -> None:
+    cli.ok("log", "leads=10", "--workspace", "T0123")
+    # with one workspace in the database it is the default
+    assert cli.report()["workspace"] == "T0123"
+    cli.ok("log", "leads=99", "--workspace", "T0456")
+    first = cli.report("--workspace", "T0123")
+    second = cli.report("--workspace", "T0456")
+    assert first["metrics"] == {"leads": {"value": 10.0, "previous": None, "change_pct": None}}
+    assert second["metrics"] == {"leads": {"value": 99.0, "previous": None, "change_pct": None}}
+    assert [r["value"] for r in cli.export("--workspace", "T0456")] == ["99"]
+    # with two workspaces and no --workspace: `local`, which has nothing
+    assert cli.report()["workspace"] == "local"
+    assert cli.report()["metrics"] == {}
+
+
+def test_reading_a_mistyped_workspace_does_not_create_it(cli: Cli) -> None:
+    cli.ok("log", "leads=10", "--workspace", "T0123")
+    assert cli.report("--workspace", "T0132")["metrics"] == {}
+    assert cli.export("--workspace", "T0132") == []
+    # T0123 is still the only workspace, so still the default
+    assert cli.report()["workspace"] == "T0123"
+
+
+def test_postgresql_through_the_same_commands(cli: Cli, pg_url: str) -> None:
+    cli.ok("log", "spend=50", "leads=5", "--as", "ana", db=pg_url)
+    cli.ok("log", "leads=5", "--as", "luis", db=pg_url)
+    report = cli.report("today", db=pg_url)
+    assert report["kpis"] == {"cpl": {"value": 5.0, "previous": None, "change_pct": None}}
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def test_demo_prints_the_table_and_writes_files(cli: Cli, tmp_path: Path) -> None:
+    out_dir = tmp_path / "demo-out"
+    out = cli.ok("demo", "--out", str(out_dir))
+    assert "Cost per lead" in out and "Calls booked" in out
+    assert (out_dir / "demo.db").exists()
+    assert (out_dir / "report.txt").read_text(encoding="utf-8").strip()
+    report = json.loads((out_dir / "report.json").read_text(encoding="utf-8"))
+    assert report["workspace"] == "demo"
+    assert report["kpis"]["cpl"]["value"] > 0
+    assert report["period"]["end"] == str(TODAY - timedelta(days=1))
+
+
+# -- the installed program ------------------------------------------------------------------
+
+
+def test_the_installed_kpibot_program(tmp_path: Path) -> None:
+    assert KPIBOT.exists(), f"{KPIBOT} missing: pip install -e '.[test]'"
+    url = f"sqlite:///{tmp_path / 'sub.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(KPIBOT), *args, "--db", url], capture_output=True, text=True, timeout=120,
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
+
+    today = datetime.now(UTC).date()
+    logged = run("log", "spend=50", "leads=0", "--as", "ana")
+    assert logged.returncode == 0, logged.stderr
+    assert "Stored for" in logged.stdout and "as ana" in logged.stdout
+
+    bad = run("log", "leeds=3")
+    assert bad.returncode == 2
+    assert len(bad.stderr.splitlines()) == 1 and "leads" in bad.stderr
+
+    future = run("log", "leads=3", "--date", (today + timedelta(days=2)).isoformat())
+    assert future.returncode == 2 and "future" in future.stderr
+
+    report = run("report", "today", "--json")
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    assert data["kpis"] == {"cpl": {"value": None, "previous": None, "change_pct": None}}
+    assert data["period"]["start"] in {today.isoformat(), (today - timedelta(days=1)).isoformat()}
+
+    usage = run("log")
+    assert usage.returncode == 2 and len(usage.stderr.splitlines()) == 1
+
+
+def test_report_period_start_is_a_monday(cli: Cli) -> None:
+    start = date.fromisoformat(str(cli.report()["period"]["start"]))
+    assert start.weekday() == 0
+
+
+def test_a_user_without_a_name_still_gets_a_stable_author(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def nameless() -> str:
+        raise KeyError("getpwuid(): uid not found: 1234567")
+
+    monkeypatch.setattr("getpass.getuser", nameless)
+    cli.ok("log", "leads=3")
+    cli.ok("log", "leads=4")
+    rows = cli.export()
+    assert [(r["author"], r["value"]) for r in rows] == [("local", "4")]
+
+
+def test_today_is_the_day_in_the_workspace_time_zone(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage import open_store
+
+    store = open_store(cli.url)
+    store.ensure_workspace("T0123", timezone="America/Bogota")
+    store.engine.dispose()
+    # 02:30 UTC on the 8th is still the evening of the 7th in Bogota
+    monkeypatch.setattr(bot.cli, "_now", lambda: datetime(2026, 3, 8, 2, 30, tzinfo=UTC))
+    out = cli.ok("log", "leads=3", "--workspace", "T0123")
+    assert out.startswith("Stored for 2026-03-07 ")
+    status, _, err = cli("log", "leads=3", "--date", "2026-03-08", "--workspace", "T0123")
+    assert status == 2 and "future" in err
+    assert cli.report("today")["period"] == {"start": "2026-03-07", "end": "2026-03-07"}
+
+
+def test_demo_numbers_are_all_valid_inputs() -> None:
+    from bot.demo import sample_writes
+    from kpis.catalogue import DEFAULT, DIMENSIONS
+
+    days = sample_writes(TODAY)
+    assert len(days) == 90
+    assert days[-1][0].day == TODAY - timedelta(days=1)
+    for writes in days:
+        for w in writes:
+            assert DEFAULT.metrics[w.metric].check(w.value) is None, w
+            assert all(name in DIMENSIONS for name, _ in w.dims)
