@@ -55,7 +55,16 @@ class DefinitionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class EntryRow(Base):
+class DimensionColumns:
+    """The built-in dimensions (kpis.catalogue.DIMENSIONS), '' when unset."""
+
+    source: Mapped[str] = mapped_column(String(64), default="")
+    rep: Mapped[str] = mapped_column(String(64), default="")
+    campaign: Mapped[str] = mapped_column(String(64), default="")
+    product: Mapped[str] = mapped_column(String(64), default="")
+
+
+class EntryRow(DimensionColumns, Base):
     """One value per (workspace, metric, day, author, dimension values).
 
     Dimension columns hold '' when unset, so the unique key treats "no campaign" as a value.
@@ -75,10 +84,6 @@ class EntryRow(Base):
     metric: Mapped[str] = mapped_column(String(40))
     day: Mapped[date] = mapped_column(Date)
     author: Mapped[str] = mapped_column(String(64))
-    source: Mapped[str] = mapped_column(String(64), default="")
-    rep: Mapped[str] = mapped_column(String(64), default="")
-    campaign: Mapped[str] = mapped_column(String(64), default="")
-    product: Mapped[str] = mapped_column(String(64), default="")
     value: Mapped[float] = mapped_column(Float)
     origin: Mapped[str] = mapped_column(String(16))
     written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -105,7 +110,7 @@ class DailyTotalRow(Base):
     latest: Mapped[float | None] = mapped_column(Float)
 
 
-class ChangeRow(Base):
+class ChangeRow(DimensionColumns, Base):
     """The audit trail: every write, who made it, old and new value, and where it came from."""
 
     __tablename__ = "changes"
@@ -119,10 +124,6 @@ class ChangeRow(Base):
     metric: Mapped[str] = mapped_column(String(40))
     day: Mapped[date] = mapped_column(Date)
     author: Mapped[str] = mapped_column(String(64))
-    source: Mapped[str] = mapped_column(String(64), default="")
-    rep: Mapped[str] = mapped_column(String(64), default="")
-    campaign: Mapped[str] = mapped_column(String(64), default="")
-    product: Mapped[str] = mapped_column(String(64), default="")
     old_value: Mapped[float | None] = mapped_column(Float)
     new_value: Mapped[float | None] = mapped_column(Float)
     origin: Mapped[str] = mapped_column(String(16))
