@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from kpis.suggest import did_you_mean
@@ -151,5 +151,8 @@ def zone(name: str) -> ZoneInfo:
 
 
 def local_date(instant: datetime, zone_name: str) -> date:
-    """The calendar day `instant` falls on in the zone."""
+    """The calendar day `instant` falls on in the zone; a naive instant is read as UTC (never
+    as the server's own time zone, which would make the answer depend on the machine)."""
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
     return instant.astimezone(zone(zone_name)).date()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     Date,
@@ -15,7 +15,34 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An instant, stored in UTC and read back timezone-aware on every backend.
+
+    SQLite keeps no offset: it would store a non-UTC time as its wall-clock reading and hand
+    back naive datetimes, which then compare wrongly (or raise) against aware ones.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -34,7 +61,7 @@ class WorkspaceRow(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     locale: Mapped[str] = mapped_column(String(16), default="en_US")
     packs: Mapped[str] = mapped_column(String(200), default="marketing,sales")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class DefinitionRow(Base):
@@ -52,7 +79,7 @@ class DefinitionRow(Base):
     aggregation: Mapped[str] = mapped_column(String(8), default="sum")
     better: Mapped[str] = mapped_column(String(8), default="neutral")
     created_by: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class DimensionColumns:
@@ -86,7 +113,7 @@ class EntryRow(DimensionColumns, Base):
     author: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Float)
     origin: Mapped[str] = mapped_column(String(16))
-    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    written_at: Mapped[datetime] = mapped_column(UtcDateTime)
     write_seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -120,11 +147,11 @@ class ChangeRow(DimensionColumns, Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     batch: Mapped[str] = mapped_column(String(36), index=True)
     actor: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
     metric: Mapped[str] = mapped_column(String(40))
     day: Mapped[date] = mapped_column(Date)
     author: Mapped[str] = mapped_column(String(64))
     old_value: Mapped[float | None] = mapped_column(Float)
     new_value: Mapped[float | None] = mapped_column(Float)
     origin: Mapped[str] = mapped_column(String(16))
-    undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from kpis.catalogue import (
@@ -316,16 +316,31 @@ class Store:
                        None if old is None else old.value, new_value)
 
     def _written_before(self, conn: Connection, change: Any) -> tuple[datetime, int, str] | None:
-        """(at, id, origin) of the change that wrote the value `change` replaced: the entry's
-        written_at, write_seq and origin before it (every write of an entry is a change row)."""
+        """(at, id, origin) of the write whose value `change` replaced: the entry's written_at,
+        write_seq and origin just before `change`.
+
+        Every write of an entry is a change row, and an undo puts back exactly the state before
+        the undone write, so that state comes from the latest earlier write of the same key that
+        is neither an undo nor undone (rows of `change`'s own batch count: it is being undone).
+        """
         c = ChangeRow
-        found = conn.execute(
-            select(c.at, c.id, c.origin).where(
-                c.workspace_id == change.workspace_id, c.metric == change.metric,
-                c.day == change.day, c.author == change.author, c.id < change.id,
-                *(getattr(c, name) == getattr(change, name) for name in DIMENSIONS),
+        same_key = (
+            c.workspace_id == change.workspace_id, c.metric == change.metric,
+            c.day == change.day, c.author == change.author, c.id < change.id,
+            *(getattr(c, name) == getattr(change, name) for name in DIMENSIONS),
+        )
+        found: Any = conn.execute(
+            select(c.at, c.id, c.origin, c.new_value).where(
+                *same_key, c.origin != "undo",
+                or_(c.undone_at.is_(None), c.batch == change.batch),
             ).order_by(c.id.desc()).limit(1)
         ).first()
+        if found is None or found.new_value != change.old_value:
+            # history that undo cannot retrace (an older batch undone out of order): the
+            # latest earlier write of the key, whatever it was
+            found = conn.execute(
+                select(c.at, c.id, c.origin).where(*same_key).order_by(c.id.desc()).limit(1)
+            ).first()
         return None if found is None else (found.at, found.id, found.origin)
 
     def _lock_days(

@@ -6,6 +6,7 @@ product computes it: entries rolled up into a period (`roll_up`), then `kpi_valu
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from collections import defaultdict
@@ -670,6 +671,17 @@ def test_local_date_across_time_zones(instant: datetime, zone_name: str, expecte
     assert local_date(instant, zone_name) == expected
 
 
+def test_a_naive_instant_is_utc_whatever_the_machine_time_zone() -> None:
+    code = (
+        "import os, time; os.environ['TZ'] = 'Asia/Tokyo'; time.tzset(); "
+        "from datetime import datetime; from kpis.periods import local_date; "
+        "print(local_date(datetime(2026, 3, 8, 2, 30), 'Europe/Madrid'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    # 02:30 UTC is 03:30 in Madrid; read as Tokyo time it would be the evening before
+    assert done.stdout.strip() == "2026-03-08", done.stderr
+
+
 def test_an_unknown_time_zone_suggests_the_nearest_one() -> None:
     with pytest.raises(PeriodError, match="Did you mean `America/Bogota`"):
         zone("America/Bogata")
@@ -819,7 +831,9 @@ def test_roll_up_matches_a_naive_computation(
     # and a KPI over them is the ratio of the naive sums
     if "cpl" in (kpis := kpi_values(DEFAULT, data)):
         leads = expected["leads"]
-        assert kpis["cpl"] == (None if leads == 0 else pytest.approx(expected["spend"] / leads))
+        ratio = expected["spend"] / leads if leads else math.inf
+        # an empty (or vanishing) denominator is "no value", never infinity
+        assert kpis["cpl"] == (pytest.approx(ratio) if math.isfinite(ratio) else None)
 
 
 def test_period_data_can_be_built_by_hand() -> None:

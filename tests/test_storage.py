@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +21,7 @@ from sqlalchemy import inspect, select
 from kpis.catalogue import DEFAULT, DIMENSIONS, Aggregation, Catalogue
 from kpis.formula import evaluate
 from kpis.periods import Period
-from kpis.rollup import Dims, kpi_values, metric_values
+from kpis.rollup import Dims, PeriodData, kpi_values, metric_values
 from storage import Store, Write, open_store
 from storage.models import ChangeRow, DailyTotalRow, EntryRow
 
@@ -55,7 +56,9 @@ def log(store: Store, *writes: Write, actor: str = "ana", origin: str = "cli") -
     store.record("T1", list(writes), actor=actor, origin=origin)
 
 
-def totals(store: Store, period: Period = WEEK, dims: Dims = (), workspace: str = "T1") -> Any:
+def totals(
+    store: Store, period: Period = WEEK, dims: Dims = (), workspace: str = "T1"
+) -> PeriodData:
     return store.period_data(workspace, period, DEFAULT, dims)
 
 
@@ -184,6 +187,16 @@ def test_every_change_is_in_the_audit_trail(db: Store) -> None:
     assert len(db.history("T1", limit=1)) == 1
 
 
+def test_times_come_back_timezone_aware_in_utc_on_every_backend(db: Store) -> None:
+    bogota = datetime(2026, 3, 10, 7, 0, tzinfo=ZoneInfo("America/Bogota"))
+    db.clock = lambda: bogota
+    log(db, Write("leads", DAY, 1, "ana"))
+    for at in (db.history("T1")[0].at, db.entries_between("T1")[0].written_at):
+        assert at.tzinfo is not None and at.utcoffset() == timedelta(0)
+        assert at == bogota  # the same instant, read back in UTC
+    assert at.hour == 12
+
+
 def test_undo_restores_the_old_value_then_removes_the_new_entry(db: Store) -> None:
     log(db, Write("leads", DAY, 10, "ana"))
     log(db, Write("leads", DAY, 12, "ana"))
@@ -241,6 +254,18 @@ def test_undoing_a_gauge_correction_restores_the_days_latest_value(db: Store) ->
         ("cash_balance", DAY, "ana", (), 1000),
         ("cash_balance", DAY, "luis", (), 2000),
     ]
+
+
+def test_undo_after_undo_keeps_the_original_write_order(db: Store) -> None:
+    log(db, Write("cash_balance", DAY, 100, "luis"), actor="luis")
+    log(db, Write("cash_balance", DAY, 200, "luis"), actor="luis")
+    log(db, Write("cash_balance", DAY, 300, "ana"))
+    db.undo_last("T1", "luis")  # luis is back to 100, written before ana's 300
+    assert values(db)["cash_balance"] == 300
+    log(db, Write("cash_balance", DAY, 400, "luis"), actor="luis")
+    assert values(db)["cash_balance"] == 400
+    db.undo_last("T1", "luis")  # back to the state before: ana's 300 is the latest write
+    assert values(db)["cash_balance"] == 300
 
 
 def test_record_is_all_or_nothing(db: Store, monkeypatch: pytest.MonkeyPatch) -> None:
