@@ -38,19 +38,18 @@ def register(app: App, services: Services) -> None:
         result = guarded(lambda: _share(services, who, value), "share")()
         respond(replace_original=False, **result)
 
-    @app.action("open_log_form")
-    def open_log_form(ack: Any, body: dict[str, Any], client: WebClient, context: Any) -> None:
-        ack()
-        services.metrics.requests.labels(kind="action").inc()
-        who = Who.of(context, body, client)
-        _open_or_tell(services, who, LogForm())
+    def opens(form: Any) -> Any:
+        """A button listener that opens `form` (the log or settings modal)."""
 
-    @app.action("open_settings")
-    def open_settings(ack: Any, body: dict[str, Any], client: WebClient, context: Any) -> None:
-        ack()
-        services.metrics.requests.labels(kind="action").inc()
-        who = Who.of(context, body, client)
-        _open_or_tell(services, who, Settings())
+        def listener(ack: Any, body: dict[str, Any], client: WebClient, context: Any) -> None:
+            ack()
+            services.metrics.requests.labels(kind="action").inc()
+            _open_or_tell(services, Who.of(context, body, client), form)
+
+        return listener
+
+    app.action("open_log_form")(opens(LogForm()))
+    app.action("open_settings")(opens(Settings()))
 
 
 def _open_or_tell(services: Services, who: Who, command: Any) -> None:
