@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -169,6 +169,62 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), _now())
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from bot.digest import compute_digest
+    from bot.render.digest import digest_markdown, write_digest_files
+
+    store = _store(args)
+    ctx = _context(args, store, create=False)
+    day = None
+    if args.date:
+        try:
+            day = parse_date(args.date)
+        except PeriodError as error:
+            raise CliError(str(error)) from None
+    digest = compute_digest(ctx, args.kind, on=day)
+    if args.out:
+        for path in write_digest_files(digest, Path(args.out)):
+            print(path)
+    if args.post:
+        return _post_digest(args, store, ctx, digest)
+    if not args.out:
+        print(digest_markdown(digest), end="")
+    return 0
+
+
+def _post_digest(args: argparse.Namespace, store: Store, ctx: Context, digest: Any) -> int:
+    """Posts through the same Courier as the scheduler: a period already posted is not repeated."""
+    from bot.observability import Metrics
+    from bot.scheduler import digest_outgoing
+    from bot.settings import secret
+    from bot.slack.app import courier_client
+    from bot.slack.courier import Courier
+    from bot.slack.runtime import Services
+
+    settings = Settings()
+    if not settings.slack_bot_token:
+        raise CliError("--post needs SLACK_BOT_TOKEN (in .env or the environment)")
+    channel = args.post.lstrip("#")
+    if channel[:1] not in ("C", "G", "D") or not channel.isalnum():
+        raise CliError(f"--post takes a channel id like C0123ABCD (not a name): got {args.post}")
+    services = Services(store=store, settings=settings)
+    client = courier_client(services, secret(settings.slack_bot_token))
+    courier = Courier(store, lambda _ws: client, Metrics(), _now)
+    key = f"digest:{ctx.workspace.id}:{channel}:{digest.kind}:{digest.period.start.isoformat()}"
+    outcome = courier.deliver(ctx.workspace.id, key, kind=f"digest-{digest.kind}", channel=channel,
+                              due_at=_now(), build=lambda: digest_outgoing(ctx, digest.kind, digest.period))
+    if outcome == "posted":
+        print(f"Posted the {digest.kind} digest for {digest.period} to {channel}")
+        return 0
+    if outcome == "skipped":
+        print(f"The {digest.kind} digest for {digest.period} was already posted to {channel}; "
+              "not posting it twice")
+        return 0
+    problem = store.delivery(key)
+    print(f"kpibot digest: could not post ({problem.error if problem else outcome})", file=sys.stderr)
+    return 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.observability import configure_logging
     from bot.server import serve_http, serve_socket_mode
@@ -190,6 +246,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging()
     services = Services(store=_store(args), settings=settings)
     app = build_app(services)
+    assert services.scheduler is not None
+    services.scheduler.start()
     if settings.slack_app_token and not args.http:
         serve_socket_mode(app, secret(settings.slack_app_token))
     else:
@@ -234,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export, "export entries as CSV to standard output")
     p.add_argument("--from", dest="start")
     p.add_argument("--to", dest="end")
+
+    p = add("digest", cmd_digest, "render a daily or weekly digest to files, or post it")
+    p.add_argument("kind", choices=["daily", "weekly"])
+    p.add_argument("--date", help="a day of the period (default: yesterday, or last week)")
+    p.add_argument("--out", metavar="DIR", help="write the charts, Markdown and Block Kit JSON here")
+    p.add_argument("--post", metavar="CHANNEL", help="post it to this channel id")
 
     p = add("db", cmd_db, "database maintenance")
     p.add_argument("action", choices=["upgrade"])

@@ -125,8 +125,15 @@ def run_demo(out: Path, now: datetime) -> int:
     table = report_table(result)
     (out / "report.txt").write_text(table, encoding="utf-8")
     (out / "report.json").write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
+    from bot.digest import DAILY, WEEKLY, compute_digest
+    from bot.render.digest import digest_markdown, write_digest_files
+
+    daily = compute_digest(ctx, DAILY)
+    written = write_digest_files(daily, out) + write_digest_files(compute_digest(ctx, WEEKLY), out)
     print(f"Demo database: {db_path} ({count} values over 90 days)")
     print(f"KPIs for {result.period} against {result.previous}\n")
     print(table)
-    print(f"Files written to {out}/")
+    print(digest_markdown(daily))
+    print(f"Files written to {out}/: report.txt, report.json and {len(written)} digest files "
+          "(Markdown, Block Kit JSON and PNG charts)")
     return 0

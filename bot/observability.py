@@ -24,9 +24,24 @@ class Metrics:
         self.entries = Counter("kpibot_entries_logged_total", "Values stored", ["origin"], registry=r)
         self.digests = Counter("kpibot_digests_posted_total", "Digests posted", ["kind"], registry=r)
         self.alerts = Counter("kpibot_alerts_posted_total", "Alert messages posted", ["state"], registry=r)
+        self.deliveries = Counter(
+            "kpibot_deliveries_total", "Scheduled messages by kind and outcome (posted, skipped, "
+            "retry, failed)", ["kind", "outcome"], registry=r,
+        )
         self.slack_errors = Counter(
             "kpibot_slack_api_errors_total", "Slack Web API errors", ["method", "error"], registry=r
         )
+
+    def delivered(self, kind: str, outcome: str) -> None:
+        """Counts a delivery; kinds are `digest-daily`, `alert-firing`, `nudge` and the like."""
+        self.deliveries.labels(kind=kind, outcome=outcome).inc()
+        if outcome != "posted":
+            return
+        family, _, detail = kind.partition("-")
+        if family == "digest":
+            self.digests.labels(kind=detail).inc()
+        elif family == "alert":
+            self.alerts.labels(state=detail).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

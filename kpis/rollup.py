@@ -6,8 +6,9 @@ the same thing from raw entries, which is what the tests use as the reference.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -16,6 +17,8 @@ from kpis.formula import evaluate
 from kpis.periods import Period
 
 Dims = tuple[tuple[str, str], ...]
+#: metric -> day -> (sum, count, latest value written that day), as storage reads it
+DailyTotals = Mapping[str, Mapping[date, tuple[float, int, float | None]]]
 
 
 @dataclass(frozen=True)
@@ -112,3 +115,43 @@ def roll_up(entries: Iterable[Entry], period: Period, gauges: Iterable[str]) -> 
         {k: v for k, (_, v) in closing.items()},
         {k: v for k, (_, v) in opening.items()},
     )
+
+
+def bucket_data(
+    daily: DailyTotals, buckets: Sequence[Period], gauges: Iterable[str],
+    opening: Mapping[str, float] | None = None,
+) -> list[PeriodData]:
+    """The PeriodData of each bucket (days or weeks of a chart) from one read of daily totals.
+
+    `opening` holds each gauge's latest value before the days in `daily`, so a gauge not
+    logged inside the range still has its opening and closing values.
+    """
+    gauge_keys = set(gauges)
+    known = dict(opening or {})
+    gauge_days: dict[str, tuple[list[date], list[float]]] = {}
+    for metric in gauge_keys & set(daily):
+        days = sorted(d for d, (_, count, latest) in daily[metric].items() if count and latest is not None)
+        gauge_days[metric] = (days, [float(daily[metric][d][2] or 0.0) for d in days])
+
+    def latest(metric: str, day: date, *, before: bool) -> float | None:
+        days, values = gauge_days.get(metric, ([], []))
+        i = bisect.bisect_left(days, day) if before else bisect.bisect_right(days, day)
+        return values[i - 1] if i else known.get(metric)
+
+    result = []
+    for bucket in buckets:
+        totals: dict[str, tuple[float, int]] = {}
+        for metric, by_day in daily.items():
+            if metric in gauge_keys:
+                continue
+            total, count = 0.0, 0
+            for day, (value, n, _) in by_day.items():
+                if bucket.start <= day <= bucket.end:
+                    total += value
+                    count += n
+            if count:
+                totals[metric] = (total, count)
+        closing = {m: v for m in gauge_keys if (v := latest(m, bucket.end, before=False)) is not None}
+        opened = {m: v for m in gauge_keys if (v := latest(m, bucket.start, before=True)) is not None}
+        result.append(PeriodData(bucket, totals, closing, opened))
+    return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from sqlalchemy import (
+    Boolean,
     Date,
     DateTime,
     Float,
@@ -61,6 +62,7 @@ class WorkspaceRow(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     locale: Mapped[str] = mapped_column(String(16), default="en_US")
     packs: Mapped[str] = mapped_column(String(200), default="marketing,sales")
+    reminder_time: Mapped[str] = mapped_column(String(5), default="17:00", server_default="17:00")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -155,3 +157,95 @@ class ChangeRow(DimensionColumns, Base):
     new_value: Mapped[float | None] = mapped_column(Float)
     origin: Mapped[str] = mapped_column(String(16))
     undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SubscriptionRow(Base):
+    """A channel's scheduled digest: one per (workspace, channel, kind)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("workspace_id", "channel_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8))
+    weekday: Mapped[int | None] = mapped_column(Integer)
+    at_time: Mapped[str] = mapped_column(String(5))
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DeliveryRow(Base):
+    """One message that must go out exactly once, claimed before it is posted.
+
+    `key` names what is delivered (a digest's channel, kind and period; an alert transition),
+    so a second claimer, another process or a restart finds the row and stays quiet. A claim
+    whose `expires_at` has passed without `delivered_at` was left by a crashed process and may
+    be taken over.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str] = mapped_column(String(32), default="")
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_by: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str] = mapped_column(String(200), default="")
+
+
+class AlertRuleRow(Base):
+    """A threshold or change rule, with its state machine's state as JSON.
+
+    `version` increases with every state write, so two processes evaluating the same rule
+    cannot both record the same transition.
+    """
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"),
+                                              index=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    kpi: Mapped[str] = mapped_column(String(40))
+    rule: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text, default="{}")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class GoalRow(Base):
+    """A target for a KPI or metric over a week or a month."""
+
+    __tablename__ = "goals"
+    __table_args__ = (UniqueConstraint("workspace_id", "key", "period"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    period: Mapped[str] = mapped_column(String(8))
+    value: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PersonRow(Base):
+    """What the bot knows of a person: their time zone and whether they want reminders."""
+
+    __tablename__ = "people"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    reminders: Mapped[bool] = mapped_column(Boolean, default=True)

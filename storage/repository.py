@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
@@ -28,7 +28,18 @@ from kpis.catalogue import (
 )
 from kpis.periods import Period
 from kpis.rollup import Dims, PeriodData
-from storage.models import ChangeRow, DailyTotalRow, DefinitionRow, EntryRow, WorkspaceRow
+from storage.models import (
+    AlertRuleRow,
+    ChangeRow,
+    DailyTotalRow,
+    DefinitionRow,
+    DeliveryRow,
+    EntryRow,
+    GoalRow,
+    PersonRow,
+    SubscriptionRow,
+    WorkspaceRow,
+)
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -47,6 +58,7 @@ class Workspace:
     packs: tuple[str, ...]
     name: str = ""
     enterprise_id: str | None = None
+    reminder_time: str = "17:00"
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,58 @@ class ChangeBatch:
     @property
     def metrics(self) -> list[str]:
         return sorted({c.metric for c in self.changes})
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A channel's scheduled digest; `weekday` (0 = Monday) only for weekly ones."""
+
+    id: int
+    workspace_id: str
+    channel_id: str
+    kind: str
+    at_time: str
+    weekday: int | None = None
+    created_by: str = ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A claimed message; `message_ts` is set once its main message is out."""
+
+    key: str
+    workspace_id: str
+    kind: str
+    channel_id: str
+    due_at: datetime
+    claimed_by: str
+    attempts: int
+    message_ts: str | None = None
+    delivered_at: datetime | None = None
+    failed_at: datetime | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StoredRule:
+    """An alert rule as stored: the rule and its state are JSON the bot's alert code reads."""
+
+    id: int
+    workspace_id: str
+    channel_id: str
+    kpi: str
+    rule: str
+    state: str
+    version: int
+    created_by: str = ""
+
+
+@dataclass(frozen=True)
+class StoredGoal:
+    key: str
+    period: str
+    value: float
+    created_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -583,10 +647,286 @@ class Store:
                 ).order_by(e.author)
             ))
 
+    # -- digest subscriptions ---------------------------------------------------------------
+
+    def subscribe(
+        self, workspace_id: str, channel_id: str, kind: str, at_time: str,
+        weekday: int | None = None, actor: str = "",
+    ) -> Subscription:
+        """Adds or moves the channel's digest of this kind (one per channel and kind)."""
+        s = SubscriptionRow
+
+        def work() -> None:
+            with self._write() as conn:
+                found = conn.execute(select(s.id).where(
+                    s.workspace_id == workspace_id, s.channel_id == channel_id, s.kind == kind,
+                )).first()
+                if found:
+                    conn.execute(update(s).where(s.id == found.id).values(
+                        at_time=at_time, weekday=weekday, created_by=actor))
+                else:
+                    conn.execute(insert(s).values(
+                        workspace_id=workspace_id, channel_id=channel_id, kind=kind,
+                        at_time=at_time, weekday=weekday, created_by=actor,
+                        created_at=self.clock()))
+
+        try:
+            self._retrying(work)
+        except IntegrityError:
+            self._retrying(work)  # a concurrent first subscribe (PostgreSQL): now an update
+        return next(x for x in self.subscriptions(workspace_id)
+                    if x.channel_id == channel_id and x.kind == kind)
+
+    def unsubscribe(self, workspace_id: str, channel_id: str, kind: str | None = None) -> int:
+        """Stops the channel's digests (of one kind, or all); returns how many stopped."""
+        s = SubscriptionRow
+        query = delete(s).where(s.workspace_id == workspace_id, s.channel_id == channel_id)
+        if kind is not None:
+            query = query.where(s.kind == kind)
+        with self._write() as conn:
+            return int(conn.execute(query).rowcount or 0)
+
+    def subscriptions(self, workspace_id: str | None = None) -> list[Subscription]:
+        """Every subscription, or one workspace's, in a stable order."""
+        s = SubscriptionRow
+        query = select(s).order_by(s.workspace_id, s.channel_id, s.kind)
+        if workspace_id is not None:
+            query = query.where(s.workspace_id == workspace_id)
+        with self._read() as conn:
+            return [
+                Subscription(r.id, r.workspace_id, r.channel_id, r.kind, r.at_time, r.weekday,
+                             r.created_by)
+                for r in conn.execute(query)
+            ]
+
+    # -- deliveries: exactly once -----------------------------------------------------------
+
+    def claim_delivery(
+        self, workspace_id: str, key: str, *, kind: str, channel_id: str, due_at: datetime,
+        owner: str, now: datetime, lease: timedelta,
+    ) -> Delivery | None:
+        """The delivery if `owner` may post it now, else None.
+
+        New keys are inserted as claimed. An existing key is taken over only when it is
+        neither delivered nor failed and its claim has expired (its claimer crashed or gave
+        up for now). The unique key makes a concurrent second claim fail, not succeed twice.
+        """
+        d = DeliveryRow
+
+        def work() -> bool:
+            with self._write() as conn:
+                row = conn.execute(
+                    select(d.id, d.delivered_at, d.failed_at, d.expires_at)
+                    .where(d.key == key).with_for_update()
+                ).first()
+                if row is None:
+                    conn.execute(insert(d).values(
+                        workspace_id=workspace_id, key=key, kind=kind, channel_id=channel_id,
+                        due_at=due_at, claimed_by=owner, claimed_at=now,
+                        expires_at=now + lease, attempts=1, error="",
+                    ))
+                    return True
+                expires_at = _aware(row.expires_at)
+                if row.delivered_at is not None or row.failed_at is not None or expires_at > now:
+                    return False
+                conn.execute(update(d).where(d.id == row.id).values(
+                    claimed_by=owner, claimed_at=now, expires_at=now + lease,
+                    attempts=d.attempts + 1,
+                ))
+                return True
+
+        try:
+            claimed = self._retrying(work)
+        except IntegrityError:
+            return None  # another process inserted the same key first: it posts
+        return self.delivery(key) if claimed else None
+
+    def delivery(self, key: str) -> Delivery | None:
+        with self._read() as conn:
+            row = conn.execute(select(DeliveryRow).where(DeliveryRow.key == key)).first()
+        return None if row is None else _delivery(row)
+
+    def deliveries(
+        self, workspace_id: str, *, failed_only: bool = False, limit: int = 20
+    ) -> list[Delivery]:
+        """The latest deliveries of a workspace (failed ones only, for App Home)."""
+        d = DeliveryRow
+        query = select(d).where(d.workspace_id == workspace_id)
+        if failed_only:
+            query = query.where(d.failed_at.is_not(None))
+        with self._read() as conn:
+            return [_delivery(r) for r in conn.execute(query.order_by(d.id.desc()).limit(limit))]
+
+    def record_posted(self, key: str, owner: str, message_ts: str) -> None:
+        """The main message is out: a retry of this delivery must not post it again."""
+        d = DeliveryRow
+        with self._write() as conn:
+            conn.execute(update(d).where(d.key == key, d.claimed_by == owner)
+                         .values(message_ts=message_ts))
+
+    def mark_delivered(self, key: str, owner: str, now: datetime) -> None:
+        d = DeliveryRow
+        with self._write() as conn:
+            conn.execute(update(d).where(d.key == key, d.claimed_by == owner)
+                         .values(delivered_at=now, error=""))
+
+    def release_delivery(
+        self, key: str, owner: str, now: datetime, error: str, *, permanent: bool,
+        retry_after: timedelta = timedelta(0),
+    ) -> None:
+        """Gives up a claim: for good on a permanent error, else until `retry_after` from now."""
+        d = DeliveryRow
+        values: dict[str, Any] = {"error": error[:200]}
+        if permanent:
+            values["failed_at"] = now
+        else:
+            values["expires_at"] = now + retry_after
+        with self._write() as conn:
+            conn.execute(update(d).where(d.key == key, d.claimed_by == owner,
+                                         d.delivered_at.is_(None)).values(**values))
+
+    # -- alert rules --------------------------------------------------------------------------
+
+    def add_rule(
+        self, workspace_id: str, channel_id: str, kpi: str, rule: str, state: str, actor: str
+    ) -> StoredRule:
+        with self._write() as conn:
+            rule_id = conn.execute(insert(AlertRuleRow).values(
+                workspace_id=workspace_id, channel_id=channel_id, kpi=kpi, rule=rule,
+                state=state, version=0, created_by=actor, created_at=self.clock(),
+            ).returning(AlertRuleRow.id)).scalar_one()
+        found = self.rule(workspace_id, int(rule_id))
+        assert found is not None
+        return found
+
+    def rules(self, workspace_id: str | None = None) -> list[StoredRule]:
+        a = AlertRuleRow
+        query = select(a).order_by(a.workspace_id, a.id)
+        if workspace_id is not None:
+            query = query.where(a.workspace_id == workspace_id)
+        with self._read() as conn:
+            return [_rule(r) for r in conn.execute(query)]
+
+    def rule(self, workspace_id: str, rule_id: int) -> StoredRule | None:
+        a = AlertRuleRow
+        with self._read() as conn:
+            row = conn.execute(
+                select(a).where(a.workspace_id == workspace_id, a.id == rule_id)
+            ).first()
+        return None if row is None else _rule(row)
+
+    def remove_rule(self, workspace_id: str, rule_id: int) -> bool:
+        a = AlertRuleRow
+        with self._write() as conn:
+            done = conn.execute(delete(a).where(a.workspace_id == workspace_id, a.id == rule_id))
+        return bool(done.rowcount)
+
+    def save_rule_state(self, rule: StoredRule, state: str) -> bool:
+        """Compare-and-set on `version`: False when another process saved a newer state first."""
+        a = AlertRuleRow
+
+        def work() -> bool:
+            with self._write() as conn:
+                done = conn.execute(update(a).where(a.id == rule.id, a.version == rule.version)
+                                    .values(state=state, version=rule.version + 1))
+                return bool(done.rowcount)
+
+        return self._retrying(work)
+
+    # -- goals ---------------------------------------------------------------------------------
+
+    def set_goal(self, workspace_id: str, key: str, period: str, value: float, actor: str) -> None:
+        g = GoalRow
+
+        def work() -> None:
+            with self._write() as conn:
+                conn.execute(delete(g).where(g.workspace_id == workspace_id, g.key == key,
+                                             g.period == period))
+                conn.execute(insert(g).values(workspace_id=workspace_id, key=key, period=period,
+                                              value=value, created_by=actor,
+                                              created_at=self.clock()))
+
+        self._retrying(work)
+
+    def goals(self, workspace_id: str) -> list[StoredGoal]:
+        g = GoalRow
+        with self._read() as conn:
+            return [StoredGoal(r.key, r.period, r.value, r.created_by) for r in conn.execute(
+                select(g).where(g.workspace_id == workspace_id).order_by(g.key, g.period))]
+
+    def remove_goal(self, workspace_id: str, key: str, period: str) -> bool:
+        g = GoalRow
+        with self._write() as conn:
+            done = conn.execute(delete(g).where(g.workspace_id == workspace_id, g.key == key,
+                                                g.period == period))
+        return bool(done.rowcount)
+
+    # -- people ----------------------------------------------------------------------------------
+
+    def remember_person(
+        self, workspace_id: str, user_id: str, *, timezone: str | None = None,
+        reminders: bool | None = None,
+    ) -> None:
+        p = PersonRow
+        values: dict[str, Any] = {}
+        if timezone is not None:
+            values["timezone"] = timezone
+        if reminders is not None:
+            values["reminders"] = reminders
+
+        def work() -> None:
+            with self._write() as conn:
+                exists = conn.execute(select(p.user_id).where(
+                    p.workspace_id == workspace_id, p.user_id == user_id)).first()
+                if exists:
+                    if values:
+                        conn.execute(update(p).where(p.workspace_id == workspace_id,
+                                                     p.user_id == user_id).values(**values))
+                else:
+                    conn.execute(insert(p).values(workspace_id=workspace_id, user_id=user_id,
+                                                  **{"reminders": True, **values}))
+
+        try:
+            self._retrying(work)
+        except IntegrityError:
+            self._retrying(work)
+
+    def people(self, workspace_id: str) -> dict[str, tuple[str | None, bool]]:
+        """user -> (time zone, wants reminders)."""
+        p = PersonRow
+        with self._read() as conn:
+            return {r.user_id: (r.timezone, bool(r.reminders)) for r in conn.execute(
+                select(p).where(p.workspace_id == workspace_id))}
+
+    def loggers_since(self, workspace_id: str, since: date) -> dict[str, date]:
+        """Who logged anything since `since` (by the day they last logged for)."""
+        c = ChangeRow
+        with self._read() as conn:
+            return {actor: day for actor, day in conn.execute(
+                select(c.actor, func.max(c.day)).where(
+                    c.workspace_id == workspace_id, c.day >= since, c.origin != "undo",
+                ).group_by(c.actor))}
+
+
 
 def _workspace(row: Any) -> Workspace:
     return Workspace(
         id=row.id, timezone=row.timezone, currency=row.currency, locale=row.locale,
         packs=tuple(p for p in row.packs.split(",") if p), name=row.name,
-        enterprise_id=row.enterprise_id,
+        enterprise_id=row.enterprise_id, reminder_time=row.reminder_time,
     )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(row.key, row.workspace_id, row.kind, row.channel_id, row.due_at,
+                    row.claimed_by, row.attempts, row.message_ts, row.delivered_at, row.failed_at,
+                    row.error)
+
+
+def _rule(row: Any) -> StoredRule:
+    return StoredRule(row.id, row.workspace_id, row.channel_id, row.kpi, row.rule, row.state,
+                      row.version, row.created_by)

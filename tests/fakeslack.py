@@ -36,7 +36,7 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 RESPONSE_URL_MAX_USES = 5
 DEFAULT_SCOPES = (
     "commands,chat:write,chat:write.public,files:write,users:read,"
-    "channels:read,groups:read,im:write,team:read"
+    "channels:read,channels:join,channels:history,groups:read,groups:history,im:write,team:read"
 )
 
 
@@ -163,6 +163,7 @@ class FakeSlack:
         self._used_triggers: set[str] = set()
         self._used_codes: set[str] = set()
         self._dm_ids: dict[str, str] = {}
+        self._deleted: set[str] = set()
         self._tokens: dict[str, dict[str, Any]] = {}
         self._oauth: dict[str, Any] = {}
         self._stopping = threading.Event()
@@ -324,6 +325,12 @@ class FakeSlack:
             "enterprise_id": enterprise_id,
         }
 
+    def delete_channel(self, channel_id: str) -> None:
+        """The channel is gone: posting to it answers channel_not_found."""
+        with self._lock:
+            self.channels.pop(channel_id, None)
+            self._deleted.add(channel_id)
+
     def new_response_url(self) -> str:
         """Issue a response_url pointing back at this fake (5 uses, like Slack)."""
         with self._lock:
@@ -342,6 +349,13 @@ class FakeSlack:
         as Slack does; other statuses get a generic error body.
         """
         self._add_fault(method, _Fault("status", times, status=status, retry_after=retry_after))
+
+    def lose_reply(self, method: str, status: int = 500, times: int = 1) -> None:
+        """Carry out the next ``times`` calls, then answer them with an HTTP error status.
+
+        The client cannot tell whether the call took effect, as when a reply is lost.
+        """
+        self._add_fault(method, _Fault("lost", times, status=status, retry_after=None))
 
     def error(self, method: str, error: str, times: int = 1) -> None:
         """Answer the next ``times`` calls with HTTP 200 ``{"ok":false,"error":error}``."""
@@ -405,6 +419,13 @@ class FakeSlack:
             if channel is None or channel in (c.params.get("channel"), resolved):
                 out.append(c.params)
         return out
+
+    def messages_in(self, channel: str, *, top_level: bool = True) -> list[dict[str, Any]]:
+        """What the channel shows, oldest first, whatever the bot was told (lost replies too)."""
+        with self._lock:
+            found = [m for (c, _), m in self.messages.items()
+                     if c == channel and not (top_level and m.get("thread_ts"))]
+        return sorted(found, key=lambda m: float(m["ts"]))
 
     def uploaded_files(self, channel: str | None = None) -> list[dict[str, Any]]:
         """Files completed via files.completeUploadExternal, optionally shared in ``channel``."""
@@ -497,6 +518,10 @@ class FakeSlack:
             if fault.kind == "delay":
                 call.fault = f"delay:{fault.seconds}"
                 self._stopping.wait(fault.seconds)
+            elif fault.kind == "lost":
+                call.fault = f"lost:{fault.status}"
+                self._dispatch_normally(call)
+                return self._status_fault(fault)
             elif fault.kind == "error":
                 call.fault = f"error:{fault.error}"
                 return _Reply(200, {"ok": False, "error": fault.error}, self._api_headers())
@@ -504,6 +529,9 @@ class FakeSlack:
                 call.fault = f"status:{fault.status}"
                 return self._status_fault(fault)
 
+        return self._dispatch_normally(call)
+
+    def _dispatch_normally(self, call: Call) -> _Reply:
         if call.method == "response_url":
             return self._response_url(call)
         if call.method == "upload":
@@ -628,6 +656,11 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_blocks"}
         if channel[0] in "UW":
             channel = self._dm_channel(channel)
+        if channel in self._deleted:
+            return {"ok": False, "error": "channel_not_found"}
+        known = self.channels.get(channel)
+        if known is not None and not known["is_member"] and not known["is_im"]:
+            return {"ok": False, "error": "not_in_channel"}
         ts = self._new_ts()
         message = self._message(params, channel, ts)
         with self._lock:
@@ -795,6 +828,23 @@ class FakeSlack:
         if channel is None:
             return {"ok": False, "error": "channel_not_found"}
         return {"ok": True, "channel": dict(channel)}
+
+    def _conversations_history(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        """Newest first; `metadata` only with include_all_metadata, as Slack does."""
+        channel = str(params.get("channel") or "")
+        oldest = float(params.get("oldest") or 0)
+        limit = int(params.get("limit") or 100)
+        with_metadata = str(params.get("include_all_metadata")).lower() in ("1", "true")
+        with self._lock:
+            found = sorted(
+                (m for (c, ts), m in self.messages.items() if c == channel and float(ts) > oldest
+                 and not m.get("thread_ts")),
+                key=lambda m: float(m["ts"]), reverse=True,
+            )[:limit]
+        messages = [
+            {k: v for k, v in m.items() if with_metadata or k != "metadata"} for m in found
+        ]
+        return {"ok": True, "messages": messages, "has_more": False}
 
     def _conversations_join(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         with self._lock:
@@ -975,6 +1025,7 @@ _API_METHODS: dict[str, Callable[[FakeSlack, dict[str, Any], str | None], dict[s
     "users.info": FakeSlack._users_info,
     "conversations.info": FakeSlack._conversations_info,
     "conversations.join": FakeSlack._conversations_join,
+    "conversations.history": FakeSlack._conversations_history,
     "conversations.open": FakeSlack._conversations_open,
     "team.info": FakeSlack._team_info,
     "files.getUploadURLExternal": FakeSlack._files_get_upload_url,

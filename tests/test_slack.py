@@ -591,10 +591,6 @@ def test_settings_for_a_member_explains_who_can(slack_bot: SlackBot) -> None:
 @pytest.mark.parametrize(
     ("text", "word"),
     [
-        ("digest now", "digest"),
-        ("digest weekly monday 09:00", "digest"),
-        ("digest off", "digest"),
-        ("chart cpl 30d", "chart"),
         ("alert cpl > 20 daily for 2", "alert"),
         ("alerts", "alerts"),
         ("alert remove 3", "alert"),

@@ -23,11 +23,11 @@ _ARROW = {Verdict.BETTER: ":large_green_circle:", Verdict.WORSE: ":red_circle:",
           Verdict.SAME: ":white_circle:", Verdict.UNKNOWN: ":white_circle:"}
 
 
-def _mrkdwn(text: str) -> dict[str, Any]:
+def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
 
 
-def _context(text: str) -> dict[str, Any]:
+def context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}
 
 
@@ -41,22 +41,22 @@ def _button(text: str, action_id: str, value: str = "", style: str | None = None
     return button
 
 
-def _sections(lines: Iterable[str], limit: int = SECTION_LIMIT) -> list[dict[str, Any]]:
+def sections(lines: Iterable[str], limit: int = SECTION_LIMIT) -> list[dict[str, Any]]:
     """Lines packed into as few sections as fit the per-section character limit."""
     blocks: list[dict[str, Any]] = []
     chunk = ""
     for line in lines:
         if chunk and len(chunk) + 1 + len(line) > limit:
-            blocks.append(_mrkdwn(chunk))
+            blocks.append(section(chunk))
             chunk = ""
         chunk = f"{chunk}\n{line}" if chunk else line[:limit]
     if chunk:
-        blocks.append(_mrkdwn(chunk))
+        blocks.append(section(chunk))
     return blocks
 
 
 def message(text: str, blocks: list[dict[str, Any]] | None = None, **extra: Any) -> Message:
-    body: Message = {"text": text, "blocks": (blocks or [_mrkdwn(text)])[:MAX_BLOCKS]}
+    body: Message = {"text": text, "blocks": (blocks or [section(text)])[:MAX_BLOCKS]}
     body.update(extra)
     return body
 
@@ -99,7 +99,7 @@ HELP_LINES = (
 def help_message() -> Message:
     return message("How to use /kpi", [
         {"type": "header", "text": {"type": "plain_text", "text": "KPI bot: how to use /kpi"}},
-        *_sections(HELP_LINES),
+        *sections(HELP_LINES),
     ])
 
 
@@ -122,7 +122,7 @@ def log_reply(result: Any, catalogue: Catalogue, currency: str, locale: str) -> 
         before = fmt(moved.before, kpi.unit, currency, locale)
         lines.append(f"• {kpi.label}: {before} → *{fmt(moved.after, kpi.unit, currency, locale)}*")
     text = lines[0].replace("*", "")
-    blocks = [*_sections(lines), {"type": "actions", "elements": [
+    blocks = [*sections(lines), {"type": "actions", "elements": [
         _button("Undo", "undo_last", result.batch.id),
     ]}]
     return message(text, blocks)
@@ -145,7 +145,7 @@ def history_message(lines: Sequence[Any], catalogue: Catalogue, currency: str, l
         tags = "".join(f" {k}={v}" for k, v in h.dims)
         undone = " _(undone)_" if h.undone else ""
         rows.append(f"`{h.day}` *{h.metric}*{tags}: {old} → {new} by {who} via {h.origin}{undone}")
-    return message("Recent entries", [_mrkdwn("*Recent entries*"), *_sections(rows)])
+    return message("Recent entries", [section("*Recent entries*"), *sections(rows)])
 
 
 # -- reports --------------------------------------------------------------------------------
@@ -173,9 +173,9 @@ def report_message(report: Any, *, share_value: str | None = None) -> Message:
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
     ]
     if kpi_lines:
-        blocks += _sections(["*KPIs*", *kpi_lines])
-    blocks += _sections(["*Numbers logged*", *metric_lines])
-    blocks.append(_context(":large_green_circle: better · :red_circle: worse than the previous period · n/a: no data or nothing to divide by"))
+        blocks += sections(["*KPIs*", *kpi_lines])
+    blocks += sections(["*Numbers logged*", *metric_lines])
+    blocks.append(context(":large_green_circle: better · :red_circle: worse than the previous period · n/a: no data or nothing to divide by"))
     if share_value is not None:
         blocks.append({"type": "actions", "elements": [_button("Share in channel", "share_report", share_value)]})
     return message(title, blocks[:MAX_BLOCKS])
@@ -190,7 +190,7 @@ def metrics_message(catalogue: Catalogue, packs: Sequence[str], currency: str) -
     others = [m.key for m in catalogue.metrics.values() if m not in tracked]
     if others:
         lines.append("*Also available* (an admin can add packs in `/kpi settings`): " + ", ".join(f"`{k}`" for k in others))
-    return message("Metrics and KPIs", _sections(lines))
+    return message("Metrics and KPIs", sections(lines))
 
 
 def _unit_name(metric: Metric, currency: str) -> str:
@@ -272,7 +272,8 @@ def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str
 
 
 def home_view(
-    report: Any, missing: Sequence[Metric], is_admin: bool, admin_hint: str
+    report: Any, missing: Sequence[Metric], is_admin: bool, admin_hint: str,
+    schedules: Sequence[str] = (), problems: Sequence[str] = (),
 ) -> dict[str, Any]:
     """App Home: this week against last week, what is still missing today, and actions."""
     ws = report.workspace
@@ -283,15 +284,20 @@ def home_view(
     ]
     lines = [_change_line(cat.kpis[k].label, c, cat.kpis[k].unit, ws.currency, ws.locale)
              for k, c in report.kpis.items()]
-    blocks += _sections(lines or ["No KPIs this week yet: log today's numbers to get started."])[:20]
-    blocks.append(_context(f"{report.period} against {report.previous}"))
+    blocks += sections(lines or ["No KPIs this week yet: log today's numbers to get started."])[:20]
+    blocks.append(context(f"{report.period} against {report.previous}"))
     if missing:
-        blocks.append(_mrkdwn("*Still missing today:* " + ", ".join(f"`{m.key}`" for m in missing)))
+        blocks.append(section("*Still missing today:* " + ", ".join(f"`{m.key}`" for m in missing)))
     else:
-        blocks.append(_mrkdwn(":tada: Everything tracked has been logged today."))
+        blocks.append(section(":tada: Everything tracked has been logged today."))
+    if schedules:
+        blocks.append(context("Digests: " + " · ".join(schedules)))
     if is_admin:
         blocks.append({"type": "divider"})
+        if problems:
+            blocks += sections([":warning: *Messages I could not post* (once fixed, the next "
+                                "ones go out as scheduled)", *problems])[:5]
         blocks.append({"type": "actions", "elements": [_button("Settings", "open_settings")]})
     else:
-        blocks.append(_context(admin_hint))
+        blocks.append(context(admin_hint))
     return {"type": "home", "blocks": blocks[:100]}

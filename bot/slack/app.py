@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
@@ -16,13 +17,16 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
+from bot.scheduler import DigestScheduler
 from bot.settings import secret
 from bot.slack import actions, commands, events, views
+from bot.slack.courier import Courier
 from bot.slack.runtime import Services
 
 log = logging.getLogger("kpibot.app")
 BOT_SCOPES = ["commands", "chat:write", "chat:write.public", "files:write", "users:read",
-              "channels:read", "channels:join", "groups:read", "im:write", "team:read"]
+              "channels:read", "channels:join", "channels:history", "groups:read",
+              "groups:history", "im:write", "team:read"]
 
 
 def web_client(services: Services, token: str | None = None) -> WebClient:
@@ -34,9 +38,36 @@ def web_client(services: Services, token: str | None = None) -> WebClient:
     )
 
 
+def courier_client(services: Services, token: str | None = None) -> WebClient:
+    """For scheduled posts: waits out 429s (nothing was posted) but never retries a post by
+    itself after a 5xx or a dropped connection: the Courier first checks whether it went out."""
+    return WebClient(
+        base_url=services.settings.slack_api_url, token=token, timeout=20,
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)],
+    )
+
+
+def _clients(
+    services: Services, installations: SQLAlchemyInstallationStore | None
+) -> Callable[[str], WebClient | None]:
+    """workspace id -> a client with that workspace's bot token (None when not installed)."""
+    if installations is None:
+        client = courier_client(services, secret(services.settings.slack_bot_token))
+        return lambda _workspace_id: client
+
+    def for_workspace(workspace_id: str) -> WebClient | None:
+        workspace = services.store.workspace(workspace_id)
+        enterprise_id = workspace.enterprise_id if workspace else None
+        bot = installations.find_bot(enterprise_id=enterprise_id, team_id=workspace_id)
+        return courier_client(services, bot.bot_token) if bot and bot.bot_token else None
+
+    return for_workspace
+
+
 def build_app(services: Services) -> App:
     s = services.settings
     signing_secret = secret(s.slack_signing_secret)
+    installations: SQLAlchemyInstallationStore | None = None
     if s.oauth:
         engine = services.store.engine
         installations = SQLAlchemyInstallationStore(client_id=s.slack_client_id or "", engine=engine)
@@ -71,4 +102,9 @@ def build_app(services: Services) -> App:
 
     for listeners in (commands, actions, views, events):
         listeners.register(app, services)
+    if services.courier is None:
+        services.courier = Courier(services.store, _clients(services, installations),
+                                   services.metrics, services.clock)
+    if services.scheduler is None:
+        services.scheduler = DigestScheduler(services.store, services.courier, services.clock)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -12,14 +13,20 @@ from slack_sdk import WebClient
 
 from bot import grammar as g
 from bot import usecases
+from bot.digest import chart_trend, digest_period
 from bot.render import blocks
-from bot.slack.runtime import Message, Services, Who, guarded, reply_within_budget
+from bot.render.digest import trend_png
+from bot.scheduler import digest_outgoing
+from bot.slack.runtime import Message, Services, Who, ack_then, guarded, reply_within_budget
 from kpis.catalogue import PACKS
+from kpis.periods import zone
+from kpis.schedule import WEEKDAYS, next_due, parse_time
 
 log = logging.getLogger("kpibot.commands")
-NOT_YET = {g.Chart: "chart", g.DigestNow: "digest", g.DigestSchedule: "digest",
-           g.DigestOff: "digest", g.AlertAdd: "alert", g.AlertForm: "alert", g.Alerts: "alerts",
+NOT_YET = {g.AlertAdd: "alert", g.AlertForm: "alert", g.Alerts: "alerts",
            g.AlertRemove: "alert", g.AlertSnooze: "alert", g.Goal: "goal"}
+#: commands that render charts or post: acked at once, answered through response_url
+SLOW = {g.DigestNow: "Posting the {kind} digest…", g.Chart: "Drawing the chart…"}
 
 
 def register(app: App, services: Services) -> None:
@@ -39,6 +46,11 @@ def register(app: App, services: Services) -> None:
             opened = guarded(lambda: open_form(services, who, command), "open form")()
             if opened:
                 respond(**opened)
+            return
+        if type(command) in SLOW:
+            text = SLOW[type(command)].format(kind=getattr(command, "kind", ""))
+            ack_then(services, ack, respond, f":hourglass_flowing_sand: {text}",
+                     lambda: answer(services, who, command), type(command).__name__)
             return
         reply_within_budget(services, ack, respond, lambda: answer(services, who, command),
                             type(command).__name__)
@@ -122,11 +134,88 @@ def _tz(services: Services, who: Who, ctx: usecases.Context, c: g.Command) -> Me
     assert isinstance(c, g.Tz)
     services.require_admin(who, "change the time zone")
     workspace = usecases.set_timezone(ctx, c.zone)
+    services.schedule_changed()
     return blocks.message(f":globe_with_meridians: Time zone set to `{workspace.timezone}`. Days, "
                           "digests and reminders follow it from now on.")
 
 
+def _digest_now(services: Services, who: Who, ctx: usecases.Context, c: g.Command) -> Message:
+    assert isinstance(c, g.DigestNow) and services.courier is not None
+    channel = _channel(who)
+    period = digest_period(c.kind, ctx.today)
+    key = f"digest-now:{ctx.workspace.id}:{channel}:{c.kind}:{uuid.uuid4().hex}"
+    outcome = services.courier.deliver(
+        ctx.workspace.id, key, kind=f"digest-{c.kind}", channel=channel, due_at=ctx.now,
+        build=lambda: digest_outgoing(ctx, c.kind, period),
+    )
+    if outcome != "posted":
+        problem = services.store.delivery(key)
+        raise usecases.UserError(_post_problem(problem.error if problem else outcome))
+    return blocks.message(f":white_check_mark: Posted the {c.kind} digest for {period} here.")
+
+
+def _digest_schedule(services: Services, who: Who, ctx: usecases.Context, c: g.Command) -> Message:
+    assert isinstance(c, g.DigestSchedule)
+    services.require_admin(who, "schedule digests")
+    channel = _channel(who)
+    try:
+        at = parse_time(c.time)
+    except ValueError as error:
+        raise usecases.UserError(str(error)) from None
+    sub = services.store.subscribe(ctx.workspace.id, channel, c.kind, f"{at:%H:%M}", c.weekday,
+                                   who.user_id)
+    services.schedule_changed()
+    tz = ctx.workspace.timezone
+    upcoming = next_due(at, sub.weekday, tz, ctx.now).astimezone(zone(tz))
+    when = f"every {WEEKDAYS[sub.weekday].title()}" if sub.weekday is not None else "every day"
+    return blocks.message(
+        f":calendar: The {c.kind} digest will be posted in <#{channel}> {when} at {sub.at_time} "
+        f"({tz}). Next: {upcoming:%a %d %b %H:%M}. `/kpi digest now {c.kind}` shows it now; "
+        "`/kpi digest off` stops it."
+    )
+
+
+def _digest_off(services: Services, who: Who, ctx: usecases.Context, c: g.Command) -> Message:
+    assert isinstance(c, g.DigestOff)
+    services.require_admin(who, "stop digests")
+    stopped = services.store.unsubscribe(ctx.workspace.id, _channel(who), c.kind)
+    services.schedule_changed()
+    what = f"{c.kind} digest" if c.kind else "digests"
+    if not stopped:
+        return blocks.message(f"There was no {what} scheduled in this channel, so nothing changed.")
+    return blocks.message(f":no_bell: Stopped the {what} in this channel.")
+
+
+def _chart(services: Services, who: Who, ctx: usecases.Context, c: g.Command) -> Message:
+    assert isinstance(c, g.Chart)
+    period = usecases.period_for(ctx, c.range, default="30d")
+    trend = chart_trend(ctx, c.kpi, period)
+    if not trend.has_data:
+        raise usecases.UserError(f"No data for {trend.label} in {period}: log its inputs "
+                                 f"({', '.join(sorted(ctx.catalogue.inputs_of(trend.key)))}) first.")
+    png = trend_png(trend, ctx.workspace.currency, ctx.workspace.locale)
+    channel = _channel(who)
+    who.client.files_upload_v2(
+        channel=channel, content=png, filename=f"{trend.key}-{period.start}-{period.end}.png",
+        title=f"{trend.label}, {period}", initial_comment=f"<@{who.user_id}> asked for {trend.label}, {period}",
+    )
+    return {}
+
+
+def _channel(who: Who) -> str:
+    if not who.channel_id:
+        raise usecases.UserError("Use this in a channel, so I know where to post.")
+    return who.channel_id
+
+
+def _post_problem(code: str) -> str:
+    if code in ("not_in_channel", "method_not_supported_for_channel_type", "channel_not_found"):
+        return ("I can't post in this channel. Invite me with `/invite @KPI Bot`, then try again.")
+    return f"I couldn't post here (Slack said `{code}`). Nothing was posted twice; try again later."
+
+
 _HANDLERS: dict[type, Callable[[Services, Who, usecases.Context, Any], Message]] = {
     g.Log: _log, g.Report: _report, g.Metrics: _metrics, g.Define: _define, g.History: _history,
-    g.Undo: _undo, g.Export: _export, g.Tz: _tz,
+    g.Undo: _undo, g.Export: _export, g.Tz: _tz, g.DigestNow: _digest_now,
+    g.DigestSchedule: _digest_schedule, g.DigestOff: _digest_off, g.Chart: _chart,
 }

@@ -13,8 +13,15 @@ from bot.render import blocks
 from bot.slack.runtime import Services, Who, guarded
 from kpis.catalogue import HEADLINE_KPIS
 from kpis.periods import Period
+from kpis.schedule import WEEKDAYS
 
 log = logging.getLogger("kpibot.events")
+_FIX = {
+    "channel_not_found": "The channel is gone: schedule the digest again in another channel.",
+    "not_in_channel": "Invite me with `/invite @KPI Bot` in that channel.",
+    "method_not_supported_for_channel_type": "Invite me with `/invite @KPI Bot` in that channel.",
+    "is_archived": "The channel is archived: schedule the digest in another channel.",
+}
 
 
 def register(app: App, services: Services) -> None:
@@ -34,5 +41,17 @@ def publish_home(services: Services, who: Who) -> None:
     report = usecases.report(ctx, Period.iso_week(ctx.today), headline)
     logged = services.store.metrics_logged_on(ctx.workspace.id, ctx.today)
     missing = [m for m in catalogue.metrics_in(ctx.workspace.packs) if m.key not in logged]
-    view = blocks.home_view(report, missing, services.is_admin(who), services.admin_hint())
+    is_admin = services.is_admin(who)
+    schedules = [
+        f"{s.kind} at {s.at_time}" + (f" on {WEEKDAYS[s.weekday].title()}s" if s.weekday is not None else "")
+        + f" in <#{s.channel_id}>"
+        for s in services.store.subscriptions(ctx.workspace.id)
+    ]
+    problems = [
+        f"• {d.kind.replace('-', ' ')} to <#{d.channel_id}>: `{d.error}` "
+        f"({d.failed_at:%d %b %H:%M} UTC)" + (f" {_FIX[d.error]}" if d.error in _FIX else "")
+        for d in services.store.deliveries(ctx.workspace.id, failed_only=True, limit=5)
+        if d.failed_at is not None
+    ] if is_admin else []
+    view = blocks.home_view(report, missing, is_admin, services.admin_hint(), schedules, problems)
     who.client.views_publish(user_id=who.user_id, view=view)

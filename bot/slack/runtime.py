@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -22,6 +22,10 @@ from bot.settings import Settings
 from bot.usecases import Context, UserError, open_context
 from storage import Store
 from storage.repository import utcnow
+
+if TYPE_CHECKING:
+    from bot.scheduler import DigestScheduler
+    from bot.slack.courier import Courier
 
 log = logging.getLogger("kpibot.slack")
 ACK_BUDGET_SECONDS = 2.0
@@ -39,7 +43,14 @@ class Services:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="kpibot")
     )
+    courier: Courier | None = None
+    scheduler: DigestScheduler | None = None
     _admins: dict[tuple[str, str], tuple[bool, float]] = field(default_factory=dict)
+
+    def schedule_changed(self) -> None:
+        """A subscription or time zone changed: this process's cron jobs follow at once."""
+        if self.scheduler is not None:
+            self.scheduler.sync()
 
     def context(self, who: Who) -> Context:
         """The asker's context; a new workspace takes the asker's time zone from users.info."""
@@ -148,6 +159,16 @@ def reply_within_budget(
         return
     ack(**answer)
     log.debug("replied in %.3fs (%s)", time.monotonic() - started, where)
+
+
+def ack_then(
+    services: Services, ack: Callable[..., Any], respond: Callable[..., Any], ack_text: str,
+    work: Callable[[], Message | None], where: str,
+) -> None:
+    """For slow work (charts, uploads): acks at once, then answers through response_url."""
+    ack(text=ack_text)
+    future = services.executor.submit(guarded(work, where))
+    future.add_done_callback(lambda f: _respond(respond, f.result()) if f.result() else None)
 
 
 def _respond(respond: Callable[..., Any], answer: Message) -> None:

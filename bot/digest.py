@@ -1,0 +1,183 @@
+"""The digest use case: what a daily or weekly digest says, computed once for every front end.
+
+The scheduler, `/kpi digest now`, `/kpi chart` and `kpibot digest` all call `compute_digest`
+(or `kpi_trend`), then hand the result to bot/render/digest.py for Block Kit, Markdown and PNGs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from bot.usecases import Context, UserError, find_kpi, report
+from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
+from kpis.compare import Change
+from kpis.periods import Period
+from kpis.rollup import bucket_data, kpi_values
+
+DAILY, WEEKLY = "daily", "weekly"
+KINDS = (DAILY, WEEKLY)
+FUNNEL_STEPS = ("impressions", "clicks", "leads", "bookings", "shows", "sales")
+TREND_DAYS = 30
+TREND_WEEKS = 12
+MOVERS = 5
+
+
+@dataclass(frozen=True)
+class Line:
+    """One KPI or metric of a digest, with its change against the previous period."""
+
+    key: str
+    label: str
+    unit: Unit
+    change: Change
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    key: str
+    label: str
+    value: float | None
+    conversion: float | None
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A KPI over the buckets of a chart, with the bucket-aligned previous run and the goal."""
+
+    key: str
+    label: str
+    unit: Unit
+    points: tuple[tuple[date, float | None], ...]
+    previous: tuple[tuple[date, float | None], ...]
+    goal: float | None = None
+
+    @property
+    def has_data(self) -> bool:
+        return any(v is not None for _, v in self.points)
+
+
+@dataclass(frozen=True)
+class Digest:
+    workspace_id: str
+    kind: str
+    period: Period
+    previous: Period
+    currency: str
+    locale: str
+    headline: tuple[Line, ...]
+    funnel: tuple[FunnelStep, ...]
+    movers: tuple[Line, ...]
+    missing: tuple[str, ...]
+    trends: tuple[Trend, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def title(self) -> str:
+        if self.kind == DAILY:
+            return f"Daily KPIs: {self.period.start:%a %d %b %Y}"
+        return f"Weekly KPIs: {self.period}"
+
+    @property
+    def has_data(self) -> bool:
+        return any(step.value is not None for step in self.funnel) or bool(self.headline)
+
+
+def digest_period(kind: str, today: date, on: date | None = None) -> Period:
+    """Yesterday, or last ISO week; with `on`, the day or week containing it."""
+    if kind not in KINDS:
+        raise UserError(f"`{kind}` is not a digest: choose `daily` or `weekly`.")
+    if kind == DAILY:
+        return Period.day(on or today - timedelta(days=1))
+    return Period.iso_week(on or today - timedelta(days=7))
+
+
+def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
+    """The digest of the period before today (or the one containing `on`)."""
+    if on is not None and on > ctx.today:
+        raise UserError(f"{on} is in the future; a digest covers days that are over.")
+    period = digest_period(kind, ctx.today, on)
+    catalogue = ctx.catalogue
+    result = report(ctx, period)
+    ws = ctx.workspace
+
+    def line(key: str, change: Change) -> Line:
+        kpi = catalogue.kpis[key]
+        return Line(key, kpi.label, kpi.unit, change)
+
+    headline_keys = [k for k in HEADLINE_KPIS if k in result.kpis]
+    headline = tuple(line(k, result.kpis[k]) for k in headline_keys)
+    movers = sorted(
+        (line(k, c) for k, c in result.kpis.items()
+         if c.change_pct is not None and c.value is not None and k not in headline_keys),
+        key=lambda item: -abs(item.change.change_pct or 0.0),
+    )[:MOVERS]
+    tracked = catalogue.metrics_in(ws.packs)
+    missing = tuple(m.label for m in tracked if m.key not in result.metrics)
+    funnel = _funnel(catalogue, {k: c.value for k, c in result.metrics.items()})
+    trends = tuple(t for t in kpi_trends(ctx, headline_keys, kind, period.end) if t.has_data)
+    return Digest(ws.id, kind, period, result.previous, ws.currency, ws.locale, headline, funnel,
+                  tuple(movers), missing, trends)
+
+
+def _funnel(catalogue: Catalogue, values: dict[str, float | None]) -> tuple[FunnelStep, ...]:
+    steps = []
+    before: float | None = None
+    for i, key in enumerate(FUNNEL_STEPS):
+        if key not in catalogue.metrics:
+            continue
+        value = values.get(key)
+        conversion = value / before if i and value is not None and before else None
+        steps.append(FunnelStep(key, catalogue.metrics[key].label, value, conversion))
+        before = value
+    return tuple(steps)
+
+
+def kpi_trends(ctx: Context, keys: Sequence[str], kind: str, end: date) -> list[Trend]:
+    """Each KPI over 30 days (daily) or 12 ISO weeks (weekly) ending with `end`, from one read."""
+    if kind == DAILY:
+        buckets = [Period.day(end - timedelta(days=i)) for i in range(2 * TREND_DAYS - 1, -1, -1)]
+        size = TREND_DAYS
+    else:
+        last = Period.iso_week(end)
+        buckets = [Period.iso_week(last.start - timedelta(weeks=i))
+                   for i in range(2 * TREND_WEEKS - 1, -1, -1)]
+        size = TREND_WEEKS
+    return _trends(ctx, keys, buckets, size)
+
+
+def chart_trend(ctx: Context, kpi: str, period: Period) -> Trend:
+    """`/kpi chart KPI RANGE`: daily values over the range, the previous range faint behind."""
+    key = find_kpi(ctx.catalogue, kpi).key
+    days = min(period.days, 366)
+    if days < period.days:
+        raise UserError("A chart covers at most a year; choose a shorter range, e.g. `90d`.")
+    start = period.start - timedelta(days=days)
+    buckets = [Period.day(start + timedelta(days=i)) for i in range(2 * days)]
+    return _trends(ctx, [key], buckets, days)[0]
+
+
+def _trends(ctx: Context, keys: Sequence[str], buckets: list[Period], size: int) -> list[Trend]:
+    catalogue = ctx.catalogue
+    if not keys:
+        return []
+    inputs = {i.removeprefix("opening:") for k in keys for i in catalogue.inputs_of(k)}
+    span = Period(buckets[0].start, buckets[-1].end)
+    daily = ctx.store.daily_series(ctx.workspace.id, inputs, span)
+    gauges = [k for k in inputs if catalogue.metrics[k].aggregation is Aggregation.LAST]
+    opening = (ctx.store.period_data(ctx.workspace.id, Period.day(span.start), catalogue).opening
+               if gauges else {})
+    values = [kpi_values(catalogue, data, keys)
+              for data in bucket_data(daily, buckets, gauges, opening)]
+    goals = {g.key: g.value for g in ctx.store.goals(ctx.workspace.id)}
+    trends = []
+    for key in keys:
+        kpi = catalogue.kpis[key]
+        series = [(b.start, v.get(key)) for b, v in zip(buckets, values, strict=True)]
+        current = series[-size:]
+        previous = [(current[i][0], series[i][1]) for i in range(len(series) - size)]
+        trends.append(Trend(key, kpi.label, kpi.unit, tuple(current), tuple(previous),
+                            goals.get(key)))
+    return trends

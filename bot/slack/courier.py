@@ -1,0 +1,206 @@
+"""Posting that happens exactly once: digests, alerts and reminders go out through the Courier.
+
+The path is claim -> build -> post -> record the message -> upload charts into its thread ->
+mark delivered. Only the claimer posts. A 429 is waited out by slack-sdk (nothing was
+posted); after a 5xx, a timeout or a dropped connection nobody knows whether Slack posted, so
+the channel's recent history is searched for the delivery key (carried in the message's
+metadata) before trying again. Permanent errors are recorded for App Home, never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.observability import Metrics
+from storage import Store
+from storage.repository import Delivery
+
+log = logging.getLogger("kpibot.courier")
+
+METADATA_EVENT = "kpibot_delivery"
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 5
+#: errors that no retry will fix: recorded and shown to admins
+PERMANENT = frozenset({
+    "channel_not_found", "is_archived", "not_in_channel", "invalid_auth", "account_inactive",
+    "token_revoked", "token_expired", "missing_scope", "invalid_blocks", "msg_too_long",
+    "no_permission", "restricted_action", "team_access_not_granted", "not_authed",
+    "method_not_supported_for_channel_type", "ekm_access_denied", "user_not_found",
+    "cannot_dm_bot", "user_disabled", "no_installation",
+})
+_IN_PLACE_TRIES = 3
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    title: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to post once, with files for its thread."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+    files: Sequence[Attachment] = field(default_factory=tuple)
+
+
+class Unclear(Exception):
+    """Slack may or may not have carried out the call (5xx, timeout, dropped connection)."""
+
+
+class NotDelivered(Exception):
+    def __init__(self, code: str, *, permanent: bool) -> None:
+        super().__init__(code)
+        self.code = code
+        self.permanent = permanent
+
+
+@dataclass
+class Courier:
+    """Delivers `Outgoing` messages exactly once across restarts and processes."""
+
+    store: Store
+    client_for: Callable[[str], WebClient | None]
+    metrics: Metrics
+    clock: Callable[[], datetime]
+    owner: str = field(default_factory=lambda: f"kpibot-{uuid.uuid4().hex[:10]}")
+    lease: timedelta = LEASE
+    backoff: float = 1.0
+
+    def deliver(
+        self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
+        build: Callable[[], Outgoing],
+    ) -> str:
+        """'posted', 'skipped' (someone else has or had it), 'retry' (later) or 'failed'."""
+        outcome = self._deliver(workspace_id, key, kind=kind, channel=channel, due_at=due_at,
+                                build=build)
+        self.metrics.delivered(kind, outcome)
+        return outcome
+
+    def _deliver(
+        self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
+        build: Callable[[], Outgoing],
+    ) -> str:
+        delivery = self.store.claim_delivery(
+            workspace_id, key, kind=kind, channel_id=channel, due_at=due_at, owner=self.owner,
+            now=self.clock(), lease=self.lease,
+        )
+        if delivery is None:
+            return "skipped"
+        try:
+            client = self.client_for(workspace_id)
+            if client is None:
+                raise NotDelivered("no_installation", permanent=True)
+            outgoing = build()
+            ts = delivery.message_ts or self._post_once(client, delivery, outgoing)
+            if delivery.message_ts is None:
+                self.store.record_posted(key, self.owner, ts)
+            if outgoing.files:
+                self._upload(client, channel, ts, outgoing.files)
+        except NotDelivered as problem:
+            return self._give_up(delivery, problem.code, permanent=problem.permanent)
+        except Unclear as problem:
+            return self._give_up(delivery, str(problem), permanent=False)
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("delivery failed error id=%s key=%s", error_id, key)
+            return self._give_up(delivery, f"internal error {error_id}", permanent=False)
+        self.store.mark_delivered(key, self.owner, self.clock())
+        log.info("delivered key=%s channel=%s attempt=%d", key, channel, delivery.attempts)
+        return "posted"
+
+    def _give_up(self, delivery: Delivery, code: str, *, permanent: bool) -> str:
+        permanent = permanent or delivery.attempts >= MAX_ATTEMPTS
+        retry_after = timedelta(minutes=2 ** min(delivery.attempts, 5))
+        self.store.release_delivery(delivery.key, self.owner, self.clock(), code,
+                                    permanent=permanent, retry_after=retry_after)
+        log.warning("delivery %s key=%s error=%s attempt=%d",
+                    "failed" if permanent else "postponed", delivery.key, code, delivery.attempts)
+        return "failed" if permanent else "retry"
+
+    # -- posting ---------------------------------------------------------------------------
+
+    def _post_once(self, client: WebClient, delivery: Delivery, outgoing: Outgoing) -> str:
+        """Posts, or finds the copy an earlier unclear attempt left in the channel."""
+        unclear = delivery.attempts > 1
+        for attempt in range(_IN_PLACE_TRIES):
+            if unclear:
+                found = self._find_posted(client, delivery)
+                if found:
+                    return found
+            try:
+                return self._post(client, delivery, outgoing)
+            except Unclear:
+                unclear = True
+                if attempt == _IN_PLACE_TRIES - 1:
+                    raise
+                time.sleep(self.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _post(self, client: WebClient, delivery: Delivery, outgoing: Outgoing) -> str:
+        kwargs: dict[str, Any] = {
+            "channel": delivery.channel_id, "text": outgoing.text, "blocks": outgoing.blocks,
+            "metadata": {"event_type": METADATA_EVENT, "event_payload": {"key": delivery.key}},
+            "unfurl_links": False, "unfurl_media": False,
+        }
+        try:
+            response = _call(self, "chat.postMessage", lambda: client.chat_postMessage(**kwargs))
+        except NotDelivered as problem:
+            if problem.code != "not_in_channel":
+                raise
+            _call(self, "conversations.join",
+                  lambda: client.conversations_join(channel=delivery.channel_id))
+            response = _call(self, "chat.postMessage", lambda: client.chat_postMessage(**kwargs))
+        return str(response["ts"])
+
+    def _find_posted(self, client: WebClient, delivery: Delivery) -> str | None:
+        oldest = (delivery.due_at - timedelta(minutes=1)).timestamp()
+        try:
+            response = client.conversations_history(
+                channel=delivery.channel_id, oldest=str(oldest), limit=100,
+                include_all_metadata=True,
+            )
+        except (SlackApiError, SlackClientError, OSError) as error:
+            log.warning("could not check the channel for an earlier copy: %s",
+                        error.__class__.__name__)
+            return None
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == delivery.key:
+                return str(message["ts"])
+        return None
+
+    def _upload(self, client: WebClient, channel: str, ts: str, files: Sequence[Attachment]) -> None:
+        uploads = [{"content": f.content, "filename": f.filename, "title": f.title} for f in files]
+        _call(self, "files.completeUploadExternal", lambda: client.files_upload_v2(
+            channel=channel, thread_ts=ts, file_uploads=uploads,
+        ))
+
+
+def _call(courier: Courier, method: str, work: Callable[[], Any]) -> Any:
+    """Runs one Web API call, sorting failures into permanent, unclear and transient ones."""
+    try:
+        return work()
+    except SlackApiError as error:
+        status = error.response.status_code if error.response is not None else 0
+        code = str(error.response.get("error", "unknown")) if error.response is not None else "unknown"
+        courier.metrics.slack_errors.labels(method=method, error=code).inc()
+        if status >= 500:
+            raise Unclear(f"http_{status}") from None
+        raise NotDelivered(code, permanent=code in PERMANENT) from None
+    except (SlackClientError, OSError) as error:
+        courier.metrics.slack_errors.labels(method=method, error=error.__class__.__name__).inc()
+        raise Unclear(error.__class__.__name__) from None

@@ -1,0 +1,468 @@
+"""Digests: what they say, when they go out, and that each goes out exactly once.
+
+The content tests run on the demo's 90 days of numbers; the delivery tests post through the
+fake Slack Web API (a real HTTP server) with a frozen, movable clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sqlite3
+import struct
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.demo import fill
+from bot.digest import DAILY, WEEKLY, compute_digest, digest_period
+from bot.render.blocks import MAX_BLOCKS, SECTION_LIMIT
+from bot.render.digest import digest_charts, digest_markdown, digest_message, write_digest_files
+from bot.scheduler import DigestScheduler, cron_trigger, due_digests
+from bot.slack.app import courier_client
+from bot.slack.courier import Courier
+from bot.usecases import Context, UserError, open_context
+from kpis.periods import Period
+from kpis.schedule import last_due, next_due
+from storage import Store, open_store
+from storage.repository import Subscription, Write
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot
+from tests.fakeslack import FakeSlack
+
+NY = "America/New_York"
+TODAY = date(2026, 3, 11)
+CHANNEL = "C0001"
+
+
+class Clock:
+    """A frozen clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+@pytest.fixture(scope="module")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file with 40 days of demo numbers in T0001 (New York), filled once per module."""
+    path = tmp_path_factory.mktemp("demo") / "template.db"
+    store = open_store(f"sqlite:///{path}")
+    store.ensure_workspace("T0001", timezone=NY)
+    fill(store, "T0001", TODAY, days=40)
+    store.engine.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.fixture
+def demo_ctx(demo_template: Path, tmp_path: Path) -> Iterator[Context]:
+    copy = tmp_path / "demo.db"
+    shutil.copyfile(demo_template, copy)
+    store = open_store(f"sqlite:///{copy}")
+    yield open_context(store, "T0001", "tester", datetime(2026, 3, 11, 14, 0, tzinfo=UTC))
+    store.engine.dispose()
+
+
+# -- what a digest says --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "today", "period"),
+    [
+        (DAILY, date(2026, 3, 11), Period.day(date(2026, 3, 10))),
+        (DAILY, date(2026, 3, 1), Period.day(date(2026, 2, 28))),
+        (WEEKLY, date(2026, 3, 9), Period(date(2026, 3, 2), date(2026, 3, 8))),
+        (WEEKLY, date(2026, 3, 15), Period(date(2026, 3, 2), date(2026, 3, 8))),
+    ],
+)
+def test_a_digest_covers_yesterday_or_the_last_whole_iso_week(kind: str, today: date, period: Period) -> None:
+    assert digest_period(kind, today) == period
+
+
+def test_the_daily_digest_shows_headline_kpis_funnel_movers_and_gaps(demo_ctx: Context) -> None:
+    digest = compute_digest(demo_ctx, DAILY)
+
+    assert digest.period == Period.day(date(2026, 3, 10))
+    assert [line.key for line in digest.headline][:4] == ["cpl", "booking_rate", "show_rate", "close_rate"]
+    cpl = digest.headline[0].change
+    report = demo_ctx.store.period_data("T0001", digest.period, demo_ctx.catalogue)
+    assert cpl.value == pytest.approx(report.totals["spend"][0] / report.totals["leads"][0])
+    steps = {step.key: step for step in digest.funnel}
+    assert list(steps) == ["impressions", "clicks", "leads", "bookings", "shows", "sales"]
+    assert steps["clicks"].conversion == pytest.approx(steps["clicks"].value / steps["impressions"].value)
+    assert steps["impressions"].conversion is None
+    assert len(digest.movers) <= 5
+    assert all(m.key not in {h.key for h in digest.headline} for m in digest.movers)
+    assert abs(digest.movers[0].change.change_pct or 0) >= abs(digest.movers[-1].change.change_pct or 0)
+    assert "Open pipeline value (weighted)" in digest.missing
+    assert len(digest.trends[0].points) == 30 and len(digest.trends[0].previous) == 30
+    assert digest.trends[0].points[-1] == (date(2026, 3, 10), pytest.approx(cpl.value))
+
+
+def test_the_weekly_digest_trends_twelve_weeks(demo_ctx: Context) -> None:
+    digest = compute_digest(demo_ctx, WEEKLY)
+
+    assert digest.period == Period(date(2026, 3, 2), date(2026, 3, 8))
+    trend = digest.trends[0]
+    assert [d for d, _ in trend.points][-2:] == [date(2026, 2, 23), date(2026, 3, 2)]
+    assert len(trend.points) == 12
+    week = demo_ctx.store.period_data("T0001", digest.period, demo_ctx.catalogue)
+    assert trend.points[-1][1] == pytest.approx(week.totals["spend"][0] / week.totals["leads"][0])
+
+
+def test_a_kpi_with_an_empty_denominator_says_n_a_instead_of_failing(store: Store) -> None:
+    store.ensure_workspace("T0001", timezone=NY)
+    day = date(2026, 3, 10)
+    store.record("T0001", [Write("spend", day, 120.0, "ana"), Write("leads", day, 0.0, "ana")],
+                 actor="ana", origin="test")
+    ctx = open_context(store, "T0001", "tester", datetime(2026, 3, 11, 14, 0, tzinfo=UTC))
+
+    digest = compute_digest(ctx, DAILY)
+
+    assert digest.headline[0].key == "cpl" and digest.headline[0].change.value is None
+    assert "n/a" in digest_markdown(digest)
+    assert "n/a" in json.dumps(digest_message(digest))
+
+
+def test_a_digest_of_an_empty_period_says_so(store: Store) -> None:
+    ctx = open_context(store, "T0001", "tester", datetime(2026, 3, 11, 14, 0, tzinfo=UTC))
+
+    digest = compute_digest(ctx, DAILY)
+    message = digest_message(digest)
+
+    assert not digest.has_data and digest.trends == ()
+    assert "no numbers were logged" in message["text"].lower()
+    assert digest_charts(digest) == []
+
+
+def test_a_future_digest_date_is_refused(demo_ctx: Context) -> None:
+    with pytest.raises(UserError, match="future"):
+        compute_digest(demo_ctx, DAILY, on=date(2026, 3, 12))
+
+
+def test_the_message_stays_within_block_kit_limits_and_has_a_text_fallback(demo_ctx: Context) -> None:
+    for kind in (DAILY, WEEKLY):
+        message = digest_message(compute_digest(demo_ctx, kind))
+
+        assert message["text"].startswith("Daily KPIs" if kind == DAILY else "Weekly KPIs")
+        assert "Cost per lead" in message["text"]
+        assert 0 < len(message["blocks"]) <= MAX_BLOCKS
+        for block in message["blocks"]:
+            if block["type"] == "section":
+                assert len(block["text"]["text"]) <= SECTION_LIMIT
+
+
+def test_charts_are_phone_sized_pngs_one_per_headline_kpi_and_the_funnel(demo_ctx: Context) -> None:
+    digest = compute_digest(demo_ctx, DAILY)
+
+    charts = digest_charts(digest)
+
+    assert [c.filename for c in charts][-1] == "daily-2026-03-10-funnel.png"
+    assert len(charts) == len(digest.trends) + 1
+    for chart in charts:
+        width, height = png_size(chart.png)
+        assert width >= 1200 and height >= 675
+
+
+def test_digest_files_hold_markdown_block_kit_json_and_the_charts(demo_ctx: Context, tmp_path: Path) -> None:
+    digest = compute_digest(demo_ctx, WEEKLY)
+
+    written = write_digest_files(digest, tmp_path)
+
+    markdown = (tmp_path / "weekly-digest.md").read_text()
+    assert markdown.startswith("# Weekly KPIs: 2026-03-02..2026-03-08")
+    assert "| Cost per lead |" in markdown
+    assert json.loads((tmp_path / "weekly-digest.json").read_text()) == digest_message(digest)
+    pngs = [p for p in written if p.suffix == ".png"]
+    assert pngs and all(f"]({p.name})" in markdown for p in pngs)
+
+
+# -- when digests are due ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("now", "due"),
+    [
+        # New York moved to daylight time on Sun 8 March 2026: 09:00 local moves in UTC
+        (datetime(2026, 3, 7, 15, 0, tzinfo=UTC), datetime(2026, 3, 7, 14, 0, tzinfo=UTC)),
+        (datetime(2026, 3, 8, 13, 30, tzinfo=UTC), datetime(2026, 3, 8, 13, 0, tzinfo=UTC)),
+        (datetime(2026, 3, 8, 12, 59, tzinfo=UTC), datetime(2026, 3, 7, 14, 0, tzinfo=UTC)),
+        # and back to standard time on Sun 1 November 2026
+        (datetime(2026, 11, 1, 14, 0, tzinfo=UTC), datetime(2026, 11, 1, 14, 0, tzinfo=UTC)),
+        (datetime(2026, 11, 1, 13, 59, tzinfo=UTC), datetime(2026, 10, 31, 13, 0, tzinfo=UTC)),
+    ],
+)
+def test_nine_o_clock_stays_nine_o_clock_local_across_daylight_saving(now: datetime, due: datetime) -> None:
+    assert last_due(time(9, 0), None, NY, now) == due
+    assert due.astimezone(ZoneInfo(NY)).time() == time(9, 0)
+
+
+def test_a_weekly_schedule_is_due_on_its_weekday_only() -> None:
+    monday = 0
+    now = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)  # a Wednesday
+
+    assert last_due(time(9, 0), monday, NY, now) == datetime(2026, 3, 9, 13, 0, tzinfo=UTC)
+    assert next_due(time(9, 0), monday, NY, now) == datetime(2026, 3, 16, 13, 0, tzinfo=UTC)
+
+
+def test_the_cron_job_fires_at_the_same_local_minute_across_a_daylight_saving_change() -> None:
+    sub = Subscription(1, "T0001", CHANNEL, DAILY, "09:00")
+    trigger = cron_trigger(sub, NY)
+    fire = datetime(2026, 3, 5, 0, 0, tzinfo=UTC)
+    local_times = []
+    for _ in range(6):
+        fire = trigger.get_next_fire_time(None, fire + timedelta(seconds=1))
+        local_times.append(fire.astimezone(ZoneInfo(NY)))
+
+    assert [t.date() for t in local_times] == [date(2026, 3, d) for d in range(5, 11)]
+    assert {t.strftime("%H:%M") for t in local_times} == {"09:00"}
+    assert {t.utcoffset() for t in local_times} == {timedelta(hours=-5), timedelta(hours=-4)}
+
+
+def test_only_deliveries_of_the_last_six_hours_are_due(store: Store) -> None:
+    store.ensure_workspace("T0001", timezone=NY)
+    store.subscribe("T0001", CHANNEL, DAILY, "09:00")
+
+    nine_local = datetime(2026, 3, 11, 13, 0, tzinfo=UTC)
+    assert [d.period for d in due_digests(store, nine_local + timedelta(hours=5))] == [
+        Period.day(date(2026, 3, 10))
+    ]
+    assert due_digests(store, nine_local + timedelta(hours=7)) == []
+
+
+# -- posting exactly once --------------------------------------------------------------------
+
+
+def make_scheduler(bot: SlackBot, clock: Clock, store: Store | None = None) -> DigestScheduler:
+    client = courier_client(bot.services, "xoxb-test")
+    courier = Courier(store or bot.store, lambda _ws: client, bot.services.metrics, clock, backoff=0.01)
+    return DigestScheduler(store or bot.store, courier, clock)
+
+
+@pytest.fixture
+def demo_numbers(demo_template: Path, tmp_path: Path) -> None:
+    """The demo numbers where the slack_bot fixture opens its database (so list it first)."""
+    shutil.copyfile(demo_template, tmp_path / "slack-e2e.db")
+
+
+@pytest.fixture
+def subscribed(demo_numbers: None, slack_bot: SlackBot) -> SlackBot:
+    """The demo numbers in T0001, and the daily digest scheduled at 09:00 in #general."""
+    assert slack_bot.store.entries_between("T0001", TODAY - timedelta(days=2), TODAY)
+    reply = slack_bot.command("digest daily 09:00", user_id=SLACK_ADMIN)
+    assert reply.status == 200 and "09:00" in reply.json["text"], reply.json
+    return slack_bot
+
+
+def top_level(fake: FakeSlack, channel: str = CHANNEL) -> list[dict[str, Any]]:
+    return fake.messages_in(channel)
+
+
+def test_the_scheduled_digest_posts_once_with_its_charts_in_the_thread(subscribed: SlackBot) -> None:
+    fake = subscribed.fake
+    clock = Clock(datetime(2026, 3, 11, 12, 59, tzinfo=UTC))  # 08:59 in New York
+    scheduler = make_scheduler(subscribed, clock)
+
+    assert scheduler.sweep() == []
+    clock.now = datetime(2026, 3, 11, 13, 0, 5, tzinfo=UTC)
+    assert scheduler.sweep() == ["posted"]
+    clock.now += timedelta(minutes=1)
+    assert scheduler.sweep() == ["skipped"]
+
+    [message] = top_level(fake)
+    assert message["text"].startswith("Daily KPIs: Tue 10 Mar 2026")
+    assert message["metadata"]["event_payload"]["key"] == "digest:T0001:C0001:daily:2026-03-10"
+    files = fake.uploaded_files(CHANNEL)
+    assert {f["thread_ts"] for f in files} == {message["ts"]}
+    assert len(files) == len(compute_digest(open_context(subscribed.store, "T0001", "x", clock.now), DAILY).trends) + 1
+    assert all(png_size(fake.uploads[f["id"]]) >= (1200, 675) for f in files)
+    assert fake.calls_to("files.upload") == []
+    assert subscribed.store.delivery("digest:T0001:C0001:daily:2026-03-10").delivered_at is not None
+
+
+def test_a_process_killed_after_claiming_leaves_a_claim_that_expires_and_is_retried_once(
+    subscribed: SlackBot,
+) -> None:
+    clock = Clock(datetime(2026, 3, 11, 13, 0, 5, tzinfo=UTC))
+    [due] = due_digests(subscribed.store, clock.now)
+    crashed = subscribed.store.claim_delivery(
+        "T0001", due.key, kind="digest-daily", channel_id=CHANNEL, due_at=due.due_at,
+        owner="crashed-process", now=clock.now, lease=timedelta(minutes=5),
+    )
+    assert crashed is not None
+    scheduler = make_scheduler(subscribed, clock)
+
+    clock.now += timedelta(minutes=2)
+    assert scheduler.sweep() == ["skipped"]
+    assert top_level(subscribed.fake) == []
+    clock.now += timedelta(minutes=4)
+    assert scheduler.sweep() == ["posted"]
+    clock.now += timedelta(minutes=1)
+    assert scheduler.sweep() == ["skipped"]
+    assert len(top_level(subscribed.fake)) == 1
+    assert subscribed.store.delivery(due.key).attempts == 2
+
+
+def test_429_then_500_then_success_posts_one_copy(subscribed: SlackBot) -> None:
+    fake = subscribed.fake
+    fake.fail("chat.postMessage", status=429, retry_after=0)
+    fake.fail("chat.postMessage", status=500)
+    scheduler = make_scheduler(subscribed, Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC)))
+
+    assert scheduler.sweep() == ["posted"]
+
+    assert len(top_level(fake)) == 1
+    assert [c.status for c in fake.calls_to("chat.postMessage")] == [429, 500, 200]
+
+
+def test_a_lost_reply_is_not_posted_again(subscribed: SlackBot) -> None:
+    """Slack posted but answered 500: the channel's history shows the copy, so no second one."""
+    fake = subscribed.fake
+    fake.lose_reply("chat.postMessage", status=500)
+    scheduler = make_scheduler(subscribed, Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC)))
+
+    assert scheduler.sweep() == ["posted"]
+
+    assert len(top_level(fake)) == 1
+    assert len(fake.calls_to("chat.postMessage")) == 1
+    assert fake.calls_to("conversations.history")
+    assert fake.uploaded_files(CHANNEL)
+
+
+def test_a_failed_chart_upload_is_retried_without_reposting_the_message(subscribed: SlackBot) -> None:
+    fake = subscribed.fake
+    fake.fail("files.completeUploadExternal", status=500)
+    clock = Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC))
+    scheduler = make_scheduler(subscribed, clock)
+
+    assert scheduler.sweep() == ["retry"]
+    clock.now += timedelta(minutes=3)
+    assert scheduler.sweep() == ["posted"]
+
+    [message] = top_level(fake)
+    assert {f["thread_ts"] for f in fake.uploaded_files(CHANNEL)} == {message["ts"]}
+
+
+def test_not_in_channel_joins_the_public_channel_and_posts(subscribed: SlackBot) -> None:
+    subscribed.fake.add_channel("C0PUBLIC", "marketing", is_member=False)
+    subscribed.store.subscribe("T0001", "C0PUBLIC", DAILY, "09:00")
+    scheduler = make_scheduler(subscribed, Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC)))
+
+    assert sorted(scheduler.sweep()) == ["posted", "posted"]
+
+    assert len(top_level(subscribed.fake, "C0PUBLIC")) == 1
+    assert subscribed.fake.calls_to("conversations.join")
+
+
+def test_a_vanished_channel_is_recorded_for_admins_and_not_retried(subscribed: SlackBot) -> None:
+    fake = subscribed.fake
+    fake.delete_channel("C0GONE")
+    subscribed.store.subscribe("T0001", "C0GONE", DAILY, "09:00")
+    clock = Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC))
+    scheduler = make_scheduler(subscribed, clock)
+
+    assert sorted(scheduler.sweep()) == ["failed", "posted"]
+    clock.now += timedelta(hours=1)
+    assert sorted(scheduler.sweep()) == ["skipped", "skipped"]
+    assert len([c for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == "C0GONE"]) == 1
+
+    subscribed.event({"type": "app_home_opened", "user": SLACK_ADMIN, "tab": "home"})
+    home = fake.wait_for(lambda f: list(f.home_views.values()))[-1]
+    assert "channel_not_found" in json.dumps(home) and "C0GONE" in json.dumps(home)
+
+
+def test_two_schedulers_sharing_one_database_post_once(subscribed: SlackBot) -> None:
+    clock = Clock(datetime(2026, 3, 11, 13, 0, 1, tzinfo=UTC))
+    other_store = open_store(str(subscribed.store.engine.url))
+    schedulers = [make_scheduler(subscribed, clock), make_scheduler(subscribed, clock, other_store)]
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def run(scheduler: DigestScheduler) -> None:
+        barrier.wait()
+        outcomes.extend(scheduler.sweep())
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in schedulers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other_store.engine.dispose()
+
+    assert sorted(outcomes) == ["posted", "skipped"]
+    assert len(top_level(subscribed.fake)) == 1
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+
+def test_digest_now_posts_the_digest_to_the_channel(subscribed: SlackBot) -> None:
+    reply = subscribed.command("digest now weekly", user_id=SLACK_MEMBER)
+
+    assert reply.status == 200 and "Posting the weekly digest" in reply.json["text"]
+    answer = subscribed.fake.wait_for(
+        lambda f: [c.params for c in f.calls_to("response_url") if "Posted" in str(c.params)]
+    )[-1]
+    assert "2026-03-02..2026-03-08" in str(answer)
+    [message] = top_level(subscribed.fake)
+    assert message["text"].startswith("Weekly KPIs")
+
+
+def test_scheduling_is_for_admins_and_off_stops_it(slack_bot: SlackBot) -> None:
+    refused = slack_bot.command("digest weekly monday 09:00", user_id=SLACK_MEMBER)
+    assert "Only admins can schedule digests" in refused.json["text"]
+    assert slack_bot.store.subscriptions() == []
+
+    done = slack_bot.command("digest weekly monday 09:00", user_id=SLACK_ADMIN)
+    assert "every Monday at 09:00 (America/New_York)" in done.json["text"]
+    assert "Next: Mon 16 Mar 09:00" in done.json["text"]
+    [sub] = slack_bot.store.subscriptions()
+    assert (sub.channel_id, sub.kind, sub.weekday, sub.at_time) == (CHANNEL, WEEKLY, 0, "09:00")
+
+    moved = slack_bot.command("digest weekly friday 16:30", user_id=SLACK_ADMIN)
+    assert "every Friday at 16:30" in moved.json["text"]
+    assert len(slack_bot.store.subscriptions()) == 1
+
+    stopped = slack_bot.command("digest off", user_id=SLACK_ADMIN)
+    assert "Stopped" in stopped.json["text"]
+    assert slack_bot.store.subscriptions() == []
+    again = slack_bot.command("digest off", user_id=SLACK_ADMIN)
+    assert "nothing changed" in again.json["text"]
+
+
+def test_chart_uploads_a_png_of_the_kpi_to_the_channel(subscribed: SlackBot) -> None:
+    reply = subscribed.command("chart cpl 30d", user_id=SLACK_MEMBER)
+
+    assert reply.status == 200 and "Drawing the chart" in reply.json["text"]
+    [upload] = subscribed.fake.wait_for(lambda f: f.uploaded_files(CHANNEL))
+    assert upload["title"].startswith("Cost per lead")
+    assert png_size(subscribed.fake.uploads[upload["id"]]) >= (1200, 675)
+
+
+def test_chart_of_an_unknown_kpi_names_the_nearest(slack_bot: SlackBot) -> None:
+    reply = slack_bot.command("chart cppl")
+
+    assert reply.status == 200
+    answer = slack_bot.fake.wait_for(lambda f: [c.params for c in f.calls_to("response_url")])[-1]
+    assert "cpl" in str(answer) and "Did you mean" in str(answer)
+    assert slack_bot.fake.uploaded_files() == []
+
+
+def test_slack_now_is_after_the_daylight_saving_change() -> None:
+    """The e2e clock sits in the week New York moved its clocks; the tests above rely on it."""
+    assert SLACK_NOW.astimezone(ZoneInfo(NY)).utcoffset() == timedelta(hours=-4)
