@@ -189,6 +189,34 @@ class Settings:
     """`settings`: open the settings form."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Why:
+    """`why KPI [RANGE]`: what moved the KPI against the previous period."""
+
+    kpi: str
+    range: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhatIf:
+    """`whatif STEP=+PCT% ...`; the values are kept as typed (`+10%`, `-5%`, `10`)."""
+
+    changes: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhatIfForm:
+    """`whatif` alone: open the what-if form."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Remind:
+    """`remind off|on` (for oneself) or `remind HH:MM` (the workspace's reminder time)."""
+
+    enabled: bool | None = None
+    time: str | None = None
+
+
 Command: TypeAlias = (
     Help
     | LogForm
@@ -211,6 +239,10 @@ Command: TypeAlias = (
     | Export
     | Tz
     | Settings
+    | Why
+    | WhatIf
+    | WhatIfForm
+    | Remind
 )
 
 
@@ -854,6 +886,41 @@ def _bare(command: str, make: Callable[[], Command]) -> Callable[[str], Command]
     return parse
 
 
+def _parse_why(rest: str) -> Why:
+    period, names = _range_and_names(rest.split(), "/kpi why cpl week")
+    if len(names) != 1:
+        raise CommandError("Which KPI should I explain? Write it like `/kpi why cpl` or "
+                           "`/kpi why cpl last-week`.")
+    return Why(kpi=names[0], range=period)
+
+
+def _parse_whatif(rest: str) -> WhatIf | WhatIfForm:
+    if not rest.strip():
+        return WhatIfForm()
+    changes = []
+    for key, value in _pairs(rest):
+        if not re.fullmatch(r"[+-]?\d+(\.\d+)?%?", value.strip()):
+            raise CommandError(
+                f"{_code(key + '=' + value)} is not a change: write it as a percent, like "
+                "`/kpi whatif ctr=+10% close_rate=+5%`."
+            )
+        changes.append((key.lower(), value.strip()))
+    return WhatIf(changes=tuple(changes))
+
+
+def _parse_remind(rest: str) -> Remind:
+    words = rest.split()
+    usage = "Write `/kpi remind off`, `/kpi remind on` or `/kpi remind 17:00`."
+    if len(words) != 1:
+        raise CommandError(f"What should reminders do? {usage}")
+    word = words[0].lower()
+    if word in ("off", "on"):
+        return Remind(enabled=word == "on")
+    if ":" in word:
+        return Remind(time=_time(word))
+    raise CommandError(f"I don't know {_code('remind ' + word)}. {usage}")
+
+
 def _parse_help(rest: str) -> Help:
     """Help takes any words (`help alerts`): whatever was asked, the answer is the usage."""
     return Help()
@@ -874,6 +941,9 @@ _PARSERS: dict[str, Callable[[str], Command]] = {
     "export": _parse_export,
     "tz": _parse_tz,
     "settings": _bare("settings", Settings),
+    "why": _parse_why,
+    "whatif": _parse_whatif,
+    "remind": _parse_remind,
     "help": _parse_help,
 }
 COMMANDS = tuple(_PARSERS)

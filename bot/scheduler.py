@@ -76,6 +76,8 @@ class DigestScheduler:
         self.clock = clock
         self._aps: Any = None
         self._lock = threading.Lock()
+        #: more work for every sweep (alerts at the close of a period, nudges): now -> outcomes
+        self.extra_sweeps: list[Callable[[datetime], list[str]]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -137,6 +139,12 @@ class DigestScheduler:
                 outcomes.append(self.send(due))
         except Exception:
             log.exception("digest sweep failed; the next sweep tries again")
+        for extra in self.extra_sweeps:
+            try:
+                outcomes.extend(extra(self.clock()))
+            except Exception:
+                log.exception("sweep of %s failed; the next sweep tries again",
+                              getattr(extra, "__name__", "a task"))
         return outcomes
 
     def send(self, due: Due) -> str:

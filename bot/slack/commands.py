@@ -17,6 +17,7 @@ from bot.digest import chart_trend, digest_period
 from bot.render import blocks
 from bot.render.digest import trend_png
 from bot.scheduler import digest_outgoing
+from bot.slack import insights
 from bot.slack.runtime import Message, Services, Who, ack_then, guarded, reply_within_budget
 from kpis.catalogue import PACKS
 from kpis.periods import zone
@@ -24,7 +25,8 @@ from kpis.schedule import WEEKDAYS, next_due, parse_time
 
 log = logging.getLogger("kpibot.commands")
 NOT_YET = {g.AlertAdd: "alert", g.AlertForm: "alert", g.Alerts: "alerts",
-           g.AlertRemove: "alert", g.AlertSnooze: "alert", g.Goal: "goal"}
+           g.AlertRemove: "alert", g.AlertSnooze: "alert", g.Goal: "goal", g.Why: "why",
+           g.WhatIf: "whatif", g.WhatIfForm: "whatif", g.Remind: "remind"}
 #: commands that render charts or post: acked at once, answered through response_url
 SLOW = {g.DigestNow: "Posting the {kind} digest…", g.Chart: "Drawing the chart…"}
 
@@ -74,7 +76,7 @@ def answer(services: Services, who: Who, command: g.Command) -> Message:
     """The reply to every command but the forms."""
     if isinstance(command, g.Help):
         return blocks.help_message()
-    if type(command) in NOT_YET:
+    if type(command) in NOT_YET and type(command) not in _HANDLERS:
         return blocks.message(f"`/kpi {NOT_YET[type(command)]}` is not available yet: it comes "
                               "with the digests and alerts release. Try `/kpi help`.")
     ctx = services.context(who)
@@ -218,4 +220,5 @@ _HANDLERS: dict[type, Callable[[Services, Who, usecases.Context, Any], Message]]
     g.Log: _log, g.Report: _report, g.Metrics: _metrics, g.Define: _define, g.History: _history,
     g.Undo: _undo, g.Export: _export, g.Tz: _tz, g.DigestNow: _digest_now,
     g.DigestSchedule: _digest_schedule, g.DigestOff: _digest_off, g.Chart: _chart,
+    **insights.HANDLERS,
 }
