@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from bot.alerts import AlertRule, GoalProgress, goal_progress, rules
 from bot.usecases import Context, UserError, find_kpi, report
+from kpis.alerts import Status
 from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
 from kpis.compare import Change
+from kpis.goals import is_summed
 from kpis.periods import Period
 from kpis.rollup import bucket_data, kpi_values
 
@@ -72,7 +75,9 @@ class Digest:
     movers: tuple[Line, ...]
     missing: tuple[str, ...]
     trends: tuple[Trend, ...]
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    goals: tuple[GoalProgress, ...] = field(default_factory=tuple)
+    firing: tuple[AlertRule, ...] = field(default_factory=tuple)
+    no_data: tuple[AlertRule, ...] = field(default_factory=tuple)
 
     @property
     def title(self) -> str:
@@ -118,8 +123,13 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
     missing = tuple(m.label for m in tracked if m.key not in result.metrics)
     funnel = _funnel(catalogue, {k: c.value for k, c in result.metrics.items()})
     trends = tuple(t for t in kpi_trends(ctx, headline_keys, kind, period.end) if t.has_data)
-    return Digest(ws.id, kind, period, result.previous, ws.currency, ws.locale, headline, funnel,
-                  tuple(movers), missing, trends)
+    watched = [r for r in rules(ctx.store, ws.id) if r.rule.kpi in catalogue.names]
+    return Digest(
+        ws.id, kind, period, result.previous, ws.currency, ws.locale, headline, funnel,
+        tuple(movers), missing, trends, goals=tuple(goal_progress(ctx, period.end)),
+        firing=tuple(r for r in watched if r.state.status is Status.FIRING),
+        no_data=tuple(r for r in watched if r.state.last_period is not None and r.state.last_held is None),
+    )
 
 
 def _funnel(catalogue: Catalogue, values: dict[str, float | None]) -> tuple[FunnelStep, ...]:
@@ -171,7 +181,10 @@ def _trends(ctx: Context, keys: Sequence[str], buckets: list[Period], size: int)
                if gauges else {})
     values = [kpi_values(catalogue, data, keys)
               for data in bucket_data(daily, buckets, gauges, opening)]
-    goals = {g.key: g.value for g in ctx.store.goals(ctx.workspace.id)}
+    # a goal line makes sense on a chart of the goal's own scale: ratios (a CPL of 10), not
+    # a monthly revenue total drawn across daily values
+    goals = {g.key: g.value for g in ctx.store.goals(ctx.workspace.id)
+             if g.key in catalogue.kpis and not is_summed(catalogue, g.key)}
     trends = []
     for key in keys:
         kpi = catalogue.kpis[key]

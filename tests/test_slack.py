@@ -588,24 +588,6 @@ def test_settings_for_a_member_explains_who_can(slack_bot: SlackBot) -> None:
     assert slack_bot.fake.calls_to("views.open") == []
 
 
-@pytest.mark.parametrize(
-    ("text", "word"),
-    [
-        ("alert cpl > 20 daily for 2", "alert"),
-        ("alerts", "alerts"),
-        ("alert remove 3", "alert"),
-        ("goal revenue 50000 monthly", "goal"),
-    ],
-)
-def test_later_features_answer_not_available_yet(slack_bot: SlackBot, text: str, word: str) -> None:
-    reply = slack_bot.command(text)
-
-    assert reply.status == 200
-    assert f"`/kpi {word}` is not available yet" in reply.json["text"]
-    assert slack_bot.fake.posted_messages() == []
-    assert_nothing_stored(slack_bot)
-
-
 # -- error paths ------------------------------------------------------------------------------
 
 

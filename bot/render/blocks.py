@@ -158,7 +158,7 @@ def _change_line(label: str, change: Change, unit: Unit, currency: str, locale: 
     return f"{_ARROW[change.verdict]} *{label}*: {now}  _(was {was}, {delta})_"
 
 
-def report_message(report: Any, *, share_value: str | None = None) -> Message:
+def report_message(report: Any, *, share_value: str | None = None, goals: Sequence[str] = ()) -> Message:
     """The KPI table of a period against the previous one; Share posts it to the channel."""
     ws = report.workspace
     cat: Catalogue = report.catalogue
@@ -175,6 +175,8 @@ def report_message(report: Any, *, share_value: str | None = None) -> Message:
     if kpi_lines:
         blocks += sections(["*KPIs*", *kpi_lines])
     blocks += sections(["*Numbers logged*", *metric_lines])
+    if goals:
+        blocks += sections(["*Goals*", *goals])
     blocks.append(context(":large_green_circle: better · :red_circle: worse than the previous period · n/a: no data or nothing to divide by"))
     if share_value is not None:
         blocks.append({"type": "actions", "elements": [_button("Share in channel", "share_report", share_value)]})
@@ -273,7 +275,7 @@ def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str
 
 def home_view(
     report: Any, missing: Sequence[Metric], is_admin: bool, admin_hint: str,
-    schedules: Sequence[str] = (), problems: Sequence[str] = (),
+    schedules: Sequence[str] = (), problems: Sequence[str] = (), goals: Sequence[str] = (),
 ) -> dict[str, Any]:
     """App Home: this week against last week, what is still missing today, and actions."""
     ws = report.workspace
@@ -286,6 +288,8 @@ def home_view(
              for k, c in report.kpis.items()]
     blocks += sections(lines or ["No KPIs this week yet: log today's numbers to get started."])[:20]
     blocks.append(context(f"{report.period} against {report.previous}"))
+    if goals:
+        blocks += sections(["*Goals*", *goals])[:5]
     if missing:
         blocks.append(section("*Still missing today:* " + ", ".join(f"`{m.key}`" for m in missing)))
     else:

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.digest import DAILY, Digest, Line, Trend
+from bot.render.alerts import goal_line
 from bot.render.blocks import MAX_BLOCKS, Message, context, section, sections
 from bot.render.numbers import format_change, format_value
+from kpis.alerts import describe
 from kpis.catalogue import Unit
 from kpis.compare import Verdict
 
@@ -72,13 +74,25 @@ def digest_message(digest: Digest) -> Message:
     if digest.movers:
         blocks += sections(["*Biggest movers*"] + [f"{_EMOJI[line.change.verdict]} {_line_text(digest, line)}"
                                                     for line in digest.movers])
-    for note in digest.notes:
-        blocks += sections([note])
+    blocks += sections(_alert_and_goal_lines(digest))
     if digest.missing and digest.has_data:
         blocks.append(context("Nobody logged: " + ", ".join(digest.missing)))
     blocks.append(context(f":large_green_circle: better · :red_circle: worse than {previous} "
                            f"({digest.previous}) · charts in the thread"))
     return {"text": fallback_text(digest), "blocks": blocks[:MAX_BLOCKS]}
+
+
+def _alert_and_goal_lines(digest: Digest) -> list[str]:
+    lines = []
+    if digest.goals:
+        lines += ["*Goals*", *(goal_line(g, digest.currency, digest.locale) for g in digest.goals)]
+    if digest.firing:
+        lines.append("*Alerts firing*")
+        lines += [f":red_circle: #{r.id} {r.rule.kpi}: {describe(r.rule)} → <#{r.channel_id}>"
+                  for r in digest.firing]
+    if digest.no_data:
+        lines.append("No data for alert " + ", ".join(f"#{r.id} ({r.rule.kpi})" for r in digest.no_data))
+    return lines
 
 
 def digest_markdown(digest: Digest) -> str:
@@ -101,8 +115,9 @@ def digest_markdown(digest: Digest) -> str:
         out += [f"- {_line_text(digest, line, bold='**')} {_WORD[line.change.verdict]}".rstrip()
                 for line in digest.movers]
         out.append("")
-    for note in digest.notes:
-        out += [note.replace("*", "**"), ""]
+    lines = _alert_and_goal_lines(digest)
+    if lines:
+        out += [line.replace("*", "**") for line in lines] + [""]
     if digest.missing and digest.has_data:
         out += [f"Nobody logged: {', '.join(digest.missing)}.", ""]
     out += [f"![{t.label}]({chart_filename(digest, t.key)})" for t in digest.trends]

@@ -19,7 +19,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot.scheduler import DigestScheduler
 from bot.settings import secret
-from bot.slack import actions, commands, events, insights, views
+from bot.slack import actions, alerting, commands, events, insights, views
 from bot.slack.courier import Courier
 from bot.slack.runtime import Services
 
@@ -100,12 +100,13 @@ def build_app(services: Services) -> App:
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled listener error %s", error.__class__.__name__, exc_info=error)
 
-    for listeners in (commands, actions, views, events, insights):
+    for listeners in (commands, actions, views, events, alerting, insights):
         listeners.register(app, services)
     if services.courier is None:
         services.courier = Courier(services.store, _clients(services, installations),
                                    services.metrics, services.clock)
     if services.scheduler is None:
         services.scheduler = DigestScheduler(services.store, services.courier, services.clock)
+    alerting.attach(services)
     insights.attach(services)
     return app

@@ -17,16 +17,14 @@ from bot.digest import chart_trend, digest_period
 from bot.render import blocks
 from bot.render.digest import trend_png
 from bot.scheduler import digest_outgoing
-from bot.slack import insights
+from bot.slack import alerting, insights
 from bot.slack.runtime import Message, Services, Who, ack_then, guarded, reply_within_budget
 from kpis.catalogue import PACKS
 from kpis.periods import zone
 from kpis.schedule import WEEKDAYS, next_due, parse_time
 
 log = logging.getLogger("kpibot.commands")
-NOT_YET = {g.AlertAdd: "alert", g.AlertForm: "alert", g.Alerts: "alerts",
-           g.AlertRemove: "alert", g.AlertSnooze: "alert", g.Goal: "goal", g.Why: "why",
-           g.WhatIf: "whatif", g.WhatIfForm: "whatif", g.Remind: "remind"}
+NOT_YET = {g.Why: "why", g.WhatIf: "whatif", g.WhatIfForm: "whatif", g.Remind: "remind"}
 #: commands that render charts or post: acked at once, answered through response_url
 SLOW = {g.DigestNow: "Posting the {kind} digest…", g.Chart: "Drawing the chart…"}
 
@@ -88,6 +86,8 @@ def _log(services: Services, who: Who, ctx: usecases.Context, c: g.Command) -> M
     assert isinstance(c, g.Log)
     result = usecases.log_numbers(ctx, c.values, day=c.date, dims=c.dims, origin="slack")
     services.metrics.entries.labels(origin="slack").inc(len(result.batch.changes))
+    if services.alerting is not None:
+        services.alerting.logged(ctx.workspace.id, result.day, {c.metric for c in result.batch.changes})
     return blocks.log_reply(result, ctx.catalogue, ctx.workspace.currency, ctx.workspace.locale)
 
 
@@ -96,7 +96,7 @@ def _report(services: Services, who: Who, ctx: usecases.Context, c: g.Command) -
     period = usecases.period_for(ctx, c.range)
     result = usecases.report(ctx, period, c.kpis)
     share = json.dumps({"range": str(period), "kpis": list(c.kpis)})
-    return blocks.report_message(result, share_value=share)
+    return blocks.report_message(result, share_value=share, goals=alerting.progress_lines(ctx))
 
 
 def _metrics(services: Services, who: Who, ctx: usecases.Context, c: g.Command) -> Message:
@@ -220,5 +220,5 @@ _HANDLERS: dict[type, Callable[[Services, Who, usecases.Context, Any], Message]]
     g.Log: _log, g.Report: _report, g.Metrics: _metrics, g.Define: _define, g.History: _history,
     g.Undo: _undo, g.Export: _export, g.Tz: _tz, g.DigestNow: _digest_now,
     g.DigestSchedule: _digest_schedule, g.DigestOff: _digest_off, g.Chart: _chart,
-    **insights.HANDLERS,
+    **alerting.HANDLERS, **insights.HANDLERS,
 }

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot import usecases
 from bot.render import blocks
+from bot.slack import alerting
 from bot.slack.runtime import Services, Who, guarded
 from kpis.catalogue import HEADLINE_KPIS
 from kpis.periods import Period
@@ -53,5 +54,7 @@ def publish_home(services: Services, who: Who) -> None:
         for d in services.store.deliveries(ctx.workspace.id, failed_only=True, limit=5)
         if d.failed_at is not None
     ] if is_admin else []
-    view = blocks.home_view(report, missing, is_admin, services.admin_hint(), schedules, problems)
+    goals = alerting.progress_lines(ctx)
+    view = blocks.home_view(report, missing, is_admin, services.admin_hint(), schedules, problems,
+                            goals)
     who.client.views_publish(user_id=who.user_id, view=view)

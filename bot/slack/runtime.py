@@ -25,6 +25,7 @@ from storage.repository import utcnow
 
 if TYPE_CHECKING:
     from bot.scheduler import DigestScheduler
+    from bot.slack.alerting import Alerting
     from bot.slack.courier import Courier
 
 log = logging.getLogger("kpibot.slack")
@@ -45,6 +46,7 @@ class Services:
     )
     courier: Courier | None = None
     scheduler: DigestScheduler | None = None
+    alerting: Alerting | None = None
     _admins: dict[tuple[str, str], tuple[bool, float]] = field(default_factory=dict)
 
     def schedule_changed(self) -> None:

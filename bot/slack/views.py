@@ -98,6 +98,8 @@ def _store(services: Services, ctx: usecases.Context, pairs: list[tuple[str, str
            dims: list[tuple[str, str]]) -> dict[str, Any]:
     result = usecases.log_numbers(ctx, pairs, day=day, dims=dims, origin="form")
     services.metrics.entries.labels(origin="form").inc(len(result.batch.changes))
+    if services.alerting is not None:
+        services.alerting.logged(ctx.workspace.id, result.day, {c.metric for c in result.batch.changes})
     return blocks.log_reply(result, ctx.catalogue, ctx.workspace.currency, ctx.workspace.locale)
 
 

@@ -1,0 +1,360 @@
+"""Alert rules and goals: the use cases around the pure state machine of kpis/alerts.py.
+
+Evaluation loads a rule's state, lets `kpis.alerts.evaluate` decide, posts each transition
+through the Courier under the key `alert:{rule}:{seq}` and only then saves the new state
+(compare-and-set on its version). A crash between the two re-creates the same transition with
+the same key on the next evaluation, and two processes racing produce one key: either way the
+channel hears each transition once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from bot.usecases import Context, UserError, clean_dims, find_kpi, open_context
+from kpis.alerts import (
+    AlertState,
+    DurationError,
+    Kind,
+    Notification,
+    Op,
+    Rule,
+    RuleError,
+    Status,
+    evaluate,
+    parse_duration,
+    snooze,
+)
+from kpis.catalogue import Better, Catalogue, Unit
+from kpis.goals import GOAL_PERIODS, Pace, goal_period, is_summed, pace
+from kpis.numbers import NumberError, parse_number
+from kpis.periods import Period
+from kpis.rollup import kpi_values, metric_values
+from storage import Store
+from storage.repository import StoredRule
+
+log = logging.getLogger("kpibot.alerts")
+DEBOUNCE_SECONDS = 2.0
+_SAVE_TRIES = 4
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """A stored rule read back: the pure rule, its state, where it posts and whom it mentions."""
+
+    id: int
+    workspace_id: str
+    channel_id: str
+    rule: Rule
+    state: AlertState
+    mention: str | None
+    version: int
+    created_by: str
+
+    @classmethod
+    def load(cls, stored: StoredRule) -> AlertRule:
+        spec = json.loads(stored.rule)
+        rule = Rule(spec["kpi"], spec["op"], float(spec["threshold"]), spec["period"],
+                    int(spec["for_periods"]), tuple(tuple(d) for d in spec.get("dims", ())))
+        return cls(stored.id, stored.workspace_id, stored.channel_id, rule,
+                   _state_from_json(stored.state), spec.get("mention"), stored.version,
+                   stored.created_by)
+
+    @property
+    def stored(self) -> StoredRule:
+        return StoredRule(self.id, self.workspace_id, self.channel_id, self.rule.kpi, "", "",
+                          self.version, self.created_by)
+
+
+# -- state as JSON ----------------------------------------------------------------------------
+
+
+def _state_to_json(state: AlertState) -> str:
+    data = asdict(state)
+    for key, value in data.items():
+        if isinstance(value, date | datetime):
+            data[key] = value.isoformat()
+    data["status"] = state.status.value
+    return json.dumps(data)
+
+
+def _state_from_json(text: str) -> AlertState:
+    data: dict[str, Any] = json.loads(text or "{}")
+    if not data:
+        return AlertState()
+    for key in ("since", "fired_at", "snoozed_until"):
+        if data.get(key):
+            data[key] = datetime.fromisoformat(data[key])
+    if data.get("last_period"):
+        data["last_period"] = date.fromisoformat(data["last_period"])
+    data["status"] = Status(data.get("status", "ok"))
+    return AlertState(**data)
+
+
+# -- rules --------------------------------------------------------------------------------------
+
+
+def unit_of(catalogue: Catalogue, key: str) -> Unit:
+    if key in catalogue.kpis:
+        return catalogue.kpis[key].unit
+    return catalogue.metrics[key].unit
+
+
+def label_of(catalogue: Catalogue, key: str) -> str:
+    definition = catalogue.kpis.get(key) or catalogue.metrics.get(key)
+    return definition.label if definition else key
+
+
+def watched_key(catalogue: Catalogue, name: str) -> str:
+    """A KPI, or a metric (an alert on `leads < 5` is as useful as one on CPL)."""
+    key = name.strip().lower()
+    if key in catalogue.metrics:
+        return key
+    return find_kpi(catalogue, key).key
+
+
+def add_rule(
+    ctx: Context, channel_id: str, kpi: str, op: str, threshold: str, *, period: str = "daily",
+    for_periods: int = 1, mention: str | None = None, dims: Iterable[tuple[str, str]] = (),
+) -> AlertRule:
+    """Checks everything, then stores the rule (posting to `channel_id`) in state ok."""
+    catalogue = ctx.catalogue
+    key = watched_key(catalogue, kpi)
+    change_rule = op in ("up", "down")
+    try:
+        if change_rule:
+            value = parse_number(threshold if threshold.endswith("%") else threshold + "%", "percent") * 100
+        else:
+            value = parse_number(threshold, unit_of(catalogue, key).value)
+    except NumberError as error:
+        raise UserError(f"The threshold {error}") from None
+    try:
+        rule = Rule(key, Op(op), value, period, for_periods, clean_dims(dims))
+    except (RuleError, ValueError) as error:
+        raise UserError(f"That rule doesn't work: {error}.") from None
+    spec = {"kpi": key, "op": str(rule.op), "threshold": rule.threshold, "period": rule.period,
+            "for_periods": rule.for_periods, "dims": [list(d) for d in rule.dims],
+            "mention": mention}
+    stored = ctx.store.add_rule(ctx.workspace.id, channel_id, key, json.dumps(spec),
+                                _state_to_json(AlertState()), ctx.actor)
+    return AlertRule.load(stored)
+
+
+def rules(store: Store, workspace_id: str) -> list[AlertRule]:
+    return [AlertRule.load(r) for r in store.rules(workspace_id)]
+
+
+def find_rule(ctx: Context, rule_id: int) -> AlertRule:
+    stored = ctx.store.rule(ctx.workspace.id, rule_id)
+    if stored is None:
+        known = ", ".join(f"#{r.id}" for r in ctx.store.rules(ctx.workspace.id)) or "none yet"
+        raise UserError(f"There is no alert #{rule_id} in this workspace (rules: {known}). "
+                        "`/kpi alerts` lists them.")
+    return AlertRule.load(stored)
+
+
+def remove_rule(ctx: Context, rule_id: int) -> AlertRule:
+    rule = find_rule(ctx, rule_id)
+    ctx.store.remove_rule(ctx.workspace.id, rule_id)
+    return rule
+
+
+def snooze_rule(ctx: Context, rule_id: int, duration: str) -> tuple[AlertRule, datetime]:
+    """Silences the rule's messages until now + duration; evaluation goes on."""
+    try:
+        length = parse_duration(duration)
+    except DurationError as error:
+        raise UserError(str(error)) from None
+    until = ctx.now + length
+    for _ in range(_SAVE_TRIES):
+        rule = find_rule(ctx, rule_id)
+        if ctx.store.save_rule_state(rule.stored, _state_to_json(snooze(rule.state, until))):
+            return find_rule(ctx, rule_id), until
+    raise UserError("The rule is being updated right now; try the snooze again.")
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Values:
+    value: float | None
+    previous: float | None
+    period: Period
+
+
+def rule_values(ctx: Context, rule: Rule, day: date) -> Values:
+    """The watched value over the rule's window containing `day`, and the window before."""
+    catalogue = ctx.catalogue
+    window = rule.window(day)
+    wanted = [rule.kpi] if rule.kpi in catalogue.kpis else []
+
+    def value_of(period: Period) -> float | None:
+        data = ctx.store.period_data(ctx.workspace.id, period, catalogue, rule.dims)
+        values = kpi_values(catalogue, data, wanted) if wanted else metric_values(catalogue, data)
+        return values.get(rule.kpi)
+
+    previous = value_of(rule.previous_window(day)) if rule.op.is_change else None
+    return Values(value_of(window), previous, window)
+
+
+Post = Callable[[AlertRule, Notification, Values], str]
+
+
+def evaluate_rule(ctx: Context, rule_id: int, day: date, post: Post) -> list[str]:
+    """Evaluates one rule for the window containing `day`; posts transitions, saves the state.
+
+    A newer period with no data yet does not move the rule on: numbers logged late for the
+    period before still count.
+    """
+    outcomes: list[str] = []
+    for _ in range(_SAVE_TRIES):
+        stored = ctx.store.rule(ctx.workspace.id, rule_id)
+        if stored is None:
+            return outcomes
+        rule = AlertRule.load(stored)
+        values = rule_values(ctx, rule.rule, day)
+        last = rule.state.last_period
+        if values.value is None and (last is None or values.period.start > last):
+            return outcomes
+        state, notes = evaluate(rule.rule, rule.state, values.period.start, values.value,
+                                values.previous, ctx.now)
+        if state == rule.state:
+            return outcomes
+        outcomes += [post(rule, note, values) for note in notes if not note.suppressed]
+        if ctx.store.save_rule_state(stored, _state_to_json(state)):
+            return outcomes
+    log.warning("rule %d kept changing under evaluation; the next evaluation catches up", rule_id)
+    return []
+
+
+def evaluate_workspace(
+    store: Store, workspace_id: str, day: date | None, now: datetime, post: Post,
+    metrics: Iterable[str] | None = None,
+) -> list[str]:
+    """Evaluates the workspace's rules that `metrics` feed (all when None) for `day` (today)."""
+    ctx = open_context(store, workspace_id, "kpibot", now)
+    catalogue = ctx.catalogue
+    touched = set(metrics) if metrics is not None else None
+    outcomes: list[str] = []
+    for stored in store.rules(workspace_id):
+        if touched is not None:
+            inputs = {i.removeprefix("opening:") for i in catalogue.inputs_of(stored.kpi)} \
+                if stored.kpi in catalogue.names else {stored.kpi}
+            if not inputs & touched:
+                continue
+        try:
+            outcomes += evaluate_rule(ctx, stored.id, day or ctx.today, post)
+        except Exception:
+            log.exception("alert rule %d could not be evaluated", stored.id)
+    return outcomes
+
+
+class Debouncer:
+    """Coalesces a burst of logs into one evaluation a couple of seconds after the last."""
+
+    def __init__(self, run: Callable[[str, date, frozenset[str]], Any],
+                 delay: float = DEBOUNCE_SECONDS) -> None:
+        self.run = run
+        self.delay = delay
+        self._pending: dict[tuple[str, date], tuple[threading.Timer, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def poke(self, workspace_id: str, day: date, metrics: Iterable[str]) -> None:
+        key = (workspace_id, day)
+        with self._lock:
+            timer, seen = self._pending.pop(key, (None, frozenset()))
+            if timer is not None:
+                timer.cancel()
+            touched = seen | frozenset(metrics)
+            timer = threading.Timer(self.delay, self._fire, args=(key,))
+            timer.daemon = True
+            self._pending[key] = (timer, touched)
+            timer.start()
+
+    def _fire(self, key: tuple[str, date]) -> None:
+        with self._lock:
+            _, touched = self._pending.pop(key, (None, frozenset()))
+        try:
+            self.run(key[0], key[1], touched)
+        except Exception:
+            log.exception("alert evaluation after a log failed")
+
+    def flush(self) -> None:
+        """Runs every pending evaluation now (shutdown and tests)."""
+        with self._lock:
+            pending = sorted(self._pending.items(), key=lambda item: item[0][1])
+            self._pending.clear()
+        for key, (timer, touched) in pending:
+            timer.cancel()
+            self.run(key[0], key[1], touched)
+
+
+# -- goals ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoalProgress:
+    key: str
+    label: str
+    unit: Unit
+    period_kind: str
+    period: Period
+    pace: Pace
+
+
+def set_goal(ctx: Context, kpi: str, value: str, period: str) -> GoalProgress:
+    catalogue = ctx.catalogue
+    key = watched_key(catalogue, kpi)
+    if period not in GOAL_PERIODS:
+        raise UserError(f"`{period}` is not a goal period: use weekly or monthly.")
+    try:
+        target = parse_number(value, unit_of(catalogue, key).value)
+    except NumberError as error:
+        raise UserError(f"The goal {error}") from None
+    ctx.store.set_goal(ctx.workspace.id, key, period, target, ctx.actor)
+    return next(g for g in goal_progress(ctx) if g.key == key and g.period_kind == period)
+
+
+def goal_progress(ctx: Context, today: date | None = None) -> list[GoalProgress]:
+    """Every goal's progress and pace on `today` (the workspace's today by default)."""
+    catalogue = ctx.catalogue
+    day = today or ctx.today
+    found = []
+    for goal in ctx.store.goals(ctx.workspace.id):
+        if goal.key not in catalogue.names:
+            continue
+        period = goal_period(goal.period, day)
+        data = ctx.store.period_data(ctx.workspace.id, period, catalogue)
+        if goal.key in catalogue.kpis:
+            actual = kpi_values(catalogue, data, [goal.key]).get(goal.key)
+            better = catalogue.kpis[goal.key].better
+        else:
+            actual = metric_values(catalogue, data).get(goal.key)
+            better = Better.HIGHER  # a metric goal is a target to reach (revenue, leads)
+        found.append(GoalProgress(
+            goal.key, label_of(catalogue, goal.key), unit_of(catalogue, goal.key), goal.period,
+            period, pace(goal.value, actual, period, day, better=better,
+                         summed=is_summed(catalogue, goal.key)),
+        ))
+    return found
+
+
+def since_text(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return ""
+    elapsed = now - moment
+    if elapsed < timedelta(hours=1):
+        return f"{max(int(elapsed.total_seconds() // 60), 1)} min"
+    if elapsed < timedelta(days=2):
+        return f"{int(elapsed.total_seconds() // 3600)} h"
+    return f"{elapsed.days} days"
+
+
+__all__ = ["AlertRule", "Debouncer", "GoalProgress", "Kind", "Values"]

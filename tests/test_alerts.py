@@ -1,0 +1,181 @@
+"""Alerts and goals end to end: rules typed in Slack, numbers logged, posts counted in the fake
+Slack channel. The clock is frozen at SLACK_NOW (Wed 11 March 2026, New York)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from bot import alerts as use
+from bot.observability import Metrics
+from bot.settings import Settings
+from bot.slack.app import courier_client
+from bot.slack.courier import Courier, Outgoing
+from bot.slack.runtime import Services
+from bot.usecases import open_context
+from kpis.alerts import Notification
+from storage import Store, open_store
+from storage.repository import Write
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SlackBot
+from tests.fakeslack import FakeSlack
+
+MARKETING = "C0MARKET"
+
+
+@pytest.fixture
+def bot(slack_bot: SlackBot) -> SlackBot:
+    slack_bot.fake.add_channel(MARKETING, "marketing")
+    slack_bot.store.ensure_workspace("T0001", timezone="America/New_York")
+    assert slack_bot.services.courier is not None
+    slack_bot.services.courier.backoff = 0.01
+    return slack_bot
+
+
+def log(bot: SlackBot, text: str) -> None:
+    reply = bot.command(f"log {text}", user_id=SLACK_MEMBER, channel_id=MARKETING)
+    assert reply.status == 200 and "Stored" in reply.json["text"], reply.json
+    assert bot.services.alerting is not None
+    bot.services.alerting.debouncer.flush()
+
+
+def posts(bot: SlackBot) -> list[dict[str, Any]]:
+    return bot.fake.messages_in(MARKETING)
+
+
+def test_cpl_above_15_for_two_days_fires_once_and_resolves_once(bot: SlackBot) -> None:
+    added = bot.command("alert cpl > 15 daily for 2", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    assert "Alert #1 added: Cost per lead > $15.00 daily for 2" in added.json["text"], added.json
+
+    log(bot, "spend=200 leads=10 date=2026-03-09")  # CPL 20: one day above
+    assert posts(bot) == []
+    log(bot, "spend=300 leads=10 date=yesterday")  # CPL 30: two days in a row
+    [firing] = posts(bot)
+    assert "Cost per lead" in firing["text"] and "$30.00" in json.dumps(firing["blocks"])
+    assert "threshold $15.00" in json.dumps(firing["blocks"])
+    assert f"<@{SLACK_MEMBER}>" in json.dumps(firing["blocks"])  # who logged the inputs
+    log(bot, "spend=250 leads=10")  # today, still above: nothing new
+    log(bot, "spend=260")
+    assert len(posts(bot)) == 1
+    log(bot, "spend=100")  # today's CPL corrected to 10: back to normal
+    assert len(posts(bot)) == 2
+    resolved = posts(bot)[-1]
+    assert resolved["text"].startswith("Resolved: Cost per lead is $10.00")
+    log(bot, "leads=11")  # still fine: quiet
+    assert len(posts(bot)) == 2
+
+    listing = bot.command("alerts", user_id=SLACK_MEMBER)
+    assert "#1" in listing.json["text"] or "#1" in json.dumps(listing.json["blocks"])
+
+
+def test_only_admins_add_or_remove_rules_and_anyone_may_snooze(bot: SlackBot) -> None:
+    refused = bot.command("alert cpl > 15", user_id=SLACK_MEMBER, channel_id=MARKETING)
+    assert "Only admins can add alert rules" in refused.json["text"]
+    assert bot.store.rules("T0001") == []
+
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    snoozed = bot.command("alert snooze 1 1d", user_id=SLACK_MEMBER)
+    assert "snoozed until Thu 12 Mar" in snoozed.json["text"]
+    log(bot, "spend=300 leads=10")
+    assert posts(bot) == []  # firing, but snoozed: nothing posted
+    [rule] = use.rules(bot.store, "T0001")
+    assert rule.state.status.value == "firing"
+
+    not_removed = bot.command("alert remove 1", user_id=SLACK_MEMBER)
+    assert "Only admins" in not_removed.json["text"]
+    removed = bot.command("alert remove 1", user_id=SLACK_ADMIN)
+    assert "removed" in removed.json["text"] and bot.store.rules("T0001") == []
+    missing = bot.command("alert remove 7", user_id=SLACK_ADMIN)
+    assert "no alert #7" in missing.json["text"]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("alert cpll > 15", "cpl"),
+        ("alert cpl > fifteen", "number to compare"),
+        ("alert cpl up -5%", "positive"),
+        ("alert cpl > 15 daily source=tiktokk campaign=", "campaign"),
+        ("alert snooze 1 3 fortnights", "snooze 3 1d"),
+    ],
+)
+def test_bad_rules_are_refused_with_the_fix_and_nothing_stored(bot: SlackBot, text: str, needle: str) -> None:
+    reply = bot.command(text, user_id=SLACK_ADMIN, channel_id=MARKETING)
+
+    assert reply.status == 200
+    body = reply.json["text"] if "text" in reply.json else ""
+    answer = body or bot.fake.wait_for(lambda f: [c.params for c in f.calls_to("response_url")])[-1]["text"]
+    assert needle in answer
+    assert bot.store.rules("T0001") == []
+
+
+def test_a_change_rule_fires_when_leads_drop_by_a_fifth(bot: SlackBot) -> None:
+    bot.command("alert leads down 20% daily", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "leads=50 date=yesterday")
+    log(bot, "leads=45")
+    assert posts(bot) == []
+    log(bot, "leads=30")  # -40% against yesterday
+    [message] = posts(bot)
+    assert "previous period" in json.dumps(message["blocks"])
+
+
+def test_goals_show_progress_and_pace(bot: SlackBot) -> None:
+    bot.command("log revenue=1000 date=2026-03-01", user_id=SLACK_MEMBER)
+    bot.command("log revenue=2000 date=2026-03-10", user_id=SLACK_MEMBER)
+
+    reply = bot.command("goal revenue 10000 monthly", user_id=SLACK_ADMIN)
+
+    # 11 of 31 days elapsed: 3,000 so far projects to 3,000 / 11 * 31 = 8,454.55
+    assert "Month to date $3,000.00 = 30.0%" in reply.json["text"], reply.json
+    assert "projected $8,454.55 = 84.5%" in reply.json["text"] and "behind" in reply.json["text"]
+    report = bot.command("report month", user_id=SLACK_MEMBER)
+    assert "Goals" in json.dumps(report.json["blocks"])
+
+
+def test_a_lower_is_better_goal_is_met_below_it(bot: SlackBot) -> None:
+    bot.command("log spend=90 leads=10 date=2026-03-02", user_id=SLACK_MEMBER)
+
+    reply = bot.command("goal cpl 10 monthly", user_id=SLACK_ADMIN)
+
+    assert "currently" in reply.json["text"] and "on pace" in reply.json["text"]
+
+
+def test_two_processes_evaluating_one_rule_post_one_alert(db_url: str, fake_slack: FakeSlack) -> None:
+    """Each 'process' has its own engine; both see CPL above 15 at the same moment."""
+    now = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)
+    stores = [open_store(db_url), open_store(db_url)]
+    first = stores[0]
+    first.ensure_workspace("T0001", timezone="America/New_York")
+    ctx = open_context(first, "T0001", SLACK_ADMIN, now)
+    use.add_rule(ctx, "C0001", "cpl", ">", "15")
+    first.record("T0001", [Write("spend", date(2026, 3, 11), 300.0, "ana"),
+                           Write("leads", date(2026, 3, 11), 10.0, "ana")], actor="ana", origin="test")
+    services = Services(store=first, settings=Settings(slack_api_url=fake_slack.api_url, _env_file=None))
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def process(store: Store) -> None:
+        client = courier_client(services, "xoxb-test")
+        courier = Courier(store, lambda _ws: client, Metrics(), lambda: now, backoff=0.01)
+
+        def post(rule: use.AlertRule, note: Notification, values: use.Values) -> str:
+            return courier.deliver("T0001", f"alert:{rule.id}:{note.seq}", kind="alert-firing",
+                                   channel=rule.channel_id, due_at=now,
+                                   build=lambda: Outgoing("CPL alert", []))
+
+        barrier.wait()
+        outcomes.extend(use.evaluate_workspace(store, "T0001", date(2026, 3, 11), now, post))
+
+    threads = [threading.Thread(target=process, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.engine.dispose()
+
+    assert outcomes.count("posted") == 1
+    assert len(fake_slack.messages_in("C0001")) == 1
