@@ -106,7 +106,7 @@ def test_bad_rules_are_refused_with_the_fix_and_nothing_stored(bot: SlackBot, te
     reply = bot.command(text, user_id=SLACK_ADMIN, channel_id=MARKETING)
 
     assert reply.status == 200
-    body = reply.json["text"] if "text" in reply.json else ""
+    body = reply.json.get("text", "")
     answer = body or bot.fake.wait_for(lambda f: [c.params for c in f.calls_to("response_url")])[-1]["text"]
     assert needle in answer
     assert bot.store.rules("T0001") == []
