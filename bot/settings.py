@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     kpibot_port: int = 3000
     kpibot_host: str = "0.0.0.0"
     kpibot_admins: str = Field(default="")
+    #: how long a claimed delivery is reserved for its claimer before a crash is assumed
+    kpibot_claim_lease_seconds: int = Field(default=300, ge=5, le=3600)
 
     @property
     def admins(self) -> frozenset[str]:

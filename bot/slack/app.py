@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt import App
@@ -103,8 +104,10 @@ def build_app(services: Services) -> App:
     for listeners in (commands, actions, views, events, alerting, insights):
         listeners.register(app, services)
     if services.courier is None:
-        services.courier = Courier(services.store, _clients(services, installations),
-                                   services.metrics, services.clock)
+        services.courier = Courier(
+            services.store, _clients(services, installations), services.metrics, services.clock,
+            lease=timedelta(seconds=s.kpibot_claim_lease_seconds),
+        )
     if services.scheduler is None:
         services.scheduler = DigestScheduler(services.store, services.courier, services.clock)
     alerting.attach(services)
