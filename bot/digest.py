@@ -7,10 +7,11 @@ The scheduler, `/kpi digest now`, `/kpi chart` and `kpibot digest` all call `com
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from bot.alerts import AlertRule, GoalProgress, goal_progress, rules
+from bot.insights import why_line
 from bot.usecases import Context, UserError, find_kpi, report
 from kpis.alerts import Status
 from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
@@ -114,11 +115,13 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
 
     headline_keys = [k for k in HEADLINE_KPIS if k in result.kpis]
     headline = tuple(line(k, result.kpis[k]) for k in headline_keys)
-    movers = sorted(
-        (line(k, c) for k, c in result.kpis.items()
-         if c.change_pct is not None and c.value is not None and k not in headline_keys),
-        key=lambda item: -abs(item.change.change_pct or 0.0),
-    )[:MOVERS]
+    movers = [
+        replace(m, why=_reason(why_line(ctx, m.key, period))) for m in sorted(
+            (line(k, c) for k, c in result.kpis.items()
+             if c.change_pct is not None and c.value is not None and k not in headline_keys),
+            key=lambda item: -abs(item.change.change_pct or 0.0),
+        )[:MOVERS]
+    ]
     tracked = catalogue.metrics_in(ws.packs)
     missing = tuple(m.label for m in tracked if m.key not in result.metrics)
     funnel = _funnel(catalogue, {k: c.value for k, c in result.metrics.items()})
@@ -130,6 +133,11 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
         firing=tuple(r for r in watched if r.state.status is Status.FIRING),
         no_data=tuple(r for r in watched if r.state.last_period is not None and r.state.last_held is None),
     )
+
+
+def _reason(line: str) -> str:
+    """The part of a why line after "KPI +x%:", which the digest line already says."""
+    return line.split(": ", 1)[1] if ": " in line else line
 
 
 def _funnel(catalogue: Catalogue, values: dict[str, float | None]) -> tuple[FunnelStep, ...]:

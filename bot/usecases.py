@@ -7,6 +7,7 @@ They speak in domain terms, take the clock and store as arguments, and raise `Us
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -19,10 +20,10 @@ from kpis.catalogue import DIMENSIONS, Better, Catalogue, Kpi, Metric, custom_kp
 from kpis.compare import Change, compare
 from kpis.formula import FormulaError, check_cycles, check_names
 from kpis.numbers import NumberError, parse_number
-from kpis.periods import Period, PeriodError, local_date, resolve, resolve_day, zone
+from kpis.periods import NAMED_RANGES, Period, PeriodError, local_date, resolve, resolve_day, zone
 from kpis.rollup import Dims, kpi_values, metric_values
-from kpis.suggest import did_you_mean
-from storage.repository import ChangeBatch, HistoryLine, Store, Workspace, Write
+from kpis.suggest import did_you_mean, nearest
+from storage.repository import ChangeBatch, HistoryLine, Store, UndoConflict, Workspace, Write
 
 Clock = Callable[[], datetime]
 MAX_VALUES_PER_LOG = 60
@@ -153,7 +154,13 @@ def log_numbers(
 
 def undo(ctx: Context, batch_id: str | None = None) -> ChangeBatch:
     """Undoes the actor's last change, or the one a reply's Undo button names."""
-    batch = ctx.store.undo_last(ctx.workspace.id, ctx.actor, batch_id)
+    try:
+        batch = ctx.store.undo_last(ctx.workspace.id, ctx.actor, batch_id)
+    except UndoConflict as conflict:
+        which = ", ".join(f"`{m}` for {d:%a %d %b}" for m, d in conflict.changed)
+        raise UserError(f"Nothing was undone: {which} changed again after that log, and undoing "
+                        "it would overwrite the newer number. Log the value you want instead, "
+                        "or undo the newer change first.") from None
     if batch is None:
         if batch_id is not None:
             raise UserError("That log was already undone (or was logged by someone else), so "
@@ -236,8 +243,17 @@ def find_kpi(catalogue: Catalogue, key: str) -> Kpi:
     name = key.strip().lower()
     if name in catalogue.kpis:
         return catalogue.kpis[name]
+    kpi_guess = nearest(name, catalogue.kpis)
+    period_guess = nearest(name, NAMED_RANGES)
+    if period_guess and (kpi_guess is None or _closeness(name, period_guess) > _closeness(name, kpi_guess)):
+        raise UserError(f"`{key}` is neither a KPI nor a period. Did you mean the period "
+                        f"`{period_guess}`? Periods: {', '.join(NAMED_RANGES)} or YYYY-MM-DD..YYYY-MM-DD.")
     raise UserError(f"I don't know a KPI called `{key}`.{did_you_mean(name, catalogue.kpis)} "
                     "See `/kpi metrics` for the list.")
+
+
+def _closeness(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b.lower()).ratio()
 
 
 # -- definitions and settings ---------------------------------------------------------------

@@ -96,6 +96,14 @@ class ChangeBatch:
         return sorted({c.metric for c in self.changes})
 
 
+class UndoConflict(Exception):
+    """The batch's values were changed again since: undoing it would overwrite the later ones."""
+
+    def __init__(self, changed: tuple[tuple[str, date], ...]) -> None:
+        super().__init__(", ".join(f"{m} on {d}" for m, d in changed))
+        self.changed = changed
+
+
 @dataclass(frozen=True)
 class Subscription:
     """A channel's scheduled digest; `weekday` (0 = Monday) only for weekly ones."""
@@ -484,6 +492,14 @@ class Store:
                     select(ChangeRow).where(ChangeRow.batch == batch).order_by(ChangeRow.id.desc())
                 ).all()
                 self._lock_days(conn, workspace_id, ((r.metric, r.day) for r in rows))
+                latest: dict[tuple[Any, ...], Any] = {}
+                for r in rows:  # newest first: a key written twice in one batch counts once
+                    latest.setdefault((r.metric, r.day, r.author, *_dims_of(r)), r)
+                changed_since = [r for r in latest.values()
+                                 if self._current_value(conn, workspace_id, r) != r.new_value]
+                if changed_since:
+                    # a later log replaced these values: reverting would overwrite it
+                    raise UndoConflict(tuple((r.metric, r.day) for r in changed_since))
                 undo_batch = str(uuid.uuid4())
                 changes = []
                 for row in rows:
@@ -496,6 +512,14 @@ class Store:
                 return ChangeBatch(undo_batch, actor, "undo", tuple(changes))
 
         return self._retrying(work)
+
+    def _current_value(self, conn: Connection, workspace_id: str, change: Any) -> float | None:
+        e = EntryRow
+        return conn.scalar(select(e.value).where(
+            e.workspace_id == workspace_id, e.metric == change.metric, e.day == change.day,
+            e.author == change.author,
+            *(getattr(e, name) == getattr(change, name) for name in DIMENSIONS),
+        ))
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from kpis.periods import Period
 from kpis.rollup import Dims, PeriodData, kpi_values, metric_values
 from storage import Store, Write, open_store
 from storage.models import ChangeRow, DailyTotalRow, EntryRow
+from storage.repository import UndoConflict
 
 DAY = date(2026, 3, 10)
 WEEK = Period.iso_week(DAY)
@@ -218,6 +219,21 @@ def test_undo_restores_the_old_value_then_removes_the_new_entry(db: Store) -> No
     assert [h.origin for h in history[:2]] == ["undo", "undo"]
     assert [h.undone for h in history if h.origin != "undo" and h.actor == "ana"] == [True, True]
     assert [h.undone for h in history if h.actor == "luis"] == [False]
+
+
+def test_undoing_an_older_log_never_overwrites_a_newer_value(db: Store) -> None:
+    older = db.record("T1", [Write("leads", DAY, 10, "ana")], actor="ana", origin="cli")
+    log(db, Write("leads", DAY, 12, "ana"))
+
+    with pytest.raises(UndoConflict) as conflict:
+        db.undo_last("T1", "ana", older.id)
+    assert conflict.value.changed == (("leads", DAY),)
+    assert entries(db) == [("leads", DAY, "ana", (), 12)]  # nothing reverted, nothing claimed
+
+    assert db.undo_last("T1", "ana") is not None  # the newer one first: back to 10
+    undone = db.undo_last("T1", "ana", older.id)  # now the older one applies cleanly
+    assert undone is not None and [(c.old, c.new) for c in undone.changes] == [(10, None)]
+    assert entries(db) == []
 
 
 def test_undo_reverts_a_whole_batch(db: Store) -> None:

@@ -89,6 +89,8 @@ HELP_LINES = (
     "*Reports*: `/kpi report` (this week) · `/kpi report last-month` · `/kpi report 30d cpl cac` · `/kpi report 2026-11-01..2026-11-15`",
     "*Charts and digests*: `/kpi chart cpl 30d` · `/kpi digest now` · `/kpi digest daily 09:00` · `/kpi digest weekly monday 09:00` · `/kpi digest off`",
     "*Alerts and goals*: `/kpi alert cpl > 15 daily for 2` · `/kpi alerts` · `/kpi alert remove 3` · `/kpi goal revenue 50000 monthly`",
+    "*Why and what if*: `/kpi why cpl` · `/kpi why leads last-week` · `/kpi whatif ctr=+10% close_rate=+5% aov=+25%` · `/kpi whatif` opens the form",
+    "*Reminders*: `/kpi remind off` · `/kpi remind on` · `/kpi remind 17:00` (admins: the workspace's time)",
     "*Definitions*: `/kpi metrics` · `/kpi define big_mac_gap = (official_rate - implied_rate) / official_rate`",
     "*Corrections*: `/kpi history leads` · `/kpi undo` (logging the same metric for the same day again replaces your value)",
     "*Data and settings*: `/kpi export 90d` · `/kpi tz America/Bogota` · `/kpi settings`",

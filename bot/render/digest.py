@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +112,10 @@ def digest_markdown(digest: Digest) -> str:
         out += ["## Funnel", "", " → ".join(_funnel_lines(digest)), ""]
     if digest.movers:
         out += ["## Biggest movers", ""]
-        out += [f"- {_line_text(digest, line, bold='**')} {_WORD[line.change.verdict]}".rstrip()
-                for line in digest.movers]
+        for line in digest.movers:
+            text = _line_text(digest, replace(line, why=""), bold="**")
+            word = _WORD[line.change.verdict]
+            out.append(f"- {text}{f' {word}' if word else ''}{f': {line.why}' if line.why else ''}")
         out.append("")
     lines = _alert_and_goal_lines(digest)
     if lines:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from babel import Locale
@@ -21,6 +22,13 @@ def _locale(name: str) -> Locale:
         return Locale.parse("en_US")
 
 
+@lru_cache(maxsize=32)
+def _whole_currency(loc: Locale) -> str:
+    """The locale's currency pattern with no decimals: `¤#,##0` (en_US), `#,##0 ¤` (de_DE)."""
+    pattern = loc.currency_formats["standard"].pattern.split(";")[0]
+    return re.sub(r"\.0+", "", pattern)
+
+
 def format_value(
     value: float | None, unit: Unit | str, *, currency: str = "USD", locale: str = "en_US"
 ) -> str:
@@ -30,8 +38,10 @@ def format_value(
     unit = Unit(unit)
     loc = _locale(locale)
     if unit is Unit.CURRENCY:
-        pattern = "¤#,##0" if abs(value) >= 10_000 else None
-        return format_currency(value, currency, format=pattern, locale=loc, currency_digits=pattern is None)
+        if abs(value) >= 10_000:  # cents add noise to big numbers: the locale's pattern without them
+            return format_currency(value, currency, format=_whole_currency(loc), locale=loc,
+                                   currency_digits=False)
+        return format_currency(value, currency, locale=loc)
     if unit is Unit.PERCENT:
         return format_percent(value, "#,##0.0%", locale=loc)
     if unit is Unit.COUNT:

@@ -1,0 +1,340 @@
+"""Beyond dashboards: what moved a KPI and why, what-if projections, and who to nudge to log.
+
+The math is pure and lives in kpis/explain.py and kpis/whatif.py; these use cases choose the
+periods, read the store (whole periods, then one value of a dimension at a time) and raise
+`UserError` with the fix for anything the user can change. Words come from bot/render/insights.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from bot.render.insights import why_sentence
+from bot.usecases import Context, UserError, period_for
+from kpis.catalogue import DIMENSIONS, Aggregation, Catalogue
+from kpis.explain import Breakdown, ExplainError, Explanation, breakdown, explain
+from kpis.numbers import NumberError, parse_number
+from kpis.periods import Period, PeriodError, local_date
+from kpis.rollup import PeriodData, kpi_values, metric_values
+from kpis.schedule import ScheduleError, last_due, parse_time
+from kpis.suggest import did_you_mean
+from kpis.whatif import STEP_KEYS, Projection, WhatIfError, check_changes, project
+from storage.repository import Store, Workspace
+
+log = logging.getLogger("kpibot.insights")
+
+#: `/kpi why` without a range: the last seven whole days against the seven before
+WHY_DAYS = 7
+#: dimension values read one by one; more than this and the rest count as untagged
+MAX_DIMENSION_VALUES = 12
+#: the key of what no dimension value accounts for (entries logged without the dimension)
+UNTAGGED = ""
+WHATIF_RANGE = "30d"
+#: counts a what-if needs at least one of, or it has nothing to project
+WHATIF_NEEDS = ("impressions", "clicks", "leads", "sales", "revenue")
+#: people who logged within this many days before today are nudged
+ACTIVE_DAYS = 14
+#: a nudge goes out at the reminder time or within this long after it, never later
+NUDGE_WINDOW = timedelta(hours=2)
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+# -- what moved and why -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WhyResult:
+    """A KPI's (or metric's) change split into its inputs, and where its counts moved."""
+
+    key: str
+    period: Period
+    previous: Period
+    explanation: Explanation
+    breakdowns: tuple[Breakdown, ...]
+    catalogue: Catalogue
+
+    @property
+    def label(self) -> str:
+        item = self.catalogue.kpis.get(self.key) or self.catalogue.metrics.get(self.key)
+        return item.label if item else self.key
+
+
+def why_period(ctx: Context, spec: str | None) -> Period:
+    """A named range as usual; none means the last seven whole days, as today is not over."""
+    if spec is None:
+        return Period(ctx.today - timedelta(days=WHY_DAYS), ctx.today - timedelta(days=1))
+    return period_for(ctx, spec)
+
+
+def why(ctx: Context, key: str, spec: str | None = None) -> WhyResult:
+    """`/kpi why KPI [RANGE]`: the change against the previous period, every dimension tried."""
+    return explain_change(ctx, key, why_period(ctx, spec))
+
+
+def why_line(ctx: Context, key: str, period: Period) -> str:
+    """One line on why `key` moved in `period` against the one before; '' when nothing can be said.
+
+    For the digest's movers: it tries one dimension and one input, so it stays a few queries.
+    """
+    try:
+        result = explain_change(ctx, key, period, inputs=1, dimensions=1)
+    except (UserError, ExplainError, PeriodError):
+        return ""
+    return why_sentence(result, ctx.workspace.locale)
+
+
+def explain_change(
+    ctx: Context, key: str, period: Period, *, inputs: int = 2, dimensions: int = len(DIMENSIONS)
+) -> WhyResult:
+    """The explanation plus, for up to `inputs` summed counts, breakdowns by `dimensions` dimensions."""
+    catalogue = ctx.catalogue
+    name = key.strip().lower()
+    if name not in catalogue.names:
+        raise UserError(f"I don't know a KPI or metric called `{key}`."
+                        f"{did_you_mean(name, catalogue.names)} See `/kpi metrics` for the list.")
+    previous = period.previous()
+    old_data = ctx.store.period_data(ctx.workspace.id, previous, catalogue)
+    new_data = ctx.store.period_data(ctx.workspace.id, period, catalogue)
+    old, new = _scope(catalogue, old_data), _scope(catalogue, new_data)
+    explanation = explain(catalogue, name, old, new)
+    if explanation is None:
+        raise UserError(_nothing_to_explain(catalogue, name, old_data, new_data))
+    targets = _summed_inputs(catalogue, name, explanation)[:inputs]
+    found = _dimensions(ctx, Period(previous.start, period.end), dimensions) if targets else []
+    breakdowns = [
+        split for metric in targets for dimension, values in found
+        if (split := _breakdown(ctx, metric, dimension, values, previous, period,
+                                old.get(metric), new.get(metric))) is not None
+    ]
+    return WhyResult(name, period, previous, explanation, tuple(breakdowns), catalogue)
+
+
+def _scope(catalogue: Catalogue, data: PeriodData) -> dict[str, float | None]:
+    """What a formula may read: metric values, gauges' opening values and the period's days."""
+    scope: dict[str, float | None] = dict(metric_values(catalogue, data))
+    scope.update({f"opening:{k}": v for k, v in data.opening.items()})
+    scope["days"] = float(data.period.days)
+    return scope
+
+
+def _value(catalogue: Catalogue, key: str, data: PeriodData) -> float | None:
+    if key in catalogue.kpis:
+        return kpi_values(catalogue, data, [key]).get(key)
+    return metric_values(catalogue, data).get(key)
+
+
+def _nothing_to_explain(catalogue: Catalogue, key: str, old: PeriodData, new: PeriodData) -> str:
+    inputs = ", ".join(f"`{i}`" for i in sorted(catalogue.inputs_of(key)))
+    for data, which in ((new, "this period"), (old, "the period before")):
+        if _value(catalogue, key, data) is None:
+            return (f"`{key}` has no value for {which} ({data.period}), so there is no change to "
+                    f"explain. Log {inputs} for it, or ask about another range, like "
+                    f"`/kpi why {key} 30d`.")
+    return (f"`{key}` was 0 in {old.period}, so its change has no percent to split. "
+            f"Ask about another range, like `/kpi why {key} 30d`.")
+
+
+def _summed(catalogue: Catalogue, name: str) -> bool:
+    metric = catalogue.metrics.get(name)
+    return metric is not None and metric.aggregation is Aggregation.SUM
+
+
+def _summed_inputs(catalogue: Catalogue, key: str, explanation: Explanation) -> list[str]:
+    """The counts worth splitting by dimension: the key itself, then its biggest movers."""
+    names = [key] if _summed(catalogue, key) else []
+    names += [c.name for c in explanation.contributions
+              if _summed(catalogue, c.name) and c.old != c.new]
+    return list(dict.fromkeys(names))
+
+
+def _dimensions(ctx: Context, span: Period, limit: int) -> list[tuple[str, list[str]]]:
+    """Up to `limit` dimensions with values in the span: one query per dimension tried."""
+    found: list[tuple[str, list[str]]] = []
+    for dimension in DIMENSIONS:
+        if len(found) >= limit:
+            break
+        values = ctx.store.dimension_values(ctx.workspace.id, dimension, span)
+        if values:
+            found.append((dimension, values[:MAX_DIMENSION_VALUES]))
+    return found
+
+
+def _breakdown(
+    ctx: Context, metric: str, dimension: str, values: Sequence[str], previous: Period,
+    period: Period, old_total: float | None, new_total: float | None,
+) -> Breakdown | None:
+    """`metric` per value of `dimension`; what no value accounts for is the UNTAGGED rest.
+
+    None when no value of the dimension has any of the metric (it is not tagged that way).
+    """
+    only = Catalogue(metrics={metric: ctx.catalogue.metrics[metric]}, kpis={})
+
+    def total(span: Period, value: str) -> float:
+        data = ctx.store.period_data(ctx.workspace.id, span, only, ((dimension, value),))
+        return data.totals.get(metric, (0.0, 0))[0]
+
+    old = {v: total(previous, v) for v in values}
+    new = {v: total(period, v) for v in values}
+    if not any(old.values()) and not any(new.values()):
+        return None
+    old[UNTAGGED] = (old_total or 0.0) - math.fsum(old.values())
+    new[UNTAGGED] = (new_total or 0.0) - math.fsum(new.values())
+    return breakdown(metric, dimension, _tidy(old), _tidy(new))
+
+
+def _tidy(values: Mapping[str, float]) -> dict[str, float]:
+    """Drops float dust (1e-13) from the untagged rest."""
+    return {k: v for k, v in values.items() if k != UNTAGGED or abs(v) > 1e-9}
+
+
+# -- what if ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WhatIfResult:
+    period: Period
+    projection: Projection
+    catalogue: Catalogue
+
+    @property
+    def changed(self) -> list[tuple[str, float]]:
+        """The steps that move, in funnel order."""
+        return [(k, p) for k, p in self.projection.changes.items() if p]
+
+
+def parse_changes(changes: Iterable[tuple[str, str]]) -> dict[str, float]:
+    """`ctr=+10%` pairs as every step's percent; an unknown step names the nearest valid one."""
+    parsed: dict[str, float] = {}
+    for name, raw in changes:
+        key = name.strip().lower()
+        if key not in STEP_KEYS:
+            _checked({key: 0.0})
+        if key in parsed:
+            raise UserError(f"`{key}` is given twice; keep one change per step.")
+        try:
+            value = parse_number(raw, "percent")
+        except NumberError as error:
+            raise UserError(f"`{key}={raw}`: {error}") from None
+        parsed[key] = round(value * 100.0, 9)
+    return _checked(parsed)
+
+
+def _checked(changes: Mapping[str, float]) -> dict[str, float]:
+    try:
+        return check_changes(changes)
+    except WhatIfError as error:
+        text = str(error)
+        raise UserError(text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) from None
+
+
+def what_if(ctx: Context, changes: Iterable[tuple[str, str]]) -> WhatIfResult:
+    """The last 30 days pushed through the funnel with some steps changed (nothing is stored)."""
+    pct = parse_changes(changes)
+    period = period_for(ctx, WHATIF_RANGE)
+    data = ctx.store.period_data(ctx.workspace.id, period, ctx.catalogue)
+    baseline = metric_values(ctx.catalogue, data)
+    if not any(k in baseline for k in WHATIF_NEEDS):
+        raise UserError(f"There are no funnel numbers for {period} to project from. Log "
+                        f"{', '.join(f'`{k}`' for k in WHATIF_NEEDS)} (and `spend`), then try again.")
+    return WhatIfResult(period, project(baseline, pct), ctx.catalogue)
+
+
+# -- reminders ----------------------------------------------------------------------------------
+
+
+def set_reminders(ctx: Context, user_id: str, enabled: bool) -> None:
+    """`/kpi remind on|off`: this person's own choice, kept across days."""
+    ctx.store.remember_person(ctx.workspace.id, user_id, reminders=enabled)
+
+
+def set_reminder_time(ctx: Context, text: str) -> Workspace:
+    """`/kpi remind HH:MM`: the workspace's reminder time, read in each person's own zone."""
+    try:
+        at = parse_time(text)
+    except ScheduleError as error:
+        raise UserError(str(error)) from None
+    return ctx.store.update_workspace(ctx.workspace.id, reminder_time=f"{at:%H:%M}")
+
+
+@dataclass(frozen=True)
+class Nudge:
+    """One reminder to log, due at the reminder time on the person's own calendar day."""
+
+    workspace_id: str
+    user_id: str
+    day: date
+    due_at: datetime
+    timezone: str
+
+    @property
+    def key(self) -> str:
+        return f"nudge:{self.workspace_id}:{self.user_id}:{self.day.isoformat()}"
+
+
+#: (workspace id, user id) -> the person's IANA zone, or None when it cannot be known now
+ZoneLookup = Callable[[str, str], str | None]
+
+
+def due_nudges(store: Store, now: datetime, zone_of: ZoneLookup) -> list[Nudge]:
+    """Who to remind now, in every workspace.
+
+    A person is due when they logged within ACTIVE_DAYS, have not turned reminders off, have
+    not logged for their today, and their local reminder time passed less than NUDGE_WINDOW
+    ago. "Their today" is the earlier of their own date and the workspace's, so a person
+    west of the workspace who logged during their day is not reminded after its midnight.
+    """
+    due: list[Nudge] = []
+    for workspace_id in store.workspace_ids():
+        workspace = store.workspace(workspace_id)
+        if workspace is None:
+            continue
+        try:
+            at = parse_time(workspace.reminder_time)
+            today = local_date(now, workspace.timezone)
+        except (ScheduleError, PeriodError):
+            log.warning("workspace %s has an unusable reminder time or zone", workspace_id)
+            continue
+        loggers = store.loggers_since(workspace_id, today - timedelta(days=ACTIVE_DAYS))
+        people = store.people(workspace_id)
+        for user_id, last in sorted(loggers.items()):
+            timezone, wanted = people.get(user_id, (None, True))
+            if not _SLACK_USER.match(user_id) or not wanted or last >= today:
+                continue
+            timezone = timezone or zone_of(workspace_id, user_id)
+            if timezone is None:
+                continue
+            try:
+                due_at = last_due(at, None, timezone, now)
+            except PeriodError:
+                log.warning("person %s has an unknown time zone", user_id)
+                continue
+            day = local_date(due_at, timezone)
+            if now - due_at <= NUDGE_WINDOW and last < min(day, today):
+                due.append(Nudge(workspace_id, user_id, day, due_at, timezone))
+    return due
+
+
+@dataclass(frozen=True)
+class Missing:
+    """What the nudge says is still missing for the workspace's today."""
+
+    day: date
+    missing: tuple[str, ...]
+    logged: int
+    reminder_time: str
+
+
+def missing_today(store: Store, workspace_id: str, now: datetime) -> Missing:
+    workspace = store.workspace(workspace_id)
+    if workspace is None:
+        raise UserError(f"Workspace {workspace_id} is gone.")
+    day = local_date(now, workspace.timezone)
+    logged = store.metrics_logged_on(workspace_id, day)
+    tracked = store.catalogue(workspace_id).metrics_in(workspace.packs)
+    missing = tuple(m.key for m in tracked if m.key not in logged)
+    return Missing(day, missing, len(logged), workspace.reminder_time)

@@ -1,0 +1,435 @@
+"""`/kpi why`, `/kpi whatif` and the daily nudges, end to end through the real HTTP bot.
+
+The worked examples use round numbers seeded straight into the store; the funnel and what-if
+tests use two weeks of the demo's funnel numbers; the nudge tests sweep with a frozen, movable
+clock and post through the fake Slack Web API. The clock of the `slack_bot` fixture is
+Wednesday 2026-03-11 15:00 UTC (11:00 in New York, the workspace's time zone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import insights
+from bot.demo import sample_writes
+from bot.render.numbers import format_value
+from bot.scheduler import DigestScheduler
+from bot.slack.app import courier_client
+from bot.slack.courier import Courier
+from bot.slack.insights import nudge_sweeper
+from bot.usecases import Context, open_context, period_for, report
+from kpis.catalogue import Unit
+from kpis.explain import FUNNEL, Method
+from kpis.whatif import STEP_KEYS
+from storage import Store, open_store
+from storage.repository import Write
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, SlackReply
+
+T1 = "T0001"
+NY = "America/New_York"
+TODAY = date(2026, 3, 11)
+FUNNEL_METRICS = {"spend", "impressions", "clicks", "page_views", "leads", "bookings", "shows",
+                  "sales", "new_customers", "revenue", "cogs"}
+TOKYO_USER, LAPSED_USER, QUIET_USER = "U0003", "U0004", "U0005"
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def texts(obj: Any) -> str:
+    """Every piece of text a person sees in a message or view, one per line."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "text" and isinstance(value, str):
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(obj)
+    return "\n".join(found)
+
+
+def blocks_of(params: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = params.get("blocks") or []
+    return raw if isinstance(raw, list) else json.loads(raw)
+
+
+def warning(reply: SlackReply) -> str:
+    assert reply.status == 200
+    assert reply.json["text"].startswith(":warning:"), reply.json
+    return texts(reply.json)
+
+
+def record(store: Store, day: date, actor: str, origin: str = "slack", **values: float) -> None:
+    store.record(T1, [Write(m, day, v, actor) for m, v in values.items()], actor=actor, origin=origin)
+
+
+def ctx_of(store: Store) -> Context:
+    return open_context(store, T1, SLACK_ADMIN, SLACK_NOW)
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def funnel_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two weeks of the demo's funnel numbers (by source where the demo has one), filled once."""
+    path = tmp_path_factory.mktemp("funnel") / "template.db"
+    store = open_store(f"sqlite:///{path}")
+    store.ensure_workspace(T1, timezone=NY)
+    writes = [w for day in sample_writes(TODAY, days=14) for w in day if w.metric in FUNNEL_METRICS]
+    store.record(T1, writes, actor="demo", origin="demo")
+    store.engine.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.fixture
+def demo_numbers(funnel_template: Path, tmp_path: Path) -> None:
+    """The demo numbers where `slack_bot` opens its database (so list it before slack_bot)."""
+    shutil.copyfile(funnel_template, tmp_path / "slack-e2e.db")
+
+
+@pytest.fixture
+def demo_bot(demo_numbers: None, slack_bot: SlackBot) -> SlackBot:
+    return slack_bot
+
+
+# -- why ----------------------------------------------------------------------------------------
+
+
+def seed_cpl_week(store: Store) -> None:
+    """CPL 10 -> 12.36: spend 1,000 -> 1,100 (+10%), leads 100 -> 89 (-11%), mostly facebook."""
+    store.ensure_workspace(T1, timezone=NY)
+    for day, spend, leads in ((date(2026, 3, 2), (600, 400), (60, 40)),
+                              (date(2026, 3, 9), (660, 440), (45, 44))):
+        store.record(T1, [
+            Write("spend", day, spend[0], "ads", (("source", "facebook"),)),
+            Write("spend", day, spend[1], "ads", (("source", "google"),)),
+            Write("leads", day, leads[0], "ads", (("source", "facebook"),)),
+            Write("leads", day, leads[1], "ads", (("source", "google"),)),
+        ], actor="ads", origin="cli")
+
+
+def test_why_cpl_ranks_leads_then_spend_and_names_the_source_that_moved(slack_bot: SlackBot) -> None:
+    seed_cpl_week(slack_bot.store)
+
+    reply = slack_bot.command("why cpl")
+
+    assert reply.status == 200
+    body = reply.json
+    assert body["text"] == "CPL +23.6%: leads −11.0%, spend +10.0%; leads fell mostly from facebook"
+    shown = texts(body)
+    # ln(1.1) and ln(100/89) scaled to the total +23.6% give 10.6 and 13.0 points
+    assert "1. *leads*: 100 → 89 (−11.0%), +13.0 pts of CPL's +23.6%" in shown
+    assert "2. *spend*: $1,000.00 → $1,100.00 (+10.0%), +10.6 pts of CPL's +23.6%" in shown
+    assert "2026-03-04..2026-03-10, against 2026-02-25..2026-03-03" in shown
+    assert "• facebook: 60 → 45 (−15)" in shown and "• google: 40 → 44 (+4)" in shown
+    assert slack_bot.fake.posted_messages() == []
+
+
+def test_the_parts_of_a_why_add_up_to_the_total(slack_bot: SlackBot) -> None:
+    seed_cpl_week(slack_bot.store)
+
+    result = insights.why(ctx_of(slack_bot.store), "cpl")
+
+    e = result.explanation
+    assert e.method is Method.LOG
+    assert e.total_pct == pytest.approx((1100 / 89 / 10 - 1) * 100)
+    assert math.fsum(c.points for c in e.contributions) == pytest.approx(e.total_pct)
+    [leads] = [b for b in result.breakdowns if b.metric == "leads"]
+    assert [(d.value, d.change) for d in leads.drivers] == [("facebook", -15.0), ("google", 4.0)]
+    assert leads.drivers[0].share == pytest.approx(15 / 11)
+
+
+def test_why_line_is_one_line_for_the_digest_and_empty_without_data(slack_bot: SlackBot) -> None:
+    seed_cpl_week(slack_bot.store)
+    ctx = ctx_of(slack_bot.store)
+    week = insights.why_period(ctx, None)
+
+    assert insights.why_line(ctx, "cpl", week) == (
+        "CPL +23.6%: leads −11.0%, spend +10.0%; leads fell mostly from facebook")
+    assert insights.why_line(ctx, "close_rate", week) == ""
+    assert insights.why_line(ctx, "no_such_kpi", week) == ""
+
+
+def test_untagged_entries_are_the_rest_of_a_breakdown_not_a_source(slack_bot: SlackBot) -> None:
+    seed_cpl_week(slack_bot.store)
+    record(slack_bot.store, date(2026, 3, 9), "ads", origin="cli", leads=30)
+
+    result = insights.why(ctx_of(slack_bot.store), "leads")
+
+    [leads] = result.breakdowns
+    assert {d.value: d.change for d in leads.drivers} == {"facebook": -15.0, "google": 4.0, "": 30.0}
+    assert insights.why_line(ctx_of(slack_bot.store), "leads", insights.why_period(
+        ctx_of(slack_bot.store), None)).endswith("+19.0%")
+
+
+def test_why_sales_on_the_demo_funnel_splits_into_every_step_exactly(demo_bot: SlackBot) -> None:
+    ctx = ctx_of(demo_bot.store)
+    result = insights.why(ctx, "sales")
+    week, before = result.period, result.previous
+    sales = [demo_bot.store.period_data(T1, p, ctx.catalogue).totals["sales"][0] for p in (before, week)]
+
+    e = result.explanation
+    assert (e.old, e.new) == (sales[0], sales[1])
+    assert {c.name for c in e.contributions} == {"impressions", *(rate for rate, _ in FUNNEL)}
+    assert math.prod(c.new / c.old for c in e.contributions) == pytest.approx(sales[1] / sales[0])
+    assert math.fsum(c.points for c in e.contributions) == pytest.approx(e.total_pct)
+
+    shown = texts(demo_bot.command("why sales").json)
+    for name in ("*impressions*", "*CTR*", "*view rate*", "*landing CVR*", "*booking rate*",
+                 "*show rate*", "*close rate*"):
+        assert name in shown
+
+
+# -- what if ------------------------------------------------------------------------------------
+
+
+def test_whatif_with_every_step_at_zero_is_the_baseline(demo_bot: SlackBot) -> None:
+    ctx = ctx_of(demo_bot.store)
+
+    result = insights.what_if(ctx, [(k, "0%") for k in STEP_KEYS])
+
+    baseline = report(ctx, period_for(ctx, "30d"))
+    p = result.projection
+    assert result.period == baseline.period and p.compounding == 1.0
+    for o in p.outcomes:
+        assert o.after == pytest.approx(o.before)
+    for key in ("leads", "sales", "revenue"):
+        assert p.outcome(key).before == baseline.metrics[key].value
+    for key in ("cac", "roas"):
+        assert p.outcome(key).before == pytest.approx(baseline.kpis[key].value)
+    revenue, spend = baseline.metrics["revenue"].value, baseline.metrics["spend"].value
+    assert revenue is not None and spend is not None
+    cogs = baseline.metrics["cogs"].value or 0.0
+    assert p.outcome("profit").before == pytest.approx(revenue - spend - cogs)
+
+
+def test_whatif_command_compounds_the_funnel_steps(demo_bot: SlackBot) -> None:
+    ctx = ctx_of(demo_bot.store)
+    baseline = report(ctx, period_for(ctx, "30d")).metrics
+    entries = demo_bot.store.entries_between(T1)
+
+    reply = demo_bot.command("whatif ctr=+10% close_rate=+5% aov=+25%")
+
+    shown = texts(reply.json)
+    assert "What if CTR +10.0%, close rate +5.0%, AOV +25.0%" in shown
+    leads, revenue = baseline["leads"].value, baseline["revenue"].value
+    assert leads is not None and revenue is not None
+    assert f"*Leads*: {format_value(leads, Unit.COUNT)} → *{format_value(leads * 1.1, Unit.COUNT)}* (+10.0%)" in shown
+    after = format_value(revenue * 1.1 * 1.05 * 1.25, Unit.CURRENCY)
+    assert f"*Revenue*: {format_value(revenue, Unit.CURRENCY)} → *{after}* (+44.4%)" in shown
+    assert "1.10x (CTR) × 1.05x (close rate) = *1.16x*" in shown
+    assert "*CAC*" in shown and "*ROAS*" in shown and "*Profit after ads and delivery*" in shown
+    assert demo_bot.store.entries_between(T1) == entries
+
+
+def test_whatif_alone_opens_the_form_and_its_answer_matches_the_command(demo_bot: SlackBot) -> None:
+    opened = demo_bot.command("whatif")
+
+    assert opened.status == 200 and opened.json == {}
+    call = demo_bot.fake.wait_for(lambda f: f.calls_to("views.open"))[0]
+    assert call.ok, call.response
+    view = call.response["view"]
+    pickers = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
+    assert list(pickers) == [f"step:{k}" for k in STEP_KEYS]
+    assert all(e["type"] == "static_select" and e["initial_option"]["value"] == "0"
+               for e in pickers.values())
+    assert {o["value"] for o in pickers["step:ctr"]["options"]} >= {"-20", "0", "+10", "+50"}
+
+    done = demo_bot.submit(view, {"step:ctr": {"value": "+10"}, "step:aov": {"value": "-5"}})
+
+    assert done.status == 200 and done.body == b""
+    posted = demo_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))[0]
+    assert posted.ok and posted.params["channel"] == "C0001" and posted.params["user"] == SLACK_ADMIN
+    command = demo_bot.command("whatif ctr=+10% aov=-5%").json
+    assert posted.params["text"] == command["text"]
+    assert blocks_of(posted.params) == command["blocks"]
+
+
+def test_a_tampered_form_value_is_refused_on_its_picker(demo_bot: SlackBot) -> None:
+    demo_bot.command("whatif")
+    view = demo_bot.fake.wait_for(lambda f: f.calls_to("views.open"))[0].response["view"]
+    bad = {"type": "static_select", "selected_option": {"value": "lots", "text": {
+        "type": "plain_text", "text": "lots"}}}
+
+    done = demo_bot.submit(view, {"step:show_rate": {"value": bad}})
+
+    assert done.json["response_action"] == "errors"
+    assert list(done.json["errors"]) == ["step:show_rate"]
+    assert "not a number" in done.json["errors"]["step:show_rate"]
+    assert demo_bot.fake.calls_to("chat.postEphemeral") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("whatif ctrr=+10%", ["Unknown step `ctrr`", "Did you mean `ctr`?", "close_rate"]),
+        ("whatif ctr=lots", ["is not a change", "ctr=+10%"]),
+        ("whatif ctr=-150%", ["-150%", "-100% or more"]),
+        ("whatif ctr=+5% ctr=+10%", ["`ctr` is given twice"]),
+        ("why cpll", ["`cpll`", "Did you mean `cpl`?"]),
+        ("why cpl", ["no value", "`/kpi why cpl 30d`"]),
+        ("remind sometimes", ["`/kpi remind off`"]),
+    ],
+)
+def test_bad_input_gets_the_fix_and_stores_nothing(
+    slack_bot: SlackBot, text: str, needles: list[str]
+) -> None:
+    shown = warning(slack_bot.command(text))
+
+    for needle in needles:
+        assert needle in shown, shown
+    assert slack_bot.store.history(T1) == []
+    assert slack_bot.store.people(T1) == {}
+
+
+def test_whatif_without_numbers_says_what_to_log(slack_bot: SlackBot) -> None:
+    shown = warning(slack_bot.command("whatif ctr=+10%"))
+
+    assert "no funnel numbers" in shown and "`leads`" in shown
+
+
+# -- reminders ----------------------------------------------------------------------------------
+
+
+def test_remind_off_and_on_is_each_persons_own_choice(slack_bot: SlackBot) -> None:
+    off = slack_bot.command("remind off", user_id=SLACK_MEMBER)
+
+    assert "No more reminders" in off.json["text"]
+    assert slack_bot.store.people(T1) == {SLACK_MEMBER: (None, False)}
+    on = slack_bot.command("remind on", user_id=SLACK_MEMBER)
+    assert "17:00 your time" in on.json["text"]
+    assert slack_bot.store.people(T1) == {SLACK_MEMBER: (None, True)}
+
+
+def test_only_admins_change_the_reminder_time(slack_bot: SlackBot) -> None:
+    shown = warning(slack_bot.command("remind 18:30", user_id=SLACK_MEMBER))
+
+    assert "Only admins can change the reminder time" in shown
+    assert slack_bot.store.workspace(T1).reminder_time == "17:00"  # type: ignore[union-attr]
+    done = slack_bot.command("remind 18:30", user_id=SLACK_ADMIN)
+    assert "18:30" in done.json["text"]
+    assert slack_bot.store.workspace(T1).reminder_time == "18:30"  # type: ignore[union-attr]
+
+
+# -- nudges -------------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def nudging(bot: SlackBot, clock: Clock) -> DigestScheduler:
+    """A scheduler like `kpibot serve` runs, with the nudge sweep as the only extra sweep."""
+    client = courier_client(bot.services, "xoxb-test")
+    courier = Courier(bot.store, lambda _ws: client, bot.services.metrics, clock, backoff=0.01)
+    scheduler = DigestScheduler(bot.store, courier, clock)
+    scheduler.extra_sweeps.append(nudge_sweeper(bot.store, courier))
+    return scheduler
+
+
+@pytest.fixture
+def team(slack_bot: SlackBot) -> SlackBot:
+    """Who logged what: the admin yesterday, the member today, a Tokyo teammate two days ago,
+    someone last month, someone who turned reminders off, and a CLI user."""
+    fake, store = slack_bot.fake, slack_bot.store
+    fake.add_user(TOKYO_USER, tz="Asia/Tokyo")
+    fake.add_user(LAPSED_USER)
+    fake.add_user(QUIET_USER)
+    store.ensure_workspace(T1, timezone=NY)
+    record(store, date(2026, 3, 10), SLACK_ADMIN, leads=3)
+    record(store, date(2026, 3, 11), SLACK_MEMBER, leads=2)
+    record(store, date(2026, 3, 9), TOKYO_USER, spend=100)
+    record(store, date(2026, 2, 20), LAPSED_USER, leads=1)
+    record(store, date(2026, 3, 10), QUIET_USER, leads=1)
+    record(store, date(2026, 3, 10), "marketing.lead", origin="cli", leads=5)
+    assert "No more reminders" in slack_bot.command("remind off", user_id=QUIET_USER).json["text"]
+    return slack_bot
+
+
+def dms(bot: SlackBot, user: str) -> list[dict[str, Any]]:
+    return bot.fake.posted_messages(user)
+
+
+def test_nudges_go_once_to_recent_loggers_at_their_own_local_reminder_time(team: SlackBot) -> None:
+    clock = Clock(datetime(2026, 3, 11, 7, 59, tzinfo=UTC))  # 16:59 in Tokyo, 03:59 in New York
+    scheduler = nudging(team, clock)
+
+    assert scheduler.sweep() == []
+    clock.now = datetime(2026, 3, 11, 8, 0, 30, tzinfo=UTC)  # 17:00 in Tokyo
+    assert scheduler.sweep() == ["posted"]
+    clock.now += timedelta(minutes=1)
+    assert scheduler.sweep() == []
+    [tokyo] = dms(team, TOKYO_USER)
+    assert tokyo["metadata"]["event_payload"]["key"] == f"nudge:{T1}:{TOKYO_USER}:2026-03-11"
+    assert tokyo["text"].startswith("Time to log today's numbers")
+    [button] = [e for b in blocks_of(tokyo) if b["type"] == "actions" for e in b["elements"]]
+    assert button["action_id"] == "open_log_form"
+    assert team.store.people(T1)[TOKYO_USER] == ("Asia/Tokyo", True)
+
+    clock.now = datetime(2026, 3, 11, 20, 59, tzinfo=UTC)  # 16:59 in New York
+    assert scheduler.sweep() == []
+    clock.now = datetime(2026, 3, 11, 21, 0, 30, tzinfo=UTC)
+    assert scheduler.sweep() == ["posted"]
+    clock.now += timedelta(minutes=30)
+    assert scheduler.sweep() == []
+
+    nudged = {c.params["channel"] for c in team.fake.calls_to("chat.postMessage") if c.ok}
+    assert nudged == {TOKYO_USER, SLACK_ADMIN}
+    looked_up = [str(c.params.get("user")) for c in team.fake.calls_to("users.info")]
+    assert sorted(looked_up) == [SLACK_ADMIN, TOKYO_USER]
+
+
+def test_no_nudge_long_after_the_reminder_time_but_the_next_day_it_comes(team: SlackBot) -> None:
+    clock = Clock(datetime(2026, 3, 11, 23, 30, tzinfo=UTC))  # 19:30 in New York, 08:30 in Tokyo
+    scheduler = nudging(team, clock)
+
+    assert scheduler.sweep() == []
+    clock.now = datetime(2026, 3, 12, 21, 1, tzinfo=UTC)  # Thursday 17:01 in New York
+    assert scheduler.sweep() == ["posted", "posted"]
+    assert [m["metadata"]["event_payload"]["key"] for m in dms(team, SLACK_ADMIN)] == [
+        f"nudge:{T1}:{SLACK_ADMIN}:2026-03-12"]
+    # the member logged on Wednesday, so on Thursday they are due too
+    assert [m["metadata"]["event_payload"]["key"] for m in dms(team, SLACK_MEMBER)] == [
+        f"nudge:{T1}:{SLACK_MEMBER}:2026-03-12"]
+
+
+def test_logging_before_the_reminder_time_means_no_nudge(team: SlackBot) -> None:
+    record(team.store, date(2026, 3, 11), SLACK_ADMIN, spend=50)
+    clock = Clock(datetime(2026, 3, 11, 21, 1, tzinfo=UTC))
+    scheduler = nudging(team, clock)
+
+    assert scheduler.sweep() == []
+    assert dms(team, SLACK_ADMIN) == []
+
+
+def test_the_bot_registers_the_nudge_sweep_and_the_button_opens_the_log_form(team: SlackBot) -> None:
+    assert team.services.scheduler is not None
+    assert "nudge_sweep" in [getattr(f, "__name__", "") for f in team.services.scheduler.extra_sweeps]
+
+    team.action("open_log_form", user_id=SLACK_ADMIN, channel_id="D0001")
+
+    call = team.fake.wait_for(lambda f: f.calls_to("views.open"))[0]
+    assert call.ok and call.response["view"]["callback_id"] == "log_form"
