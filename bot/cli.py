@@ -225,6 +225,34 @@ def _post_digest(args: argparse.Namespace, store: Store, ctx: Context, digest: A
     return 1
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from bot import alerts
+    from bot.render.alerts import rule_text
+
+    store = _store(args)
+    ctx = _context(args, store, create=False)
+    catalogue = ctx.catalogue
+    rules = [r for r in alerts.rules(store, ctx.workspace.id) if r.rule.kpi in catalogue.names]
+    if args.json:
+        print(json.dumps({"workspace": ctx.workspace.id, "rules": [{
+            "id": r.id, "kpi": r.rule.kpi, "op": str(r.rule.op), "threshold": r.rule.threshold,
+            "period": r.rule.period, "for": r.rule.for_periods, "dims": dict(r.rule.dims),
+            "channel": r.channel_id, "state": r.state.status.value,
+            "since": r.state.since.isoformat() if r.state.since else None,
+            "last_value": r.state.last_value,
+            "snoozed_until": r.state.snoozed_until.isoformat() if r.state.snoozed_until else None,
+        } for r in rules]}))
+        return 0
+    if not rules:
+        print(f"No alert rules in {ctx.workspace.id}.")
+    for r in rules:
+        text = rule_text(r, alerts.label_of(catalogue, r.rule.kpi), alerts.unit_of(catalogue, r.rule.kpi),
+                         ctx.workspace.currency, ctx.workspace.locale)
+        since = f" since {r.state.since:%Y-%m-%d %H:%M} UTC" if r.state.since else ""
+        print(f"#{r.id}  {text}  -> {r.channel_id}  {r.state.status.value}{since}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.observability import configure_logging
     from bot.server import serve_http, serve_socket_mode
@@ -298,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", help="a day of the period (default: yesterday, or last week)")
     p.add_argument("--out", metavar="DIR", help="write the charts, Markdown and Block Kit JSON here")
     p.add_argument("--post", metavar="CHANNEL", help="post it to this channel id")
+
+    p = add("alerts", cmd_alerts, "alert rules and their state")
+    p.add_argument("--json", action="store_true")
 
     p = add("db", cmd_db, "database maintenance")
     p.add_argument("action", choices=["upgrade"])

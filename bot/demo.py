@@ -12,6 +12,7 @@ import random
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from kpis.periods import Period
 from storage.repository import Store, Write
@@ -107,6 +108,36 @@ def fill(store: Store, workspace_id: str, today: date, days: int = 90) -> int:
     return count
 
 
+DEMO_RULES = (("cpl", ">", "12", "daily", 2), ("show_rate", "<", "60%", "weekly", 1),
+              ("leads", "down", "30%", "daily", 1))
+
+
+def run_demo_alerts(store: Store, today: date, now: datetime) -> str:
+    """Adds the demo's alert rules and replays the last 30 days through them, day by day,
+    writing down each message the channel would have received (and nothing in between)."""
+    from bot import alerts, usecases
+
+    ctx = usecases.open_context(store, "demo", "demo", now)
+    for kpi, op, threshold, period, times in DEMO_RULES:
+        alerts.add_rule(ctx, "CDEMO", kpi, op, threshold, period=period, for_periods=times)
+    lines = ["## Alerts", "", "Rules: " + "; ".join(
+        f"`{k} {o} {t} {p}" + (f" for {n}`" if n > 1 else "`") for k, o, t, p, n in DEMO_RULES), ""]
+
+    def record(rule: alerts.AlertRule, note: Any, values: alerts.Values) -> str:
+        shown = "n/a" if note.value is None else f"{note.value:,.4g}"
+        lines.append(f"- {values.period}: rule #{rule.id} ({rule.rule.kpi} {rule.rule.op} "
+                     f"{rule.rule.threshold:g}) {note.kind.value} at {shown}")
+        return "posted"
+
+    for back in range(30, 0, -1):
+        day = today - timedelta(days=back)
+        moment = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
+        alerts.evaluate_workspace(store, "demo", day, moment, record)
+    firing = [r for r in alerts.rules(store, "demo") if r.state.status.value == "firing"]
+    lines += ["", f"Firing now: {', '.join(f'#{r.id} {r.rule.kpi}' for r in firing) or 'none'}", ""]
+    return "\n".join(lines)
+
+
 def run_demo(out: Path, now: datetime) -> int:
     """What `make demo` runs: a fresh demo database, its report, printed and written to `out`."""
     from bot import usecases
@@ -128,12 +159,15 @@ def run_demo(out: Path, now: datetime) -> int:
     from bot.digest import DAILY, WEEKLY, compute_digest
     from bot.render.digest import digest_markdown, write_digest_files
 
+    alert_log = run_demo_alerts(store, ctx.today, now)
+    (out / "alerts.md").write_text(alert_log, encoding="utf-8")
     daily = compute_digest(ctx, DAILY)
     written = write_digest_files(daily, out) + write_digest_files(compute_digest(ctx, WEEKLY), out)
     print(f"Demo database: {db_path} ({count} values over 90 days)")
     print(f"KPIs for {result.period} against {result.previous}\n")
     print(table)
     print(digest_markdown(daily))
+    print(alert_log)
     print(f"Files written to {out}/: report.txt, report.json and {len(written)} digest files "
           "(Markdown, Block Kit JSON and PNG charts)")
     return 0

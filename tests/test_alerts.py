@@ -179,3 +179,43 @@ def test_two_processes_evaluating_one_rule_post_one_alert(db_url: str, fake_slac
 
     assert outcomes.count("posted") == 1
     assert len(fake_slack.messages_in("C0001")) == 1
+
+
+def opened_alert_form(bot: SlackBot) -> tuple[dict[str, Any], dict[str, Any]]:
+    call = bot.fake.wait_for(lambda f: [c for c in f.calls_to("views.open") if c.status])[-1]
+    assert call.ok, call.response
+    sent = call.params["view"]
+    sent = json.loads(sent) if isinstance(sent, str) else sent
+    assert sent["callback_id"] == "alert_form"
+    return sent, call.response["view"]
+
+
+def test_the_alert_form_opens_from_app_home_and_adds_a_rule(bot: SlackBot) -> None:
+    bot.event({"type": "app_home_opened", "user": SLACK_ADMIN, "tab": "home"})
+    home = bot.fake.wait_for(lambda f: list(f.home_views.values()))[-1]
+    assert "open_alert_form" in json.dumps(home)
+
+    bot.action("open_alert_form", user_id=SLACK_ADMIN)
+    _, view = opened_alert_form(bot)
+    refused = bot.submit(view, {"kpi": {"value": "cpl"}, "op": {"value": ">"},
+                                "threshold": {"value": "lots"}, "period": {"value": "daily"},
+                                "for": {"value": "2"}, "channel": {"value": MARKETING}},
+                         user_id=SLACK_ADMIN)
+    assert refused.json["response_action"] == "errors" and "threshold" in refused.json["errors"]
+    assert bot.store.rules("T0001") == []
+
+    done = bot.submit(view, {"kpi": {"value": "cpl"}, "op": {"value": ">"},
+                             "threshold": {"value": "$15"}, "period": {"value": "daily"},
+                             "for": {"value": "2"}, "channel": {"value": MARKETING}},
+                      user_id=SLACK_ADMIN)
+    assert done.status == 200 and done.body == b""
+    [rule] = use.rules(bot.store, "T0001")
+    assert (rule.rule.kpi, rule.rule.threshold, rule.rule.for_periods, rule.channel_id) == (
+        "cpl", 15.0, 2, MARKETING)
+
+
+def test_members_do_not_get_the_alert_form(bot: SlackBot) -> None:
+    reply = bot.command("alert", user_id=SLACK_MEMBER)
+
+    assert "Only admins can add alert rules" in json.dumps(reply.json)
+    assert bot.fake.calls_to("views.open") == []

@@ -466,3 +466,64 @@ def test_demo_numbers_are_all_valid_inputs() -> None:
         for w in writes:
             assert DEFAULT.metrics[w.metric].check(w.value) is None, w
             assert all(name in DIMENSIONS for name, _ in w.dims)
+
+
+# -- digest and alerts ----------------------------------------------------------------------
+
+
+def test_digest_out_writes_markdown_block_kit_json_and_pngs(cli: Cli, tmp_path: Path) -> None:
+    yesterday = TODAY - timedelta(days=1)
+    cli.ok("log", "impressions=20000", "clicks=300", "leads=30", "spend=450", "--date", str(yesterday))
+
+    out = cli.ok("digest", "daily", "--out", str(tmp_path / "d"))
+
+    files = {Path(line).name for line in out.splitlines()}
+    assert {"daily-digest.md", "daily-digest.json", f"daily-{yesterday}-cpl.png",
+            f"daily-{yesterday}-funnel.png"} <= files
+    markdown = (tmp_path / "d" / "daily-digest.md").read_text()
+    assert "| Cost per lead | $15.00 |" in markdown
+    blocks = json.loads((tmp_path / "d" / "daily-digest.json").read_text())
+    assert blocks["text"].startswith("Daily KPIs") and blocks["blocks"]
+    assert (tmp_path / "d" / f"daily-{yesterday}-cpl.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_digest_without_out_prints_markdown_and_refuses_the_future(cli: Cli) -> None:
+    assert cli.ok("digest", "weekly").startswith("# Weekly KPIs")
+    status, _, err = cli("digest", "daily", "--date", str(TODAY + timedelta(days=2)))
+    assert status == 2 and "future" in err
+
+
+def test_digest_post_goes_out_once_per_period(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fakeslack import FakeSlack
+
+    with FakeSlack() as fake:
+        monkeypatch.setenv("SLACK_API_URL", fake.api_url)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-cli-test")
+        cli.ok("log", "leads=3", "spend=90", "--date", str(TODAY - timedelta(days=1)))
+
+        first = cli.ok("digest", "daily", "--post", "C0001")
+        second = cli.ok("digest", "daily", "--post", "C0001")
+
+        assert first.startswith("Posted the daily digest") and "already posted" in second
+        assert len(fake.messages_in("C0001")) == 1
+        status, _, err = cli("digest", "daily", "--post", "#general")
+        assert status == 2 and "channel id" in err
+
+
+def test_alerts_lists_rules_as_text_and_json(cli: Cli) -> None:
+    from bot import alerts
+    from bot.usecases import open_context
+    from storage import open_store
+
+    store = open_store(cli.url)
+    alerts.add_rule(open_context(store, "local", "ana", NOW), "C0001", "cpl", ">", "15",
+                    for_periods=2)
+    store.engine.dispose()
+
+    assert "#1  Cost per lead > $15.00 daily for 2  -> C0001  ok" in cli.ok("alerts")
+    listed = json.loads(cli.ok("alerts", "--json"))
+    assert listed["rules"][0] | {"since": None} == {
+        "id": 1, "kpi": "cpl", "op": ">", "threshold": 15.0, "period": "daily", "for": 2,
+        "dims": {}, "channel": "C0001", "state": "ok", "since": None, "last_value": None,
+        "snoozed_until": None,
+    }

@@ -303,7 +303,8 @@ def home_view(
         if problems:
             blocks += sections([":warning: *Messages I could not post* (once fixed, the next "
                                 "ones go out as scheduled)", *problems])[:5]
-        blocks.append({"type": "actions", "elements": [_button("Settings", "open_settings")]})
+        blocks.append({"type": "actions", "elements": [_button("Settings", "open_settings"),
+                                                       _button("Add an alert", "open_alert_form")]})
     else:
         blocks.append(context(admin_hint))
     return {"type": "home", "blocks": blocks[:100]}

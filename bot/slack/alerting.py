@@ -235,6 +235,16 @@ def register(app: App, services: Services) -> None:
 
         respond(replace_original=False, response_type="ephemeral", **guarded(work, "open report")())
 
+    @app.action("open_alert_form")
+    def open_form(ack: Any, body: dict[str, Any], client: WebClient, context: Any) -> None:
+        ack()
+        services.metrics.requests.labels(kind="action").inc()
+        who = Who.of(context, body, client)
+        problem = guarded(lambda: _alert_form(services, who, services.context(who), g.AlertForm()),
+                          "open alert form")()
+        if problem:
+            client.chat_postMessage(channel=who.user_id, **problem)
+
     @app.view("alert_form")
     def submit(ack: Any, body: dict[str, Any], client: WebClient, context: Any, view: dict[str, Any]) -> None:
         services.metrics.requests.labels(kind="view").inc()
