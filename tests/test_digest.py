@@ -22,11 +22,14 @@ import pytest
 
 from bot.demo import fill
 from bot.digest import DAILY, WEEKLY, compute_digest, digest_period
+from bot.observability import Metrics
 from bot.render.blocks import MAX_BLOCKS, SECTION_LIMIT
 from bot.render.digest import digest_charts, digest_markdown, digest_message, write_digest_files
 from bot.scheduler import DigestScheduler, cron_trigger, due_digests
+from bot.settings import Settings
 from bot.slack.app import courier_client
 from bot.slack.courier import Courier
+from bot.slack.runtime import Services
 from bot.usecases import Context, UserError, open_context
 from kpis.periods import Period
 from kpis.schedule import last_due, next_due
@@ -466,3 +469,37 @@ def test_chart_of_an_unknown_kpi_names_the_nearest(slack_bot: SlackBot) -> None:
 def test_slack_now_is_after_the_daylight_saving_change() -> None:
     """The e2e clock sits in the week New York moved its clocks; the tests above rely on it."""
     assert SLACK_NOW.astimezone(ZoneInfo(NY)).utcoffset() == timedelta(hours=-4)
+
+
+def test_two_processes_on_one_database_post_each_period_once(db_url: str, fake_slack: FakeSlack) -> None:
+    """Each scheduler has its own engine, as two `kpibot serve` processes would (PostgreSQL too)."""
+    first = open_store(db_url)
+    first.ensure_workspace("T0001", timezone=NY)
+    first.record("T0001", [Write("spend", date(2026, 3, 10), 300.0, "ana"),
+                           Write("leads", date(2026, 3, 10), 20.0, "ana")], actor="ana", origin="test")
+    for channel in ("C0001", "C0002", "C0003"):
+        fake_slack.add_channel(channel)
+        first.subscribe("T0001", channel, DAILY, "09:00")
+    clock = Clock(datetime(2026, 3, 11, 13, 0, 1, tzinfo=UTC))
+    settings = Settings(slack_api_url=fake_slack.api_url, _env_file=None)
+    services = Services(store=first, settings=settings)
+    stores = [first, open_store(db_url)]
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def process(store: Store) -> None:
+        client = courier_client(services, "xoxb-test")
+        scheduler = DigestScheduler(store, Courier(store, lambda _ws: client, Metrics(), clock, backoff=0.01), clock)
+        barrier.wait()
+        outcomes.extend(scheduler.sweep())
+
+    threads = [threading.Thread(target=process, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.engine.dispose()
+
+    assert sorted(outcomes) == ["posted"] * 3 + ["skipped"] * 3
+    assert [len(fake_slack.messages_in(c)) for c in ("C0001", "C0002", "C0003")] == [1, 1, 1]
