@@ -30,3 +30,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+fuzz: $(STAMP)
+	KPIBOT_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/test_hostile.py

@@ -47,6 +47,10 @@ class NumberError(ValueError):
     """A number we cannot read; `str()` is the message for the user, with the fix in it."""
 
 
+#: far beyond any business's numbers, and well inside what every formatter and database handles
+MAX_MAGNITUDE = 1e15
+
+
 def parse_number(text: str, unit: str) -> float:
     """The value of `text` for a metric measured in `unit`; percents come back as fractions.
 
@@ -80,8 +84,9 @@ def parse_number(text: str, unit: str) -> float:
     if "-" in (shape["sign"], shape["inner_sign"]):
         value = -value
     result = float(value)
-    if not math.isfinite(result):
-        raise NumberError(f"`{cleaned}` is too large to be a number I can store.")
+    if not math.isfinite(result) or abs(result) > MAX_MAGNITUDE:
+        raise NumberError(f"`{cleaned}` is too large: numbers go up to a thousand trillion "
+                          "(1,000,000,000,000,000); check for extra digits.")
     return result
 
 

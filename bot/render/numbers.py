@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 
@@ -35,6 +36,8 @@ def format_value(
     """`value` as a person reads it: $1,234.50, 12.5%, 1,234, 3.75x, 4.2 days; None is n/a."""
     if value is None:
         return NA
+    if not math.isfinite(value) or abs(value) >= 1e18:  # beyond what Babel's decimals format
+        return f"{value:.6g}"
     unit = Unit(unit)
     loc = _locale(locale)
     if unit is Unit.CURRENCY:

@@ -138,6 +138,11 @@ def _validate_log(ctx: usecases.Context, state: dict[str, Any]) -> tuple[dict[st
         resolve_day(day, ctx.today)
     except PeriodError as error:
         errors["day"] = str(error)
+    unknown = [b for b in state if b.startswith("m:") and b[2:] not in catalogue.metrics]
+    if unknown:  # an out-of-date (or forged) form: one short answer, on a field it has
+        errors["day"] = (f"This form has {len(unknown):,} field(s) I don't track any more; nothing "
+                         "was logged. Close it and open a fresh one with `/kpi`.")
+        return errors, [], day, []
     pairs = []
     for block_id in state:
         if not block_id.startswith("m:"):
