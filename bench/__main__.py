@@ -20,6 +20,7 @@ from bench import HERE, REGISTRY, Options, Row
 MODULES = (
     "bench.report_bench",
     "bench.ack_bench",
+    "bench.digest_bench",
 )
 HEADER = ("figure", "value", "target", "reference", "met")
 

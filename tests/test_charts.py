@@ -137,19 +137,18 @@ def test_one_point_and_flat_series_render() -> None:
 def test_long_range_renders_with_few_date_ticks() -> None:
     values: list[float | None] = [100 + 10 * math.sin(i / 5) for i in range(90)]
     assert_phone_sized_png(trend_chart("Revenue billed", "currency", days(values)))
-    ticks = charts._local.trend.ax.get_xticks()
+    ticks = charts._local.trend.x_ticks.positions()
     assert 2 <= len(ticks) <= charts._MAX_X_TICKS
     assert ticks[-1] == (START + timedelta(days=89)).toordinal()
 
 
 def tick_labels() -> list[str]:
-    ax = charts._local.trend.ax
-    return [label.get_text() for label in ax.get_yticklabels()]
+    return charts._local.trend.y_ticks.texts()
 
 
 def test_percent_axis_uses_the_shared_formatter() -> None:
     trend_chart("Show-up rate", "percent", days([0.55, 0.6, 0.72]), locale="en_US")
-    ticks = charts._local.trend.ax.get_yticks()
+    ticks = charts._local.trend.y_ticks.positions()
     labels = tick_labels()
     assert labels == [format_value(t, Unit.PERCENT) for t in ticks]
     assert all(label.endswith("%") for label in labels)
@@ -157,7 +156,7 @@ def test_percent_axis_uses_the_shared_formatter() -> None:
 
 def test_currency_axis_uses_the_shared_formatter_and_locale() -> None:
     trend_chart("Cost per lead", "currency", WEEK, currency="EUR", locale="de_DE")
-    ticks = charts._local.trend.ax.get_yticks()
+    ticks = charts._local.trend.y_ticks.positions()
     labels = tick_labels()
     assert labels == [format_value(t, Unit.CURRENCY, currency="EUR", locale="de_DE") for t in ticks]
     assert all("€" in label for label in labels)
@@ -165,8 +164,60 @@ def test_currency_axis_uses_the_shared_formatter_and_locale() -> None:
 
 def test_dates_use_the_date_format() -> None:
     trend_chart("Leads", "count", days([1.0, 2.0, 3.0]), date_format="%Y-%m-%d")
-    labels = [label.get_text() for label in charts._local.trend.ax.get_xticklabels()]
-    assert labels == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    assert charts._local.trend.x_ticks.texts() == ["2026-03-02", "2026-03-03", "2026-03-04"]
+
+
+def test_grid_lines_ticks_and_tick_labels_are_drawn() -> None:
+    """One grid line across the axes per y tick, a tick mark and a label on every tick."""
+    image = assert_phone_sized_png(trend_chart("Leads", "count", days([10.0, 40.0, 25.0, 30.0])))
+    chart = charts._local.trend
+    ax = chart.ax
+    left, bottom, right, _ = (round(v) for v in ax.get_window_extent().extents)
+    for tick in chart.y_ticks.positions():
+        row = charts.HEIGHT_PX - round(ax.transData.transform((0, tick))[1])
+        band = image[row - 1 : row + 2, left + 5 : right - 5]
+        assert count(band, charts.GRID) > 0.9 * (right - left - 10)  # across the whole axes
+    for tick in chart.x_ticks.positions():
+        column = round(ax.transData.transform((tick, 0))[0])
+        below = image[charts.HEIGHT_PX - bottom + 1 : charts.HEIGHT_PX - bottom + 6,
+                      column - 1 : column + 2]
+        assert count(below, charts.AXIS) >= 4  # the tick mark under the axis line
+    dark = np.all(image < 100, axis=-1)  # tick labels are INK on white
+    assert dark[:, : left - 5].sum() > 200  # y labels, left of the axis
+    assert dark[charts.HEIGHT_PX - bottom + 8 :, left:right].sum() > 200  # x labels, below it
+
+
+def test_text_stamps_sit_where_matplotlib_draws_text() -> None:
+    """A cached string bitmap is matplotlib's own rendering, placed within half a pixel."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def ink(canvas_class: type) -> np.ndarray:
+        fig = Figure(figsize=(4, 1), dpi=100, facecolor="white")
+        canvas = canvas_class(fig)
+        # a position between pixels: the stamp moves to the nearest one, at most half a pixel
+        fig.text(0.123, 0.437, "Cost per lead $1,234.50", fontsize=charts.TICK_SIZE, color="k")
+        canvas.draw()
+        return 255.0 - np.asarray(canvas.buffer_rgba())[:, :, 0]
+
+    ours, theirs = ink(charts._canvas_class()), ink(FigureCanvasAgg)
+    assert ours.sum() == pytest.approx(theirs.sum(), rel=0.01)  # the same glyphs, as dark
+    rows, cols = np.mgrid[: ours.shape[0], : ours.shape[1]]
+    for grid in (rows, cols):
+        assert abs((grid * ours).sum() / ours.sum() - (grid * theirs).sum() / theirs.sum()) <= 0.5
+
+
+def test_text_stamps_are_bounded() -> None:
+    for i in range(charts._STAMPS + 50):
+        funnel_chart(f"Funnel {i}", [])
+    renderer = charts._local.funnel.canvas.get_renderer()
+    assert len(renderer.stamps) <= charts._STAMPS
+
+
+def test_png_is_the_drawn_image_without_loss() -> None:
+    data = trend_chart("Cost per lead", "currency", WEEK, previous=LAST_WEEK, goal=22.0)
+    drawn = np.asarray(charts._local.trend.canvas.buffer_rgba())
+    assert np.array_equal(pixels(data), drawn[:, :, :3])
 
 
 @pytest.mark.parametrize(
