@@ -12,9 +12,21 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from kpis.catalogue import (
@@ -551,19 +563,7 @@ class Store:
         """Each gauge's latest value on (or strictly before) `day`: one index seek per gauge."""
         if not gauges:
             return {}
-        d = DailyTotalRow
-        bound = d.day < day if before else d.day <= day
-        # One `ORDER BY day DESC LIMIT 1` per gauge, UNION ALL-ed: a backward seek on the
-        # (workspace_id, metric, day) key. A subquery correlated to an outer daily_totals row
-        # made SQLite visit every day of each gauge's history instead.
-        latest = [
-            select(d.metric, d.latest)
-            .where(d.workspace_id == workspace_id, d.metric == gauge, bound, d.count > 0)
-            .order_by(d.day.desc()).limit(1)
-            .subquery().select()
-            for gauge in gauges
-        ]
-        rows = conn.execute(latest[0].union_all(*latest[1:]))
+        rows = conn.execute(_latest_gauges(tuple(gauges), before), {"ws": workspace_id, "day": day})
         return {metric: float(latest) for metric, latest in rows if latest is not None}
 
     def _filtered_period(
@@ -939,6 +939,25 @@ def _workspace(row: Any) -> Workspace:
         packs=tuple(p for p in row.packs.split(",") if p), name=row.name,
         enterprise_id=row.enterprise_id, reminder_time=row.reminder_time,
     )
+
+
+@lru_cache(maxsize=128)
+def _latest_gauges(gauges: tuple[str, ...], before: bool) -> Any:
+    """One `ORDER BY day DESC LIMIT 1` per gauge, UNION ALL-ed: a backward seek on the
+    (workspace_id, metric, day) key. Built once per gauge set (building the expression cost more
+    than running it); a subquery correlated to an outer daily_totals row made SQLite visit every
+    day of each gauge's history instead."""
+    d = DailyTotalRow
+    day = bindparam("day", type_=d.day.type)
+    bound = d.day < day if before else d.day <= day
+    latest = [
+        select(d.metric, d.latest)
+        .where(d.workspace_id == bindparam("ws"), d.metric == gauge, bound, d.count > 0)
+        .order_by(d.day.desc()).limit(1)
+        .subquery().select()
+        for gauge in gauges
+    ]
+    return latest[0].union_all(*latest[1:])
 
 
 def _aware(moment: datetime) -> datetime:
