@@ -33,3 +33,9 @@ clean:
 
 fuzz: $(STAMP)
 	KPIBOT_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/test_hostile.py
+
+# Longer fault runs (10 kill -9 rounds, PostgreSQL kill rounds and black hole when
+# KPIBOT_TEST_POSTGRES_URL is set) and the load benchmarks against real `kpibot serve` processes.
+soak: $(STAMP)
+	KPIBOT_SOAK=1 $(BIN)/python -m pytest -q tests/test_faults.py
+	$(BIN)/python -m bench --only load --only load-pg2

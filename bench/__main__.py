@@ -21,6 +21,7 @@ MODULES = (
     "bench.report_bench",
     "bench.ack_bench",
     "bench.digest_bench",
+    "bench.load_bench",
 )
 HEADER = ("figure", "value", "target", "reference", "met")
 

@@ -227,7 +227,12 @@ def evaluate_rule(ctx: Context, rule_id: int, day: date, post: Post) -> list[str
                                 values.previous, ctx.now)
         if state == rule.state:
             return outcomes
-        outcomes += [post(rule, note, values) for note in notes if not note.suppressed]
+        posted = [post(rule, note, values) for note in notes if not note.suppressed]
+        outcomes += posted
+        if any(outcome in ("retry", "held") for outcome in posted):
+            # not out yet: keep the old state, so the next evaluation makes the same
+            # transition (same key) and delivers it then
+            return outcomes
         if ctx.store.save_rule_state(stored, _state_to_json(state)):
             return outcomes
     log.warning("rule %d kept changing under evaluation; the next evaluation catches up", rule_id)

@@ -216,6 +216,10 @@ def _post_digest(args: argparse.Namespace, store: Store, ctx: Context, digest: A
     if outcome == "posted":
         print(f"Posted the {digest.kind} digest for {digest.period} to {channel}")
         return 0
+    if outcome == "held":
+        print(f"The {digest.kind} digest for {digest.period} is being posted to {channel} by "
+              "another kpibot process right now; not posting it twice")
+        return 0
     if outcome == "skipped":
         print(f"The {digest.kind} digest for {digest.period} was already posted to {channel}; "
               "not posting it twice")

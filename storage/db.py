@@ -26,7 +26,35 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10)
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=4,
+        connect_args=_POSTGRES_TIMEOUTS if parsed.get_backend_name() == "postgresql" else {},
+    )
+    if parsed.get_backend_name() == "postgresql":
+        _bound_statements(engine)
+    return engine
+
+
+#: a database that stops answering (rather than refusing) is noticed in seconds, not after the
+#: operating system's ~15 minutes of TCP retries: requests then get "try again" at once
+_POSTGRES_TIMEOUTS = {
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5_000,
+}
+STATEMENT_TIMEOUT_MS = 15_000
+
+
+def _bound_statements(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        cursor.close()
+        dbapi_connection.commit()
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -311,7 +311,7 @@ def test_a_process_killed_after_claiming_leaves_a_claim_that_expires_and_is_retr
     scheduler = make_scheduler(subscribed, clock)
 
     clock.now += timedelta(minutes=2)
-    assert scheduler.sweep() == ["skipped"]
+    assert scheduler.sweep() == ["held"]  # the dead process's claim has not expired yet
     assert top_level(subscribed.fake) == []
     clock.now += timedelta(minutes=4)
     assert scheduler.sweep() == ["posted"]
@@ -407,7 +407,7 @@ def test_two_schedulers_sharing_one_database_post_once(subscribed: SlackBot) -> 
         t.join()
     other_store.engine.dispose()
 
-    assert sorted(outcomes) == ["posted", "skipped"]
+    assert outcomes.count("posted") == 1 and set(outcomes) <= {"posted", "held", "skipped"}
     assert len(top_level(subscribed.fake)) == 1
 
 
@@ -501,5 +501,5 @@ def test_two_processes_on_one_database_post_each_period_once(db_url: str, fake_s
     for s in stores:
         s.engine.dispose()
 
-    assert sorted(outcomes) == ["posted"] * 3 + ["skipped"] * 3
+    assert outcomes.count("posted") == 3 and set(outcomes) <= {"posted", "held", "skipped"}
     assert [len(fake_slack.messages_in(c)) for c in ("C0001", "C0002", "C0003")] == [1, 1, 1]

@@ -43,19 +43,19 @@ class Alerting:
                                       self.services.clock(), self.post, metrics)
 
     def sweep(self, now: datetime) -> list[str]:
-        """At the first sweep of each local day: evaluate every rule for the day that closed."""
+        """Every minute: the day that closed (once per local day), then today, so a transition
+        whose post failed or was cut off is made again and delivered under the same key."""
         outcomes: list[str] = []
         store = self.services.store
-        for workspace_id in {r.workspace_id for r in store.rules()}:
-            workspace = store.workspace(workspace_id)
-            if workspace is None:
+        for workspace_id in sorted({r.workspace_id for r in store.rules()}):
+            if store.workspace(workspace_id) is None:
                 continue
             ctx = usecases.open_context(store, workspace_id, "kpibot", now)
-            if self._closed.get(workspace_id) == ctx.today:
-                continue
-            self._closed[workspace_id] = ctx.today
-            outcomes += use.evaluate_workspace(store, workspace_id, ctx.today - timedelta(days=1),
-                                               now, self.post)
+            if self._closed.get(workspace_id) != ctx.today:
+                self._closed[workspace_id] = ctx.today
+                outcomes += use.evaluate_workspace(store, workspace_id,
+                                                   ctx.today - timedelta(days=1), now, self.post)
+            outcomes += use.evaluate_workspace(store, workspace_id, ctx.today, now, self.post)
         return outcomes
 
     def post(self, rule: use.AlertRule, note: Notification, values: use.Values) -> str:

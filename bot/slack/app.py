@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -65,6 +67,12 @@ def _clients(
     return for_workspace
 
 
+def _listener_pool() -> ThreadPoolExecutor:
+    """Bolt's default is 5 threads; each `/kpi` listener may hold one for its 2 s budget, so a
+    burst behind a slow database would wait for a thread past Slack's 3 s."""
+    return ThreadPoolExecutor(max_workers=64, thread_name_prefix="bolt")
+
+
 def build_app(services: Services) -> App:
     s = services.settings
     signing_secret = secret(s.slack_signing_secret)
@@ -80,6 +88,7 @@ def build_app(services: Services) -> App:
                 log.info("oauth tables already being created by another process")
         app = App(
             signing_secret=signing_secret, client=web_client(services),
+            listener_executor=_listener_pool(),
             oauth_settings=OAuthSettings(
                 client_id=s.slack_client_id, client_secret=secret(s.slack_client_secret),
                 scopes=BOT_SCOPES, installation_store=installations, state_store=states,
@@ -87,11 +96,12 @@ def build_app(services: Services) -> App:
         )
     else:
         app = App(signing_secret=signing_secret, client=web_client(services, secret(s.slack_bot_token)),
-                  token_verification_enabled=False)
+                  token_verification_enabled=False, listener_executor=_listener_pool())
 
     @app.middleware
     def tag_request(logger: Any, body: dict[str, Any], context: Any, next: Any) -> Any:
         context["request_id"] = uuid.uuid4().hex[:12]
+        context["received_at"] = time.monotonic()
         log.info("request id=%s kind=%s team=%s user=%s", context["request_id"],
                  body.get("type") or ("command" if "command" in body else "other"),
                  context.team_id, context.user_id)

@@ -53,7 +53,7 @@ def register(app: App, services: Services) -> None:
                      lambda: answer(services, who, command), type(command).__name__)
             return
         reply_within_budget(services, ack, respond, lambda: answer(services, who, command),
-                            type(command).__name__)
+                            type(command).__name__, received_at=context.get("received_at"))
 
 
 def open_form(services: Services, who: Who, command: g.Command) -> Message | None:

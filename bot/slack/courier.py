@@ -57,7 +57,16 @@ class Outgoing:
 
 
 class Unclear(Exception):
-    """Slack may or may not have carried out the call (5xx, timeout, dropped connection)."""
+    """Slack may or may not have carried out the call (5xx, timeout, dropped connection).
+
+    After a 5xx Slack has answered, so the channel's history is checked and the post retried
+    at once. After a timeout Slack may still be working on the call: the retry waits for a
+    later attempt, so a late post is in the history by the time it is checked.
+    """
+
+    def __init__(self, code: str, *, retry_now: bool) -> None:
+        super().__init__(code)
+        self.retry_now = retry_now
 
 
 class NotDelivered(Exception):
@@ -83,7 +92,8 @@ class Courier:
         self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
         build: Callable[[], Outgoing],
     ) -> str:
-        """'posted', 'skipped' (someone else has or had it), 'retry' (later) or 'failed'."""
+        """'posted'; 'skipped' (done before) or 'held' (being done elsewhere); 'retry' (later);
+        or 'failed' (for good)."""
         outcome = self._deliver(workspace_id, key, kind=kind, channel=channel, due_at=due_at,
                                 build=build)
         self.metrics.delivered(kind, outcome)
@@ -98,7 +108,11 @@ class Courier:
             now=self.clock(), lease=self.lease,
         )
         if delivery is None:
-            return "skipped"
+            # 'held': another process is on it right now (or crashed holding it: the claim
+            # expires); 'skipped': it went out already, or failed for good
+            known = self.store.delivery(key)
+            done = known is not None and (known.delivered_at or known.failed_at)
+            return "skipped" if done else "held"
         try:
             client = self.client_for(workspace_id)
             if client is None:
@@ -142,9 +156,9 @@ class Courier:
                     return found
             try:
                 return self._post(client, delivery, outgoing)
-            except Unclear:
+            except Unclear as problem:
                 unclear = True
-                if attempt == _IN_PLACE_TRIES - 1:
+                if not problem.retry_now or attempt == _IN_PLACE_TRIES - 1:
                     raise
                 time.sleep(self.backoff * 2 ** attempt)
         raise AssertionError("unreachable")
@@ -199,8 +213,8 @@ def _call(courier: Courier, method: str, work: Callable[[], Any]) -> Any:
         code = str(error.response.get("error", "unknown")) if error.response is not None else "unknown"
         courier.metrics.slack_errors.labels(method=method, error=code).inc()
         if status >= 500:
-            raise Unclear(f"http_{status}") from None
+            raise Unclear(f"http_{status}", retry_now=True) from None
         raise NotDelivered(code, permanent=code in PERMANENT) from None
     except (SlackClientError, OSError) as error:
         courier.metrics.slack_errors.labels(method=method, error=error.__class__.__name__).inc()
-        raise Unclear(error.__class__.__name__) from None
+        raise Unclear(error.__class__.__name__, retry_now=False) from None

@@ -148,9 +148,16 @@ def guarded(work: Callable[[], Message | None], where: str) -> Callable[[], Mess
 def reply_within_budget(
     services: Services, ack: Callable[..., Any], respond: Callable[..., Any],
     work: Callable[[], Message], where: str, budget: float = ACK_BUDGET_SECONDS,
+    received_at: float | None = None,
 ) -> None:
-    """Acks with the answer when it is ready in time, else acks at once and responds later."""
+    """Acks with the answer when it is ready in time, else acks at once and responds later.
+
+    The budget counts from when the request arrived (`received_at`, set by the app's
+    middleware), not from when a listener thread became free.
+    """
     started = time.monotonic()
+    if received_at is not None:
+        budget = max(budget - (started - received_at), 0.05)
     future = services.executor.submit(guarded(work, where))
     try:
         answer = future.result(timeout=budget)
