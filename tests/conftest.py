@@ -242,3 +242,22 @@ def slack_bot(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[SlackBot]:
         store.engine.dispose()
         assert violations == [], violations
         assert crashes == [], crashes
+
+
+def texts(obj: Any) -> str:
+    """Every piece of text a person sees in a message, view or response body, one per line."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "text" and isinstance(value, str):
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(obj)
+    return "\n".join(found)

@@ -219,3 +219,24 @@ def test_members_do_not_get_the_alert_form(bot: SlackBot) -> None:
 
     assert "Only admins can add alert rules" in json.dumps(reply.json)
     assert bot.fake.calls_to("views.open") == []
+
+
+def test_the_alert_buttons_snooze_and_open_the_report(bot: SlackBot) -> None:
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [alert] = posts(bot)
+    buttons = {e["action_id"]: e["value"] for b in alert["blocks"] if b["type"] == "actions"
+               for e in b["elements"]}
+
+    snoozed = bot.action("alert_snooze", buttons["alert_snooze"], user_id=SLACK_MEMBER)
+    report = bot.action("open_report", buttons["open_report"], user_id=SLACK_MEMBER)
+
+    assert snoozed.status == 200 and report.status == 200
+    def answered(f: FakeSlack) -> str:
+        shown = json.dumps([c.params for c in f.calls_to("response_url")])
+        return shown if "snoozed alert" in shown and "Numbers logged" in shown else ""
+
+    shown = bot.fake.wait_for(answered)
+    assert "snoozed alert #1 until Wed 18 Mar" in shown  # the 7-day button
+    [rule] = use.rules(bot.store, "T0001")
+    assert rule.state.snoozed_until is not None

@@ -32,7 +32,7 @@ from kpis.explain import FUNNEL, Method
 from kpis.whatif import STEP_KEYS
 from storage import Store, open_store
 from storage.repository import Write
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, SlackReply
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, SlackReply, texts
 
 T1 = "T0001"
 NY = "America/New_York"
@@ -45,23 +45,6 @@ TOKYO_USER, LAPSED_USER, QUIET_USER = "U0003", "U0004", "U0005"
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def texts(obj: Any) -> str:
-    """Every piece of text a person sees in a message or view, one per line."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "text" and isinstance(value, str):
-                    found.append(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(obj)
-    return "\n".join(found)
 
 
 def blocks_of(params: dict[str, Any]) -> list[dict[str, Any]]:

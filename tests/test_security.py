@@ -44,6 +44,7 @@ from tests.conftest import (
     SlackBot,
     SlackReply,
     _stop_waitress,
+    texts,
 )
 from tests.fakeslack import FakeSlack
 
@@ -168,23 +169,6 @@ def db_state(store: Store, team: str | None = None) -> dict[str, list[str]]:
     return state
 
 
-def texts(obj: Any) -> str:
-    """Every piece of text a person sees in a message or view, one per line."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "text" and isinstance(value, str):
-                    found.append(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(obj)
-    return "\n".join(found)
 
 
 def as_dict(value: Any) -> dict[str, Any]:

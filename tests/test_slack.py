@@ -28,6 +28,7 @@ from tests.conftest import (
     SLACK_OTHER_TEAM_USER,
     SlackBot,
     SlackReply,
+    texts,
 )
 
 TODAY = date(2026, 3, 11)
@@ -38,23 +39,6 @@ T1, T2 = "T0001", "T0002"
 # -- helpers ------------------------------------------------------------------------------
 
 
-def texts(obj: Any) -> str:
-    """Every piece of text a person sees in a message, view or response body, one per line."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "text" and isinstance(value, str):
-                    found.append(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(obj)
-    return "\n".join(found)
 
 
 def elements(obj: Any) -> dict[str, dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -205,35 +206,38 @@ def alert_modal(ctx: usecases.Context, channel: str) -> dict[str, Any]:
     }
 
 
+def _snooze(services: Services, who: Who, spec: dict[str, Any]) -> Message:
+    rule, until = use.snooze_rule(services.context(who), int(spec.get("rule", 0)),
+                                  str(spec.get("for", "1d")))
+    return blocks.message(f":zzz: <@{who.user_id}> snoozed alert #{rule.id} until "
+                          f"{until:%a %d %b %H:%M} UTC.")
+
+
+def _report(services: Services, who: Who, spec: dict[str, Any]) -> Message:
+    ctx = services.context(who)
+    period = usecases.period_for(ctx, spec.get("range"), default="30d")
+    return blocks.report_message(usecases.report(ctx, period, spec.get("kpis") or ()))
+
+
 def register(app: App, services: Services) -> None:
-    @app.action("alert_snooze")
-    def snooze_button(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
-        ack()
-        services.metrics.requests.labels(kind="action").inc()
-        who = Who.of(context, body, client)
+    def answers(work: Callable[[Services, Who, dict[str, Any]], Message], where: str) -> Any:
+        """A button listener whose JSON value goes to `work`; the answer only to the clicker."""
 
-        def work() -> Message:
-            spec = json.loads(body["actions"][0].get("value") or "{}")
-            ctx = services.context(who)
-            rule, until = use.snooze_rule(ctx, int(spec.get("rule", 0)), str(spec.get("for", "1d")))
-            return blocks.message(f":zzz: <@{who.user_id}> snoozed alert #{rule.id} until "
-                                  f"{until:%a %d %b %H:%M} UTC.")
+        def listener(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
+            ack()
+            services.metrics.requests.labels(kind="action").inc()
+            who = Who.of(context, body, client)
 
-        respond(replace_original=False, response_type="ephemeral", **guarded(work, "snooze")())
+            def run() -> Message:
+                spec = json.loads(body["actions"][0].get("value") or "{}")
+                return work(services, who, spec if isinstance(spec, dict) else {})
 
-    @app.action("open_report")
-    def open_report(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
-        ack()
-        services.metrics.requests.labels(kind="action").inc()
-        who = Who.of(context, body, client)
+            respond(replace_original=False, response_type="ephemeral", **guarded(run, where)())
 
-        def work() -> Message:
-            spec = json.loads(body["actions"][0].get("value") or "{}")
-            ctx = services.context(who)
-            period = usecases.period_for(ctx, spec.get("range"), default="30d")
-            return blocks.report_message(usecases.report(ctx, period, spec.get("kpis") or ()))
+        return listener
 
-        respond(replace_original=False, response_type="ephemeral", **guarded(work, "open report")())
+    app.action("alert_snooze")(answers(_snooze, "snooze"))
+    app.action("open_report")(answers(_report, "open report"))
 
     @app.action("open_alert_form")
     def open_form(ack: Any, body: dict[str, Any], client: WebClient, context: Any) -> None:
