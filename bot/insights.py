@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from bot.render.insights import why_sentence
 from bot.usecases import Context, UserError, period_for
@@ -21,7 +21,7 @@ from kpis.explain import Breakdown, ExplainError, Explanation, breakdown, explai
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period, PeriodError, local_date
 from kpis.rollup import PeriodData, kpi_values, metric_values
-from kpis.schedule import ScheduleError, last_due, parse_time
+from kpis.schedule import ScheduleError, last_due, local_instant, parse_time
 from kpis.suggest import did_you_mean
 from kpis.whatif import STEP_KEYS, Projection, WhatIfError, check_changes, project
 from storage.repository import Store, Workspace
@@ -300,6 +300,7 @@ def due_nudges(store: Store, now: datetime, zone_of: ZoneLookup) -> list[Nudge]:
             log.warning("workspace %s has an unusable reminder time or zone", workspace_id)
             continue
         loggers = store.loggers_since(workspace_id, today - timedelta(days=ACTIVE_DAYS))
+        logged_at = store.last_logged_at(workspace_id, now - timedelta(days=2), now)
         people = store.people(workspace_id)
         for user_id, last in sorted(loggers.items()):
             timezone, wanted = people.get(user_id, (None, True))
@@ -314,7 +315,10 @@ def due_nudges(store: Store, now: datetime, zone_of: ZoneLookup) -> list[Nudge]:
                 log.warning("person %s has an unknown time zone", user_id)
                 continue
             day = local_date(due_at, timezone)
-            if now - due_at <= NUDGE_WINDOW and last < min(day, today):
+            # logging anything during their own today counts, even yesterday's numbers
+            midnight = local_instant(day, time(0, 0), timezone)
+            logged_today = logged_at.get(user_id, midnight - timedelta(seconds=1)) >= midnight
+            if now - due_at <= NUDGE_WINDOW and last < min(day, today) and not logged_today:
                 due.append(Nudge(workspace_id, user_id, day, due_at, timezone))
     return due
 

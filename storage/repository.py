@@ -922,6 +922,18 @@ class Store:
             return {r.user_id: (r.timezone, bool(r.reminders)) for r in conn.execute(
                 select(p).where(p.workspace_id == workspace_id))}
 
+    def last_logged_at(
+        self, workspace_id: str, since: datetime, until: datetime
+    ) -> dict[str, datetime]:
+        """When each person last logged anything (not an undo) between `since` and `until`."""
+        c = ChangeRow
+        with self._read() as conn:
+            return {actor: _aware(at) for actor, at in conn.execute(
+                select(c.actor, func.max(c.at)).where(
+                    c.workspace_id == workspace_id, c.at >= since, c.at <= until,
+                    c.origin != "undo",
+                ).group_by(c.actor))}
+
     def loggers_since(self, workspace_id: str, since: date) -> dict[str, date]:
         """Who logged anything since `since` (by the day they last logged for)."""
         c = ChangeRow

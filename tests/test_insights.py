@@ -408,6 +408,15 @@ def test_logging_before_the_reminder_time_means_no_nudge(team: SlackBot) -> None
     assert dms(team, SLACK_ADMIN) == []
 
 
+def test_logging_yesterdays_numbers_today_also_means_no_nudge(team: SlackBot) -> None:
+    team.store.clock = lambda: datetime(2026, 3, 11, 14, 0, tzinfo=UTC)  # 10:00 in New York
+    record(team.store, date(2026, 3, 10), SLACK_ADMIN, spend=50)
+    clock = Clock(datetime(2026, 3, 11, 21, 1, tzinfo=UTC))
+
+    assert nudging(team, clock).sweep() == []
+    assert dms(team, SLACK_ADMIN) == []
+
+
 def test_the_bot_registers_the_nudge_sweep_and_the_button_opens_the_log_form(team: SlackBot) -> None:
     assert team.services.scheduler is not None
     assert "nudge_sweep" in [getattr(f, "__name__", "") for f in team.services.scheduler.extra_sweeps]
