@@ -88,7 +88,7 @@ def _alert_and_goal_lines(digest: Digest) -> list[str]:
         lines += ["*Goals*", *(goal_line(g, digest.currency, digest.locale) for g in digest.goals)]
     if digest.firing:
         lines.append("*Alerts firing*")
-        lines += [f":red_circle: #{r.id} {r.rule.kpi}: {describe(r.rule)} → <#{r.channel_id}>"
+        lines += [f":red_circle: #{r.id} {describe(r.rule)} → <#{r.channel_id}>"
                   for r in digest.firing]
     if digest.no_data:
         lines.append("No data for alert " + ", ".join(f"#{r.id} ({r.rule.kpi})" for r in digest.no_data))
