@@ -123,14 +123,16 @@ def trend_chart(
     goal: float | None = None,
     currency: str = "USD",
     locale: str = "en_US",
-    date_format: str = "%d %b",
+    date_format: str = "",
 ) -> bytes:
     """A PNG of one KPI over a range of days.
 
     None (or NaN) values leave a gap in the line. `previous[i]` is drawn, faint, at the date of
     `points[i]`, so the two periods line up day by day. `goal` is a dashed line named in the
     key with its value. When `points` has no value at all the image says "No data for this
-    period". The title gets the unit: "Cost per lead (USD)", "Show-up rate (%)".
+    period". The title gets the unit: "Cost per lead (USD)", "Show-up rate (%)". Dates are
+    written as the locale writes a day and month (`Nov 21`, `21. Nov.`) unless `date_format`
+    (a strftime pattern) says otherwise.
     """
     unit = Unit(unit)
     chart = _this_thread("trend", _Trend)
@@ -172,6 +174,16 @@ def _this_thread(kind: str, factory: Callable[[], _C]) -> _C:
         chart = factory()
         setattr(_local, kind, chart)
     return chart
+
+
+def _short_date(day: date, locale: str) -> str:
+    """Day and month as the workspace's locale writes them: `Nov 21`, `21. Nov.`, `21 nov`."""
+    from babel.dates import format_skeleton
+
+    try:
+        return str(format_skeleton("MMMd", day, locale=locale))
+    except (ValueError, TypeError):
+        return day.strftime("%d %b")
 
 
 def _with_unit(title: str, unit: Unit, currency: str) -> str:
@@ -460,7 +472,10 @@ class _Trend(_Chart):
         self.key = [self._key_entry(line) for line in (self.current, self.previous, self.goal)]
 
     def _format_x(self, x: float) -> str:
-        return date.fromordinal(round(x)).strftime(self.date_format)
+        day = date.fromordinal(round(x))
+        if self.date_format:
+            return day.strftime(self.date_format)
+        return _short_date(day, self.locale)
 
     def _format_y(self, y: float) -> str:
         return format_value(y, self.unit, currency=self.currency, locale=self.locale)
