@@ -49,8 +49,8 @@ class Context:
 
     @cached_property
     def catalogue(self) -> Catalogue:
-        """Read once per request: a use case reads it several times."""
-        return self.store.catalogue(self.workspace.id)
+        """Read once per request (a use case reads it several times), in the workspace's language."""
+        return self.store.catalogue(self.workspace.id).localized(self.workspace.locale)
 
 
 def open_context(

@@ -8,7 +8,7 @@ instead of knowing metric names itself.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from kpis.formula import Formula, FormulaError, check_names, dependency_order, parse
@@ -256,6 +256,22 @@ class Catalogue:
     @property
     def names(self) -> frozenset[str]:
         return frozenset(self.metrics) | frozenset(self.kpis)
+
+    def localized(self, locale: str) -> Catalogue:
+        """The same catalogue with built-in labels in the locale's language (a workspace's own
+        definitions keep the labels it gave them; languages without labels keep English)."""
+        from kpis.labels_es import LABELS_ES
+
+        labels = {"es": LABELS_ES}.get(locale.replace("-", "_").split("_")[0].lower())
+        if not labels:
+            return self
+        return Catalogue(
+            {k: replace(m, label=labels.get(k, m.label)) if m.pack != "custom" else m
+             for k, m in self.metrics.items()},
+            {k: replace(v, label=labels.get(k, v.label)) if not v.custom else v
+             for k, v in self.kpis.items()},
+            self.order,
+        )
 
     def inputs_of(self, key: str) -> frozenset[str]:
         """The metrics (and `opening:` gauges) a KPI needs, through the KPIs it uses."""

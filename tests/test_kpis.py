@@ -839,3 +839,28 @@ def test_roll_up_matches_a_naive_computation(
 def test_period_data_can_be_built_by_hand() -> None:
     data = PeriodData(WEEK, totals={"spend": (200.0, 2), "leads": (100.0, 2)})
     assert kpi_values(DEFAULT, data) == {"cpl": 2.0}
+
+
+# -- labels in a second language ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("locale", "cpl", "spend"), [
+    ("es_CO", "Costo por lead", "Inversión en anuncios"),
+    ("es-LA", "Costo por lead", "Inversión en anuncios"),
+    ("es_419", "Costo por lead", "Inversión en anuncios"),
+    ("en_US", "Cost per lead", "Ad spend (paid investment)"),
+    ("de_DE", "Cost per lead", "Ad spend (paid investment)"),  # no German labels: English
+])
+def test_labels_follow_the_workspace_language(locale: str, cpl: str, spend: str) -> None:
+    catalogue = Catalogue.build().localized(locale)
+
+    assert (catalogue.kpis["cpl"].label, catalogue.metrics["spend"].label) == (cpl, spend)
+    assert catalogue.kpis["cpl"].formula == DEFAULT.kpis["cpl"].formula
+
+
+def test_every_built_in_has_a_spanish_label_and_custom_ones_keep_theirs() -> None:
+    from kpis.labels_es import LABELS_ES
+
+    assert set(LABELS_ES) == set(DEFAULT.metrics) | set(DEFAULT.kpis)
+    custom = Catalogue.build(kpis=[custom_kpi("cost_per_show", "spend / shows", label="Cost per show")])
+    assert custom.localized("es_CO").kpis["cost_per_show"].label == "Cost per show"

@@ -1085,3 +1085,34 @@ def test_a_slow_log_form_with_a_bad_value_says_so_by_message(
     call = slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"), timeout=15)[0]
     assert "Nothing was logged: leads cannot be negative" in call.params["text"]
     assert_nothing_stored(slack_bot)
+
+
+def test_a_spanish_speaking_team_reads_kpi_names_in_spanish(slack_bot: SlackBot) -> None:
+    """The first user's Slack language (es-LA) sets a new workspace's locale: labels in Spanish,
+    numbers as Latin America writes them; keys and commands stay the same."""
+    slack_bot.fake.add_user("U0ES", team_id="T0ES", tz="America/Bogota", locale="es-LA")
+
+    logged = slack_bot.command("log spend=1500 leads=100", team_id="T0ES", user_id="U0ES")
+    report = slack_bot.command("report today cpl", team_id="T0ES", user_id="U0ES")
+
+    workspace = slack_bot.store.workspace("T0ES")
+    assert workspace is not None and workspace.locale == "es_419"
+    assert "Costo por lead" in texts(logged.json)
+    shown = texts(report.json)
+    assert "Costo por lead" in shown and "Inversión en anuncios" in shown and "15.00" in shown
+
+
+def test_the_settings_form_changes_the_language_and_number_format(slack_bot: SlackBot) -> None:
+    seed(slack_bot, SLACK_NOW.date(), spend="1234.5", leads="1")
+    slack_bot.command("settings")
+    _, view = opened_view(slack_bot)
+
+    done = slack_bot.submit(view, {"packs": {"value": ["marketing", "sales"]},
+                                   "currency": {"value": "EUR"}, "locale": {"value": "de_DE"},
+                                   "timezone": {"value": "Europe/Berlin"}})
+
+    assert done.status == 200 and done.body == b""
+    workspace = slack_bot.store.workspace(T1)
+    assert workspace is not None and (workspace.locale, workspace.currency) == ("de_DE", "EUR")
+    report = slack_bot.command("report today cpl")
+    assert "1.234,50\xa0€" in texts(report.json)  # German: a no-break space before the symbol

@@ -245,6 +245,16 @@ def log_modal(metrics: Sequence[Metric], today: date, currency: str, metadata: d
     }
 
 
+#: what the settings form offers: KPI names in the language, numbers and dates in the format
+LOCALES = {
+    "en_US": "English (US): 1,234.50", "en_GB": "English (UK): 1,234.50",
+    "es_419": "Español (Latinoamérica): 1,234.50", "es_CO": "Español (Colombia): 1.234,50",
+    "es_MX": "Español (México): 1,234.50", "es_AR": "Español (Argentina): 1.234,50",
+    "es_ES": "Español (España): 1234,50", "pt_BR": "Português (Brasil): 1.234,50",
+    "de_DE": "Deutsch: 1.234,50", "fr_FR": "Français: 1 234,50",
+}
+
+
 def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str]) -> dict[str, Any]:
     def option(value: str, text: str | None = None) -> dict[str, Any]:
         return {"text": {"type": "plain_text", "text": (text or value)[:75]}, "value": value}
@@ -268,6 +278,11 @@ def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str
              "element": {"type": "static_select", "action_id": "value",
                          "options": [option(c) for c in currencies],
                          "initial_option": option(workspace.currency if workspace.currency in currencies else "USD")}},
+            {"type": "input", "block_id": "locale", "label": {"type": "plain_text", "text": "Language and number format"},
+             "element": {"type": "static_select", "action_id": "value",
+                         "options": [option(code, name) for code, name in LOCALES.items()],
+                         "initial_option": option(workspace.locale if workspace.locale in LOCALES else "en_US",
+                                                  LOCALES.get(workspace.locale, LOCALES["en_US"]))}},
             {"type": "input", "block_id": "timezone", "label": {"type": "plain_text", "text": "Time zone (IANA name)"},
              "element": {"type": "plain_text_input", "action_id": "value", "initial_value": workspace.timezone,
                          "max_length": 64}},

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kpibot.slack")
 ACK_BUDGET_SECONDS = 2.0
+#: Slack's language setting -> the workspace locale a new workspace starts with
+SLACK_LOCALES = {"en-US": "en_US", "en-GB": "en_GB", "es-LA": "es_419", "es-ES": "es_ES",
+                 "pt-BR": "pt_BR", "de-DE": "de_DE", "fr-FR": "fr_FR"}
 _ADMIN_TTL = 300.0
 
 
@@ -57,17 +60,23 @@ class Services:
     def context(self, who: Who) -> Context:
         """The asker's context; a new workspace takes the asker's time zone from users.info."""
         if self.store.workspace(who.team_id) is None:
-            return open_context(self.store, who.team_id, who.user_id, self.clock(),
-                                timezone=self._user_tz(who), enterprise_id=who.enterprise_id)
+            timezone, locale = self._user_settings(who)
+            ctx = open_context(self.store, who.team_id, who.user_id, self.clock(),
+                               timezone=timezone, enterprise_id=who.enterprise_id)
+            if locale != ctx.workspace.locale:
+                workspace = self.store.update_workspace(who.team_id, locale=locale)
+                ctx = Context(self.store, workspace, who.user_id, ctx.now)
+            return ctx
         return open_context(self.store, who.team_id, who.user_id, self.clock())
 
-    def _user_tz(self, who: Who) -> str:
+    def _user_settings(self, who: Who) -> tuple[str, str]:
+        """The first user's time zone and Slack language, for a new workspace."""
         try:
-            user = who.client.users_info(user=who.user_id).get("user") or {}
-            return str(user.get("tz") or "UTC")
+            user = who.client.users_info(user=who.user_id, include_locale=True).get("user") or {}
         except SlackApiError as error:
             self.slack_error("users.info", error)
-            return "UTC"
+            return "UTC", "en_US"
+        return str(user.get("tz") or "UTC"), SLACK_LOCALES.get(str(user.get("locale") or ""), "en_US")
 
     def is_admin(self, who: Who) -> bool:
         """Workspace admins and owners (users.info, cached briefly) and KPIBOT_ADMINS."""

@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 
 from bot import usecases
 from bot.render import blocks
+from bot.render.blocks import LOCALES
 from bot.slack.runtime import ACK_BUDGET_SECONDS, Services, Who, guarded
 from kpis.catalogue import PACKS
 from kpis.periods import PeriodError, resolve_day, zone
@@ -72,7 +73,10 @@ def register(app: App, services: Services) -> None:
         packs = [p for p in (_value(state, "packs") or []) if p in PACKS]
         timezone = (_value(state, "timezone") or "").strip()
         currency = _value(state, "currency") or "USD"
+        locale = _value(state, "locale") or None
         errors = {}
+        if locale is not None and locale not in LOCALES:
+            errors["locale"] = "Choose one of the listed languages."
         if not packs:
             errors["packs"] = "Choose at least one pack."
         try:
@@ -86,7 +90,9 @@ def register(app: App, services: Services) -> None:
             return
         ack()
         def save() -> None:
-            services.store.update_workspace(who.team_id, packs=packs, timezone=timezone, currency=currency)
+            services.store.update_workspace(who.team_id, packs=packs, timezone=timezone, currency=currency,
+                                            **({"locale": locale} if locale else {}))
+            services.schedule_changed()
 
         guarded(save, "settings")()
 
