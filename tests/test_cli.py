@@ -527,3 +527,15 @@ def test_alerts_lists_rules_as_text_and_json(cli: Cli) -> None:
         "dims": {}, "channel": "C0001", "state": "ok", "since": None, "last_value": None,
         "snoozed_until": None,
     }
+
+
+def test_a_weekly_frequency_says_it_is_a_lower_bound(cli: Cli) -> None:
+    for back in (1, 2):
+        day = str(TODAY - timedelta(days=back))
+        cli.ok("log", "impressions=1000", "reach=400", "--date", day)
+
+    week = cli.ok("report", "7d")
+    one_day = cli.ok("report", "yesterday")
+
+    assert "Frequency" in week and "the true frequency is at least this" in week
+    assert "Frequency" in one_day and "at least this" not in one_day

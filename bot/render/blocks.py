@@ -160,6 +160,14 @@ def _change_line(label: str, change: Change, unit: Unit, currency: str, locale: 
     return f"{_ARROW[change.verdict]} *{label}*: {now}  _(was {was}, {delta})_"
 
 
+def estimate_note(report: Any) -> str:
+    """Reach is counted per day, so over several days frequency is a lower bound: say so."""
+    if "frequency" in report.kpis and report.period.days > 1:
+        return ("Frequency over several days divides impressions by the sum of daily reach, "
+                "which counts a person seen on two days twice: the true frequency is at least this.")
+    return ""
+
+
 def report_message(report: Any, *, share_value: str | None = None, goals: Sequence[str] = ()) -> Message:
     """The KPI table of a period against the previous one; Share posts it to the channel."""
     ws = report.workspace
@@ -179,6 +187,8 @@ def report_message(report: Any, *, share_value: str | None = None, goals: Sequen
     blocks += sections(["*Numbers logged*", *metric_lines])
     if goals:
         blocks += sections(["*Goals*", *goals])
+    if estimate_note(report):
+        blocks.append(context(estimate_note(report)))
     blocks.append(context(":large_green_circle: better · :red_circle: worse than the previous period · n/a: no data or nothing to divide by"))
     if share_value is not None:
         blocks.append({"type": "actions", "elements": [_button("Share in channel", "share_report", share_value)]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.render.blocks import estimate_note
 from bot.render.numbers import format_change, format_value
 from bot.usecases import Report
 from kpis.catalogue import Kpi, Metric
@@ -48,4 +49,5 @@ def report_table(report: Report) -> str:
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append("-" * len(lines[0]))
-    return "\n".join(lines) + "\n"
+    note = estimate_note(report)
+    return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
