@@ -928,3 +928,32 @@ def test_no_token_or_signing_secret_reaches_any_log_line(bot: SlackBot) -> None:
     # Nor in any message: the token travels only in the Authorization header.
     sent = [(c.method, c.body.decode("utf-8", "replace")) for c in fake.calls]
     assert [m for m, body in sent if BOT_TOKEN in body or SIGNING_SECRET in body] == []
+
+
+def test_alert_rules_goals_and_digests_stay_in_their_workspace(bot: SlackBot, fresh_teams: Teams) -> None:
+    t1, t2 = fresh_teams.t1, fresh_teams.t2
+    log_as(bot, t1, "alert cpl > 1 daily", channel_id=f"C{t1}")
+    log_as(bot, t1, "goal leads 777 monthly", channel_id=f"C{t1}")
+    [rule] = bot.store.rules(t1)
+    t2_admin = {"team_id": t2, "user_id": SLACK_OTHER_TEAM_USER, "channel_id": "C0100"}
+
+    listed = texts(answer(bot, bot.command("alerts", **t2_admin)))
+    removed = texts(answer(bot, bot.command(f"alert remove {rule.id}", **t2_admin)))
+    snoozed = texts(answer(bot, bot.command(f"alert snooze {rule.id} 1d", **t2_admin)))
+    report = texts(answer(bot, bot.command("report month", **t2_admin)))
+    why = texts(answer(bot, bot.command("why cpl today", **t2_admin)))
+
+    assert "No alert rules yet" in listed
+    assert f"no alert #{rule.id} in this workspace" in removed
+    assert f"no alert #{rule.id} in this workspace" in snoozed
+    assert bot.store.rules(t1) == [rule]  # untouched
+    for shown in (listed, report, why):
+        for marker in T1_MARKERS:
+            assert marker not in shown, (marker, shown)
+
+    before = len(bot.fake.messages_in("C0100"))
+    bot.command("digest now daily", **t2_admin)
+    digest = bot.fake.wait_for(lambda f: f.messages_in("C0100")[before:])[-1]
+    shown = texts(digest)
+    for marker in T1_MARKERS:
+        assert marker not in shown, (marker, shown)
