@@ -168,6 +168,6 @@ def run_demo(out: Path, now: datetime) -> int:
     print(table)
     print(digest_markdown(daily))
     print(alert_log)
-    print(f"Files written to {out}/: report.txt, report.json and {len(written)} digest files "
+    print(f"Files written to {out}/: report.txt, report.json, alerts.md and {len(written)} digest files "
           "(Markdown, Block Kit JSON and PNG charts)")
     return 0
