@@ -28,11 +28,14 @@ import pytest
 from sqlalchemy import inspect, text
 from waitress.server import create_server
 
+from bot.digest import chart_trend
 from bot.grammar import COMMANDS
 from bot.server import wsgi_app
 from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.slack.runtime import Services
+from bot.usecases import open_context
+from kpis.periods import Period
 from storage import Store, open_store
 from tests import slackreq
 from tests.conftest import (
@@ -957,3 +960,17 @@ def test_alert_rules_goals_and_digests_stay_in_their_workspace(bot: SlackBot, fr
     shown = texts(digest)
     for marker in T1_MARKERS:
         assert marker not in shown, (marker, shown)
+
+
+def test_a_chart_in_another_workspace_draws_only_its_numbers(bot: SlackBot, teams: Teams) -> None:
+    """The PNG can't be read back as text, so the test checks what it was drawn from (the same
+    use case the command calls), then that the command uploaded it to T2's channel only."""
+    ctx = open_context(bot.store, teams.t2, SLACK_OTHER_TEAM_USER, SLACK_NOW)
+    trend = chart_trend(ctx, "cpl", Period.rolling(30, ctx.today))
+    drawn = [value for _, value in trend.points if value is not None]
+    assert drawn == [30.0]  # T2's 90 / 3; T1's 4242 / 777 = 5.46 is not there
+
+    before = len(bot.fake.uploaded_files())
+    bot.command("chart cpl 30d", team_id=teams.t2, user_id=SLACK_OTHER_TEAM_USER, channel_id="C0100")
+    uploads = bot.fake.wait_for(lambda f: f.uploaded_files()[before:])
+    assert [u["channels"] for u in uploads] == [["C0100"]]
