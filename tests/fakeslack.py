@@ -846,6 +846,19 @@ class FakeSlack:
         ]
         return {"ok": True, "messages": messages, "has_more": False}
 
+    def _conversations_replies(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        """The parent message and its thread, oldest first."""
+        channel, parent = str(params.get("channel") or ""), str(params.get("ts") or "")
+        with self._lock:
+            if (channel, parent) not in self.messages:
+                return {"ok": False, "error": "thread_not_found"}
+            thread = sorted(
+                (m for (c, ts), m in self.messages.items()
+                 if c == channel and (ts == parent or m.get("thread_ts") == parent)),
+                key=lambda m: float(m["ts"]),
+            )
+        return {"ok": True, "messages": [dict(m) for m in thread], "has_more": False}
+
     def _conversations_join(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         with self._lock:
             channel = self.channels.get(str(params.get("channel") or ""))
@@ -939,6 +952,15 @@ class FakeSlack:
                     "thread_ts": params.get("thread_ts"),
                 }
                 done.append(info)
+            if done and channels and params.get("thread_ts"):
+                # as in Slack, files shared into a thread show as a reply carrying them
+                ts = self._new_ts()
+                self.messages[(channels[0], ts)] = {
+                    "type": "message", "subtype": "file_share", "user": self.user_id,
+                    "ts": ts, "thread_ts": str(params["thread_ts"]),
+                    "text": str(params.get("initial_comment") or ""),
+                    "files": [{"id": f["id"], "name": f["name"], "title": f["title"]} for f in done],
+                }
         return {"ok": True, "files": done}
 
     def _exchange_code(self, params: dict[str, Any], auth: str) -> dict[str, Any]:
@@ -1026,6 +1048,7 @@ _API_METHODS: dict[str, Callable[[FakeSlack, dict[str, Any], str | None], dict[s
     "conversations.info": FakeSlack._conversations_info,
     "conversations.join": FakeSlack._conversations_join,
     "conversations.history": FakeSlack._conversations_history,
+    "conversations.replies": FakeSlack._conversations_replies,
     "conversations.open": FakeSlack._conversations_open,
     "team.info": FakeSlack._team_info,
     "files.getUploadURLExternal": FakeSlack._files_get_upload_url,

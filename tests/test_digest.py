@@ -503,3 +503,22 @@ def test_two_processes_on_one_database_post_each_period_once(db_url: str, fake_s
 
     assert outcomes.count("posted") == 3 and set(outcomes) <= {"posted", "held", "skipped"}
     assert [len(fake_slack.messages_in(c)) for c in ("C0001", "C0002", "C0003")] == [1, 1, 1]
+
+
+def test_charts_shared_before_a_lost_reply_are_not_shared_again(subscribed: SlackBot) -> None:
+    """Slack shared the charts but the reply was lost (or the process died right after): the
+    retry finds them in the thread and only marks the digest delivered."""
+    fake = subscribed.fake
+    fake.lose_reply("files.completeUploadExternal", status=500)
+    clock = Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC))
+    scheduler = make_scheduler(subscribed, clock)
+
+    assert scheduler.sweep() == ["retry"]
+    clock.now += timedelta(minutes=3)
+    assert scheduler.sweep() == ["posted"]
+
+    [message] = top_level(fake)
+    names = [f["name"] for f in fake.uploaded_files(CHANNEL)]
+    assert names and len(names) == len(set(names))
+    assert {f["thread_ts"] for f in fake.uploaded_files(CHANNEL)} == {message["ts"]}
+    assert fake.calls_to("conversations.replies")

@@ -121,8 +121,13 @@ class Courier:
             ts = delivery.message_ts or self._post_once(client, delivery, outgoing)
             if delivery.message_ts is None:
                 self.store.record_posted(key, self.owner, ts)
-            if outgoing.files:
-                self._upload(client, channel, ts, outgoing.files)
+            files = outgoing.files
+            if files and delivery.message_ts is not None:
+                # an earlier attempt posted the message: it may have shared charts too
+                shared = self._files_in_thread(client, channel, ts)
+                files = [f for f in files if f.filename not in shared]
+            if files:
+                self._upload(client, channel, ts, files)
         except NotDelivered as problem:
             return self._give_up(delivery, problem.code, permanent=problem.permanent)
         except Unclear as problem:
@@ -196,6 +201,16 @@ class Courier:
             if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == delivery.key:
                 return str(message["ts"])
         return None
+
+    def _files_in_thread(self, client: WebClient, channel: str, ts: str) -> set[str]:
+        try:
+            response = client.conversations_replies(channel=channel, ts=ts, limit=200)
+        except (SlackApiError, SlackClientError, OSError) as error:
+            log.warning("could not check the thread for charts already shared: %s",
+                        error.__class__.__name__)
+            return set()
+        return {str(f.get("name")) for m in response.get("messages") or []
+                for f in m.get("files") or []}
 
     def _upload(self, client: WebClient, channel: str, ts: str, files: Sequence[Attachment]) -> None:
         uploads = [{"content": f.content, "filename": f.filename, "title": f.title} for f in files]
