@@ -66,11 +66,6 @@ class AlertRule:
                    _state_from_json(stored.state), spec.get("mention"), stored.version,
                    stored.created_by)
 
-    @property
-    def stored(self) -> StoredRule:
-        return StoredRule(self.id, self.workspace_id, self.channel_id, self.rule.kpi, "", "",
-                          self.version, self.created_by)
-
 
 # -- state as JSON ----------------------------------------------------------------------------
 
@@ -174,7 +169,7 @@ def snooze_rule(ctx: Context, rule_id: int, duration: str) -> tuple[AlertRule, d
     until = ctx.now + length
     for _ in range(_SAVE_TRIES):
         rule = find_rule(ctx, rule_id)
-        if ctx.store.save_rule_state(rule.stored, _state_to_json(snooze(rule.state, until))):
+        if ctx.store.save_rule_state(rule.id, rule.version, _state_to_json(snooze(rule.state, until))):
             return find_rule(ctx, rule_id), until
     raise UserError("The rule is being updated right now; try the snooze again.")
 
@@ -233,7 +228,7 @@ def evaluate_rule(ctx: Context, rule_id: int, day: date, post: Post) -> list[str
             # not out yet: keep the old state, so the next evaluation makes the same
             # transition (same key) and delivers it then
             return outcomes
-        if ctx.store.save_rule_state(stored, _state_to_json(state)):
+        if ctx.store.save_rule_state(rule.id, rule.version, _state_to_json(state)):
             return outcomes
     log.warning("rule %d kept changing under evaluation; the next evaluation catches up", rule_id)
     return []
@@ -249,11 +244,8 @@ def evaluate_workspace(
     touched = set(metrics) if metrics is not None else None
     outcomes: list[str] = []
     for stored in store.rules(workspace_id):
-        if touched is not None:
-            inputs = {i.removeprefix("opening:") for i in catalogue.inputs_of(stored.kpi)} \
-                if stored.kpi in catalogue.names else {stored.kpi}
-            if not inputs & touched:
-                continue
+        if touched is not None and not catalogue.metrics_of(stored.kpi) & touched:
+            continue
         try:
             outcomes += evaluate_rule(ctx, stored.id, day or ctx.today, post)
         except Exception:

@@ -195,7 +195,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
 def _post_digest(args: argparse.Namespace, store: Store, ctx: Context, digest: Any) -> int:
     """Posts through the same Courier as the scheduler: a period already posted is not repeated."""
     from bot.observability import Metrics
-    from bot.scheduler import digest_outgoing
+    from bot.scheduler import digest_key, digest_outgoing
     from bot.settings import secret
     from bot.slack.app import courier_client
     from bot.slack.courier import Courier
@@ -210,7 +210,7 @@ def _post_digest(args: argparse.Namespace, store: Store, ctx: Context, digest: A
     services = Services(store=store, settings=settings)
     client = courier_client(services, secret(settings.slack_bot_token))
     courier = Courier(store, lambda _ws: client, Metrics(), _now)
-    key = f"digest:{ctx.workspace.id}:{channel}:{digest.kind}:{digest.period.start.isoformat()}"
+    key = digest_key(ctx.workspace.id, channel, digest.kind, digest.period)
     outcome = courier.deliver(ctx.workspace.id, key, kind=f"digest-{digest.kind}", channel=channel,
                               due_at=_now(), build=lambda: digest_outgoing(ctx, digest.kind, digest.period))
     if outcome == "posted":

@@ -87,8 +87,12 @@ class Digest:
         return f"Weekly KPIs: {self.period}"
 
     @property
+    def has_funnel(self) -> bool:
+        return any(step.value is not None for step in self.funnel)
+
+    @property
     def has_data(self) -> bool:
-        return any(step.value is not None for step in self.funnel) or bool(self.headline)
+        return self.has_funnel or bool(self.headline)
 
 
 def digest_period(kind: str, today: date, on: date | None = None) -> Period:
@@ -181,7 +185,7 @@ def _trends(ctx: Context, keys: Sequence[str], buckets: list[Period], size: int)
     catalogue = ctx.catalogue
     if not keys:
         return []
-    inputs = {i.removeprefix("opening:") for k in keys for i in catalogue.inputs_of(k)}
+    inputs = set().union(*(catalogue.metrics_of(k) for k in keys))
     span = Period(buckets[0].start, buckets[-1].end)
     daily = ctx.store.daily_series(ctx.workspace.id, inputs, span)
     gauges = [k for k in inputs if catalogue.metrics[k].aggregation is Aggregation.LAST]

@@ -38,7 +38,13 @@ class Due:
     @property
     def key(self) -> str:
         s = self.subscription
-        return f"digest:{s.workspace_id}:{s.channel_id}:{s.kind}:{self.period.start.isoformat()}"
+        return digest_key(s.workspace_id, s.channel_id, s.kind, self.period)
+
+
+def digest_key(workspace_id: str, channel_id: str, kind: str, period: Period) -> str:
+    """What a digest's delivery is claimed under: one post per channel, kind and period,
+    whoever sends it (the scheduler, or `kpibot digest --post`)."""
+    return f"digest:{workspace_id}:{channel_id}:{kind}:{period.start.isoformat()}"
 
 
 def due_digests(store: Store, now: datetime, grace: timedelta = GRACE) -> list[Due]:

@@ -55,9 +55,11 @@ class Context:
 
 def open_context(
     store: Store, workspace_id: str, actor: str, now: datetime, *, timezone: str = "UTC",
-    enterprise_id: str | None = None,
+    enterprise_id: str | None = None, locale: str = "en_US",
 ) -> Context:
-    workspace, _ = store.ensure_workspace(workspace_id, timezone=timezone, enterprise_id=enterprise_id)
+    """The context of `workspace_id`, created (with these settings) when it is new."""
+    workspace, _ = store.ensure_workspace(workspace_id, timezone=timezone,
+                                          enterprise_id=enterprise_id, locale=locale)
     return Context(store, workspace, actor, now)
 
 
@@ -236,7 +238,7 @@ def report(
 
 
 def _feeds(catalogue: Catalogue, metric: str, kpis: Sequence[str]) -> bool:
-    return any(metric in {i.removeprefix("opening:") for i in catalogue.inputs_of(k)} for k in kpis)
+    return any(metric in catalogue.metrics_of(k) for k in kpis)
 
 
 def find_kpi(catalogue: Catalogue, key: str) -> Kpi:

@@ -287,13 +287,17 @@ class Catalogue:
                 found |= self.inputs_of(name)
         return frozenset(found)
 
+    def metrics_of(self, key: str) -> frozenset[str]:
+        """The logged metrics a KPI (or a metric, itself) is made from; an `opening:` gauge
+        counts as its metric. Unknown keys have none."""
+        if key not in self.names:
+            return frozenset()
+        return frozenset(i.removeprefix("opening:") for i in self.inputs_of(key))
+
     def kpis_using(self, metrics: Iterable[str]) -> list[str]:
         """KPIs (in catalogue order) that read any of `metrics`: what a log entry moves."""
         wanted = set(metrics)
-        return [
-            key for key in self.order
-            if any(i.removeprefix("opening:") in wanted for i in self.inputs_of(key))
-        ]
+        return [key for key in self.order if self.metrics_of(key) & wanted]
 
     def metrics_in(self, packs: Iterable[str]) -> list[Metric]:
         chosen = set(packs)

@@ -254,7 +254,7 @@ class Store:
 
     def ensure_workspace(
         self, workspace_id: str, *, timezone: str = "UTC", enterprise_id: str | None = None,
-        name: str = "",
+        name: str = "", locale: str = "en_US",
     ) -> tuple[Workspace, bool]:
         """The workspace, created with the default packs if new; the flag says it was created."""
         existing = self.workspace(workspace_id)
@@ -270,7 +270,7 @@ class Store:
                         return False
                     conn.execute(insert(WorkspaceRow).values(
                         id=workspace_id, enterprise_id=enterprise_id, name=name,
-                        timezone=timezone, currency="USD", locale="en_US",
+                        timezone=timezone, currency="USD", locale=locale,
                         packs=",".join(DEFAULT_PACKS), created_at=self.clock(),
                     ))
                 return True
@@ -845,14 +845,14 @@ class Store:
             done = conn.execute(delete(a).where(a.workspace_id == workspace_id, a.id == rule_id))
         return bool(done.rowcount)
 
-    def save_rule_state(self, rule: StoredRule, state: str) -> bool:
+    def save_rule_state(self, rule_id: int, version: int, state: str) -> bool:
         """Compare-and-set on `version`: False when another process saved a newer state first."""
         a = AlertRuleRow
 
         def work() -> bool:
             with self._write() as conn:
-                done = conn.execute(update(a).where(a.id == rule.id, a.version == rule.version)
-                                    .values(state=state, version=rule.version + 1))
+                done = conn.execute(update(a).where(a.id == rule_id, a.version == version)
+                                    .values(state=state, version=version + 1))
                 return bool(done.rowcount)
 
         return self._retrying(work)

@@ -69,7 +69,7 @@ def digest_message(digest: Digest) -> Message:
     if digest.headline:
         blocks += sections(["*Headline KPIs*"] + [f"{_EMOJI[line.change.verdict]} {_line_text(digest, line)}"
                                                    for line in digest.headline])
-    if any(step.value is not None for step in digest.funnel):
+    if digest.has_funnel:
         blocks += sections(["*Funnel*", " → ".join(_funnel_lines(digest))])
     if digest.movers:
         blocks += sections(["*Biggest movers*"] + [f"{_EMOJI[line.change.verdict]} {_line_text(digest, line)}"
@@ -108,7 +108,7 @@ def digest_markdown(digest: Digest) -> str:
                        f"{_value(digest, c.previous, line.unit)} | "
                        f"{format_change(c.change_pct, locale=digest.locale)} | {_WORD[c.verdict]} |")
         out.append("")
-    if any(step.value is not None for step in digest.funnel):
+    if digest.has_funnel:
         out += ["## Funnel", "", " → ".join(_funnel_lines(digest)), ""]
     if digest.movers:
         out += ["## Biggest movers", ""]
@@ -123,7 +123,7 @@ def digest_markdown(digest: Digest) -> str:
     if digest.missing and digest.has_data:
         out += [f"Nobody logged: {', '.join(digest.missing)}.", ""]
     out += [f"![{t.label}]({chart_filename(digest, t.key)})" for t in digest.trends]
-    if any(step.value is not None for step in digest.funnel):
+    if digest.has_funnel:
         out.append(f"![Funnel]({chart_filename(digest, 'funnel')})")
     return "\n".join(out).rstrip() + "\n"
 
@@ -145,7 +145,7 @@ def digest_charts(digest: Digest) -> list[ChartFile]:
 
     files = [ChartFile(chart_filename(digest, t.key), t.label,
                        trend_png(t, digest.currency, digest.locale)) for t in digest.trends]
-    if any(step.value is not None for step in digest.funnel):
+    if digest.has_funnel:
         png = funnel_chart(f"Funnel, {digest.period}",
                            [(s.label, s.value) for s in digest.funnel], locale=digest.locale)
         files.append(ChartFile(chart_filename(digest, "funnel"), "Funnel", png))

@@ -17,7 +17,7 @@ from bot import alerts as use
 from bot import grammar as g
 from bot import usecases
 from bot.render import blocks
-from bot.render.alerts import alert_message, goal_line, rules_message
+from bot.render.alerts import alert_message, goal_line, rule_text, rules_message
 from bot.slack.courier import Outgoing
 from bot.slack.runtime import Message, Services, Who, guarded
 from kpis.alerts import Notification, Op, Rule
@@ -68,13 +68,12 @@ class Alerting:
             ctx = usecases.open_context(store, rule.workspace_id, "kpibot", self.services.clock())
             catalogue = ctx.catalogue
             key = rule.rule.kpi
-            inputs = ({i.removeprefix("opening:") for i in catalogue.inputs_of(key)}
-                      if key in catalogue.names else {key})
             ws = ctx.workspace
             body = alert_message(
                 rule, note, label=use.label_of(catalogue, key), unit=use.unit_of(catalogue, key),
                 currency=ws.currency, locale=ws.locale, period=str(values.period),
-                trend=_trend(ctx, rule, values.period.end), authors=store.authors_of(ws.id, inputs, values.period),
+                trend=_trend(ctx, rule, values.period.end),
+                authors=store.authors_of(ws.id, catalogue.metrics_of(key), values.period),
             )
             return Outgoing(body["text"], body["blocks"])
 
@@ -108,8 +107,6 @@ def _alert_add(services: Services, who: Who, ctx: usecases.Context, c: Any) -> M
     rule = use.add_rule(ctx, who.channel_id, c.kpi, c.op, c.threshold, period=c.period,
                         for_periods=c.for_periods, mention=c.mention, dims=c.dims)
     catalogue = ctx.catalogue
-    from bot.render.alerts import rule_text
-
     text = rule_text(rule, use.label_of(catalogue, rule.rule.kpi), use.unit_of(catalogue, rule.rule.kpi),
                      ctx.workspace.currency, ctx.workspace.locale)
     evaluate_now(services, ctx.workspace.id)

@@ -61,12 +61,8 @@ class Services:
         """The asker's context; a new workspace takes the asker's time zone from users.info."""
         if self.store.workspace(who.team_id) is None:
             timezone, locale = self._user_settings(who)
-            ctx = open_context(self.store, who.team_id, who.user_id, self.clock(),
-                               timezone=timezone, enterprise_id=who.enterprise_id)
-            if locale != ctx.workspace.locale:
-                workspace = self.store.update_workspace(who.team_id, locale=locale)
-                ctx = Context(self.store, workspace, who.user_id, ctx.now)
-            return ctx
+            return open_context(self.store, who.team_id, who.user_id, self.clock(),
+                                timezone=timezone, enterprise_id=who.enterprise_id, locale=locale)
         return open_context(self.store, who.team_id, who.user_id, self.clock())
 
     def _user_settings(self, who: Who) -> tuple[str, str]:
