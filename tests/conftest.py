@@ -208,14 +208,17 @@ def fake_slack() -> Iterator[FakeSlack]:
         fake.stop()
 
 
-@pytest.fixture
-def slack_bot(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[SlackBot]:
-    """The whole bot on a real socket; asserts fake.violations == [] when the test ends."""
-    store = open_store(f"sqlite:///{tmp_path / 'slack-e2e.db'}")
+@contextlib.contextmanager
+def serve_bot(
+    fake: FakeSlack, store: Store, *, token: str = "xoxb-test", secret: str = SLACK_SECRET,
+    thread_name: str = "waitress-e2e",
+) -> Iterator[SlackBot]:
+    """The whole bot (Bolt app, waitress, `/healthz`, `/metrics`) on a free local port, its Web
+    API calls going to `fake`, its clock at SLACK_NOW; stopped and its threads joined after."""
     settings = Settings(
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SLACK_SECRET,
-        slack_api_url=fake_slack.api_url,
+        slack_bot_token=token,
+        slack_signing_secret=secret,
+        slack_api_url=fake.api_url,
         slack_client_id=None,
         slack_client_secret=None,
         slack_app_token=None,
@@ -227,15 +230,25 @@ def slack_bot(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[SlackBot]:
     server = create_server(
         wsgi_app(services, app), host="127.0.0.1", port=0, threads=8, asyncore_loop_timeout=0.1
     )
-    thread = threading.Thread(target=server.run, daemon=True, name="waitress-e2e")
+    thread = threading.Thread(target=server.run, daemon=True, name=thread_name)
     thread.start()
-    bot = SlackBot(fake_slack, store, services, f"http://127.0.0.1:{server.effective_port}")
     try:
-        yield bot
+        yield SlackBot(fake, store, services, f"http://127.0.0.1:{server.effective_port}",
+                       secret=secret)
     finally:
         _stop_waitress(server, thread)
         app.listener_runner.listener_executor.shutdown(wait=True)
         services.executor.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+def slack_bot(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[SlackBot]:
+    """The whole bot on a real socket; asserts fake.violations == [] when the test ends."""
+    store = open_store(f"sqlite:///{tmp_path / 'slack-e2e.db'}")
+    try:
+        with serve_bot(fake_slack, store) as bot:
+            yield bot
+    finally:
         violations = list(fake_slack.violations)
         crashes = list(fake_slack.server_errors)
         fake_slack.stop()

@@ -17,7 +17,6 @@ import itertools
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,14 +25,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
-from waitress.server import create_server
 
 from bot.digest import chart_trend
 from bot.grammar import COMMANDS
-from bot.server import wsgi_app
-from bot.settings import Settings
-from bot.slack.app import build_app
-from bot.slack.runtime import Services
 from bot.usecases import open_context
 from kpis.periods import Period
 from storage import Store, open_store
@@ -46,7 +40,7 @@ from tests.conftest import (
     SLACK_OTHER_TEAM_USER,
     SlackBot,
     SlackReply,
-    _stop_waitress,
+    serve_bot,
     texts,
 )
 from tests.fakeslack import FakeSlack
@@ -85,30 +79,11 @@ def running_bot(db_file: Path) -> Iterator[SlackBot]:
     fake.add_user(SLACK_OPERATOR, tz="America/New_York")
     fake.add_user(SLACK_OTHER_TEAM_USER, team_id="T0002", tz="Europe/Madrid", is_admin=True)
     store = open_store(f"sqlite:///{db_file}")
-    settings = Settings(
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=fake.api_url,
-        slack_client_id=None,
-        slack_client_secret=None,
-        slack_app_token=None,
-        kpibot_admins=SLACK_OPERATOR,
-        _env_file=None,
-    )
-    services = Services(store=store, settings=settings, clock=lambda: SLACK_NOW)
-    app = build_app(services)
-    server = create_server(
-        wsgi_app(services, app), host="127.0.0.1", port=0, threads=8, asyncore_loop_timeout=0.1
-    )
-    thread = threading.Thread(target=server.run, daemon=True, name="waitress-security")
-    thread.start()
-    base_url = f"http://127.0.0.1:{server.effective_port}"
     try:
-        yield SlackBot(fake, store, services, base_url, secret=SIGNING_SECRET)
+        with serve_bot(fake, store, token=BOT_TOKEN, secret=SIGNING_SECRET,
+                       thread_name="waitress-security") as bot:
+            yield bot
     finally:
-        _stop_waitress(server, thread)
-        app.listener_runner.listener_executor.shutdown(wait=True)
-        services.executor.shutdown(wait=True, cancel_futures=True)
         fake.stop()
         store.engine.dispose()
 
