@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -274,3 +274,21 @@ def texts(obj: Any) -> str:
 
     walk(obj)
     return "\n".join(found)
+
+
+def at_once(*work: Callable[[], list[str]]) -> list[str]:
+    """Runs each callable in its own thread, released together as racing processes would be,
+    and returns their results one after the other."""
+    barrier = threading.Barrier(len(work))
+    results: list[list[str]] = [[] for _ in work]
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = work[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(work))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [outcome for result in results for outcome in result]

@@ -4,7 +4,7 @@ Slack channel. The clock is frozen at SLACK_NOW (Wed 11 March 2026, New York).""
 from __future__ import annotations
 
 import json
-import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from bot.usecases import open_context
 from kpis.alerts import Notification
 from storage import Store, open_store
 from storage.repository import Write
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SlackBot
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SlackBot, at_once
 from tests.fakeslack import FakeSlack
 
 MARKETING = "C0MARKET"
@@ -154,10 +154,8 @@ def test_two_processes_evaluating_one_rule_post_one_alert(db_url: str, fake_slac
     first.record("T0001", [Write("spend", date(2026, 3, 11), 300.0, "ana"),
                            Write("leads", date(2026, 3, 11), 10.0, "ana")], actor="ana", origin="test")
     services = Services(store=first, settings=Settings(slack_api_url=fake_slack.api_url, _env_file=None))
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
 
-    def process(store: Store) -> None:
+    def process(store: Store) -> Callable[[], list[str]]:
         client = courier_client(services, "xoxb-test")
         courier = Courier(store, lambda _ws: client, Metrics(), lambda: now, backoff=0.01)
 
@@ -166,14 +164,9 @@ def test_two_processes_evaluating_one_rule_post_one_alert(db_url: str, fake_slac
                                    channel=rule.channel_id, due_at=now,
                                    build=lambda: Outgoing("CPL alert", []))
 
-        barrier.wait()
-        outcomes.extend(use.evaluate_workspace(store, "T0001", date(2026, 3, 11), now, post))
+        return lambda: use.evaluate_workspace(store, "T0001", date(2026, 3, 11), now, post)
 
-    threads = [threading.Thread(target=process, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = at_once(*(process(s) for s in stores))
     for s in stores:
         s.engine.dispose()
 

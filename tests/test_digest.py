@@ -11,7 +11,6 @@ import json
 import shutil
 import sqlite3
 import struct
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -35,7 +34,7 @@ from kpis.periods import Period
 from kpis.schedule import last_due, next_due
 from storage import Store, open_store
 from storage.repository import Subscription, Write
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, at_once
 from tests.fakeslack import FakeSlack
 
 NY = "America/New_York"
@@ -393,18 +392,8 @@ def test_two_schedulers_sharing_one_database_post_once(subscribed: SlackBot) -> 
     clock = Clock(datetime(2026, 3, 11, 13, 0, 1, tzinfo=UTC))
     other_store = open_store(str(subscribed.store.engine.url))
     schedulers = [make_scheduler(subscribed, clock), make_scheduler(subscribed, clock, other_store)]
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
 
-    def run(scheduler: DigestScheduler) -> None:
-        barrier.wait()
-        outcomes.extend(scheduler.sweep())
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in schedulers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = at_once(*(scheduler.sweep for scheduler in schedulers))
     other_store.engine.dispose()
 
     assert outcomes.count("posted") == 1 and set(outcomes) <= {"posted", "held", "skipped"}
@@ -484,20 +473,12 @@ def test_two_processes_on_one_database_post_each_period_once(db_url: str, fake_s
     settings = Settings(slack_api_url=fake_slack.api_url, _env_file=None)
     services = Services(store=first, settings=settings)
     stores = [first, open_store(db_url)]
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
 
-    def process(store: Store) -> None:
+    def process(store: Store) -> DigestScheduler:
         client = courier_client(services, "xoxb-test")
-        scheduler = DigestScheduler(store, Courier(store, lambda _ws: client, Metrics(), clock, backoff=0.01), clock)
-        barrier.wait()
-        outcomes.extend(scheduler.sweep())
+        return DigestScheduler(store, Courier(store, lambda _ws: client, Metrics(), clock, backoff=0.01), clock)
 
-    threads = [threading.Thread(target=process, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = at_once(*(process(s).sweep for s in stores))
     for s in stores:
         s.engine.dispose()
 
