@@ -1028,18 +1028,23 @@ def test_metrics_are_prometheus_text(slack_bot: SlackBot) -> None:
     assert 'kpibot_entries_logged_total{origin="slack"} 1.0' in text
 
 
+def slow_down_catalogue(bot: SlackBot, monkeypatch: pytest.MonkeyPatch, seconds: float = 3) -> None:
+    """Every read of the catalogue takes `seconds`: a database slower than Slack's window."""
+    catalogue = bot.store.catalogue
+
+    def slow_catalogue(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(seconds)
+        return catalogue(*args, **kwargs)
+
+    monkeypatch.setattr(bot.store, "catalogue", slow_catalogue)
+
+
 def test_a_slow_database_still_acks_the_log_form_in_time(
     slack_bot: SlackBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slack_bot.command("log")
     _, view = opened_view(slack_bot)
-    catalogue = slack_bot.store.catalogue
-
-    def slow_catalogue(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(3)
-        return catalogue(*args, **kwargs)
-
-    monkeypatch.setattr(slack_bot.store, "catalogue", slow_catalogue)
+    slow_down_catalogue(slack_bot, monkeypatch)
 
     done = slack_bot.submit(view, {"m:leads": {"value": "6"}})
 
@@ -1071,13 +1076,7 @@ def test_a_slow_log_form_with_a_bad_value_says_so_by_message(
 ) -> None:
     slack_bot.command("log")
     _, view = opened_view(slack_bot)
-    catalogue = slack_bot.store.catalogue
-
-    def slow_catalogue(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(3)
-        return catalogue(*args, **kwargs)
-
-    monkeypatch.setattr(slack_bot.store, "catalogue", slow_catalogue)
+    slow_down_catalogue(slack_bot, monkeypatch)
 
     done = slack_bot.submit(view, {"m:leads": {"value": "-2"}})
 
