@@ -206,7 +206,8 @@ def pg_reachable(url: str | None, timeout: float = 3.0) -> str | None:
 
 @contextlib.contextmanager
 def pg_schema(base_url: str, prefix: str = "kpibot_fault") -> Iterator[str]:
-    """A URL whose search path is a brand-new schema, dropped afterwards (like conftest.pg_url)."""
+    """A URL whose search path is a brand-new schema, dropped afterwards: every PostgreSQL
+    test (conftest.pg_url), fault test and benchmark starts from an empty database."""
     schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base_url)
     try:
