@@ -47,21 +47,36 @@ def digest_key(workspace_id: str, channel_id: str, kind: str, period: Period) ->
     return f"digest:{workspace_id}:{channel_id}:{kind}:{period.start.isoformat()}"
 
 
-def due_digests(store: Store, now: datetime, grace: timedelta = GRACE) -> list[Due]:
-    """Each subscription's latest scheduled time within the grace window, with its period."""
+Scheduled = list[tuple[Subscription, str]]
+
+
+def scheduled(store: Store) -> Scheduled:
+    """Every subscription with its workspace's time zone (one read of each workspace)."""
+    zones: dict[str, str | None] = {}
     found = []
     for sub in store.subscriptions():
-        workspace = store.workspace(sub.workspace_id)
-        if workspace is None:
-            continue
+        if sub.workspace_id not in zones:
+            workspace = store.workspace(sub.workspace_id)
+            zones[sub.workspace_id] = workspace.timezone if workspace else None
+        timezone = zones[sub.workspace_id]
+        if timezone is not None:
+            found.append((sub, timezone))
+    return found
+
+
+def due_digests(
+    store: Store, now: datetime, grace: timedelta = GRACE, subs: Scheduled | None = None
+) -> list[Due]:
+    """Each subscription's latest scheduled time within the grace window, with its period."""
+    found = []
+    for sub, timezone in scheduled(store) if subs is None else subs:
         try:
-            due_at = last_due(parse_time(sub.at_time), sub.weekday, workspace.timezone, now)
+            due_at = last_due(parse_time(sub.at_time), sub.weekday, timezone, now)
         except (ValueError, PeriodError):
             log.warning("subscription %d has an unusable schedule", sub.id)
             continue
         if now - due_at <= grace:
-            day = local_date(due_at, workspace.timezone)
-            found.append(Due(sub, due_at, digest_period(sub.kind, day)))
+            found.append(Due(sub, due_at, digest_period(sub.kind, local_date(due_at, timezone))))
     return found
 
 
@@ -111,16 +126,13 @@ class DigestScheduler:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def sync(self) -> None:
+    def sync(self, subs: Scheduled | None = None) -> None:
         """Makes the cron jobs match the subscriptions (after a change, and on every sweep)."""
         if self._aps is None:
             return
         with self._lock:
-            wanted: dict[str, tuple[Subscription, str]] = {}
-            for sub in self.store.subscriptions():
-                workspace = self.store.workspace(sub.workspace_id)
-                if workspace is not None:
-                    wanted[f"digest:{sub.id}"] = (sub, workspace.timezone)
+            wanted = {f"digest:{sub.id}": (sub, tz)
+                      for sub, tz in (scheduled(self.store) if subs is None else subs)}
             current = self.jobs()
             for job_id in set(current) - set(wanted):
                 self._aps.remove_job(job_id)
@@ -140,8 +152,9 @@ class DigestScheduler:
         """Delivers every digest due within the grace window that nobody has delivered yet."""
         outcomes = []
         try:
-            self.sync()
-            for due in due_digests(self.store, self.clock()):
+            subs = scheduled(self.store)
+            self.sync(subs)
+            for due in due_digests(self.store, self.clock(), subs=subs):
                 outcomes.append(self.send(due))
         except Exception:
             log.exception("digest sweep failed; the next sweep tries again")
