@@ -35,7 +35,7 @@ from kpis.catalogue import Better, Catalogue, Unit
 from kpis.goals import GOAL_PERIODS, Pace, goal_period, is_summed, pace
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period
-from kpis.rollup import kpi_values, metric_values
+from kpis.rollup import value_of
 from storage import Store
 from storage.repository import StoredRule
 
@@ -188,15 +188,13 @@ def rule_values(ctx: Context, rule: Rule, day: date) -> Values:
     """The watched value over the rule's window containing `day`, and the window before."""
     catalogue = ctx.catalogue
     window = rule.window(day)
-    wanted = [rule.kpi] if rule.kpi in catalogue.kpis else []
 
-    def value_of(period: Period) -> float | None:
+    def value(period: Period) -> float | None:
         data = ctx.store.period_data(ctx.workspace.id, period, catalogue, rule.dims)
-        values = kpi_values(catalogue, data, wanted) if wanted else metric_values(catalogue, data)
-        return values.get(rule.kpi)
+        return value_of(catalogue, data, rule.kpi)
 
-    previous = value_of(rule.previous_window(day)) if rule.op.is_change else None
-    return Values(value_of(window), previous, window)
+    previous = value(rule.previous_window(day)) if rule.op.is_change else None
+    return Values(value(window), previous, window)
 
 
 Post = Callable[[AlertRule, Notification, Values], str]
@@ -328,13 +326,10 @@ def goal_progress(ctx: Context, today: date | None = None) -> list[GoalProgress]
         if goal.key not in catalogue.names:
             continue
         period = goal_period(goal.period, day)
-        data = ctx.store.period_data(ctx.workspace.id, period, catalogue)
-        if goal.key in catalogue.kpis:
-            actual = kpi_values(catalogue, data, [goal.key]).get(goal.key)
-            better = catalogue.kpis[goal.key].better
-        else:
-            actual = metric_values(catalogue, data).get(goal.key)
-            better = Better.HIGHER  # a metric goal is a target to reach (revenue, leads)
+        actual = value_of(catalogue, ctx.store.period_data(ctx.workspace.id, period, catalogue),
+                          goal.key)
+        # a metric goal is a target to reach (revenue, leads)
+        better = catalogue.kpis[goal.key].better if goal.key in catalogue.kpis else Better.HIGHER
         found.append(GoalProgress(
             goal.key, label_of(catalogue, goal.key), unit_of(catalogue, goal.key), goal.period,
             period, pace(goal.value, actual, period, day, better=better,

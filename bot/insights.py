@@ -20,7 +20,7 @@ from kpis.catalogue import DIMENSIONS, Aggregation, Catalogue
 from kpis.explain import Breakdown, ExplainError, Explanation, breakdown, explain
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period, PeriodError, local_date
-from kpis.rollup import PeriodData, kpi_values, metric_values
+from kpis.rollup import PeriodData, formula_scope, metric_values, value_of
 from kpis.schedule import ScheduleError, last_due, local_instant, parse_time
 from kpis.suggest import did_you_mean
 from kpis.whatif import STEP_KEYS, Projection, WhatIfError, check_changes, project
@@ -100,7 +100,7 @@ def explain_change(
     previous = period.previous()
     old_data = ctx.store.period_data(ctx.workspace.id, previous, catalogue)
     new_data = ctx.store.period_data(ctx.workspace.id, period, catalogue)
-    old, new = _scope(catalogue, old_data), _scope(catalogue, new_data)
+    old, new = formula_scope(catalogue, old_data), formula_scope(catalogue, new_data)
     explanation = explain(catalogue, name, old, new)
     if explanation is None:
         raise UserError(_nothing_to_explain(catalogue, name, old_data, new_data))
@@ -114,24 +114,10 @@ def explain_change(
     return WhyResult(name, period, previous, explanation, tuple(breakdowns), catalogue)
 
 
-def _scope(catalogue: Catalogue, data: PeriodData) -> dict[str, float | None]:
-    """What a formula may read: metric values, gauges' opening values and the period's days."""
-    scope: dict[str, float | None] = dict(metric_values(catalogue, data))
-    scope.update({f"opening:{k}": v for k, v in data.opening.items()})
-    scope["days"] = float(data.period.days)
-    return scope
-
-
-def _value(catalogue: Catalogue, key: str, data: PeriodData) -> float | None:
-    if key in catalogue.kpis:
-        return kpi_values(catalogue, data, [key]).get(key)
-    return metric_values(catalogue, data).get(key)
-
-
 def _nothing_to_explain(catalogue: Catalogue, key: str, old: PeriodData, new: PeriodData) -> str:
     inputs = ", ".join(f"`{i}`" for i in sorted(catalogue.inputs_of(key)))
     for data, which in ((new, "this period"), (old, "the period before")):
-        if _value(catalogue, key, data) is None:
+        if value_of(catalogue, data, key) is None:
             return (f"`{key}` has no value for {which} ({data.period}), so there is no change to "
                     f"explain. Log {inputs} for it, or ask about another range, like "
                     f"`/kpi why {key} 30d`.")

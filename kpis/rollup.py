@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from kpis.catalogue import Aggregation, Catalogue
+from kpis.catalogue import BUILTIN_NAMES, Aggregation, Catalogue
 from kpis.formula import evaluate
 from kpis.periods import Period
 
@@ -68,14 +68,27 @@ def metric_values(catalogue: Catalogue, data: PeriodData) -> dict[str, float]:
     return values
 
 
+def formula_scope(catalogue: Catalogue, data: PeriodData) -> dict[str, float | None]:
+    """What a formula may read: metric values, gauges' opening values and the period's days."""
+    scope: dict[str, float | None] = dict(metric_values(catalogue, data))
+    scope.update({f"opening:{k}": v for k, v in data.opening.items()})
+    scope["days"] = float(data.period.days)
+    return scope
+
+
+def value_of(catalogue: Catalogue, data: PeriodData, key: str) -> float | None:
+    """One KPI's or metric's value for the period (None without data)."""
+    if key in catalogue.kpis:
+        return kpi_values(catalogue, data, [key]).get(key)
+    return metric_values(catalogue, data).get(key)
+
+
 def kpi_values(
     catalogue: Catalogue, data: PeriodData, keys: Iterable[str] | None = None
 ) -> dict[str, float | None]:
     """KPIs whose every input has data; the value is None where a denominator is empty."""
-    values: dict[str, float | None] = dict(metric_values(catalogue, data))
-    available = set(values) | {f"opening:{k}" for k in data.opening}
-    scope: dict[str, float | None] = {**values, "days": float(data.period.days)}
-    scope.update({f"opening:{k}": v for k, v in data.opening.items()})
+    scope = formula_scope(catalogue, data)
+    available = set(scope) - BUILTIN_NAMES
     wanted = set(catalogue.order if keys is None else keys)
     result: dict[str, float | None] = {}
     for key in catalogue.order:
