@@ -878,13 +878,6 @@ class Store:
             return [StoredGoal(r.key, r.period, r.value, r.created_by) for r in conn.execute(
                 select(g).where(g.workspace_id == workspace_id).order_by(g.key, g.period))]
 
-    def remove_goal(self, workspace_id: str, key: str, period: str) -> bool:
-        g = GoalRow
-        with self._write() as conn:
-            done = conn.execute(delete(g).where(g.workspace_id == workspace_id, g.key == key,
-                                                g.period == period))
-        return bool(done.rowcount)
-
     # -- people ----------------------------------------------------------------------------------
 
     def remember_person(
