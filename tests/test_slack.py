@@ -710,7 +710,8 @@ def _home_opened(bot: SlackBot, user: str = SLACK_ADMIN, team: str = T1) -> dict
         {"type": "app_home_opened", "user": user, "channel": "D0001", "tab": "home"}, team_id=team
     )
     assert reply.status == 200
-    call = bot.fake.wait_for(lambda f: f.calls_to("views.publish")[before:])[0]
+    # a call is recorded when it arrives; wait for the fake's answer too
+    call = bot.fake.wait_for(lambda f: [c for c in f.calls_to("views.publish")[before:] if c.status])[0]
     assert call.ok and call.params["user_id"] == user
     return as_dict(call.params["view"])
 
