@@ -5,7 +5,7 @@ shown for information: `/kpi log` stores the numbers and computes the KPIs they 
 acknowledges (so the ack itself is the answer), which bare Bolt does not.
 
 Slack gives an app 3 s to answer a slash command. This benchmark serves the real kpibot WSGI
-app (`bot.server.wsgi_app` around `bot.slack.app.build_app`) with waitress (32 threads) on
+app (`bot.server.wsgi_app` around the app `bot.bootstrap` builds) with waitress (32 threads) on
 127.0.0.1, on a temporary SQLite file and with `tests.fakeslack.FakeSlack` as the Web API,
 and a bare Bolt app whose only `/kpi` listener calls `ack()`, served the same way. Both get
 the same signed requests (`tests.slackreq`) from 20 clients kept busy by a thread pool, one
@@ -164,10 +164,9 @@ def servers(directory: Path) -> Iterator[Servers]:
     _repo_on_path()
     from pydantic import SecretStr
 
+    from bot.bootstrap import bootstrap
     from bot.server import wsgi_app
     from bot.settings import Settings
-    from bot.slack.app import build_app
-    from bot.slack.runtime import Services
     from storage import open_store
 
     # imported by name so that mypy checks this file, not the test helpers it follows into
@@ -177,8 +176,8 @@ def servers(directory: Path) -> Iterator[Servers]:
     store = open_store(f"sqlite:///{directory / 'ack.db'}")
     settings = Settings(slack_bot_token=SecretStr("xoxb-test"), slack_signing_secret=SecretStr(SECRET),
                         slack_api_url=fake.api_url, _env_file=None)  # type: ignore[call-arg]
-    services = Services(store=store, settings=settings)
-    kpibot_port, close_kpibot = _serve(wsgi_app(services, build_app(services)))
+    services = bootstrap(settings, store=store)
+    kpibot_port, close_kpibot = _serve(wsgi_app(services))
     bare_port, close_bare = _serve(_bare_bolt(fake.api_url))
     running = Servers(fake, services, kpibot_port, bare_port)
     try:
@@ -186,7 +185,7 @@ def servers(directory: Path) -> Iterator[Servers]:
     finally:
         close_kpibot()
         close_bare()
-        services.executor.shutdown(wait=True)
+        services.close()
         store.engine.dispose()
         fake.stop()
 

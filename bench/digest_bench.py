@@ -62,8 +62,8 @@ def ensure_built(rebuild: bool) -> None:
         print(f"using cached {DB.name} (built {meta['built_at']} in {meta['build_seconds']} s)",
               flush=True)
         return
+    from bot.app.context import open_context
     from bot.demo import fill
-    from bot.usecases import open_context
     from storage import open_store
 
     DATA.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def ensure_built(rebuild: bool) -> None:
 
 
 def open_bench_context() -> Any:
-    from bot.usecases import open_context
+    from bot.app.context import open_context
     from storage import open_store
 
     return open_context(open_store(f"sqlite:///{DB}"), WORKSPACE, ACTOR, NOW, timezone=ZONE)
@@ -93,7 +93,7 @@ def open_bench_context() -> Any:
 
 def one_digest(ctx: Any, kind: str) -> tuple[float, float, float, int]:
     """Seconds to compute, build the blocks and render the charts of a digest; chart count."""
-    from bot.digest import compute_digest
+    from bot.app.digests import compute_digest
     from bot.render.digest import digest_charts, digest_message
 
     t0 = time.perf_counter()
@@ -220,7 +220,7 @@ def _summary(samples: list[float]) -> str:
 
 @register("charts")
 def charts_bench(options: Options) -> list[Row]:
-    from bot.digest import compute_digest
+    from bot.app.digests import compute_digest
     from bot.render.charts import funnel_chart, trend_chart
 
     ensure_built(options.rebuild)

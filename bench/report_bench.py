@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy import event, func, insert, select
 
 from bench import DATA, Options, Row, ms, register
-from bot.usecases import open_context, report
+from bot.app.context import open_context
+from bot.app.reports import report
 from kpis.catalogue import METRICS, Aggregation, Metric, Unit
 from kpis.periods import Period
 from storage import open_store

@@ -14,9 +14,11 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from bot import usecases
+from bot.app import entries
+from bot.app.context import Context, UserError, open_context
+from bot.app.names import period_for
+from bot.app.reports import report
 from bot.settings import Settings
-from bot.usecases import Context, UserError
 from kpis.catalogue import DEFAULT_PACKS
 from kpis.periods import Period, PeriodError, parse_date
 from storage import Store, Workspace, open_store
@@ -64,7 +66,7 @@ def _context(args: argparse.Namespace, store: Store, *, create: bool = True) -> 
     if not create and store.workspace(workspace) is None:
         blank = Workspace(workspace, "UTC", "USD", "en_US", DEFAULT_PACKS)
         return Context(store, blank, actor, _now())
-    return usecases.open_context(store, workspace, actor, _now())
+    return open_context(store, workspace, actor, _now())
 
 
 def _local_user() -> str:
@@ -93,7 +95,7 @@ def _range(args: argparse.Namespace, ctx: Context, default: str = "week") -> Per
             return Period(parse_date(args.start), parse_date(args.end))
         except PeriodError as error:
             raise CliError(str(error)) from None
-    return usecases.period_for(ctx, getattr(args, "period", None), default)
+    return period_for(ctx, getattr(args, "period", None), default)
 
 
 # -- subcommands ----------------------------------------------------------------------------
@@ -102,7 +104,7 @@ def _range(args: argparse.Namespace, ctx: Context, default: str = "week") -> Per
 def cmd_log(args: argparse.Namespace) -> int:
     store = _store(args)
     ctx = _context(args, store)
-    result = usecases.log_numbers(
+    result = entries.log_numbers(
         ctx, _pairs(args.values, "METRIC"), day=args.date, dims=_pairs(args.dim or [], "NAME"),
         origin="cli",
     )
@@ -125,7 +127,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     store = _store(args)
     ctx = _context(args, store, create=False)
-    result = usecases.report(ctx, _range(args, ctx), args.kpis or ())
+    result = report(ctx, _range(args, ctx), args.kpis or ())
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -144,7 +146,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except UnicodeDecodeError:
         raise CliError(f"{args.file} is not UTF-8 text; save the CSV as UTF-8") from None
     store = _store(args)
-    batch = usecases.import_csv(_context(args, store), text)
+    batch = entries.import_csv(_context(args, store), text)
     print(f"Imported {len(batch.changes)} entries from {args.file}.")
     return 0
 
@@ -153,7 +155,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _store(args)
     ctx = _context(args, store, create=False)
     period = _range(args, ctx) if (args.start or args.end) else None
-    sys.stdout.write(usecases.export_csv(ctx, period))
+    sys.stdout.write(entries.export_csv(ctx, period))
     return 0
 
 
@@ -170,7 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from bot.digest import compute_digest
+    from bot.app.digests import compute_digest
     from bot.render.digest import digest_markdown, write_digest_files
 
     store = _store(args)
@@ -194,12 +196,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 def _post_digest(args: argparse.Namespace, store: Store, ctx: Context, digest: Any) -> int:
     """Posts through the same Courier as the scheduler: a period already posted is not repeated."""
-    from bot.observability import Metrics
-    from bot.scheduler import digest_key, digest_outgoing
-    from bot.settings import secret
-    from bot.slack.app import courier_client
-    from bot.slack.courier import Courier
-    from bot.slack.runtime import Services
+    from bot.app.digests import digest_key
+    from bot.bootstrap import posting_courier
 
     settings = Settings()
     if not settings.slack_bot_token:
@@ -207,12 +205,10 @@ def _post_digest(args: argparse.Namespace, store: Store, ctx: Context, digest: A
     channel = args.post.lstrip("#")
     if channel[:1] not in ("C", "G", "D") or not channel.isalnum():
         raise CliError(f"--post takes a channel id like C0123ABCD (not a name): got {args.post}")
-    services = Services(store=store, settings=settings)
-    client = courier_client(services, secret(settings.slack_bot_token))
-    courier = Courier(store, lambda _ws: client, Metrics(), _now)
+    courier = posting_courier(settings, store, _now)
     key = digest_key(ctx.workspace.id, channel, digest.kind, digest.period)
     outcome = courier.deliver(ctx.workspace.id, key, kind=f"digest-{digest.kind}", channel=channel,
-                              due_at=_now(), build=lambda: digest_outgoing(ctx, digest.kind, digest.period))
+                              due_at=_now(), build=lambda: digest)
     if outcome == "posted":
         print(f"Posted the {digest.kind} digest for {digest.period} to {channel}")
         return 0
@@ -230,13 +226,12 @@ def _post_digest(args: argparse.Namespace, store: Store, ctx: Context, digest: A
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from bot import alerts
+    from bot.app import alerts
     from bot.render.alerts import rule_text
 
     store = _store(args)
     ctx = _context(args, store, create=False)
-    catalogue = ctx.catalogue
-    rules = [r for r in alerts.rules(store, ctx.workspace.id) if r.rule.kpi in catalogue.names]
+    rules = [r.rule for r in alerts.listed(ctx)]
     if args.json:
         print(json.dumps({"workspace": ctx.workspace.id, "rules": [{
             "id": r.id, "kpi": r.rule.kpi, "op": str(r.rule.op), "threshold": r.rule.threshold,
@@ -250,19 +245,18 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if not rules:
         print(f"No alert rules in {ctx.workspace.id}.")
     for r in rules:
-        text = rule_text(r, alerts.label_of(catalogue, r.rule.kpi), alerts.unit_of(catalogue, r.rule.kpi),
-                         ctx.workspace.currency, ctx.workspace.locale)
+        shown = alerts.describe_rule(ctx, r)
+        text = rule_text(r, shown.label, shown.unit, ctx.workspace.currency, ctx.workspace.locale)
         since = f" since {r.state.since:%Y-%m-%d %H:%M} UTC" if r.state.since else ""
         print(f"#{r.id}  {text}  -> {r.channel_id}  {r.state.status.value}{since}")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.bootstrap import bootstrap
     from bot.observability import configure_logging
     from bot.server import serve_http, serve_socket_mode
     from bot.settings import secret
-    from bot.slack.app import build_app
-    from bot.slack.runtime import Services
 
     settings = Settings()
     if args.db:
@@ -276,14 +270,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(f"missing {' and '.join(missing)}: copy .env.example to .env and fill them in "
                        "(README, section Connect to Slack)")
     configure_logging()
-    services = Services(store=_store(args), settings=settings)
-    app = build_app(services)
-    assert services.scheduler is not None
-    services.scheduler.start()
+    bot = bootstrap(settings, store=_store(args))
+    bot.scheduler.start()
     if settings.slack_app_token and not args.http:
-        serve_socket_mode(app, secret(settings.slack_app_token))
+        serve_socket_mode(bot.app, secret(settings.slack_app_token))
     else:
-        serve_http(services, app, args.host or settings.kpibot_host, args.port or settings.kpibot_port)
+        serve_http(bot, args.host or settings.kpibot_host, args.port or settings.kpibot_port)
     return 0
 
 

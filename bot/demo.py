@@ -115,9 +115,10 @@ DEMO_RULES = (("cpl", ">", "12", "daily", 2), ("show_rate", "<", "60%", "weekly"
 def run_demo_alerts(store: Store, today: date, now: datetime) -> str:
     """Adds the demo's alert rules and replays the last 30 days through them, day by day,
     writing down each message the channel would have received (and nothing in between)."""
-    from bot import alerts, usecases
+    from bot.app import alerts
+    from bot.app.context import open_context
 
-    ctx = usecases.open_context(store, "demo", "demo", now)
+    ctx = open_context(store, "demo", "demo", now)
     for kpi, op, threshold, period, times in DEMO_RULES:
         alerts.add_rule(ctx, "CDEMO", kpi, op, threshold, period=period, for_periods=times)
     lines = ["## Alerts", "", "Rules: " + "; ".join(
@@ -140,7 +141,10 @@ def run_demo_alerts(store: Store, today: date, now: datetime) -> str:
 
 def run_demo(out: Path, now: datetime) -> int:
     """What `make demo` runs: a fresh demo database, its report, printed and written to `out`."""
-    from bot import usecases
+    from bot.app.context import open_context
+    from bot.app.digests import DAILY, WEEKLY, compute_digest
+    from bot.app.reports import report
+    from bot.render.digest import digest_markdown, write_digest_files
     from bot.render.text import report_table
     from storage import open_store
 
@@ -149,16 +153,13 @@ def run_demo(out: Path, now: datetime) -> int:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     store = open_store(f"sqlite:///{db_path}")
-    ctx = usecases.open_context(store, "demo", "demo", now)
+    ctx = open_context(store, "demo", "demo", now)
     count = fill(store, "demo", ctx.today)
     last_week = Period(ctx.today - timedelta(days=7), ctx.today - timedelta(days=1))
-    result = usecases.report(ctx, last_week)
+    result = report(ctx, last_week)
     table = report_table(result)
     (out / "report.txt").write_text(table, encoding="utf-8")
     (out / "report.json").write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
-    from bot.digest import DAILY, WEEKLY, compute_digest
-    from bot.render.digest import digest_markdown, write_digest_files
-
     alert_log = run_demo_alerts(store, ctx.today, now)
     (out / "alerts.md").write_text(alert_log, encoding="utf-8")
     daily = compute_digest(ctx, DAILY)

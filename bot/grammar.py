@@ -52,6 +52,7 @@ class Log:
     values: tuple[tuple[str, str], ...]
     date: str | None = None
     dims: tuple[tuple[str, str], ...] = ()
+    via: str = "slack"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +147,11 @@ class Goal:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Goals:
+    """`goals`: every goal with its progress and pace."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Metrics:
     """`metrics`: what the workspace tracks."""
 
@@ -167,7 +173,9 @@ class History:
 
 @dataclass(frozen=True, kw_only=True)
 class Undo:
-    """`undo`: take back your last change."""
+    """`undo`: take back your last change (a reply's Undo button names its batch)."""
+
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -211,10 +219,29 @@ class WhatIfForm:
 
 @dataclass(frozen=True, kw_only=True)
 class Remind:
-    """`remind off|on` (for oneself) or `remind HH:MM` (the workspace's reminder time)."""
+    """`remind off|on`: one's own reminders."""
 
-    enabled: bool | None = None
-    time: str | None = None
+    enabled: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemindAt:
+    """`remind HH:MM`: the workspace's reminder time."""
+
+    time: str
+
+
+# --- Commands that forms and buttons send (no text spells them) --------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaveSettings:
+    """The settings form, submitted."""
+
+    packs: tuple[str, ...]
+    timezone: str
+    currency: str
+    locale: str | None = None
 
 
 Command: TypeAlias = (
@@ -232,6 +259,7 @@ Command: TypeAlias = (
     | AlertRemove
     | AlertSnooze
     | Goal
+    | Goals
     | Metrics
     | Define
     | History
@@ -243,6 +271,8 @@ Command: TypeAlias = (
     | WhatIf
     | WhatIfForm
     | Remind
+    | RemindAt
+    | SaveSettings
 )
 
 
@@ -908,7 +938,7 @@ def _parse_whatif(rest: str) -> WhatIf | WhatIfForm:
     return WhatIf(changes=tuple(changes))
 
 
-def _parse_remind(rest: str) -> Remind:
+def _parse_remind(rest: str) -> Remind | RemindAt:
     words = rest.split()
     usage = "Write `/kpi remind off`, `/kpi remind on` or `/kpi remind 17:00`."
     if len(words) != 1:
@@ -917,7 +947,7 @@ def _parse_remind(rest: str) -> Remind:
     if word in ("off", "on"):
         return Remind(enabled=word == "on")
     if ":" in word:
-        return Remind(time=_time(word))
+        return RemindAt(time=_time(word))
     raise CommandError(f"I don't know {_code('remind ' + word)}. {usage}")
 
 
@@ -934,6 +964,7 @@ _PARSERS: dict[str, Callable[[str], Command]] = {
     "alert": _parse_alert,
     "alerts": _bare("alerts", Alerts),
     "goal": _parse_goal,
+    "goals": _bare("goals", Goals),
     "metrics": _bare("metrics", Metrics),
     "define": _parse_define,
     "history": _parse_history,

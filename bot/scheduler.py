@@ -1,7 +1,7 @@
 """APScheduler jobs: each digest subscription is a cron job in its workspace's time zone.
 
 Jobs only say "look now"; what is due comes from the database (`due_digests`), and every
-post goes through the Courier's claim, so a job that fires in two processes, a restart, or
+post goes through the Poster's claim (the Courier), so a job that fires in two processes, a restart, or
 the minute sweep that catches up missed and failed deliveries can never post twice.
 """
 
@@ -9,96 +9,33 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
-from bot.digest import DAILY, compute_digest, digest_period
-from bot.render.digest import digest_charts, digest_message
-from bot.slack.courier import Attachment, Courier, Outgoing
-from bot.usecases import Context, open_context
-from kpis.periods import Period, PeriodError, local_date
-from kpis.schedule import last_due, parse_time
+from bot.app.digests import DAILY, Due, Scheduled, due_digests, scheduled, send_due
+from bot.app.ports import Poster
+from kpis.schedule import parse_time
 from storage import Store
 from storage.repository import Subscription
 
 log = logging.getLogger("kpibot.scheduler")
-GRACE = timedelta(hours=6)
 SWEEP_SECONDS = 60
-SCHEDULER_ACTOR = "kpibot"
-
-
-@dataclass(frozen=True)
-class Due:
-    subscription: Subscription
-    due_at: datetime
-    period: Period
-
-    @property
-    def key(self) -> str:
-        s = self.subscription
-        return digest_key(s.workspace_id, s.channel_id, s.kind, self.period)
-
-
-def digest_key(workspace_id: str, channel_id: str, kind: str, period: Period) -> str:
-    """What a digest's delivery is claimed under: one post per channel, kind and period,
-    whoever sends it (the scheduler, or `kpibot digest --post`)."""
-    return f"digest:{workspace_id}:{channel_id}:{kind}:{period.start.isoformat()}"
-
-
-Scheduled = list[tuple[Subscription, str]]
-
-
-def scheduled(store: Store) -> Scheduled:
-    """Every subscription with its workspace's time zone (one read of each workspace)."""
-    zones: dict[str, str | None] = {}
-    found = []
-    for sub in store.subscriptions():
-        if sub.workspace_id not in zones:
-            workspace = store.workspace(sub.workspace_id)
-            zones[sub.workspace_id] = workspace.timezone if workspace else None
-        timezone = zones[sub.workspace_id]
-        if timezone is not None:
-            found.append((sub, timezone))
-    return found
-
-
-def due_digests(
-    store: Store, now: datetime, grace: timedelta = GRACE, subs: Scheduled | None = None
-) -> list[Due]:
-    """Each subscription's latest scheduled time within the grace window, with its period."""
-    found = []
-    for sub, timezone in scheduled(store) if subs is None else subs:
-        try:
-            due_at = last_due(parse_time(sub.at_time), sub.weekday, timezone, now)
-        except (ValueError, PeriodError):
-            log.warning("subscription %d has an unusable schedule", sub.id)
-            continue
-        if now - due_at <= grace:
-            found.append(Due(sub, due_at, digest_period(sub.kind, local_date(due_at, timezone))))
-    return found
-
-
-def digest_outgoing(ctx: Context, kind: str, period: Period) -> Outgoing:
-    """The digest message and its charts, as the Courier posts them."""
-    digest = compute_digest(ctx, kind, on=period.start)
-    message = digest_message(digest)
-    files = [Attachment(c.filename, c.title, c.png) for c in digest_charts(digest)]
-    return Outgoing(message["text"], message["blocks"], files)
+#: more work for every sweep (alerts at the close of a period, nudges): now -> outcomes
+Sweep = Callable[[datetime], list[str]]
 
 
 class DigestScheduler:
     """Owns the APScheduler instance of one `kpibot serve` process."""
 
-    def __init__(self, store: Store, courier: Courier, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Store, poster: Poster, clock: Callable[[], datetime],
+                 extra_sweeps: Sequence[Sweep] = ()) -> None:
         self.store = store
-        self.courier = courier
+        self.poster = poster
         self.clock = clock
         self._aps: Any = None
         self._lock = threading.Lock()
-        #: more work for every sweep (alerts at the close of a period, nudges): now -> outcomes
-        self.extra_sweeps: list[Callable[[datetime], list[str]]] = []
+        self.extra_sweeps = tuple(extra_sweeps)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -167,14 +104,7 @@ class DigestScheduler:
         return outcomes
 
     def send(self, due: Due) -> str:
-        sub = due.subscription
-
-        def build() -> Outgoing:
-            ctx = open_context(self.store, sub.workspace_id, SCHEDULER_ACTOR, self.clock())
-            return digest_outgoing(ctx, sub.kind, due.period)
-
-        return self.courier.deliver(sub.workspace_id, due.key, kind=f"digest-{sub.kind}",
-                                    channel=sub.channel_id, due_at=due.due_at, build=build)
+        return send_due(self.store, self.poster, due, self.clock)
 
 
 def cron_trigger(sub: Subscription, timezone: str) -> Any:

@@ -11,21 +11,21 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.slack.runtime import Services
+from bot.bootstrap import Bot
 
 log = logging.getLogger("kpibot.server")
 StartResponse = Callable[..., Any]
 
 
-def wsgi_app(services: Services, app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+def wsgi_app(bot: Bot) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """/slack/* to Bolt, plus /healthz and /metrics; every Slack request's latency is measured."""
-    slack = SlackRequestHandler(app)
+    slack = SlackRequestHandler(bot.app)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/healthz":
             try:
-                services.store.ping()
+                bot.store.ping()
                 status, body = "200 OK", {"status": "ok"}
             except Exception as error:
                 status, body = "503 Service Unavailable", {"status": "database unavailable",
@@ -34,24 +34,24 @@ def wsgi_app(services: Services, app: App) -> Callable[[dict[str, Any], StartRes
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
             return [payload]
         if path == "/metrics":
-            payload = services.metrics.render()
+            payload = bot.metrics.render()
             start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
                                       ("Content-Length", str(len(payload)))])
             return [payload]
         started = time.perf_counter()
         result = list(slack(environ, start_response))
         if path == "/slack/events" and environ.get("REQUEST_METHOD") == "POST":
-            services.metrics.ack_seconds.observe(time.perf_counter() - started)
+            bot.metrics.ack_seconds.observe(time.perf_counter() - started)
         return result
 
     return application
 
 
-def serve_http(services: Services, app: App, host: str, port: int, threads: int = 32) -> None:
+def serve_http(bot: Bot, host: str, port: int, threads: int = 32) -> None:
     from waitress import serve
 
     log.info("serving HTTP on %s:%d (/slack/events, /healthz, /metrics)", host, port)
-    serve(wsgi_app(services, app), host=host, port=port, threads=threads, ident="kpibot")
+    serve(wsgi_app(bot), host=host, port=port, threads=threads, ident="kpibot")
 
 
 def serve_socket_mode(app: App, app_token: str) -> None:

@@ -84,10 +84,9 @@ from typing import Any  # noqa: E402
 
 from waitress.server import create_server  # noqa: E402
 
+from bot.bootstrap import Bot, bootstrap  # noqa: E402
 from bot.server import wsgi_app  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.slack.app import build_app  # noqa: E402
-from bot.slack.runtime import Services  # noqa: E402
 from tests import slackreq  # noqa: E402
 from tests.fakeslack import FakeSlack  # noqa: E402
 
@@ -123,13 +122,23 @@ class SlackReply:
 class SlackBot:
     fake: FakeSlack
     store: Store
-    services: Services
+    services: Bot
     base_url: str
     secret: str = SLACK_SECRET
 
     @property
     def events_url(self) -> str:
         return f"{self.base_url}/slack/events"
+
+    def responses(self, reply: SlackReply) -> list[dict[str, Any]]:
+        """What the bot posted to the response_url of `reply`'s request."""
+        assert reply.response_url
+        path = reply.response_url.removeprefix(self.fake.base_url)
+        return [c.params for c in self.fake.calls_to("response_url") if c.path == path]
+
+    def told(self, reply: SlackReply, timeout: float = 5.0) -> dict[str, Any]:
+        """The last answer posted at `reply`'s response_url (waiting for it)."""
+        return self.fake.wait_for(lambda: self.responses(reply), timeout=timeout)[-1]
 
     def post(
         self, body: bytes, headers: dict[str, str] | None = None, response_url: str | None = None
@@ -214,10 +223,9 @@ def serve_bot(
         kpibot_admins=SLACK_OPERATOR,
         _env_file=None,
     )
-    services = Services(store=store, settings=settings, clock=lambda: SLACK_NOW)
-    app = build_app(services)
+    services = bootstrap(settings, store=store, clock=lambda: SLACK_NOW)
     server = create_server(
-        wsgi_app(services, app), host="127.0.0.1", port=0, threads=8, asyncore_loop_timeout=0.1
+        wsgi_app(services), host="127.0.0.1", port=0, threads=8, asyncore_loop_timeout=0.1
     )
     thread = threading.Thread(target=server.run, daemon=True, name=thread_name)
     thread.start()
@@ -226,8 +234,7 @@ def serve_bot(
                        secret=secret)
     finally:
         _stop_waitress(server, thread)
-        app.listener_runner.listener_executor.shutdown(wait=True)
-        services.executor.shutdown(wait=True, cancel_futures=True)
+        services.close()
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
-from bot import alerts as use
+from bot.app import alerts as use
+from bot.app.context import open_context
 from bot.observability import Metrics
 from bot.settings import Settings
 from bot.slack.app import courier_client
 from bot.slack.courier import Courier, Outgoing
-from bot.slack.runtime import Services
-from bot.usecases import open_context
 from kpis.alerts import Notification
 from storage import Store, open_store
 from storage.repository import Write
@@ -153,10 +152,10 @@ def test_two_processes_evaluating_one_rule_post_one_alert(db_url: str, fake_slac
     use.add_rule(ctx, "C0001", "cpl", ">", "15")
     first.record("T0001", [Write("spend", date(2026, 3, 11), 300.0, "ana"),
                            Write("leads", date(2026, 3, 11), 10.0, "ana")], actor="ana", origin="test")
-    services = Services(store=first, settings=Settings(slack_api_url=fake_slack.api_url, _env_file=None))
+    settings = Settings(slack_api_url=fake_slack.api_url, _env_file=None)
 
     def process(store: Store) -> Callable[[], list[str]]:
-        client = courier_client(services, "xoxb-test")
+        client = courier_client(settings, "xoxb-test")
         courier = Courier(store, lambda _ws: client, Metrics(), lambda: now, backoff=0.01)
 
         def post(rule: use.AlertRule, note: Notification, values: use.Values) -> str:
@@ -210,7 +209,7 @@ def test_the_alert_form_opens_from_app_home_and_adds_a_rule(bot: SlackBot) -> No
 def test_members_do_not_get_the_alert_form(bot: SlackBot) -> None:
     reply = bot.command("alert", user_id=SLACK_MEMBER)
 
-    assert "Only admins can add alert rules" in json.dumps(reply.json)
+    assert "Only admins can add alert rules" in json.dumps(bot.told(reply))
     assert bot.fake.calls_to("views.open") == []
 
 
@@ -233,3 +232,12 @@ def test_the_alert_buttons_snooze_and_open_the_report(bot: SlackBot) -> None:
     assert "snoozed alert #1 until Wed 18 Mar" in shown  # the 7-day button
     [rule] = use.rules(bot.store, "T0001")
     assert rule.state.snoozed_until is not None
+
+
+def test_goals_lists_every_goal_with_its_progress(bot: SlackBot) -> None:
+    bot.command("goal leads 500 monthly", user_id=SLACK_ADMIN)
+    log(bot, "spend=300 leads=10")
+
+    shown = json.dumps(bot.command("goals", user_id=SLACK_MEMBER).json)
+
+    assert "Goals" in shown and "Leads" in shown and "500" in shown

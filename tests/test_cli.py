@@ -511,8 +511,8 @@ def test_digest_post_goes_out_once_per_period(cli: Cli, monkeypatch: pytest.Monk
 
 
 def test_alerts_lists_rules_as_text_and_json(cli: Cli) -> None:
-    from bot import alerts
-    from bot.usecases import open_context
+    from bot.app import alerts
+    from bot.app.context import open_context
     from storage import open_store
 
     store = open_store(cli.url)

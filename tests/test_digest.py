@@ -19,17 +19,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.app.context import Context, UserError, open_context
+from bot.app.digests import DAILY, WEEKLY, compute_digest, digest_period, due_digests
 from bot.demo import fill
-from bot.digest import DAILY, WEEKLY, compute_digest, digest_period
 from bot.observability import Metrics
-from bot.render.blocks import MAX_BLOCKS, SECTION_LIMIT
 from bot.render.digest import digest_charts, digest_markdown, digest_message, write_digest_files
-from bot.scheduler import DigestScheduler, cron_trigger, due_digests
+from bot.render.kit import MAX_BLOCKS, SECTION_LIMIT
+from bot.scheduler import DigestScheduler, cron_trigger
 from bot.settings import Settings
 from bot.slack.app import courier_client
 from bot.slack.courier import Courier
-from bot.slack.runtime import Services
-from bot.usecases import Context, UserError, open_context
 from kpis.periods import Period
 from kpis.schedule import last_due, next_due
 from storage import Store, open_store
@@ -251,7 +250,7 @@ def test_only_deliveries_of_the_last_six_hours_are_due(store: Store) -> None:
 
 
 def make_scheduler(bot: SlackBot, clock: Clock, store: Store | None = None) -> DigestScheduler:
-    client = courier_client(bot.services, "xoxb-test")
+    client = courier_client(bot.services.settings, "xoxb-test")
     courier = Courier(store or bot.store, lambda _ws: client, bot.services.metrics, clock, backoff=0.01)
     return DigestScheduler(store or bot.store, courier, clock)
 
@@ -471,11 +470,10 @@ def test_two_processes_on_one_database_post_each_period_once(db_url: str, fake_s
         first.subscribe("T0001", channel, DAILY, "09:00")
     clock = Clock(datetime(2026, 3, 11, 13, 0, 1, tzinfo=UTC))
     settings = Settings(slack_api_url=fake_slack.api_url, _env_file=None)
-    services = Services(store=first, settings=settings)
     stores = [first, open_store(db_url)]
 
     def process(store: Store) -> DigestScheduler:
-        client = courier_client(services, "xoxb-test")
+        client = courier_client(settings, "xoxb-test")
         return DigestScheduler(store, Courier(store, lambda _ws: client, Metrics(), clock, backoff=0.01), clock)
 
     outcomes = at_once(*(process(s).sweep for s in stores))

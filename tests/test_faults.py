@@ -34,10 +34,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot import alerts as alert_rules
 from bot import demo
-from bot.scheduler import due_digests
-from bot.usecases import open_context
+from bot.app import alerts as alert_rules
+from bot.app.context import open_context
+from bot.app.digests import due_digests
 from storage import Store, open_store
 from storage.models import ChangeRow, DeliveryRow, EntryRow
 from tests import slackreq
@@ -660,21 +660,17 @@ class InProcess:
 
 
 def app_services(store: Store, fake: FakeSlack, clock: Clock) -> Any:
-    """bot.slack.runtime.Services with the app built (Courier, scheduler, alerting), in-process;
-    the scheduler is not started: tests call its sweep()."""
+    """The bot as bootstrap builds it (Courier, scheduler, alerting), in-process; the
+    scheduler is not started: tests call its sweep()."""
     from pydantic import SecretStr
 
+    from bot.bootstrap import bootstrap
     from bot.settings import Settings
-    from bot.slack.app import build_app
-    from bot.slack.runtime import Services
 
     settings = Settings(slack_bot_token=SecretStr("xoxb-faults"),
                         slack_signing_secret=SecretStr(SECRET), slack_api_url=fake.api_url,
                         _env_file=None)  # type: ignore[call-arg]
-    services = Services(store=store, settings=settings, clock=clock)
-    build_app(services)
-    assert services.courier is not None and services.scheduler is not None
-    return services
+    return bootstrap(settings, store=store, clock=clock)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from bot.grammar import (
     DigestSchedule,
     Export,
     Goal,
+    Goals,
     Help,
     History,
     Log,
@@ -155,6 +156,7 @@ ROWS: list[tuple[str, Command]] = [
     # goal KPI VALUE [weekly|monthly]
     ("goal leads 500", Goal(kpi="leads", value="500", period="monthly")),
     ("goal revenue $50k weekly", Goal(kpi="revenue", value="$50k", period="weekly")),
+    ("goals", Goals()),
     # metrics · define KEY = FORMULA
     ("metrics", Metrics()),
     ("define big_mac = revenue / 5.58", Define(key="big_mac", formula="revenue / 5.58")),

@@ -24,7 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import usecases
+from bot.app import entries
+from bot.app.context import open_context
 from bot.grammar import COMMANDS
 from storage.repository import Write
 from tests import slackreq
@@ -39,7 +40,6 @@ from tests.test_security import (
     is_refusal,
     log_as,
     new_team,
-    response_posts,
     running_bot,
     texts,
 )
@@ -99,8 +99,8 @@ class FuzzTeams:
         if self.current is None:
             team = f"TFUZZ{next(self.numbers):06d}"
             store = self.bot.store
-            ctx = usecases.open_context(store, team, SLACK_ADMIN, SLACK_NOW, timezone="America/New_York")
-            usecases.log_numbers(ctx, [("leads", "10"), ("spend", "500"), ("bookings", "4")])
+            ctx = open_context(store, team, SLACK_ADMIN, SLACK_NOW, timezone="America/New_York")
+            entries.log_numbers(ctx, [("leads", "10"), ("spend", "500"), ("bookings", "4")])
             self.current, self.pristine = team, db_state(store, team)
         return self.current
 
@@ -155,7 +155,7 @@ def outcome(bot: SlackBot, reply: SlackReply, trigger: str, timeout: float = 10.
         return body
 
     def arrived() -> Any:
-        posts = response_posts(bot, reply)
+        posts = bot.responses(reply)
         if posts:
             return posts[-1]
         opened = [
@@ -486,7 +486,7 @@ def test_a_stored_value_too_big_to_show_does_not_break_the_workspace(
     bot: SlackBot, text: str
 ) -> None:
     team = new_team("TBIG")
-    ctx = usecases.open_context(bot.store, team, SLACK_ADMIN, SLACK_NOW, timezone="UTC")
+    ctx = open_context(bot.store, team, SLACK_ADMIN, SLACK_NOW, timezone="UTC")
     # stored before numbers that big were refused (the store takes what it is given)
     bot.store.record(team, [Write("spend", ctx.today, float(TOO_BIG), SLACK_ADMIN)],
                      actor=SLACK_ADMIN, origin="cli")

@@ -19,16 +19,21 @@ from typing import Any
 
 import pytest
 
-from bot import insights
+from bot.app import insights
+from bot.app.context import Context, open_context
+from bot.app.names import period_for
+from bot.app.reminders import send_nudges
+from bot.app.reports import report
 from bot.demo import sample_writes
+from bot.render.insights import why_sentence
 from bot.render.numbers import format_value
 from bot.scheduler import DigestScheduler
 from bot.slack.app import courier_client
 from bot.slack.courier import Courier
-from bot.slack.insights import nudge_sweeper
-from bot.usecases import Context, open_context, period_for, report
+from bot.slack.directory import SlackDirectory
 from kpis.catalogue import Unit
 from kpis.explain import FUNNEL, Method
+from kpis.periods import Period
 from kpis.whatif import STEP_KEYS
 from storage import Store, open_store
 from storage.repository import Write
@@ -141,15 +146,21 @@ def test_the_parts_of_a_why_add_up_to_the_total(slack_bot: SlackBot) -> None:
     assert leads.drivers[0].share == pytest.approx(15 / 11)
 
 
+def why_line(ctx: Context, key: str, period: Period) -> str:
+    """The digest's one line on a mover, as its renderer says it."""
+    brief = insights.why_brief(ctx, key, period)
+    return "" if brief is None else why_sentence(brief, ctx.workspace.locale)
+
+
 def test_why_line_is_one_line_for_the_digest_and_empty_without_data(slack_bot: SlackBot) -> None:
     seed_cpl_week(slack_bot.store)
     ctx = ctx_of(slack_bot.store)
     week = insights.why_period(ctx, None)
 
-    assert insights.why_line(ctx, "cpl", week) == (
+    assert why_line(ctx, "cpl", week) == (
         "CPL +23.6%: leads −11.0%, spend +10.0%; leads fell mostly from facebook")
-    assert insights.why_line(ctx, "close_rate", week) == ""
-    assert insights.why_line(ctx, "no_such_kpi", week) == ""
+    assert why_line(ctx, "close_rate", week) == ""
+    assert why_line(ctx, "no_such_kpi", week) == ""
 
 
 def test_untagged_entries_are_the_rest_of_a_breakdown_not_a_source(slack_bot: SlackBot) -> None:
@@ -160,7 +171,7 @@ def test_untagged_entries_are_the_rest_of_a_breakdown_not_a_source(slack_bot: Sl
 
     [leads] = result.breakdowns
     assert {d.value: d.change for d in leads.drivers} == {"facebook": -15.0, "google": 4.0, "": 30.0}
-    assert insights.why_line(ctx_of(slack_bot.store), "leads", insights.why_period(
+    assert why_line(ctx_of(slack_bot.store), "leads", insights.why_period(
         ctx_of(slack_bot.store), None)).endswith("+19.0%")
 
 
@@ -326,11 +337,14 @@ class Clock:
 
 def nudging(bot: SlackBot, clock: Clock) -> DigestScheduler:
     """A scheduler like `kpibot serve` runs, with the nudge sweep as the only extra sweep."""
-    client = courier_client(bot.services, "xoxb-test")
+    client = courier_client(bot.services.settings, "xoxb-test")
     courier = Courier(bot.store, lambda _ws: client, bot.services.metrics, clock, backoff=0.01)
-    scheduler = DigestScheduler(bot.store, courier, clock)
-    scheduler.extra_sweeps.append(nudge_sweeper(bot.store, courier))
-    return scheduler
+    directory = SlackDirectory(bot.store, courier.client_for)
+
+    def nudge_sweep(now: datetime) -> list[str]:
+        return send_nudges(bot.store, courier, directory, now)
+
+    return DigestScheduler(bot.store, courier, clock, extra_sweeps=[nudge_sweep])
 
 
 @pytest.fixture

@@ -21,14 +21,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from sqlalchemy import inspect, text
 
-from bot.digest import chart_trend
-from bot.grammar import COMMANDS
-from bot.usecases import open_context
+from bot import grammar as g
+from bot.app.context import open_context
+from bot.app.digests import chart_trend
+from bot.grammar import COMMANDS, parse_command
+from bot.registry import spec_for
 from kpis.periods import Period
 from storage import Store, open_store
 from tests import slackreq
@@ -163,12 +165,6 @@ def buttons(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def response_posts(bot: SlackBot, reply: SlackReply) -> list[dict[str, Any]]:
-    assert reply.response_url
-    path = reply.response_url.removeprefix(bot.fake.base_url)
-    return [c.params for c in bot.fake.calls_to("response_url") if c.path == path]
-
-
 def answer(bot: SlackBot, reply: SlackReply, timeout: float = 5.0) -> dict[str, Any]:
     """What the user was told: the ack body, or (when it was empty or promised an answer
     later, "Working on it…") the message posted to the request's response_url."""
@@ -177,7 +173,7 @@ def answer(bot: SlackBot, reply: SlackReply, timeout: float = 5.0) -> dict[str, 
     said = str(body.get("text") or "").strip()
     if said and not PENDING.match(said):
         return body
-    return bot.fake.wait_for(lambda: response_posts(bot, reply), timeout=timeout)[-1]
+    return bot.fake.wait_for(lambda: bot.responses(reply), timeout=timeout)[-1]
 
 
 def is_refusal(message: dict[str, Any]) -> bool:
@@ -462,6 +458,7 @@ MATRIX = [
         lambda bot, team, user: any(user in row for row in _rows_of(bot, team, "people")),
     )), id="remind-off-for-me"),
     pytest.param(Row("help", _shows("/kpi log")), id="help"),
+    pytest.param(Row("goals", _shows("No goals yet")), id="goals"),
     # settings, definitions, schedules, alert rules and goals: admins only
     pytest.param(Row("define lead_value = spend / leads", _and(
         _shows("Defined `lead_value`"),
@@ -516,6 +513,29 @@ def test_every_command_has_a_row_in_the_matrix() -> None:
     assert {p.values[0].word for p in MATRIX} == set(COMMANDS)
 
 
+#: command types no matrix text spells: forms and their submissions, with who may use them
+NOT_IN_MATRIX: dict[type, tuple[g.Command, bool]] = {
+    g.LogForm: (g.LogForm(), False),
+    g.AlertForm: (g.AlertForm(), True),
+    g.WhatIfForm: (g.WhatIfForm(), False),
+    g.SaveSettings: (g.SaveSettings(packs=("marketing",), timezone="UTC", currency="USD"), True),
+}
+
+
+@pytest.mark.parametrize("row", [p.values[0] for p in MATRIX], ids=[p.id for p in MATRIX])
+def test_the_registry_declares_who_may_use_each_command(row: Row) -> None:
+    """The one admin rule (the registry's declaration) is the rule the matrix tests."""
+    assert (spec_for(parse_command(row.text.format(rule=1))).admin is not None) == row.admin_only
+
+
+def test_every_command_type_is_judged_by_the_matrix_or_declared_here() -> None:
+    """A new command type fails this until it gets a matrix row (or a line above)."""
+    judged = {type(parse_command(p.values[0].text.format(rule=1))) for p in MATRIX}
+    assert judged | set(NOT_IN_MATRIX) == set(get_args(g.Command))
+    for sample, admin_only in NOT_IN_MATRIX.values():
+        assert (spec_for(sample).admin is not None) == admin_only
+
+
 @pytest.fixture
 def team_with_numbers(bot: SlackBot) -> str:
     """A workspace where the admin logged numbers today and a week ago."""
@@ -536,7 +556,7 @@ def test_a_plain_member_may_use_everyday_commands(
     reply = row.send(bot, team, SLACK_MEMBER)
 
     row.succeeded(bot, team, SLACK_MEMBER, reply)
-    everything_said = reply.body.decode() + json.dumps(response_posts(bot, reply))
+    everything_said = reply.body.decode() + json.dumps(bot.responses(reply))
     assert "Only admins" not in everything_said
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from bot import usecases
+from bot.app import entries, reports
+from bot.app.context import open_context
 from tests import slackreq
 from tests.conftest import (
     SLACK_ADMIN,
@@ -93,19 +94,12 @@ def seed(
     **values: str,
 ) -> None:
     """Numbers stored straight through the use case (the workspace is created with `tz`)."""
-    ctx = usecases.open_context(bot.store, team, user, SLACK_NOW, timezone=tz)
-    usecases.log_numbers(ctx, list(values.items()), day=day.isoformat(), origin="cli")
-
-
-def response_posts(bot: SlackBot, reply: SlackReply) -> list[dict[str, Any]]:
-    """What the bot posted to the response_url of `reply`'s request."""
-    assert reply.response_url
-    path = reply.response_url.removeprefix(bot.fake.base_url)
-    return [c.params for c in bot.fake.calls_to("response_url") if c.path == path]
+    ctx = open_context(bot.store, team, user, SLACK_NOW, timezone=tz)
+    entries.log_numbers(ctx, list(values.items()), day=day.isoformat(), origin="cli")
 
 
 def wait_response(bot: SlackBot, reply: SlackReply, timeout: float = 5.0) -> dict[str, Any]:
-    return bot.fake.wait_for(lambda: response_posts(bot, reply), timeout=timeout)[-1]
+    return bot.fake.wait_for(lambda: bot.responses(reply), timeout=timeout)[-1]
 
 
 def opened_view(bot: SlackBot, index: int = -1) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -195,7 +189,7 @@ def test_empty_text_or_log_alone_opens_the_form_for_today(slack_bot: SlackBot, t
     assert by_id["day"]["element"]["initial_date"] == "2026-03-11"
     assert {"m:leads", "m:spend", "m:bookings", "d:source", "d:rep", "d:campaign"} <= set(by_id)
     assert json.loads(sent["private_metadata"]) == {"channel": "C0001", "user": SLACK_ADMIN}
-    assert response_posts(slack_bot, reply) == []
+    assert slack_bot.responses(reply) == []
     assert_nothing_stored(slack_bot)
 
 
@@ -602,7 +596,7 @@ def test_bad_input_is_answered_with_the_fix_and_stores_nothing(
 
     assert_warning(reply, *needles)
     assert_nothing_stored(slack_bot)
-    assert response_posts(slack_bot, reply) == []
+    assert slack_bot.responses(reply) == []
 
 
 def test_a_40_kb_command_is_refused_politely(slack_bot: SlackBot) -> None:
@@ -965,7 +959,7 @@ def test_a_listener_bug_gets_an_apology_with_an_error_id(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail xoxb-1234")
 
-    monkeypatch.setattr(usecases, "report", boom)
+    monkeypatch.setattr(reports, "report", boom)
 
     reply = slack_bot.command("report")
 
@@ -982,7 +976,7 @@ def test_a_bug_behind_a_button_gets_an_apology_too(
 ) -> None:
     _seed_report_data(slack_bot)
     value = _share_value(slack_bot, "report")
-    monkeypatch.setattr(usecases, "report", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(reports, "report", lambda *a, **k: 1 / 0)
 
     click = slack_bot.action("share_report", value)
 

@@ -4,16 +4,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from bot.alerts import AlertRule, GoalProgress, since_text
-from bot.render.blocks import Message, _button, context, message, section, sections
+from bot.app.alerts import AlertForm, AlertRule
+from bot.app.goals import GoalProgress
+from bot.render.kit import (
+    Message,
+    button,
+    context,
+    message,
+    modal,
+    option,
+    plain,
+    section,
+    sections,
+    select,
+)
 from bot.render.numbers import format_value
 from kpis.alerts import Kind, Notification, describe
 from kpis.catalogue import Unit
 
 _SPARK = "▁▂▃▄▅▆▇█"
+
+
+def since_text(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return ""
+    elapsed = now - moment
+    if elapsed < timedelta(hours=1):
+        return f"{max(int(elapsed.total_seconds() // 60), 1)} min"
+    if elapsed < timedelta(days=2):
+        return f"{int(elapsed.total_seconds() // 3600)} h"
+    return f"{elapsed.days} days"
 
 
 def sparkline(values: Sequence[float | None]) -> str:
@@ -67,9 +90,9 @@ def alert_message(
         return json.dumps({"rule": rule.id, "for": duration})
 
     blocks.append({"type": "actions", "elements": [
-        _button("Snooze 1 day", "alert_snooze", value_of("1d")),
-        _button("Snooze 7 days", "alert_snooze", value_of("7d")),
-        _button("Open report", "open_report", json.dumps({"range": "30d", "kpis": [rule.rule.kpi]})),
+        button("Snooze 1 day", "alert_snooze", value_of("1d")),
+        button("Snooze 7 days", "alert_snooze", value_of("7d")),
+        button("Open report", "open_report", json.dumps({"range": "30d", "kpis": [rule.rule.kpi]})),
     ]})
     return message(fallback, blocks)
 
@@ -121,3 +144,43 @@ def goal_line(progress: GoalProgress, currency: str, locale: str) -> str:
         ratio = f" = {pct(p.projected_ratio)}" if p.projected_ratio is not None and p.summed else ""
         text += f" · {projected}{ratio}, {':white_check_mark:' if p.on_pace else ':warning:'} {verdict}"
     return text
+
+
+_OPS = (">", ">=", "<", "<=", "up", "down")
+_PERIODS = ("daily", "weekly", "monthly", "7d", "30d")
+
+
+def alert_modal(form: AlertForm) -> dict[str, Any]:
+    return modal("alert_form", "New alert", [
+        select("kpi", "KPI", [option(key, f"{label} ({key})") for key, label in form.kpis]),
+        select("op", "When it is", [option(o) for o in _OPS]),
+        {"type": "input", "block_id": "threshold", "label": plain("Threshold"),
+         "hint": plain("In the KPI's unit (15, $15, 12%); a percent for up/down", 150),
+         "element": {"type": "plain_text_input", "action_id": "value", "max_length": 30}},
+        select("period", "Over", [option(p) for p in _PERIODS]),
+        {"type": "input", "block_id": "for", "label": plain("Periods in a row"),
+         "element": {"type": "number_input", "action_id": "value", "is_decimal_allowed": False,
+                     "min_value": "1", "max_value": "30", "initial_value": "1"}},
+        {"type": "input", "block_id": "channel", "label": plain("Post to"),
+         "element": {"type": "conversations_select", "action_id": "value",
+                     **({"initial_conversation": form.channel} if form.channel else {}),
+                     "filter": {"include": ["public", "private"], "exclude_bot_users": True}}},
+    ], {"channel": form.channel}, submit="Add alert")
+
+
+def snoozed_text(snoozed: tuple[AlertRule, datetime], ctx: Any) -> str:
+    rule, until = snoozed
+    return (f":zzz: Alert #{rule.id} is snoozed until {until:%a %d %b %H:%M} UTC; "
+            "I keep checking, and post again after that only if its state changes.")
+
+
+def snooze_clicked_text(user_id: str, rule: AlertRule, until: datetime) -> str:
+    return f":zzz: <@{user_id}> snoozed alert #{rule.id} until {until:%a %d %b %H:%M} UTC."
+
+
+def goals_message(progress: Sequence[GoalProgress], currency: str, locale: str) -> Message:
+    """`/kpi goals`: one line per goal, progress and pace."""
+    if not progress:
+        return message("No goals yet. Set one with `/kpi goal revenue 50000 monthly`.")
+    lines = ["*Goals*", *(goal_line(p, currency, locale) for p in progress)]
+    return message(f"Goals: {len(progress)}", sections(lines))

@@ -8,74 +8,29 @@ section, 24-character modal titles) are respected by construction.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from bot.app.home import Home
+from bot.app.settings import LOCALES
+from bot.render.alerts import goal_line
+from bot.render.kit import (
+    MAX_BLOCKS,
+    Message,
+    context,
+    message,
+    section,
+    sections,
+)
+from bot.render.kit import button as _button
 from bot.render.numbers import format_change, format_value
 from kpis.catalogue import Catalogue, Metric, Unit
 from kpis.compare import Change, Verdict
+from kpis.schedule import WEEKDAYS
 
-Message = dict[str, Any]
-SECTION_LIMIT = 3000
-MAX_BLOCKS = 50
 _ARROW = {Verdict.BETTER: ":large_green_circle:", Verdict.WORSE: ":red_circle:",
           Verdict.SAME: ":white_circle:", Verdict.UNKNOWN: ":white_circle:"}
-
-
-def section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
-
-
-def context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}
-
-
-def _button(text: str, action_id: str, value: str = "", style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text[:75]},
-                              "action_id": action_id}
-    if value:
-        button["value"] = value[:2000]
-    if style:
-        button["style"] = style
-    return button
-
-
-def sections(lines: Iterable[str], limit: int = SECTION_LIMIT) -> list[dict[str, Any]]:
-    """Lines packed into as few sections as fit the per-section character limit."""
-    blocks: list[dict[str, Any]] = []
-    chunk = ""
-    for line in lines:
-        if chunk and len(chunk) + 1 + len(line) > limit:
-            blocks.append(section(chunk))
-            chunk = ""
-        chunk = f"{chunk}\n{line}" if chunk else line[:limit]
-    if chunk:
-        blocks.append(section(chunk))
-    return blocks
-
-
-def message(text: str, blocks: list[dict[str, Any]] | None = None, **extra: Any) -> Message:
-    body: Message = {"text": text, "blocks": (blocks or [section(text)])[:MAX_BLOCKS]}
-    body.update(extra)
-    return body
-
-
-def error(text: str) -> Message:
-    """A problem the user can fix: what is wrong and how to fix it."""
-    return message(f":warning: {text}")
-
-
-def apology(error_id: str) -> Message:
-    return message(
-        "Sorry, something went wrong on our side and nothing was changed. "
-        f"If it keeps happening, give your admin this error id: `{error_id}`."
-    )
-
-
-def busy() -> Message:
-    return message(":hourglass_flowing_sand: The database is not answering right now, so nothing "
-                   "was stored. Please try again in a minute.")
 
 
 def fmt(value: float | None, unit: Unit, currency: str, locale: str) -> str:
@@ -88,7 +43,7 @@ HELP_LINES = (
     "*Log numbers*: `/kpi log leads=12 spend=340` · `/kpi log bookings=4 date=yesterday source=facebook` · `/kpi` opens the form",
     "*Reports*: `/kpi report` (this week) · `/kpi report last-month` · `/kpi report 30d cpl cac` · `/kpi report 2026-11-01..2026-11-15`",
     "*Charts and digests*: `/kpi chart cpl 30d` · `/kpi digest now` · `/kpi digest daily 09:00` · `/kpi digest weekly monday 09:00` · `/kpi digest off`",
-    "*Alerts and goals*: `/kpi alert cpl > 15 daily for 2` · `/kpi alerts` · `/kpi alert remove 3` · `/kpi goal revenue 50000 monthly`",
+    "*Alerts and goals*: `/kpi alert cpl > 15 daily for 2` · `/kpi alerts` · `/kpi alert remove 3` · `/kpi goal revenue 50000 monthly` · `/kpi goals`",
     "*Why and what if*: `/kpi why cpl` · `/kpi why leads last-week` · `/kpi whatif ctr=+10% close_rate=+5% aov=+25%` · `/kpi whatif` opens the form",
     "*Reminders*: `/kpi remind off` · `/kpi remind on` · `/kpi remind 17:00` (admins: the workspace's time)",
     "*Definitions*: `/kpi metrics` · `/kpi define big_mac_gap = (official_rate - implied_rate) / official_rate`",
@@ -255,16 +210,6 @@ def log_modal(metrics: Sequence[Metric], today: date, currency: str, metadata: d
     }
 
 
-#: what the settings form offers: KPI names in the language, numbers and dates in the format
-LOCALES = {
-    "en_US": "English (US): 1,234.50", "en_GB": "English (UK): 1,234.50",
-    "es_419": "Español (Latinoamérica): 1,234.50", "es_CO": "Español (Colombia): 1.234,50",
-    "es_MX": "Español (México): 1,234.50", "es_AR": "Español (Argentina): 1.234,50",
-    "es_ES": "Español (España): 1234,50", "pt_BR": "Português (Brasil): 1.234,50",
-    "de_DE": "Deutsch: 1.234,50", "fr_FR": "Français: 1 234,50",
-}
-
-
 def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str]) -> dict[str, Any]:
     def option(value: str, text: str | None = None) -> dict[str, Any]:
         return {"text": {"type": "plain_text", "text": (text or value)[:75]}, "value": value}
@@ -300,12 +245,30 @@ def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str
     }
 
 
-def home_view(
-    report: Any, missing: Sequence[Metric], is_admin: bool, admin_hint: str,
-    schedules: Sequence[str] = (), problems: Sequence[str] = (), goals: Sequence[str] = (),
-) -> dict[str, Any]:
+#: how an admin fixes a delivery that failed for good
+_FIX = {
+    "channel_not_found": "The channel is gone: schedule the digest again in another channel.",
+    "not_in_channel": "Invite me with `/invite @KPI Bot` in that channel.",
+    "method_not_supported_for_channel_type": "Invite me with `/invite @KPI Bot` in that channel.",
+    "is_archived": "The channel is archived: schedule the digest in another channel.",
+}
+
+
+def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
     """App Home: this week against last week, what is still missing today, and actions."""
+    report, missing, is_admin = home.report, home.missing, home.is_admin
     ws = report.workspace
+    schedules = [
+        f"{s.kind} at {s.at_time}" + (f" on {WEEKDAYS[s.weekday].title()}s" if s.weekday is not None else "")
+        + f" in <#{s.channel_id}>"
+        for s in home.schedules
+    ]
+    problems = [
+        f"• {d.kind.replace('-', ' ')} to <#{d.channel_id}>: `{d.error}` "
+        f"({d.failed_at:%d %b %H:%M} UTC)" + (f" {_FIX[d.error]}" if d.error in _FIX else "")
+        for d in home.problems
+    ]
+    goals = [goal_line(p, ws.currency, ws.locale) for p in home.goals]
     cat: Catalogue = report.catalogue
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "This week"}},
@@ -333,3 +296,19 @@ def home_view(
     else:
         blocks.append(context(admin_hint))
     return {"type": "home", "blocks": blocks[:100]}
+
+
+def scheduled_text(done: Any, ctx: Any) -> str:
+    """`/kpi digest daily 09:00`: where, when, and the next post in the workspace's zone."""
+    sub = done.subscription
+    when = f"every {WEEKDAYS[sub.weekday].title()}" if sub.weekday is not None else "every day"
+    return (f":calendar: The {sub.kind} digest will be posted in <#{sub.channel_id}> {when} at "
+            f"{sub.at_time} ({done.timezone}). Next: {done.next_post:%a %d %b %H:%M}. "
+            f"`/kpi digest now {sub.kind}` shows it now; `/kpi digest off` stops it.")
+
+
+def unsubscribed_text(stopped: int, kind: str | None) -> str:
+    what = f"{kind} digest" if kind else "digests"
+    if not stopped:
+        return f"There was no {what} scheduled in this channel, so nothing changed."
+    return f":no_bell: Stopped the {what} in this channel."

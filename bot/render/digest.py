@@ -7,9 +7,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bot.digest import DAILY, Digest, Line, Trend
+from bot.app.digests import DAILY, Digest, Line, Trend
 from bot.render.alerts import goal_line
-from bot.render.blocks import MAX_BLOCKS, Message, context, section, sections
+from bot.render.insights import why_sentence
+from bot.render.kit import MAX_BLOCKS, Message, context, section, sections
 from bot.render.numbers import format_change, format_value
 from kpis.alerts import describe
 from kpis.catalogue import Unit
@@ -38,7 +39,16 @@ def _line_text(digest: Digest, line: Line, *, bold: str = "*") -> str:
         return f"{bold}{line.label}{bold} {now}"
     was = _value(digest, c.previous, line.unit)
     text = f"{bold}{line.label}{bold} {now} ({format_change(c.change_pct, locale=digest.locale)}, was {was})"
-    return text + (f": {line.why}" if line.why else "")
+    reason = _reason(digest, line)
+    return text + (f": {reason}" if reason else "")
+
+
+def _reason(digest: Digest, line: Line) -> str:
+    """Why a mover moved, without the "KPI +x%:" that the digest line already says."""
+    if line.why is None:
+        return ""
+    said = why_sentence(line.why, digest.locale)
+    return said.split(": ", 1)[1] if ": " in said else said
 
 
 def _funnel_lines(digest: Digest) -> list[str]:
@@ -113,9 +123,10 @@ def digest_markdown(digest: Digest) -> str:
     if digest.movers:
         out += ["## Biggest movers", ""]
         for line in digest.movers:
-            text = _line_text(digest, replace(line, why=""), bold="**")
+            text = _line_text(digest, replace(line, why=None), bold="**")
             word = _WORD[line.change.verdict]
-            out.append(f"- {text}{f' {word}' if word else ''}{f': {line.why}' if line.why else ''}")
+            reason = _reason(digest, line)
+            out.append(f"- {text}{f' {word}' if word else ''}{f': {reason}' if reason else ''}")
         out.append("")
     lines = _alert_and_goal_lines(digest)
     if lines:

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.render.blocks import MAX_BLOCKS, Message, _button, context, message, section, sections
+from bot.app.insights import WhatIfResult, WhyResult
+from bot.app.reminders import Missing
+from bot.render.kit import MAX_BLOCKS, Message, button, context, message, section, sections
 from bot.render.numbers import format_change, format_value
 from kpis.catalogue import Catalogue, Unit
 from kpis.explain import Breakdown, Contribution, Method, sentence
 from kpis.whatif import STEPS
-
-if TYPE_CHECKING:
-    from bot.insights import Missing, WhatIfResult, WhyResult
 
 #: keys read as acronyms in a one-liner ("CPL +24%"); the rest read as words ("page views")
 _ACRONYMS = {"cpl": "CPL", "cpm": "CPM", "ctr": "CTR", "cpc": "CPC", "cac": "CAC", "aov": "AOV",
@@ -264,7 +263,7 @@ def nudge_message(missing: Missing, active_days: int) -> Message:
         status = "Every tracked number has a value for today; add yours if you have any."
     return message(text, [
         section(f":wave: *Time to log today's numbers* ({day}). {status}"),
-        {"type": "actions", "elements": [_button("Log numbers", "open_log_form", style="primary")]},
+        {"type": "actions", "elements": [button("Log numbers", "open_log_form", style="primary")]},
         context(f"Sent at {missing.reminder_time} your time because you logged in the last "
                 f"{active_days} days and not yet today. `/kpi remind off` stops these."),
     ])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from bot.app.reports import Report
 from bot.render.blocks import estimate_note
 from bot.render.numbers import format_change, format_value
-from bot.usecases import Report
 from kpis.catalogue import Kpi, Metric
 from kpis.compare import Change, Verdict
 

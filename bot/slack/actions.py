@@ -1,73 +1,95 @@
-"""Button clicks: Undo, Share in channel, open the log form or the settings."""
+"""Button clicks: Undo, Share in channel, Snooze, Open report, and the buttons that open forms."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import usecases
-from bot.grammar import LogForm, Settings
+from bot import grammar as g
+from bot.app import alerts, reports
+from bot.app.context import UserError
+from bot.render import alerts as alert_views
 from bot.render import blocks
-from bot.slack.commands import open_form
-from bot.slack.runtime import Message, Services, Who, guarded
+from bot.render.kit import Message, message
+from bot.slack.runtime import Services, Who, guarded
 
 log = logging.getLogger("kpibot.actions")
+Work = Callable[[Services, Who, dict[str, Any]], Message]
 
 
 def register(app: App, services: Services) -> None:
-    @app.action("undo_last")
-    def undo_last(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
-        ack()
-        services.metrics.requests.labels(kind="action").inc()
-        who = Who.of(context, body, client)
-        batch_id = body["actions"][0].get("value") or None
-        answer = guarded(lambda: blocks.undo_reply(usecases.undo(services.context(who), batch_id)), "undo")()
-        respond(replace_original=False, **answer)
+    def answers(work: Work, where: str, *, replace_original: bool | None = None) -> Any:
+        """A button whose JSON value goes to `work`; the answer only to the clicker."""
 
-    @app.action("share_report")
-    def share_report(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
-        ack()
-        services.metrics.requests.labels(kind="action").inc()
-        who = Who.of(context, body, client)
-        value = body["actions"][0].get("value") or "{}"
-        result = guarded(lambda: _share(services, who, value), "share")()
-        respond(replace_original=False, **result)
+        def listener(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
+            ack()
+            services.metrics.requests.labels(kind="action").inc()
+            who = Who.of(context, body, client)
+            raw = body["actions"][0].get("value") or "{}"
 
-    def opens(form: Any) -> Any:
-        """A button listener that opens `form` (the log or settings modal)."""
+            def run() -> Message:
+                try:
+                    spec = json.loads(raw)
+                except json.JSONDecodeError:
+                    spec = raw
+                return work(services, who, spec if isinstance(spec, dict) else {"value": spec})
+
+            respond(replace_original=False, response_type="ephemeral", **guarded(run, where)())
+
+        return listener
+
+    def opens(command: g.Command) -> Any:
+        """A button that opens a form; a refusal (a member and settings) goes to the DM."""
 
         def listener(ack: Any, body: dict[str, Any], client: WebClient, context: Any) -> None:
             ack()
             services.metrics.requests.labels(kind="action").inc()
-            _open_or_tell(services, Who.of(context, body, client), form)
+            who = Who.of(context, body, client)
+            problem = guarded(lambda: services.answer(who, command), "open form")()
+            if problem:
+                client.chat_postMessage(channel=who.user_id, **problem)
 
         return listener
 
-    app.action("open_log_form")(opens(LogForm()))
-    app.action("open_settings")(opens(Settings()))
+    app.action("undo_last")(answers(_undo, "undo"))
+    app.action("share_report")(answers(_share, "share"))
+    app.action("alert_snooze")(answers(_snooze, "snooze"))
+    app.action("open_report")(answers(_report, "open report"))
+    app.action("open_log_form")(opens(g.LogForm()))
+    app.action("open_settings")(opens(g.Settings()))
+    app.action("open_alert_form")(opens(g.AlertForm()))
 
 
-def _open_or_tell(services: Services, who: Who, command: Any) -> None:
-    problem = guarded(lambda: open_form(services, who, command), "open form")()
-    if problem:
-        who.client.chat_postMessage(channel=who.user_id, **problem)
+def _undo(services: Services, who: Who, spec: dict[str, Any]) -> Message:
+    batch_id = spec.get("value")
+    reply = services.run(who, g.Undo(batch_id=str(batch_id) if batch_id else None))
+    assert isinstance(reply, dict)
+    return reply
 
 
-def _share(services: Services, who: Who, value: str) -> Message:
-    """Posts the report to the channel for everyone; tells the clicker it was shared."""
-    try:
-        spec = json.loads(value)
-    except json.JSONDecodeError:
-        spec = {}
+def _snooze(services: Services, who: Who, spec: dict[str, Any]) -> Message:
     ctx = services.context(who)
-    period = usecases.period_for(ctx, spec.get("range"))
-    report = usecases.report(ctx, period, spec.get("kpis") or ())
-    shared = blocks.report_message(report)
+    rule, until = alerts.snooze_rule(ctx, int(spec.get("rule", 0)), str(spec.get("for", "1d")))
+    return message(alert_views.snooze_clicked_text(who.user_id, rule, until))
+
+
+def _report(services: Services, who: Who, spec: dict[str, Any]) -> Message:
+    ctx = services.context(who)
+    asked = reports.requested(ctx, spec.get("range") or "30d", spec.get("kpis") or ())
+    return blocks.report_message(asked.report)
+
+
+def _share(services: Services, who: Who, spec: dict[str, Any]) -> Message:
+    """Posts the report to the channel for everyone; tells the clicker it was shared."""
+    ctx = services.context(who)
+    asked = reports.requested(ctx, spec.get("range"), spec.get("kpis") or ())
+    shared = blocks.report_message(asked.report)
     shared["text"] = f"<@{who.user_id}> shared: {shared['text']}"
     channel = who.channel_id or who.user_id
     try:
@@ -75,8 +97,8 @@ def _share(services: Services, who: Who, value: str) -> Message:
     except SlackApiError as error:
         services.slack_error("chat.postMessage", error)
         if error.response.get("error") != "not_in_channel":
-            raise usecases.UserError("I couldn't post in this channel. Invite me with `/invite @KPI Bot` "
-                                     "and try again.") from None
+            raise UserError("I couldn't post in this channel. Invite me with `/invite @KPI Bot` "
+                            "and try again.") from None
         who.client.conversations_join(channel=channel)
         who.client.chat_postMessage(channel=channel, **shared)
-    return blocks.message(":white_check_mark: Shared in the channel.")
+    return message(":white_check_mark: Shared in the channel.")

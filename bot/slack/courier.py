@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.observability import Metrics
+from bot.render.posts import Attachment, Outgoing, outgoing_of
 from storage import Store
 from storage.repository import Delivery
 
@@ -38,22 +39,6 @@ PERMANENT = frozenset({
     "cannot_dm_bot", "user_disabled", "no_installation",
 })
 _IN_PLACE_TRIES = 3
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    title: str
-    content: bytes
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A message to post once, with files for its thread."""
-
-    text: str
-    blocks: list[dict[str, Any]]
-    files: Sequence[Attachment] = field(default_factory=tuple)
 
 
 class Unclear(Exception):
@@ -78,7 +63,11 @@ class NotDelivered(Exception):
 
 @dataclass
 class Courier:
-    """Delivers `Outgoing` messages exactly once across restarts and processes."""
+    """Delivers messages exactly once across restarts and processes (the use cases' Poster).
+
+    `build` gives an `Outgoing`, or a domain payload (a digest, an alert, a nudge) that
+    bot/render/posts.py renders.
+    """
 
     store: Store
     client_for: Callable[[str], WebClient | None]
@@ -90,7 +79,7 @@ class Courier:
 
     def deliver(
         self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
-        build: Callable[[], Outgoing],
+        build: Callable[[], object],
     ) -> str:
         """'posted'; 'skipped' (done before) or 'held' (being done elsewhere); 'retry' (later);
         or 'failed' (for good)."""
@@ -101,7 +90,7 @@ class Courier:
 
     def _deliver(
         self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
-        build: Callable[[], Outgoing],
+        build: Callable[[], object],
     ) -> str:
         delivery = self.store.claim_delivery(
             workspace_id, key, kind=kind, channel_id=channel, due_at=due_at, owner=self.owner,
@@ -117,7 +106,7 @@ class Courier:
             client = self.client_for(workspace_id)
             if client is None:
                 raise NotDelivered("no_installation", permanent=True)
-            outgoing = build()
+            outgoing = outgoing_of(build())
             ts = delivery.message_ts or self._post_once(client, delivery, outgoing)
             if delivery.message_ts is None:
                 self.store.record_posted(key, self.owner, ts)

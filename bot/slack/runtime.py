@@ -10,23 +10,21 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from bot.app.context import Context, UserError, open_context
+from bot.app.ports import Ports
+from bot.grammar import Command
 from bot.observability import Metrics
-from bot.render import blocks
+from bot.registry import spec_for
+from bot.render import kit
+from bot.render.kit import Message, Modal, Reply, Upload
 from bot.settings import Settings
-from bot.usecases import Context, UserError, open_context
 from storage import Store
-from storage.repository import utcnow
-
-if TYPE_CHECKING:
-    from bot.scheduler import DigestScheduler
-    from bot.slack.alerting import Alerting
-    from bot.slack.courier import Courier
 
 log = logging.getLogger("kpibot.slack")
 ACK_BUDGET_SECONDS = 2.0
@@ -38,32 +36,47 @@ _ADMIN_TTL = 300.0
 
 @dataclass
 class Services:
-    """The store, settings and clock the listeners work with; passed in, so tests control them."""
+    """What every listener works with, complete when built (bot/bootstrap.py builds it)."""
 
     store: Store
     settings: Settings
-    clock: Callable[[], datetime] = utcnow
-    metrics: Metrics = field(default_factory=Metrics)
-    executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="kpibot")
-    )
-    courier: Courier | None = None
-    scheduler: DigestScheduler | None = None
-    alerting: Alerting | None = None
+    clock: Callable[[], datetime]
+    metrics: Metrics
+    executor: ThreadPoolExecutor
+    ports: Ports
     _admins: dict[tuple[str, str], tuple[bool, float]] = field(default_factory=dict)
-
-    def schedule_changed(self) -> None:
-        """A subscription or time zone changed: this process's cron jobs follow at once."""
-        if self.scheduler is not None:
-            self.scheduler.sync()
 
     def context(self, who: Who) -> Context:
         """The asker's context; a new workspace takes the asker's time zone from users.info."""
+        settings: dict[str, Any] = {}
         if self.store.workspace(who.team_id) is None:
             timezone, locale = self._user_settings(who)
-            return open_context(self.store, who.team_id, who.user_id, self.clock(),
-                                timezone=timezone, enterprise_id=who.enterprise_id, locale=locale)
-        return open_context(self.store, who.team_id, who.user_id, self.clock())
+            settings = {"timezone": timezone, "locale": locale, "enterprise_id": who.enterprise_id}
+        return open_context(self.store, who.team_id, who.user_id, self.clock(),
+                            channel=who.channel_id, ports=self.ports, **settings)
+
+    def run(self, who: Who, command: Command) -> Reply:
+        """The one way a command runs: the registry's admin rule, then its use case and renderer."""
+        spec = spec_for(command)
+        ctx = self.context(who)
+        if spec.admin is not None:
+            self.require_admin(who, spec.admin)
+        return spec.run(ctx)
+
+    def answer(self, who: Who, command: Command) -> Message:
+        """Runs the command and carries out what its reply asks (open a form, share a file)."""
+        reply = self.run(who, command)
+        if isinstance(reply, Modal):
+            who.client.views_open(trigger_id=who.trigger_id, view=reply.view)
+            return {}
+        if isinstance(reply, Upload):
+            if not who.channel_id:
+                raise UserError("Use this in a channel, so I know where to post.")
+            who.client.files_upload_v2(channel=who.channel_id, content=reply.content,
+                                       filename=reply.filename, title=reply.title,
+                                       initial_comment=reply.comment)
+            return reply.then
+        return reply
 
     def _user_settings(self, who: Who) -> tuple[str, str]:
         """The first user's time zone and Slack language, for a new workspace."""
@@ -125,8 +138,6 @@ class Who:
                    body.get("trigger_id"))
 
 
-Message = dict[str, Any]
-
 
 def guarded(work: Callable[[], Message | None], where: str) -> Callable[[], Message]:
     """Turns every failure into a message: the fix for user errors, an apology with an id for ours.
@@ -138,14 +149,14 @@ def guarded(work: Callable[[], Message | None], where: str) -> Callable[[], Mess
         try:
             return work() or {}
         except UserError as error:
-            return blocks.error(str(error))
+            return kit.error(str(error))
         except (OperationalError, DBAPIError) as error:
             log.warning("database unavailable in %s: %s", where, error.__class__.__name__)
-            return blocks.busy()
+            return kit.busy()
         except Exception:
             error_id = uuid.uuid4().hex[:8]
             log.exception("error id=%s in %s", error_id, where)
-            return blocks.apology(error_id)
+            return kit.apology(error_id)
 
     return run
 

@@ -1,4 +1,6 @@
-"""Form submissions: the log form and the settings form, with errors on the offending field."""
+"""Form submissions: the log, settings, alert and what-if forms, errors on the offending field.
+
+Each form becomes the command it stands for and runs through the registry like typed text."""
 
 from __future__ import annotations
 
@@ -6,17 +8,23 @@ import json
 import logging
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
-from bot import usecases
-from bot.render import blocks
-from bot.render.blocks import LOCALES
+from bot import grammar as g
+from bot.app import insights
+from bot.app.context import Context, UserError
+from bot.app.entries import clean_dims, parse_value
+from bot.app.names import find_metric
+from bot.app.settings import settings_problems
+from bot.render.kit import Message
 from bot.slack.runtime import ACK_BUDGET_SECONDS, Services, Who, guarded
 from kpis.catalogue import PACKS
-from kpis.periods import PeriodError, resolve_day, zone
+from kpis.periods import PeriodError, resolve_day
 
 log = logging.getLogger("kpibot.views")
 
@@ -62,60 +70,129 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors=errors)
             return
         ack()
-        reply = guarded(lambda: _store(services, ctx, pairs, day, dims), "log form")()
-        _tell(client, who, metadata, reply)
+        reply = guarded(lambda: _store(services, who, pairs, day, dims), "log form")()
+        _tell(services, client, who, metadata, reply)
 
     @app.view("settings_form")
     def settings_form(ack: Any, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: Any) -> None:
         services.metrics.requests.labels(kind="view_submission").inc()
         who = Who.of(context, body, client)
         state = view["state"]["values"]
-        packs = [p for p in (_value(state, "packs") or []) if p in PACKS]
-        timezone = (_value(state, "timezone") or "").strip()
-        currency = _value(state, "currency") or "USD"
-        locale = _value(state, "locale") or None
-        errors = {}
-        if locale is not None and locale not in LOCALES:
-            errors["locale"] = "Choose one of the listed languages."
-        if not packs:
-            errors["packs"] = "Choose at least one pack."
-        try:
-            zone(timezone)
-        except PeriodError as error:
-            errors["timezone"] = str(error)[:2000]
+        command = g.SaveSettings(
+            packs=tuple(p for p in (_value(state, "packs") or []) if p in PACKS),
+            timezone=(_value(state, "timezone") or "").strip(),
+            currency=_value(state, "currency") or "USD", locale=_value(state, "locale") or None)
+        errors = settings_problems(command.packs, command.timezone, command.locale)
         if not services.is_admin(who):
             errors["packs"] = "Only admins can change settings. " + services.admin_hint()
         if errors:
             ack(response_action="errors", errors=errors)
             return
         ack()
+
         def save() -> None:
-            services.store.update_workspace(who.team_id, packs=packs, timezone=timezone, currency=currency,
-                                            **({"locale": locale} if locale else {}))
-            services.schedule_changed()
+            services.answer(who, command)
 
         guarded(save, "settings")()
 
+    @app.view("alert_form")
+    def alert_form(ack: Any, body: dict[str, Any], client: WebClient, context: Any, view: dict[str, Any]) -> None:
+        services.metrics.requests.labels(kind="view_submission").inc()
+        values = view["state"]["values"]
 
-_Checked = tuple[usecases.Context, dict[str, str], list[tuple[str, str]], str, list[tuple[str, str]]]
+        def pick(block: str) -> str:
+            element = values.get(block, {}).get("value", {})
+            option = element.get("selected_option") or {}
+            return str(option.get("value") or element.get("value") or element.get("selected_conversation") or "")
+
+        channel = pick("channel") or _metadata(view).get("channel", "")
+        who = replace(Who.of(context, body, client), channel_id=channel or None)
+        try:
+            added = services.answer(who, g.AlertAdd(
+                kpi=pick("kpi"), op=pick("op"), threshold=pick("threshold"),
+                period=pick("period") or "daily", for_periods=int(pick("for") or 1)))
+        except UserError as error:
+            ack(response_action="errors", errors={"threshold": str(error)[:150]})
+            return
+        except Exception:
+            log.exception("alert form failed")
+            ack(response_action="errors", errors={"threshold": "Something went wrong on our side; nothing was saved."})
+            return
+        ack()
+
+        def confirm() -> None:
+            client.chat_postEphemeral(channel=channel, user=who.user_id, **added)
+
+        guarded(confirm, "alert form reply")()
+
+    @app.view("whatif_form")
+    def whatif_form(ack: Any, body: dict[str, Any], view: dict[str, Any], client: WebClient,
+                    context: Any) -> None:
+        services.metrics.requests.labels(kind="view_submission").inc()
+        who = Who.of(context, body, client)
+        changes = form_changes(view["state"]["values"])
+        errors = form_errors(changes)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+        reply = guarded(lambda: services.answer(who, g.WhatIf(changes=tuple(changes))), "whatif form")()
+        _tell(services, client, who, _metadata(view), reply)
 
 
-def _store(services: Services, ctx: usecases.Context, pairs: list[tuple[str, str]], day: str,
-           dims: list[tuple[str, str]]) -> dict[str, Any]:
-    result = usecases.log_numbers(ctx, pairs, day=day, dims=dims, origin="form")
-    services.metrics.entries.labels(origin="form").inc(len(result.batch.changes))
-    if services.alerting is not None:
-        services.alerting.logged(ctx.workspace.id, result.day, {c.metric for c in result.batch.changes})
-    return blocks.log_reply(result, ctx.catalogue, ctx.workspace.currency, ctx.workspace.locale)
+_Checked = tuple[Context, dict[str, str], list[tuple[str, str]], str, list[tuple[str, str]]]
 
 
-def _tell(client: WebClient, who: Who, metadata: dict[str, Any], reply: dict[str, Any]) -> None:
-    """The outcome of a form, only to its author: in the channel it was opened from, or the DM."""
-    channel = metadata.get("channel") or ""
-    if channel and not channel.startswith("D"):
-        client.chat_postEphemeral(channel=channel, user=who.user_id, **reply)
-    else:
+def _store(services: Services, who: Who, pairs: list[tuple[str, str]], day: str,
+           dims: list[tuple[str, str]]) -> Message:
+    return services.answer(who, g.Log(values=tuple(pairs), date=day, dims=tuple(dims), via="form"))
+
+
+def _tell(services: Services, client: WebClient, who: Who, metadata: dict[str, Any],
+          reply: Message) -> None:
+    """The outcome of a form, only to its author: in the channel it was opened from, else the DM."""
+    channel = str(metadata.get("channel") or "")
+    try:
+        if channel and not channel.startswith("D"):
+            try:
+                client.chat_postEphemeral(channel=channel, user=who.user_id, **reply)
+                return
+            except SlackApiError as error:
+                services.slack_error("chat.postEphemeral", error)
         client.chat_postMessage(channel=who.user_id, **reply)
+    except SlackApiError as error:
+        services.slack_error("chat.postMessage", error)
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        found = json.loads(view.get("private_metadata") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def form_changes(state: dict[str, Any]) -> list[tuple[str, str]]:
+    """(step, percent as typed) for every picker of the what-if form."""
+    changes = []
+    for block_id, actions in state.items():
+        if not block_id.startswith("step:"):
+            continue
+        element = next(iter((actions or {}).values()), None) or {}
+        option = element.get("selected_option") or {}
+        changes.append((block_id.removeprefix("step:"), str(option.get("value") or "0")))
+    return changes
+
+
+def form_errors(changes: list[tuple[str, str]]) -> dict[str, str]:
+    """Each refused change on its own picker, so nothing is projected from a bad form."""
+    errors = {}
+    for key, raw in changes:
+        try:
+            insights.parse_changes([(key, raw)])
+        except UserError as error:
+            errors[f"step:{key}"] = str(error)[:2000]
+    return errors
 
 
 def _finish_late(services: Services, who: Who, client: WebClient, metadata: dict[str, Any],
@@ -125,17 +202,17 @@ def _finish_late(services: Services, who: Who, client: WebClient, metadata: dict
     def work() -> dict[str, Any]:
         ctx, errors, pairs, day, dims = checked.result()
         if errors:
-            raise usecases.UserError("Nothing was logged: " + " ".join(errors.values())
+            raise UserError("Nothing was logged: " + " ".join(errors.values())
                                      + " Open the form again with `/kpi log`.")
-        return _store(services, ctx, pairs, day, dims)
+        return _store(services, who, pairs, day, dims)
 
     try:
-        _tell(client, who, metadata, guarded(work, "log form")())
+        _tell(services, client, who, metadata, guarded(work, "log form")())
     except Exception:
         log.exception("could not deliver the outcome of a slow log form")
 
 
-def _validate_log(ctx: usecases.Context, state: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]], str, list[tuple[str, str]]]:
+def _validate_log(ctx: Context, state: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]], str, list[tuple[str, str]]]:
     """Per-field errors (keyed by block_id) and the clean inputs of the log form."""
     errors: dict[str, str] = {}
     catalogue = ctx.catalogue
@@ -158,18 +235,18 @@ def _validate_log(ctx: usecases.Context, state: dict[str, Any]) -> tuple[dict[st
             continue
         key = block_id[2:]
         try:
-            usecases.parse_value(usecases.find_metric(catalogue, key), str(raw))
+            parse_value(find_metric(catalogue, key), str(raw))
             pairs.append((key, str(raw)))
-        except usecases.UserError as error:
+        except UserError as error:
             errors[block_id] = str(error)[:2000]
     dims = []
     for block_id in ("d:source", "d:rep", "d:campaign"):
         raw = _value(state, block_id)
         if raw:
             try:
-                usecases.clean_dims([(block_id[2:], str(raw))])
+                clean_dims([(block_id[2:], str(raw))])
                 dims.append((block_id[2:], str(raw)))
-            except usecases.UserError as error:
+            except UserError as error:
                 errors[block_id] = str(error)[:2000]
     if not pairs and not errors:
         first = next((b for b in state if b.startswith("m:")), "day")

@@ -1,30 +1,27 @@
-"""Beyond dashboards: what moved a KPI and why, what-if projections, and who to nudge to log.
+"""Beyond dashboards: what moved a KPI and why, and what-if projections.
 
 The math is pure and lives in kpis/explain.py and kpis/whatif.py; these use cases choose the
 periods, read the store (whole periods, then one value of a dimension at a time) and raise
-`UserError` with the fix for anything the user can change. Words come from bot/render/insights.py.
+`UserError` with the fix for anything the user can change.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import timedelta
 
-from bot.render.insights import why_sentence
-from bot.usecases import Context, UserError, period_for
+from bot.app.context import Context, UserError
+from bot.app.names import period_for
 from kpis.catalogue import DIMENSIONS, Aggregation, Catalogue
 from kpis.explain import Breakdown, ExplainError, Explanation, breakdown, explain
 from kpis.numbers import NumberError, parse_number
-from kpis.periods import Period, PeriodError, local_date
+from kpis.periods import Period, PeriodError
 from kpis.rollup import PeriodData, formula_scope, metric_values, value_of
-from kpis.schedule import ScheduleError, last_due, local_instant, parse_time
 from kpis.suggest import did_you_mean
 from kpis.whatif import STEP_KEYS, Projection, WhatIfError, check_changes, project
-from storage.repository import Store, Workspace
 
 log = logging.getLogger("kpibot.insights")
 
@@ -37,11 +34,6 @@ UNTAGGED = ""
 WHATIF_RANGE = "30d"
 #: counts a what-if needs at least one of, or it has nothing to project
 WHATIF_NEEDS = ("impressions", "clicks", "leads", "sales", "revenue")
-#: people who logged within this many days before today are nudged
-ACTIVE_DAYS = 14
-#: a nudge goes out at the reminder time or within this long after it, never later
-NUDGE_WINDOW = timedelta(hours=2)
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 # -- what moved and why -----------------------------------------------------------------------
@@ -76,16 +68,15 @@ def why(ctx: Context, key: str, spec: str | None = None) -> WhyResult:
     return explain_change(ctx, key, why_period(ctx, spec))
 
 
-def why_line(ctx: Context, key: str, period: Period) -> str:
-    """One line on why `key` moved in `period` against the one before; '' when nothing can be said.
+def why_brief(ctx: Context, key: str, period: Period) -> WhyResult | None:
+    """Why `key` moved in `period` against the one before, or None when nothing can be said.
 
     For the digest's movers: it tries one dimension and one input, so it stays a few queries.
     """
     try:
-        result = explain_change(ctx, key, period, inputs=1, dimensions=1)
+        return explain_change(ctx, key, period, inputs=1, dimensions=1)
     except (UserError, ExplainError, PeriodError):
-        return ""
-    return why_sentence(result, ctx.workspace.locale)
+        return None
 
 
 def explain_change(
@@ -228,103 +219,3 @@ def what_if(ctx: Context, changes: Iterable[tuple[str, str]]) -> WhatIfResult:
         raise UserError(f"There are no funnel numbers for {period} to project from. Log "
                         f"{', '.join(f'`{k}`' for k in WHATIF_NEEDS)} (and `spend`), then try again.")
     return WhatIfResult(period, project(baseline, pct), ctx.catalogue)
-
-
-# -- reminders ----------------------------------------------------------------------------------
-
-
-def set_reminders(ctx: Context, user_id: str, enabled: bool) -> None:
-    """`/kpi remind on|off`: this person's own choice, kept across days."""
-    ctx.store.remember_person(ctx.workspace.id, user_id, reminders=enabled)
-
-
-def set_reminder_time(ctx: Context, text: str) -> Workspace:
-    """`/kpi remind HH:MM`: the workspace's reminder time, read in each person's own zone."""
-    try:
-        at = parse_time(text)
-    except ScheduleError as error:
-        raise UserError(str(error)) from None
-    return ctx.store.update_workspace(ctx.workspace.id, reminder_time=f"{at:%H:%M}")
-
-
-@dataclass(frozen=True)
-class Nudge:
-    """One reminder to log, due at the reminder time on the person's own calendar day."""
-
-    workspace_id: str
-    user_id: str
-    day: date
-    due_at: datetime
-    timezone: str
-
-    @property
-    def key(self) -> str:
-        return f"nudge:{self.workspace_id}:{self.user_id}:{self.day.isoformat()}"
-
-
-#: (workspace id, user id) -> the person's IANA zone, or None when it cannot be known now
-ZoneLookup = Callable[[str, str], str | None]
-
-
-def due_nudges(store: Store, now: datetime, zone_of: ZoneLookup) -> list[Nudge]:
-    """Who to remind now, in every workspace.
-
-    A person is due when they logged within ACTIVE_DAYS, have not turned reminders off, have
-    not logged for their today, and their local reminder time passed less than NUDGE_WINDOW
-    ago. "Their today" is the earlier of their own date and the workspace's, so a person
-    west of the workspace who logged during their day is not reminded after its midnight.
-    """
-    due: list[Nudge] = []
-    for workspace_id in store.workspace_ids():
-        workspace = store.workspace(workspace_id)
-        if workspace is None:
-            continue
-        try:
-            at = parse_time(workspace.reminder_time)
-            today = local_date(now, workspace.timezone)
-        except (ScheduleError, PeriodError):
-            log.warning("workspace %s has an unusable reminder time or zone", workspace_id)
-            continue
-        loggers = store.loggers_since(workspace_id, today - timedelta(days=ACTIVE_DAYS))
-        logged_at = store.last_logged_at(workspace_id, now - timedelta(days=2), now)
-        people = store.people(workspace_id)
-        for user_id, last in sorted(loggers.items()):
-            timezone, wanted = people.get(user_id, (None, True))
-            if not _SLACK_USER.match(user_id) or not wanted or last >= today:
-                continue
-            timezone = timezone or zone_of(workspace_id, user_id)
-            if timezone is None:
-                continue
-            try:
-                due_at = last_due(at, None, timezone, now)
-            except PeriodError:
-                log.warning("person %s has an unknown time zone", user_id)
-                continue
-            day = local_date(due_at, timezone)
-            # logging anything during their own today counts, even yesterday's numbers
-            midnight = local_instant(day, time(0, 0), timezone)
-            logged_today = logged_at.get(user_id, midnight - timedelta(seconds=1)) >= midnight
-            if now - due_at <= NUDGE_WINDOW and last < min(day, today) and not logged_today:
-                due.append(Nudge(workspace_id, user_id, day, due_at, timezone))
-    return due
-
-
-@dataclass(frozen=True)
-class Missing:
-    """What the nudge says is still missing for the workspace's today."""
-
-    day: date
-    missing: tuple[str, ...]
-    logged: int
-    reminder_time: str
-
-
-def missing_today(store: Store, workspace_id: str, now: datetime) -> Missing:
-    workspace = store.workspace(workspace_id)
-    if workspace is None:
-        raise UserError(f"Workspace {workspace_id} is gone.")
-    day = local_date(now, workspace.timezone)
-    logged = store.metrics_logged_on(workspace_id, day)
-    tracked = store.catalogue(workspace_id).metrics_in(workspace.packs)
-    missing = tuple(m.key for m in tracked if m.key not in logged)
-    return Missing(day, missing, len(logged), workspace.reminder_time)

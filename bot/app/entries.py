@@ -1,69 +1,28 @@
-"""The use cases of the product, one function each, shared by Slack, the CLI and the scheduler.
+"""Entries: logging numbers, undoing, history, and CSV import and export.
 
-They speak in domain terms, take the clock and store as arguments, and raise `UserError`
-(a message for the person, naming the problem and the fix) for anything the user caused.
+One validation path for every way numbers come in (text, form, CLI, CSV, API), and the
+replace/add rule of kpi-catalogue.md section 4 in the store.
 """
 
 from __future__ import annotations
 
 import csv
-import difflib
 import io
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
-from functools import cached_property
 
-from kpis.catalogue import DIMENSIONS, Better, Catalogue, Kpi, Metric, custom_kpi
-from kpis.compare import Change, compare
-from kpis.formula import FormulaError, check_cycles, check_names
+from bot.app.context import Context, UserError
+from bot.app.names import find_metric, period_for
+from kpis.catalogue import DIMENSIONS, Catalogue, Metric
 from kpis.numbers import NumberError, parse_number
-from kpis.periods import NAMED_RANGES, Period, PeriodError, local_date, resolve, resolve_day, zone
-from kpis.rollup import Dims, kpi_values, metric_values
-from kpis.suggest import did_you_mean, nearest
-from storage.repository import ChangeBatch, HistoryLine, Store, UndoConflict, Workspace, Write
+from kpis.periods import Period, PeriodError, resolve_day
+from kpis.rollup import Dims, kpi_values
+from kpis.suggest import did_you_mean
+from storage.repository import ChangeBatch, HistoryLine, UndoConflict, Write
 
-Clock = Callable[[], datetime]
 MAX_VALUES_PER_LOG = 60
-_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-
-
-class UserError(ValueError):
-    """Input the user can fix; the message says what is wrong and how to fix it."""
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who is asking, about which workspace, and when."""
-
-    store: Store
-    workspace: Workspace
-    actor: str
-    now: datetime
-
-    @property
-    def today(self) -> date:
-        return local_date(self.now, self.workspace.timezone)
-
-    @cached_property
-    def catalogue(self) -> Catalogue:
-        """Read once per request (a use case reads it several times), in the workspace's language."""
-        return self.store.catalogue(self.workspace.id).localized(self.workspace.locale)
-
-
-def open_context(
-    store: Store, workspace_id: str, actor: str, now: datetime, *, timezone: str = "UTC",
-    enterprise_id: str | None = None, locale: str = "en_US",
-) -> Context:
-    """The context of `workspace_id`, created (with these settings) when it is new."""
-    workspace, _ = store.ensure_workspace(workspace_id, timezone=timezone,
-                                          enterprise_id=enterprise_id, locale=locale)
-    return Context(store, workspace, actor, now)
-
-
-# -- logging ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -108,17 +67,6 @@ def parse_value(metric: Metric, raw: str) -> float:
     return value
 
 
-def find_metric(catalogue: Catalogue, key: str) -> Metric:
-    name = key.strip().lower()
-    if name in catalogue.metrics:
-        return catalogue.metrics[name]
-    if name in catalogue.kpis:
-        raise UserError(f"`{name}` is a KPI computed from other numbers, so it can't be logged. "
-                        f"Log its inputs instead: {', '.join(sorted(catalogue.inputs_of(name)))}.")
-    raise UserError(f"I don't track a metric called `{key}`.{did_you_mean(name, catalogue.metrics)} "
-                    "See `/kpi metrics` for the list.")
-
-
 def log_numbers(
     ctx: Context, values: Sequence[tuple[str, str]], *, day: str | None = None,
     dims: Iterable[tuple[str, str]] = (), author: str | None = None, origin: str = "slack",
@@ -151,6 +99,8 @@ def log_numbers(
         Moved(k, before.get(k), after.get(k))
         for k in catalogue.kpis_using(seen) if k in after and before.get(k) != after.get(k)
     )
+    ctx.ports.logged(ctx.workspace.id, the_day, {c.metric for c in batch.changes})
+    ctx.ports.counted(origin, len(batch.changes))
     return LogResult(batch, the_day, moved)
 
 
@@ -177,120 +127,6 @@ def history(ctx: Context, metric: str | None = None, limit: int = 15) -> list[Hi
     return ctx.store.history(ctx.workspace.id, metric, limit)
 
 
-# -- reports ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Report:
-    workspace: Workspace
-    period: Period
-    previous: Period
-    metrics: dict[str, Change]
-    kpis: dict[str, Change]
-    catalogue: Catalogue
-
-    def to_json(self) -> dict[str, object]:
-        """The `kpibot report --json` object of interface.md."""
-
-        def block(changes: dict[str, Change]) -> dict[str, dict[str, float | None]]:
-            return {
-                key: {"value": c.value, "previous": c.previous, "change_pct": c.change_pct}
-                for key, c in changes.items()
-            }
-
-        return {
-            "workspace": self.workspace.id,
-            "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
-            "previous": {"start": self.previous.start.isoformat(), "end": self.previous.end.isoformat()},
-            "metrics": block(self.metrics),
-            "kpis": block(self.kpis),
-        }
-
-
-def period_for(ctx: Context, spec: str | None, default: str = "week") -> Period:
-    try:
-        return resolve(spec, ctx.today, default)
-    except PeriodError as error:
-        raise UserError(str(error)) from None
-
-
-def report(
-    ctx: Context, period: Period, kpis: Sequence[str] = (), dims: Dims = ()
-) -> Report:
-    """Metrics and KPIs of `period` against the previous period."""
-    catalogue = ctx.catalogue
-    wanted = [find_kpi(catalogue, k).key for k in kpis] or None
-    previous = period.previous()
-    current_data = ctx.store.period_data(ctx.workspace.id, period, catalogue, dims)
-    previous_data = ctx.store.period_data(ctx.workspace.id, previous, catalogue, dims)
-    now_m, before_m = metric_values(catalogue, current_data), metric_values(catalogue, previous_data)
-    now_k = kpi_values(catalogue, current_data, wanted)
-    before_k = kpi_values(catalogue, previous_data, wanted)
-    metric_changes = {
-        k: compare(now_m.get(k), before_m.get(k), Better.NEUTRAL)
-        for k in catalogue.metrics if k in now_m and (wanted is None or _feeds(catalogue, k, wanted))
-    }
-    kpi_changes = {
-        k: compare(now_k[k], before_k.get(k), catalogue.kpis[k].better)
-        for k in catalogue.order if k in now_k
-    }
-    return Report(ctx.workspace, period, previous, metric_changes, kpi_changes, catalogue)
-
-
-def _feeds(catalogue: Catalogue, metric: str, kpis: Sequence[str]) -> bool:
-    return any(metric in catalogue.metrics_of(k) for k in kpis)
-
-
-def find_kpi(catalogue: Catalogue, key: str) -> Kpi:
-    name = key.strip().lower()
-    if name in catalogue.kpis:
-        return catalogue.kpis[name]
-    kpi_guess = nearest(name, catalogue.kpis)
-    period_guess = nearest(name, NAMED_RANGES)
-    if period_guess and (kpi_guess is None or _closeness(name, period_guess) > _closeness(name, kpi_guess)):
-        raise UserError(f"`{key}` is neither a KPI nor a period. Did you mean the period "
-                        f"`{period_guess}`? Periods: {', '.join(NAMED_RANGES)} or YYYY-MM-DD..YYYY-MM-DD.")
-    raise UserError(f"I don't know a KPI called `{key}`.{did_you_mean(name, catalogue.kpis)} "
-                    "See `/kpi metrics` for the list.")
-
-
-def _closeness(a: str, b: str) -> float:
-    return difflib.SequenceMatcher(None, a, b.lower()).ratio()
-
-
-# -- definitions and settings ---------------------------------------------------------------
-
-
-def define_kpi(ctx: Context, key: str, formula_text: str, *, unit: str = "ratio",
-               better: str = "neutral") -> Kpi:
-    """A custom KPI, checked for syntax, unknown names and cycles before it is stored."""
-    name = key.strip().lower()
-    if not _KEY.match(name):
-        raise UserError(f"`{key}` can't be a KPI name: use lower-case letters, digits and _, "
-                        "starting with a letter (e.g. `big_mac_gap`).")
-    catalogue = ctx.catalogue
-    if name in catalogue.metrics or (name in catalogue.kpis and not catalogue.kpis[name].custom):
-        raise UserError(f"`{name}` is a built-in name; choose another, e.g. `my_{name}`.")
-    try:
-        kpi = custom_kpi(name, formula_text, unit=unit, better=better)
-        check_names(kpi.formula, catalogue.names | {"days"})
-        check_cycles({**{k: v.formula for k, v in catalogue.kpis.items()}, name: kpi.formula})
-    except FormulaError as error:
-        raise UserError(f"That formula doesn't work: {error}\n```{error.pointer()}```") from None
-    ctx.store.define(ctx.workspace.id, name, formula=formula_text.strip(), unit=unit,
-                     better=better, actor=ctx.actor)
-    return kpi
-
-
-def set_timezone(ctx: Context, name: str) -> Workspace:
-    try:
-        zone(name.strip())
-    except PeriodError as error:
-        raise UserError(str(error)) from None
-    return ctx.store.update_workspace(ctx.workspace.id, timezone=name.strip())
-
-
-# -- CSV ------------------------------------------------------------------------------------
 
 CSV_COLUMNS = ("date", "metric", "value", "author", *DIMENSIONS)
 
@@ -372,3 +208,37 @@ def _csv_write(ctx: Context, catalogue: Catalogue, cells: dict[str, str]) -> Wri
         raise _CellError("dimensions", str(error)) from None
     author = cells.get("author", "").strip() or ctx.actor
     return Write(metric.key, day, value, author, dims)
+
+
+@dataclass(frozen=True)
+class LogForm:
+    """What the log form asks for: the tracked metrics, for the workspace's today."""
+
+    metrics: tuple[Metric, ...]
+    today: date
+    currency: str
+
+
+def log_form(ctx: Context) -> LogForm:
+    return LogForm(tuple(ctx.catalogue.metrics_in(ctx.workspace.packs)), ctx.today,
+                   ctx.workspace.currency)
+
+
+@dataclass(frozen=True)
+class Export:
+    period: Period
+    content: str
+
+    @property
+    def rows(self) -> int:
+        return self.content.count("\n") - 1
+
+    @property
+    def filename(self) -> str:
+        return f"kpi-export-{self.period.start}-{self.period.end}.csv"
+
+
+def export(ctx: Context, range_spec: str | None) -> Export:
+    """`/kpi export [RANGE]`: the entries of the range (90 days by default) as CSV."""
+    period = period_for(ctx, range_spec, default="90d")
+    return Export(period, export_csv(ctx, period))

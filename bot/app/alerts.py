@@ -13,11 +13,14 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot.usecases import Context, UserError, clean_dims, find_kpi, open_context
+from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
+from bot.app.entries import clean_dims
+from bot.app.names import label_of, unit_of, watched_key
+from bot.app.ports import Outcome, Poster
 from kpis.alerts import (
     AlertState,
     DurationError,
@@ -31,8 +34,7 @@ from kpis.alerts import (
     parse_duration,
     snooze,
 )
-from kpis.catalogue import Better, Catalogue, Unit
-from kpis.goals import GOAL_PERIODS, Pace, goal_period, is_summed, pace
+from kpis.catalogue import Unit
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period
 from kpis.rollup import value_of
@@ -95,25 +97,6 @@ def _state_from_json(text: str) -> AlertState:
 # -- rules --------------------------------------------------------------------------------------
 
 
-def unit_of(catalogue: Catalogue, key: str) -> Unit:
-    if key in catalogue.kpis:
-        return catalogue.kpis[key].unit
-    return catalogue.metrics[key].unit
-
-
-def label_of(catalogue: Catalogue, key: str) -> str:
-    definition = catalogue.kpis.get(key) or catalogue.metrics.get(key)
-    return definition.label if definition else key
-
-
-def watched_key(catalogue: Catalogue, name: str) -> str:
-    """A KPI, or a metric (an alert on `leads < 5` is as useful as one on CPL)."""
-    key = name.strip().lower()
-    if key in catalogue.metrics:
-        return key
-    return find_kpi(catalogue, key).key
-
-
 def add_rule(
     ctx: Context, channel_id: str, kpi: str, op: str, threshold: str, *, period: str = "daily",
     for_periods: int = 1, mention: str | None = None, dims: Iterable[tuple[str, str]] = (),
@@ -138,6 +121,7 @@ def add_rule(
             "mention": mention}
     stored = ctx.store.add_rule(ctx.workspace.id, channel_id, key, json.dumps(spec),
                                 _state_to_json(AlertState()), ctx.actor)
+    ctx.ports.rules_changed(ctx.workspace.id)
     return AlertRule.load(stored)
 
 
@@ -237,7 +221,7 @@ def evaluate_workspace(
     metrics: Iterable[str] | None = None,
 ) -> list[str]:
     """Evaluates the workspace's rules that `metrics` feed (all when None) for `day` (today)."""
-    ctx = open_context(store, workspace_id, "kpibot", now)
+    ctx = open_context(store, workspace_id, SYSTEM_ACTOR, now)
     catalogue = ctx.catalogue
     touched = set(metrics) if metrics is not None else None
     outcomes: list[str] = []
@@ -291,62 +275,118 @@ class Debouncer:
             self.run(key[0], key[1], touched)
 
 
-# -- goals ----------------------------------------------------------------------------------------
+__all__ = ["AlertRule", "Debouncer", "Kind", "Values"]
+
+
+# -- the evaluator --------------------------------------------------------------------------------
+
+TREND_POINTS = 7
 
 
 @dataclass(frozen=True)
-class GoalProgress:
-    key: str
+class AlertPost:
+    """One transition of a rule, with what its message shows, for the Poster to render and post."""
+
+    rule: AlertRule
+    note: Notification
     label: str
     unit: Unit
-    period_kind: str
-    period: Period
-    pace: Pace
+    currency: str
+    locale: str
+    period: str
+    trend: tuple[float | None, ...]
+    authors: tuple[str, ...]
 
 
-def set_goal(ctx: Context, kpi: str, value: str, period: str) -> GoalProgress:
+class Alerting:
+    """Evaluates rules after logs (debounced) and every minute, and posts their transitions."""
+
+    def __init__(self, store: Store, poster: Poster, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.poster = poster
+        self.clock = clock
+        self.debouncer = Debouncer(self._after_log)
+        self._closed: dict[str, date] = {}
+
+    def logged(self, workspace_id: str, day: date, metrics: Iterable[str]) -> None:
+        """Numbers were logged: evaluate the rules they feed once the burst is over."""
+        if self.store.rules(workspace_id):
+            self.debouncer.poke(workspace_id, day, metrics)
+
+    def rules_changed(self, workspace_id: str) -> None:
+        """A new rule is judged on today's numbers at once (debounced like a log)."""
+        ctx = open_context(self.store, workspace_id, SYSTEM_ACTOR, self.clock())
+        self.logged(workspace_id, ctx.today, set(ctx.catalogue.metrics))
+
+    def _after_log(self, workspace_id: str, day: date, metrics: frozenset[str]) -> list[str]:
+        return evaluate_workspace(self.store, workspace_id, day, self.clock(), self.post, metrics)
+
+    def sweep(self, now: datetime) -> list[str]:
+        """Every minute: the day that closed (once per local day), then today, so a transition
+        whose post failed or was cut off is made again and delivered under the same key."""
+        outcomes: list[str] = []
+        for workspace_id in sorted({r.workspace_id for r in self.store.rules()}):
+            if self.store.workspace(workspace_id) is None:
+                continue
+            ctx = open_context(self.store, workspace_id, SYSTEM_ACTOR, now)
+            if self._closed.get(workspace_id) != ctx.today:
+                self._closed[workspace_id] = ctx.today
+                outcomes += evaluate_workspace(self.store, workspace_id,
+                                               ctx.today - timedelta(days=1), now, self.post)
+            outcomes += evaluate_workspace(self.store, workspace_id, ctx.today, now, self.post)
+        return outcomes
+
+    def post(self, rule: AlertRule, note: Notification, values: Values) -> Outcome:
+        def build() -> AlertPost:
+            ctx = open_context(self.store, rule.workspace_id, SYSTEM_ACTOR, self.clock())
+            catalogue = ctx.catalogue
+            key = rule.rule.kpi
+            ws = ctx.workspace
+            return AlertPost(
+                rule, note, label_of(catalogue, key), unit_of(catalogue, key), ws.currency,
+                ws.locale, str(values.period), tuple(_trend(ctx, rule, values.period.end)),
+                tuple(self.store.authors_of(ws.id, catalogue.metrics_of(key), values.period)),
+            )
+
+        return self.poster.deliver(rule.workspace_id, f"alert:{rule.id}:{note.seq}",
+                                   kind=f"alert-{note.kind.value}", channel=rule.channel_id,
+                                   due_at=note.at, build=build)
+
+
+def _trend(ctx: Context, rule: AlertRule, end: date) -> list[float | None]:
+    """The rule's value over its last few days (daily values: a glance, not a chart)."""
+    daily = replace(rule.rule, period="daily", op=Op.GT if rule.rule.op.is_change else rule.rule.op)
+    return [rule_values(ctx, daily, end - timedelta(days=i)).value
+            for i in range(TREND_POINTS - 1, -1, -1)]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A rule as `/kpi alerts` shows it."""
+
+    rule: AlertRule
+    label: str
+    unit: Unit
+
+
+def listed(ctx: Context) -> list[Listed]:
     catalogue = ctx.catalogue
-    key = watched_key(catalogue, kpi)
-    if period not in GOAL_PERIODS:
-        raise UserError(f"`{period}` is not a goal period: use weekly or monthly.")
-    try:
-        target = parse_number(value, unit_of(catalogue, key).value)
-    except NumberError as error:
-        raise UserError(f"The goal {error}") from None
-    ctx.store.set_goal(ctx.workspace.id, key, period, target, ctx.actor)
-    return next(g for g in goal_progress(ctx) if g.key == key and g.period_kind == period)
+    return [Listed(r, label_of(catalogue, r.rule.kpi), unit_of(catalogue, r.rule.kpi))
+            for r in rules(ctx.store, ctx.workspace.id) if r.rule.kpi in catalogue.names]
 
 
-def goal_progress(ctx: Context, today: date | None = None) -> list[GoalProgress]:
-    """Every goal's progress and pace on `today` (the workspace's today by default)."""
-    catalogue = ctx.catalogue
-    day = today or ctx.today
-    found = []
-    for goal in ctx.store.goals(ctx.workspace.id):
-        if goal.key not in catalogue.names:
-            continue
-        period = goal_period(goal.period, day)
-        actual = value_of(catalogue, ctx.store.period_data(ctx.workspace.id, period, catalogue),
-                          goal.key)
-        # a metric goal is a target to reach (revenue, leads)
-        better = catalogue.kpis[goal.key].better if goal.key in catalogue.kpis else Better.HIGHER
-        found.append(GoalProgress(
-            goal.key, label_of(catalogue, goal.key), unit_of(catalogue, goal.key), goal.period,
-            period, pace(goal.value, actual, period, day, better=better,
-                         summed=is_summed(catalogue, goal.key)),
-        ))
-    return found
+def describe_rule(ctx: Context, rule: AlertRule) -> Listed:
+    return Listed(rule, label_of(ctx.catalogue, rule.rule.kpi), unit_of(ctx.catalogue, rule.rule.kpi))
 
 
-def since_text(moment: datetime | None, now: datetime) -> str:
-    if moment is None:
-        return ""
-    elapsed = now - moment
-    if elapsed < timedelta(hours=1):
-        return f"{max(int(elapsed.total_seconds() // 60), 1)} min"
-    if elapsed < timedelta(days=2):
-        return f"{int(elapsed.total_seconds() // 3600)} h"
-    return f"{elapsed.days} days"
+@dataclass(frozen=True)
+class AlertForm:
+    """What the alert form offers: the KPIs of the tracked packs, and the channel it posts to."""
+
+    kpis: tuple[tuple[str, str], ...]
+    channel: str
 
 
-__all__ = ["AlertRule", "Debouncer", "GoalProgress", "Kind", "Values"]
+def alert_form(ctx: Context) -> AlertForm:
+    kpis = [(k.key, k.label) for k in ctx.catalogue.kpis_in(ctx.workspace.packs)][:100]
+    return AlertForm(tuple(kpis), ctx.channel or "")

@@ -1,24 +1,35 @@
 """The digest use case: what a daily or weekly digest says, computed once for every front end.
 
 The scheduler, `/kpi digest now`, `/kpi chart` and `kpibot digest` all call `compute_digest`
-(or `kpi_trend`), then hand the result to bot/render/digest.py for Block Kit, Markdown and PNGs.
+(or `chart_trend`); renderers turn the result into Block Kit, Markdown and PNGs. Schedules
+(subscriptions) and what is due live here too; bot/scheduler.py only says "look now".
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
-from bot.alerts import AlertRule, GoalProgress, goal_progress, rules
-from bot.insights import why_line
-from bot.usecases import Context, UserError, find_kpi, report
+from bot.app.alerts import AlertRule, rules
+from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
+from bot.app.goals import GoalProgress, goal_progress
+from bot.app.insights import WhyResult, why_brief
+from bot.app.names import find_kpi, period_for
+from bot.app.ports import Outcome, Poster
+from bot.app.reports import report
 from kpis.alerts import Status
 from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
 from kpis.compare import Change
 from kpis.goals import is_summed
-from kpis.periods import Period
+from kpis.periods import Period, PeriodError, local_date, zone
 from kpis.rollup import bucket_data, kpi_values
+from kpis.schedule import last_due, next_due, parse_time
+from storage.repository import Store, Subscription
+
+log = logging.getLogger("kpibot.digests")
 
 DAILY, WEEKLY = "daily", "weekly"
 KINDS = (DAILY, WEEKLY)
@@ -36,7 +47,7 @@ class Line:
     label: str
     unit: Unit
     change: Change
-    why: str = ""
+    why: WhyResult | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,7 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
     headline_keys = [k for k in HEADLINE_KPIS if k in result.kpis]
     headline = tuple(line(k, result.kpis[k]) for k in headline_keys)
     movers = [
-        replace(m, why=_reason(why_line(ctx, m.key, period))) for m in sorted(
+        replace(m, why=why_brief(ctx, m.key, period)) for m in sorted(
             (line(k, c) for k, c in result.kpis.items()
              if c.change_pct is not None and c.value is not None and k not in headline_keys),
             key=lambda item: -abs(item.change.change_pct or 0.0),
@@ -137,11 +148,6 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
         firing=tuple(r for r in watched if r.state.status is Status.FIRING),
         no_data=tuple(r for r in watched if r.state.last_period is not None and r.state.last_held is None),
     )
-
-
-def _reason(line: str) -> str:
-    """The part of a why line after "KPI +x%:", which the digest line already says."""
-    return line.split(": ", 1)[1] if ": " in line else line
 
 
 def _funnel(catalogue: Catalogue, values: dict[str, float | None]) -> tuple[FunnelStep, ...]:
@@ -206,3 +212,140 @@ def _trends(ctx: Context, keys: Sequence[str], buckets: list[Period], size: int)
         trends.append(Trend(key, kpi.label, kpi.unit, tuple(current), tuple(previous),
                             goals.get(key)))
     return trends
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+#: a digest missed by this much (a restart, an outage) is still sent; older ones are not
+GRACE = timedelta(hours=6)
+
+
+def digest_key(workspace_id: str, channel_id: str, kind: str, period: Period) -> str:
+    """What a digest's delivery is claimed under: one post per channel, kind and period,
+    whoever sends it (the scheduler, or `kpibot digest --post`)."""
+    return f"digest:{workspace_id}:{channel_id}:{kind}:{period.start.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Due:
+    subscription: Subscription
+    due_at: datetime
+    period: Period
+
+    @property
+    def key(self) -> str:
+        s = self.subscription
+        return digest_key(s.workspace_id, s.channel_id, s.kind, self.period)
+
+
+Scheduled = list[tuple[Subscription, str]]
+
+
+def scheduled(store: Store) -> Scheduled:
+    """Every subscription with its workspace's time zone (one read of each workspace)."""
+    zones: dict[str, str | None] = {}
+    found = []
+    for sub in store.subscriptions():
+        if sub.workspace_id not in zones:
+            workspace = store.workspace(sub.workspace_id)
+            zones[sub.workspace_id] = workspace.timezone if workspace else None
+        timezone = zones[sub.workspace_id]
+        if timezone is not None:
+            found.append((sub, timezone))
+    return found
+
+
+def due_digests(
+    store: Store, now: datetime, grace: timedelta = GRACE, subs: Scheduled | None = None
+) -> list[Due]:
+    """Each subscription's latest scheduled time within the grace window, with its period."""
+    found = []
+    for sub, timezone in scheduled(store) if subs is None else subs:
+        try:
+            due_at = last_due(parse_time(sub.at_time), sub.weekday, timezone, now)
+        except (ValueError, PeriodError):
+            log.warning("subscription %d has an unusable schedule", sub.id)
+            continue
+        if now - due_at <= grace:
+            found.append(Due(sub, due_at, digest_period(sub.kind, local_date(due_at, timezone))))
+    return found
+
+
+def send_due(store: Store, poster: Poster, due: Due, clock: Callable[[], datetime]) -> Outcome:
+    """Delivers one due digest (the Courier's claim makes it once, whoever calls)."""
+    sub = due.subscription
+
+    def build() -> Digest:
+        ctx = open_context(store, sub.workspace_id, SYSTEM_ACTOR, clock())
+        return compute_digest(ctx, sub.kind, on=due.period.start)
+
+    return poster.deliver(sub.workspace_id, due.key, kind=f"digest-{sub.kind}",
+                          channel=sub.channel_id, due_at=due.due_at, build=build)
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """A digest subscription as set up, with its next post in the workspace's zone."""
+
+    subscription: Subscription
+    timezone: str
+    next_post: datetime
+
+
+def subscribe(ctx: Context, kind: str, weekday: int | None, time_text: str) -> Scheduling:
+    """`/kpi digest daily HH:MM` or `weekly DAY HH:MM` in the asking channel."""
+    channel = ctx.in_channel()
+    try:
+        at = parse_time(time_text)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    sub = ctx.store.subscribe(ctx.workspace.id, channel, kind, f"{at:%H:%M}", weekday, ctx.actor)
+    ctx.ports.schedule_changed()
+    tz = ctx.workspace.timezone
+    return Scheduling(sub, tz, next_due(at, sub.weekday, tz, ctx.now).astimezone(zone(tz)))
+
+
+def unsubscribe(ctx: Context, kind: str | None) -> int:
+    """`/kpi digest off [KIND]`: how many schedules of this channel stopped."""
+    stopped = ctx.store.unsubscribe(ctx.workspace.id, ctx.in_channel(), kind)
+    ctx.ports.schedule_changed()
+    return stopped
+
+
+@dataclass(frozen=True)
+class Posted:
+    kind: str
+    period: Period
+
+
+def post_now(ctx: Context, kind: str) -> Posted:
+    """`/kpi digest now`: this period's digest in the asking channel, once."""
+    channel = ctx.in_channel()
+    if ctx.ports.poster is None:
+        raise UserError("Posting is not available here.")
+    period = digest_period(kind, ctx.today)
+    key = f"digest-now:{ctx.workspace.id}:{channel}:{kind}:{uuid.uuid4().hex}"
+    outcome = ctx.ports.poster.deliver(
+        ctx.workspace.id, key, kind=f"digest-{kind}", channel=channel, due_at=ctx.now,
+        build=lambda: compute_digest(ctx, kind, on=period.start),
+    )
+    if outcome != "posted":
+        problem = ctx.store.delivery(key)
+        raise UserError(_post_problem(problem.error if problem and problem.error else outcome))
+    return Posted(kind, period)
+
+
+def _post_problem(code: str) -> str:
+    if code in ("not_in_channel", "method_not_supported_for_channel_type", "channel_not_found"):
+        return "I can't post in this channel. Invite me with `/invite @KPI Bot`, then try again."
+    return f"I couldn't post here (Slack said `{code}`). Nothing was posted twice; try again later."
+
+
+def chart(ctx: Context, name: str, range_spec: str | None) -> Trend:
+    """`/kpi chart NAME [RANGE]`: the trend to draw, refused when there is nothing to draw."""
+    period = period_for(ctx, range_spec, default="30d")
+    trend = chart_trend(ctx, name, period)
+    if not trend.has_data:
+        raise UserError(f"No data for {trend.label} in {period}: log its inputs "
+                        f"({', '.join(sorted(ctx.catalogue.inputs_of(trend.key)))}) first.")
+    return trend

@@ -1,0 +1,63 @@
+"""Goals: a target per KPI or metric for a week or month, with progress and pace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from bot.app.context import Context, UserError
+from bot.app.names import label_of, unit_of, watched_key
+from kpis.catalogue import Better, Unit
+from kpis.goals import GOAL_PERIODS, Pace, goal_period, is_summed, pace
+from kpis.numbers import NumberError, parse_number
+from kpis.periods import Period
+from kpis.rollup import value_of
+
+
+@dataclass(frozen=True)
+class GoalProgress:
+    key: str
+    label: str
+    unit: Unit
+    period_kind: str
+    period: Period
+    pace: Pace
+
+
+def set_goal(ctx: Context, kpi: str, value: str, period: str) -> GoalProgress:
+    catalogue = ctx.catalogue
+    key = watched_key(catalogue, kpi)
+    if period not in GOAL_PERIODS:
+        raise UserError(f"`{period}` is not a goal period: use weekly or monthly.")
+    try:
+        target = parse_number(value, unit_of(catalogue, key).value)
+    except NumberError as error:
+        raise UserError(f"The goal {error}") from None
+    ctx.store.set_goal(ctx.workspace.id, key, period, target, ctx.actor)
+    return next(g for g in goal_progress(ctx) if g.key == key and g.period_kind == period)
+
+
+def goals(ctx: Context) -> list[GoalProgress]:
+    """`/kpi goals`: every goal with its progress and pace today."""
+    return goal_progress(ctx)
+
+
+def goal_progress(ctx: Context, today: date | None = None) -> list[GoalProgress]:
+    """Every goal's progress and pace on `today` (the workspace's today by default)."""
+    catalogue = ctx.catalogue
+    day = today or ctx.today
+    found = []
+    for goal in ctx.store.goals(ctx.workspace.id):
+        if goal.key not in catalogue.names:
+            continue
+        period = goal_period(goal.period, day)
+        actual = value_of(catalogue, ctx.store.period_data(ctx.workspace.id, period, catalogue),
+                          goal.key)
+        # a metric goal is a target to reach (revenue, leads)
+        better = catalogue.kpis[goal.key].better if goal.key in catalogue.kpis else Better.HIGHER
+        found.append(GoalProgress(
+            goal.key, label_of(catalogue, goal.key), unit_of(catalogue, goal.key), goal.period,
+            period, pace(goal.value, actual, period, day, better=better,
+                         summed=is_summed(catalogue, goal.key)),
+        ))
+    return found

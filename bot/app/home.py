@@ -1,0 +1,51 @@
+"""App Home: this week against last week, what is missing today, schedules, problems, goals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.app.context import Context
+from bot.app.goals import GoalProgress, goal_progress
+from bot.app.reports import Report, report
+from kpis.catalogue import HEADLINE_KPIS, Metric
+from kpis.periods import Period
+from storage.repository import Subscription
+
+#: failed deliveries an admin sees, newest first
+PROBLEMS_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A delivery that failed for good, for admins to fix."""
+
+    kind: str
+    channel_id: str
+    error: str
+    failed_at: datetime
+
+
+@dataclass(frozen=True)
+class Home:
+    report: Report
+    missing: tuple[Metric, ...]
+    is_admin: bool
+    schedules: tuple[Subscription, ...]
+    problems: tuple[Problem, ...]
+    goals: tuple[GoalProgress, ...]
+
+
+def home(ctx: Context, *, is_admin: bool) -> Home:
+    catalogue = ctx.catalogue
+    headline = [k for k in HEADLINE_KPIS if k in catalogue.kpis]
+    week = report(ctx, Period.iso_week(ctx.today), headline)
+    logged = ctx.store.metrics_logged_on(ctx.workspace.id, ctx.today)
+    missing = tuple(m for m in catalogue.metrics_in(ctx.workspace.packs) if m.key not in logged)
+    problems = tuple(
+        Problem(d.kind, d.channel_id, d.error or "", d.failed_at)
+        for d in ctx.store.deliveries(ctx.workspace.id, failed_only=True, limit=PROBLEMS_SHOWN)
+        if d.failed_at is not None
+    ) if is_admin else ()
+    return Home(week, missing, is_admin, tuple(ctx.store.subscriptions(ctx.workspace.id)),
+                problems, tuple(goal_progress(ctx)))

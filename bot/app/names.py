@@ -1,0 +1,65 @@
+"""Finding what a person named: a metric, a KPI, or either, with the nearest valid choice."""
+
+from __future__ import annotations
+
+import difflib
+
+from bot.app.context import Context, UserError
+from kpis.catalogue import Catalogue, Kpi, Metric, Unit
+from kpis.periods import NAMED_RANGES, Period, PeriodError, resolve
+from kpis.suggest import did_you_mean, nearest
+
+
+def find_metric(catalogue: Catalogue, key: str) -> Metric:
+    name = key.strip().lower()
+    if name in catalogue.metrics:
+        return catalogue.metrics[name]
+    if name in catalogue.kpis:
+        raise UserError(f"`{name}` is a KPI computed from other numbers, so it can't be logged. "
+                        f"Log its inputs instead: {', '.join(sorted(catalogue.inputs_of(name)))}.")
+    raise UserError(f"I don't track a metric called `{key}`.{did_you_mean(name, catalogue.metrics)} "
+                    "See `/kpi metrics` for the list.")
+
+
+def find_kpi(catalogue: Catalogue, key: str) -> Kpi:
+    name = key.strip().lower()
+    if name in catalogue.kpis:
+        return catalogue.kpis[name]
+    kpi_guess = nearest(name, catalogue.kpis)
+    period_guess = nearest(name, NAMED_RANGES)
+    if period_guess and (kpi_guess is None or _closeness(name, period_guess) > _closeness(name, kpi_guess)):
+        raise UserError(f"`{key}` is neither a KPI nor a period. Did you mean the period "
+                        f"`{period_guess}`? Periods: {', '.join(NAMED_RANGES)} or YYYY-MM-DD..YYYY-MM-DD.")
+    raise UserError(f"I don't know a KPI called `{key}`.{did_you_mean(name, catalogue.kpis)} "
+                    "See `/kpi metrics` for the list.")
+
+
+def _closeness(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b.lower()).ratio()
+
+
+def unit_of(catalogue: Catalogue, key: str) -> Unit:
+    if key in catalogue.kpis:
+        return catalogue.kpis[key].unit
+    return catalogue.metrics[key].unit
+
+
+def label_of(catalogue: Catalogue, key: str) -> str:
+    definition = catalogue.kpis.get(key) or catalogue.metrics.get(key)
+    return definition.label if definition else key
+
+
+def watched_key(catalogue: Catalogue, name: str) -> str:
+    """A KPI, or a metric (an alert on `leads < 5` is as useful as one on CPL)."""
+    key = name.strip().lower()
+    if key in catalogue.metrics:
+        return key
+    return find_kpi(catalogue, key).key
+
+
+def period_for(ctx: Context, spec: str | None, default: str = "week") -> Period:
+    """A named range (`week`, `30d`, `A..B`) on the workspace's today."""
+    try:
+        return resolve(spec, ctx.today, default)
+    except PeriodError as error:
+        raise UserError(str(error)) from None

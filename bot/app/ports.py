@@ -1,0 +1,63 @@
+"""The small protocols the use cases need from the world, implemented by adapters.
+
+The Courier (bot/slack) delivers exactly once; the scheduler and the alert evaluator are told
+when something they follow changed. Use cases hand over domain payloads (a digest, an alert
+transition, a nudge); the adapter renders and posts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+#: what a delivery ended as: posted, skipped (done before), held (another process), retry, failed
+Outcome = str
+
+
+class Poster(Protocol):
+    """Posts a payload once under `key`, whoever asks and however often."""
+
+    def deliver(self, workspace_id: str, key: str, *, kind: str, channel: str,
+                due_at: datetime, build: Callable[[], object]) -> Outcome: ...
+
+
+class Directory(Protocol):
+    """Who a person is in the chat service (their time zone), or None when it can't be known now."""
+
+    def zone_of(self, workspace_id: str, user_id: str) -> str | None: ...
+
+
+def _nothing_logged(workspace_id: str, day: date, metrics: Iterable[str]) -> None:
+    return None
+
+
+def _nothing_scheduled() -> None:
+    return None
+
+
+def _no_rules(workspace_id: str) -> None:
+    return None
+
+
+def _not_counted(origin: str, count: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports one front end gives its use cases; every one has a harmless default."""
+
+    poster: Poster | None = None
+    #: numbers were stored: alert rules that they feed are evaluated (debounced)
+    logged: Callable[[str, date, Iterable[str]], None] = _nothing_logged
+    #: a subscription or a time zone changed: this process's schedule follows at once
+    schedule_changed: Callable[[], None] = _nothing_scheduled
+    #: a rule was added: it is judged on today's numbers at once
+    rules_changed: Callable[[str], None] = _no_rules
+    #: how many values came in, and from where (slack, form, cli, api): for the operator's metrics
+    counted: Callable[[str, int], None] = _not_counted
+
+
+NO_PORTS = Ports()

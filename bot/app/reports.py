@@ -1,0 +1,85 @@
+"""Reports: metrics and KPIs of a period against the previous one, and finding names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.app.context import Context
+from bot.app.goals import GoalProgress, goal_progress
+from bot.app.names import find_kpi, period_for
+from kpis.catalogue import Better, Catalogue
+from kpis.compare import Change, compare
+from kpis.periods import Period
+from kpis.rollup import Dims, kpi_values, metric_values
+from storage.repository import Workspace
+
+
+@dataclass(frozen=True)
+class Report:
+    workspace: Workspace
+    period: Period
+    previous: Period
+    metrics: dict[str, Change]
+    kpis: dict[str, Change]
+    catalogue: Catalogue
+
+    def to_json(self) -> dict[str, object]:
+        """The `kpibot report --json` object of interface.md."""
+
+        def block(changes: dict[str, Change]) -> dict[str, dict[str, float | None]]:
+            return {
+                key: {"value": c.value, "previous": c.previous, "change_pct": c.change_pct}
+                for key, c in changes.items()
+            }
+
+        return {
+            "workspace": self.workspace.id,
+            "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
+            "previous": {"start": self.previous.start.isoformat(), "end": self.previous.end.isoformat()},
+            "metrics": block(self.metrics),
+            "kpis": block(self.kpis),
+        }
+
+
+def report(
+    ctx: Context, period: Period, kpis: Sequence[str] = (), dims: Dims = ()
+) -> Report:
+    """Metrics and KPIs of `period` against the previous period."""
+    catalogue = ctx.catalogue
+    wanted = [find_kpi(catalogue, k).key for k in kpis] or None
+    previous = period.previous()
+    current_data = ctx.store.period_data(ctx.workspace.id, period, catalogue, dims)
+    previous_data = ctx.store.period_data(ctx.workspace.id, previous, catalogue, dims)
+    now_m, before_m = metric_values(catalogue, current_data), metric_values(catalogue, previous_data)
+    now_k = kpi_values(catalogue, current_data, wanted)
+    before_k = kpi_values(catalogue, previous_data, wanted)
+    metric_changes = {
+        k: compare(now_m.get(k), before_m.get(k), Better.NEUTRAL)
+        for k in catalogue.metrics if k in now_m and (wanted is None or _feeds(catalogue, k, wanted))
+    }
+    kpi_changes = {
+        k: compare(now_k[k], before_k.get(k), catalogue.kpis[k].better)
+        for k in catalogue.order if k in now_k
+    }
+    return Report(ctx.workspace, period, previous, metric_changes, kpi_changes, catalogue)
+
+
+def _feeds(catalogue: Catalogue, metric: str, kpis: Sequence[str]) -> bool:
+    return any(metric in catalogue.metrics_of(k) for k in kpis)
+
+
+@dataclass(frozen=True)
+class Requested:
+    """`/kpi report [RANGE] [NAME ...]`: the report, what the range was called, and the goals."""
+
+    report: Report
+    range: str
+    names: tuple[str, ...]
+    goals: tuple[GoalProgress, ...]
+
+
+def requested(ctx: Context, range_spec: str | None, names: Sequence[str] = ()) -> Requested:
+    period = period_for(ctx, range_spec)
+    return Requested(report(ctx, period, names), str(period), tuple(names),
+                     tuple(goal_progress(ctx)))

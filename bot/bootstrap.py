@@ -1,0 +1,83 @@
+"""The one composition root: builds the store, clients, Courier, alert evaluator, scheduler and
+the Bolt app, each complete when made, in the order they depend on each other.
+
+`kpibot serve`, the CLI subcommands that post, the tests and the benchmarks all build the bot
+here, so there is one way the parts are wired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.app.alerts import Alerting
+from bot.app.ports import Ports
+from bot.app.reminders import send_nudges
+from bot.observability import Metrics
+from bot.scheduler import DigestScheduler
+from bot.settings import Settings, secret
+from bot.slack.app import build_app, clients_for, courier_client, installation_store
+from bot.slack.courier import Courier
+from bot.slack.directory import SlackDirectory
+from bot.slack.runtime import Services
+from storage import Store, open_store
+from storage.repository import utcnow
+
+
+@dataclass(frozen=True)
+class Bot:
+    """Everything one `kpibot serve` process runs."""
+
+    store: Store
+    settings: Settings
+    clock: Callable[[], datetime]
+    metrics: Metrics
+    executor: ThreadPoolExecutor
+    courier: Courier
+    alerting: Alerting
+    scheduler: DigestScheduler
+    services: Services
+    app: App
+
+    def close(self) -> None:
+        self.scheduler.shutdown()
+        self.app.listener_runner.listener_executor.shutdown(wait=True)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def bootstrap(
+    settings: Settings, *, store: Store | None = None, clock: Callable[[], datetime] = utcnow,
+    metrics: Metrics | None = None,
+) -> Bot:
+    store = store or open_store(settings.database_url)
+    metrics = metrics or Metrics()
+    installations = installation_store(settings, store)
+    client_for = clients_for(settings, store, installations)
+    courier = Courier(store, client_for, metrics, clock,
+                      lease=timedelta(seconds=settings.kpibot_claim_lease_seconds))
+    alerting = Alerting(store, courier, clock)
+    directory = SlackDirectory(store, client_for)
+
+    def nudge_sweep(now: datetime) -> list[str]:
+        return send_nudges(store, courier, directory, now)
+
+    scheduler = DigestScheduler(store, courier, clock, extra_sweeps=(alerting.sweep, nudge_sweep))
+    ports = Ports(poster=courier, logged=alerting.logged, schedule_changed=scheduler.sync,
+                  rules_changed=alerting.rules_changed,
+                  counted=lambda origin, n: metrics.entries.labels(origin=origin).inc(n))
+    executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kpibot")
+    services = Services(store, settings, clock, metrics, executor, ports)
+    app = build_app(services, installations)
+    return Bot(store, settings, clock, metrics, executor, courier, alerting, scheduler, services, app)
+
+
+def posting_courier(settings: Settings, store: Store, clock: Callable[[], datetime]) -> Courier:
+    """A Courier for one-off posts from the CLI (`kpibot digest --post`), on the bot token."""
+    client: WebClient = courier_client(settings, secret(settings.slack_bot_token))
+    return Courier(store, lambda _workspace_id: client, Metrics(), clock,
+                   lease=timedelta(seconds=settings.kpibot_claim_lease_seconds))

@@ -1,0 +1,186 @@
+"""The one command registry: each `/kpi` command type -> its use case, its renderer, and what it
+needs (admins only, slow: acked first, opens a form).
+
+Every front end that runs a command (the slash command, buttons, forms) asks `spec_for`; the
+admin rule is enforced from `Spec.admin` in one place (bot/slack/runtime.py). The match is
+exhaustive: a command type without a line here fails type checking (`assert_never`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, assert_never
+
+from bot import grammar as g
+from bot.app import alerts, definitions, digests, entries, goals, insights, reminders, reports
+from bot.app import settings as workspace_settings
+from bot.app.context import Context
+from bot.render import alerts as alert_views
+from bot.render import blocks
+from bot.render import insights as insight_views
+from bot.render.digest import trend_png
+from bot.render.kit import Modal, Reply, Upload, message
+from kpis.catalogue import PACKS
+from kpis.periods import Period
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Spec(Generic[R]):
+    """How one command is run: `use_case(ctx)` then `render(result, ctx)`.
+
+    `admin` is what a member is told they cannot do ("define KPIs"); `slow` is the ack text of
+    work that answers later (charts, posts); `form` marks commands that open a modal.
+    """
+
+    use_case: Callable[[Context], R]
+    render: Callable[[R, Context], Reply]
+    admin: str | None = None
+    slow: str | None = None
+    form: bool = False
+
+    def run(self, ctx: Context) -> Reply:
+        return self.render(self.use_case(ctx), ctx)
+
+
+def _say(text: Callable[[Any, Context], str]) -> Callable[[Any, Context], Reply]:
+    return lambda result, ctx: message(text(result, ctx))
+
+
+def _money(ctx: Context) -> tuple[str, str]:
+    return ctx.workspace.currency, ctx.workspace.locale
+
+
+def _metadata(ctx: Context) -> dict[str, str]:
+    return {"channel": ctx.channel or "", "user": ctx.actor}
+
+
+def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per command
+    match command:
+        case g.Help():
+            return Spec(lambda ctx: None, lambda _, ctx: blocks.help_message())
+        case g.LogForm():
+            return Spec(entries.log_form, lambda form, ctx: Modal(
+                blocks.log_modal(form.metrics, form.today, form.currency, _metadata(ctx))), form=True)
+        case g.Log(values=values, date=day, dims=dims, via=via):
+            return Spec(lambda ctx: entries.log_numbers(ctx, values, day=day, dims=dims, origin=via),
+                        lambda result, ctx: blocks.log_reply(result, ctx.catalogue, *_money(ctx)))
+        case g.Report(range=spec, kpis=names):
+            return Spec(lambda ctx: reports.requested(ctx, spec, names), _report)
+        case g.Chart(kpi=name, range=spec):
+            return Spec(lambda ctx: digests.chart(ctx, name, spec), _chart,
+                        slow="Drawing the chart…")
+        case g.DigestNow(kind=kind):
+            return Spec(lambda ctx: digests.post_now(ctx, kind), _say(
+                lambda posted, ctx: f":white_check_mark: Posted the {posted.kind} digest for "
+                                    f"{posted.period} here."), slow=f"Posting the {kind} digest…")
+        case g.DigestSchedule(kind=every, weekday=weekday, time=at):
+            return Spec(lambda ctx: digests.subscribe(ctx, every, weekday, at),
+                        _say(blocks.scheduled_text), admin="schedule digests")
+        case g.DigestOff(kind=which):
+            return Spec(lambda ctx: digests.unsubscribe(ctx, which),
+                        _say(lambda stopped, ctx: blocks.unsubscribed_text(stopped, which)),
+                        admin="stop digests")
+        case g.AlertAdd():
+            return Spec(lambda ctx: alerts.add_rule(
+                ctx, ctx.in_channel(), command.kpi, command.op, command.threshold,
+                period=command.period, for_periods=command.for_periods, mention=command.mention,
+                dims=command.dims), _rule_added, admin="add alert rules")
+        case g.AlertForm():
+            return Spec(alerts.alert_form, lambda form, ctx: Modal(alert_views.alert_modal(form)),
+                        admin="add alert rules", form=True)
+        case g.Alerts():
+            return Spec(alerts.listed, lambda rows, ctx: alert_views.rules_message(
+                [(r.rule, r.label, r.unit) for r in rows], *_money(ctx), ctx.now))
+        case g.AlertRemove(rule_id=rule_id):
+            return Spec(lambda ctx: alerts.remove_rule(ctx, rule_id), _say(
+                lambda rule, ctx: f":wastebasket: Alert #{rule.id} on `{rule.rule.kpi}` removed."),
+                admin="remove alert rules")
+        case g.AlertSnooze(rule_id=rule_id, duration=duration):
+            return Spec(lambda ctx: alerts.snooze_rule(ctx, rule_id, duration),
+                        _say(alert_views.snoozed_text))
+        case g.Goal(kpi=name, value=value, period=period):
+            return Spec(lambda ctx: goals.set_goal(ctx, name, value, period), _say(
+                lambda progress, ctx: ":dart: Goal set. " + alert_views.goal_line(progress, *_money(ctx))
+                + "\nDigests, reports and App Home show its progress from now on."),
+                admin="set goals")
+        case g.Goals():
+            return Spec(goals.goals, lambda progress, ctx: alert_views.goals_message(
+                progress, *_money(ctx)))
+        case g.Metrics():
+            return Spec(definitions.vocabulary, lambda v, ctx: blocks.metrics_message(
+                v.catalogue, v.packs, v.currency))
+        case g.Define(key=key, formula=formula):
+            return Spec(lambda ctx: definitions.define_kpi(ctx, key, formula), _say(
+                lambda kpi, ctx: f":white_check_mark: Defined `{kpi.key}` = `{kpi.formula.text}`. "
+                                 "It shows in reports as soon as its inputs have data."),
+                admin="define KPIs")
+        case g.History(metric=metric):
+            return Spec(lambda ctx: entries.history(ctx, metric), lambda lines, ctx:
+                        blocks.history_message(lines, ctx.catalogue, *_money(ctx)))
+        case g.Undo(batch_id=batch_id):
+            return Spec(lambda ctx: entries.undo(ctx, batch_id),
+                        lambda batch, ctx: blocks.undo_reply(batch))
+        case g.Export(range=spec):
+            return Spec(lambda ctx: entries.export(ctx, spec), _export)
+        case g.Tz(zone=name):
+            return Spec(lambda ctx: workspace_settings.set_timezone(ctx, name), _say(
+                lambda ws, ctx: f":globe_with_meridians: Time zone set to `{ws.timezone}`. Days, "
+                                "digests and reminders follow it from now on."),
+                admin="change the time zone")
+        case g.Settings():
+            return Spec(lambda ctx: ctx.workspace, lambda ws, ctx: Modal(
+                blocks.settings_modal(ws, PACKS, _metadata(ctx))), admin="change settings", form=True)
+        case g.SaveSettings(packs=packs, timezone=tz, currency=currency, locale=locale):
+            return Spec(lambda ctx: workspace_settings.save_settings(ctx, packs, tz, currency, locale),
+                        _say(lambda ws, ctx: ":white_check_mark: Settings saved."),
+                        admin="change settings")
+        case g.Why(kpi=name, range=spec):
+            return Spec(lambda ctx: insights.why(ctx, name, spec),
+                        lambda result, ctx: insight_views.why_message(result, *_money(ctx)))
+        case g.WhatIf(changes=changes):
+            return Spec(lambda ctx: insights.what_if(ctx, changes),
+                        lambda result, ctx: insight_views.whatif_message(result, *_money(ctx)))
+        case g.WhatIfForm():
+            return Spec(lambda ctx: None, lambda _, ctx: Modal(
+                insight_views.whatif_modal(_metadata(ctx))), form=True)
+        case g.Remind(enabled=enabled):
+            return Spec(lambda ctx: reminders.set_reminders(ctx, ctx.actor, enabled),
+                        lambda _, ctx: insight_views.reminders_message(
+                            enabled, ctx.workspace.reminder_time, reminders.ACTIVE_DAYS))
+        case g.RemindAt(time=hhmm):
+            return Spec(lambda ctx: reminders.set_reminder_time(ctx, hhmm),
+                        lambda ws, ctx: insight_views.reminder_time_message(
+                            ws.reminder_time, reminders.ACTIVE_DAYS),
+                        admin="change the reminder time")
+        case _:
+            assert_never(command)
+
+
+def _report(asked: reports.Requested, ctx: Context) -> Reply:
+    share = json.dumps({"range": asked.range, "kpis": list(asked.names)})
+    lines = [alert_views.goal_line(p, *_money(ctx)) for p in asked.goals]
+    return blocks.report_message(asked.report, share_value=share, goals=lines)
+
+
+def _chart(trend: digests.Trend, ctx: Context) -> Reply:
+    start, end = trend.points[0][0], trend.points[-1][0]
+    span = str(Period(start, end))
+    return Upload(f"{trend.key}-{start}-{end}.png", f"{trend.label}, {span}",
+                  trend_png(trend, *_money(ctx)),
+                  comment=f"<@{ctx.actor}> asked for {trend.label}, {span}")
+
+
+def _export(done: entries.Export, ctx: Context) -> Reply:
+    return Upload(done.filename, f"KPI entries {done.period}", done.content.encode(), then=message(
+        f":page_facing_up: Uploaded `{done.filename}` ({done.rows} entries) to this conversation."))
+
+
+def _rule_added(rule: alerts.AlertRule, ctx: Context) -> Reply:
+    shown = alerts.describe_rule(ctx, rule)
+    text = alert_views.rule_text(rule, shown.label, shown.unit, *_money(ctx))
+    return message(f":bell: Alert #{rule.id} added: {text}. I'll post in <#{rule.channel_id}> "
+                   "when it starts firing and when it is back to normal, never in between.")
