@@ -3,7 +3,9 @@
 A fixed rule (`down 30% daily`) fires every Saturday on a business that is quiet at weekends.
 This detector compares a day with the same weekday of previous weeks (a week with recent whole
 weeks) instead: the expected value is their median and the spread a robust one (MAD), so one
-odd week in the history does not move the band. A value is unusual only when it is both far
+odd week in the history does not move the band. For daily rules each matching day is first
+rescaled by how much the business grew since (the median ratio of same-weekday pairs of the
+weeks before), so a trend neither shifts the median nor widens the spread. A value is unusual only when it is both far
 outside that spread (the robust score beyond the sensitivity) and a material change (a minimum
 relative change, and for counts a minimum absolute one, so 1 lead against 2 is never news).
 
@@ -91,7 +93,8 @@ class Expectation:
     `low`..`high` is the band inside which the value is not unusual at the rule's sensitivity
     (it is wide enough for both the score and the material-change test). `score` is the signed
     robust score (value - expected) / spread. `basis` says what the expectation comes from, in
-    words ("Tuesdays", "recent weeks"), over `n_points` periods.
+    words ("Tuesdays", "recent weeks"), over `n_points` periods. `count` says the values are
+    counts, so the band reads in whole numbers.
     """
 
     day: date
@@ -107,6 +110,7 @@ class Expectation:
     basis: str
     n_points: int
     sensitivity: str
+    count: bool = False
 
 
 def is_count(values: list[float]) -> bool:
@@ -128,30 +132,32 @@ def _first_whole(period: str, since: date) -> date:
     return since
 
 
-def _level(history: Mapping[date, float], day: date, first: date) -> float | None:
-    """The mean of the 7 days before `day`: one of each weekday, so the weekly pattern cancels;
-    None unless all 7 are there and the mean is positive."""
-    week = [day - timedelta(days=k) for k in range(1, 8)]
-    if week[-1] < first or any(d not in history or not math.isfinite(history[d]) for d in week):
-        return None
-    mean = math.fsum(history[d] for d in week) / 7
-    return mean if mean > 0 else None
+def _growth(history: Mapping[date, float], day: date, then: date, first: date) -> float | None:
+    """How much the business grew from the week before `then` to the week before `day`: the
+    median ratio of the 7 same-weekday pairs, so the weekly pattern cancels and up to 3 odd days
+    (an outage, a launch) do not move it; None without 4 usable pairs."""
+    ratios = []
+    for k in range(1, 8):
+        now, before = day - timedelta(days=k), then - timedelta(days=k)
+        if before < first or now not in history or before not in history:
+            continue
+        a, b = history[now], history[before]
+        if math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0:
+            ratios.append(a / b)
+    return statistics.median(ratios) if len(ratios) >= MIN_POINTS else None
 
 
 def _at_todays_level(
     history: Mapping[date, float], day: date, dates: list[date], first: date
 ) -> list[float] | None:
-    """The matching days' values rescaled to today's level (value x level now / level then), so
-    a trend neither shifts the median nor widens the spread; None when the levels are unknown
-    (missing days), and the caller uses the plain values."""
-    now = _level(history, day, first)
-    if now is None:
-        return None
+    """The matching days' values rescaled by the growth since then, so a trend neither shifts
+    the median nor widens the spread; None when the growth is unknown for too many of them
+    (missing days, zeros), and the caller uses the plain values."""
     scaled = []
     for d in dates:
-        then = _level(history, d, first)
-        if then is not None:
-            scaled.append(history[d] * now / then)
+        growth = _growth(history, day, d, first)
+        if growth is not None:
+            scaled.append(history[d] * growth)
     return scaled if len(scaled) >= MIN_POINTS else None
 
 
@@ -189,7 +195,8 @@ def expect(
     For a weekly rule, `history` maps each ISO week's Monday to the week's value and `day` may
     be any day of the week. `since` is the first day with data (the earliest key when left out):
     a week starting before it is partial and not used. `count` says whether the values are
-    counts; left out, it is inferred from the history (whole non-negative numbers).
+    counts; left out, it is inferred from the history (whole non-negative numbers), so the band
+    never depends on the value being judged.
     """
     period = unusual_period(period)
     named = sensitivity_of(sensitivity)
@@ -208,7 +215,7 @@ def expect(
     if len(dates) < MIN_POINTS:
         return None
     raw = [history[d] for d in dates]
-    counts = is_count([*raw, current]) if count is None else count
+    counts = is_count(raw) if count is None else count
     points = _at_todays_level(history, start, dates, first) if period == "daily" else None
     if points is None:
         points = raw
@@ -242,6 +249,7 @@ def expect(
         basis=_basis(period, day),
         n_points=len(points),
         sensitivity=named,
+        count=counts,
     )
 
 
@@ -257,7 +265,10 @@ def explain(
     """The sentence an alert or digest shows, e.g. `Leads 3 on a Tuesday; Tuesdays are usually
     35-45`; `fmt` shows numbers in the KPI's unit."""
     show = fmt if fmt is not None else _number
-    band = f"{show(expectation.low)}-{show(expectation.high)}"
+    low, high = expectation.low, expectation.high
+    if expectation.count:
+        low, high = math.ceil(low - _TOLERANCE), math.floor(high + _TOLERANCE)
+    band = f"{show(low)}-{show(high)}"
     if expectation.period == "weekly":
         return (
             f"{label} {show(expectation.value)} this week; "
