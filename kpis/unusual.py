@@ -173,10 +173,11 @@ def watching_from(since: date, period: str = "daily") -> date:
 
 
 def history_needed(day: date, period: str = "daily") -> Period:
-    """The days (or week starts) whose values `expect` reads to judge `day`."""
+    """The days (or week starts) whose values `expect` reads to judge `day`: the matching
+    periods and, for daily rules, the week before the oldest one (to measure growth)."""
     period = unusual_period(period)
-    matching = _matching(period, day)
-    return Period(matching[-1], day)
+    oldest = _matching(period, day)[-1]
+    return Period(oldest - timedelta(days=7) if period == "daily" else oldest, day)
 
 
 def expect(

@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kpis.alerts import AlertState, Kind, Op, Rule, RuleError, Status, describe, evaluate, snooze
+from kpis.periods import Period
 from kpis.unusual import (
     MIN_HISTORY_DAYS,
     SENSITIVITIES,
@@ -124,13 +125,17 @@ def test_missing_days_are_skipped_and_too_few_matches_wait() -> None:
 
 def test_a_trend_moves_what_is_expected() -> None:
     # Growing 1.5% a day: eight weeks ago is far below today, and today's level is what counts.
-    history = {MONDAY + timedelta(days=n): round(100 * 1.015**n) for n in range(56)}
-    day = MONDAY + timedelta(days=56)
-    on_trend = float(round(100 * 1.015**56))
+    history = {MONDAY + timedelta(days=n): round(100 * 1.015**n) for n in range(84)}
+    day = MONDAY + timedelta(days=84)
+    on_trend = float(round(100 * 1.015**84))
     result = judged(history, day, on_trend, sensitivity="high")
     assert not result.unusual
     assert result.expected == pytest.approx(on_trend, rel=0.02)
     assert judged(history, day, on_trend * 0.6).unusual
+    # What a caller must load: the span history_needed names is enough.
+    span = history_needed(day)
+    loaded = {d: v for d, v in history.items() if d in span}
+    assert judged(loaded, day, on_trend, sensitivity="high", since=MONDAY) == result
 
 
 def test_weekly_rules_use_recent_whole_weeks() -> None:
@@ -142,7 +147,7 @@ def test_weekly_rules_use_recent_whole_weeks() -> None:
     assert explain(result, "Leads").startswith("Leads 150 this week; recent weeks are usually ")
     assert not judged(weeks, thursday, 310, period="weekly").unusual
     assert history_needed(thursday, "weekly").start == MONDAY - timedelta(weeks=2)
-    assert history_needed(thursday).end == thursday
+    assert history_needed(thursday) == Period(thursday - timedelta(weeks=9), thursday)
 
 
 def test_percent_kpis_are_not_counts() -> None:
