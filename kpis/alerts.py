@@ -19,6 +19,9 @@ Semantic choices, in one place:
 - A snooze silences messages, not evaluation: the state still changes and the notifications come
   back with `suppressed=True`.
 - Datetimes (`now`, snooze ends) should all be aware, or all naive; they are only compared.
+- An `unusual` rule (op UNUSUAL) judges the value against an `unusual.Expectation` the caller
+  computes from the history (`unusual.expect`); without one (too little history) it is no data,
+  so it neither fires nor resolves. Streaks, `for N`, snoozes and resolving work as for any rule.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ from enum import StrEnum
 
 from kpis.compare import change_pct
 from kpis.periods import Period
+from kpis.unusual import (
+    DEFAULT_SENSITIVITY,
+    UNUSUAL_PERIODS,
+    Expectation,
+    UnusualError,
+    sensitivity_of,
+)
 
 PERIOD_KINDS = ("daily", "weekly", "monthly")
 MAX_FOR_PERIODS = 365
@@ -59,10 +69,15 @@ class Op(StrEnum):
     LE = "<="
     UP = "up"
     DOWN = "down"
+    UNUSUAL = "unusual"
 
     @property
     def is_change(self) -> bool:
         return self in (Op.UP, Op.DOWN)
+
+    @property
+    def is_unusual(self) -> bool:
+        return self is Op.UNUSUAL
 
 
 class Status(StrEnum):
@@ -83,7 +98,9 @@ class Rule:
     `threshold` is in the KPI's own scale for `> >= < <=` (percent KPIs are fractions), and a
     percentage for `up`/`down` (20.0 means 20%, the scale of `compare.change_pct`), measured
     against the previous period. `period` is daily, weekly, monthly or a rolling `Nd` window.
-    `dims` limits the rule to entries tagged with those dimension values.
+    `dims` limits the rule to entries tagged with those dimension values. An `unusual` rule
+    ignores `threshold` (0 by convention), takes a daily or weekly period and a `sensitivity`
+    (low, medium or high; other rules keep the default).
     """
 
     kpi: str
@@ -92,14 +109,19 @@ class Rule:
     period: str = "daily"
     for_periods: int = 1
     dims: tuple[tuple[str, str], ...] = ()
+    sensitivity: str = DEFAULT_SENSITIVITY
 
     def __post_init__(self) -> None:
         try:
             object.__setattr__(self, "op", Op(self.op))
         except ValueError:
             raise RuleError(
-                f"`{self.op}` is not a comparison; use one of > >= < <= up down"
+                f"`{self.op}` is not a comparison; use one of > >= < <= up down unusual"
             ) from None
+        try:
+            object.__setattr__(self, "sensitivity", sensitivity_of(self.sensitivity))
+        except UnusualError as error:
+            raise RuleError(str(error)) from None
         if not math.isfinite(self.threshold):
             raise RuleError("the threshold must be a finite number")
         if self.op.is_change and self.threshold <= 0:
@@ -107,6 +129,11 @@ class Rule:
         if not 1 <= self.for_periods <= MAX_FOR_PERIODS:
             raise RuleError(f"`for` takes 1 to {MAX_FOR_PERIODS} periods in a row")
         object.__setattr__(self, "period", self.period.strip().lower())
+        if self.op.is_unusual and self.period not in UNUSUAL_PERIODS:
+            raise RuleError(
+                f"`{self.period}` is not a period for an unusual alert; use daily or weekly "
+                "(daily when left out)"
+            )
         self.window(date(2000, 1, 1))
 
     def window(self, day: date) -> Period:
@@ -129,10 +156,20 @@ class Rule:
         """The period a change rule compares with (the previous calendar month for a month)."""
         return self.window(day).previous()
 
-    def condition(self, value: float | None, previous: float | None = None) -> bool | None:
-        """Whether the rule's condition holds; None when there is no data to judge."""
+    def condition(
+        self,
+        value: float | None,
+        previous: float | None = None,
+        expectation: Expectation | None = None,
+    ) -> bool | None:
+        """Whether the rule's condition holds; None when there is no data to judge.
+
+        An unusual rule reads `expectation` (None: not enough history yet, so no data).
+        """
         if value is None or not math.isfinite(value):
             return None
+        if self.op.is_unusual:
+            return None if expectation is None else expectation.unusual
         if self.op.is_change:
             pct = change_pct(value, previous)
             if pct is None:
@@ -187,7 +224,8 @@ class AlertState:
 class Notification:
     """A message to post (or, when `suppressed`, to record without posting).
 
-    `duration` is how long the alert fired, on a resolved message only.
+    `duration` is how long the alert fired, on a resolved message only. `expectation` is what
+    an unusual rule expected (for "Tuesdays are usually 35-45"); None for other rules.
     """
 
     kind: Kind
@@ -199,6 +237,7 @@ class Notification:
     at: datetime
     duration: timedelta | None = None
     suppressed: bool = False
+    expectation: Expectation | None = None
 
 
 def evaluate(
@@ -208,14 +247,18 @@ def evaluate(
     value: float | None,
     previous: float | None,
     now: datetime,
+    *,
+    expectation: Expectation | None = None,
 ) -> tuple[AlertState, list[Notification]]:
     """The state after seeing `value` for the period starting `period_start`, and what to post.
 
-    `previous` is the previous period's value, used by change rules only.
+    `previous` is the previous period's value, used by change rules only; `expectation` is
+    `unusual.expect(history, period_start, rule.period, rule.sensitivity, value=value)`, used
+    by unusual rules only.
     """
     if state.last_period is not None and period_start < state.last_period:
         return state, []
-    held = rule.condition(value, previous)
+    held = rule.condition(value, previous, expectation)
     before = state.streak_before if period_start == state.last_period else state.streak
     was_firing = state.status is Status.FIRING
     if held is True:
@@ -262,6 +305,7 @@ def evaluate(
         at=now,
         duration=duration,
         suppressed=snoozed_until is not None,
+        expectation=expectation if rule.op.is_unusual else None,
     )
     return new, [note]
 
@@ -290,12 +334,16 @@ def describe(
     """The rule as people typed it, e.g. `CPL > 15 daily for 2`; `fmt` shows the threshold in
     the KPI's unit (the renderer's number format) instead of a bare number."""
     name = label or rule.kpi
-    if rule.op.is_change:
+    if rule.op.is_unusual:
+        text = f"{name} unusual"
+    elif rule.op.is_change:
         text = f"{name} {rule.op} {_number(rule.threshold)}%"
     else:
         shown = fmt(rule.threshold) if fmt is not None else _number(rule.threshold)
         text = f"{name} {rule.op} {shown}"
     text += f" {rule.period}" if rule.period in PERIOD_KINDS else f" over {rule.period}"
+    if rule.op.is_unusual:
+        text += f" {rule.sensitivity}"
     if rule.for_periods > 1:
         text += f" for {rule.for_periods}"
     if rule.dims:
