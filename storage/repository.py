@@ -52,6 +52,7 @@ from storage.models import (
     SubscriptionRow,
     WorkspaceRow,
 )
+from storage.tokens import ApiRepository
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -203,7 +204,7 @@ def _dims_of(row: Any) -> Dims:
     return tuple(sorted((name, getattr(row, name)) for name in DIMENSIONS if getattr(row, name)))
 
 
-class Store:
+class Store(ApiRepository):
     """All persistence of the bot. Pass a clock to make time-dependent tests exact."""
 
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
