@@ -399,7 +399,7 @@ def test_the_openapi_document_is_valid_and_describes_real_answers(server: Server
     for method, path, body, reply in cases:
         query = {"from": "2026-03-09", "to": "2026-03-15"} if method == "get" else None
         request = MockRequest(base, method, path, args=query,
-                              data=json.dumps(body) if body else None,
+                              data=json.dumps(body).encode() if body else None,
                               headers={"Authorization": f"Bearer {token}"},
                               content_type="application/json")
         spec.validate_request(request)
