@@ -22,6 +22,7 @@ MODULES = (
     "bench.ack_bench",
     "bench.digest_bench",
     "bench.load_bench",
+    "bench.api_bench",
 )
 HEADER = ("figure", "value", "target", "reference", "met")
 

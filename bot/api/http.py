@@ -6,12 +6,15 @@ logged: a log line names a token by its id and name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -76,6 +79,11 @@ class _Api:
         self.store, self.clock, self.on_logged = store, clock, on_logged
         self.limiter, self.count = limiter, count
         self.openapi = json.dumps(document()).encode()
+        # SQLite has one writer at a time and its busy handler polls with growing sleeps, so
+        # 20 waiting batches starve each other (seconds of tail); a lock wakes the next at once
+        self.one_writer: AbstractContextManager[Any] = (
+            threading.Lock() if store.engine.dialect.name == "sqlite"
+            else contextlib.nullcontext())
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -160,9 +168,10 @@ class _Api:
         if problems:
             return Answer(422, {"errors": [p.to_json() for p in problems]})
         answer = {"stored": len(writes)}
-        earlier = self.store.record_keyed(
-            ctx.workspace.id, writes, actor=ctx.actor, origin="api", key=key,
-            request_hash=request_hash, status=201, response=json.dumps(answer), now=now)
+        with self.one_writer:
+            earlier = self.store.record_keyed(
+                ctx.workspace.id, writes, actor=ctx.actor, origin="api", key=key,
+                request_hash=request_hash, status=201, response=json.dumps(answer), now=now)
         if earlier is not None:
             assert key is not None
             return _replay(earlier, request_hash, key)
@@ -251,7 +260,8 @@ class _Api:
         except stripe_events.BadEvent as error:
             log.warning("stripe webhook for %s refused: %s", workspace.id, error)
             return _stripe_error(400, str(error))
-        outcome = stripe_events.handle(self.store, workspace, event, self.clock())
+        with self.one_writer:
+            outcome = stripe_events.handle(self.store, workspace, event, self.clock())
         if outcome.metrics:
             self.logged(workspace.id, "stripe", [_Touched(outcome.day, m) for m in outcome.metrics])
         return Answer(outcome.status, outcome.body)
