@@ -23,6 +23,7 @@ MODULES = (
     "bench.digest_bench",
     "bench.load_bench",
     "bench.unusual_bench",
+    "bench.api_bench",
 )
 HEADER = ("figure", "value", "target", "reference", "met")
 

@@ -279,6 +279,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """API tokens of a workspace: the secret is printed once, only its hash is kept."""
+    from bot import api
+
+    store = _store(args)
+    workspace = _context(args, store).workspace.id
+    if args.action == "create":
+        new = api.create_token(store, workspace, args.name, actor=_local_user(), now=_now())
+        print(f"Token {new.token.id} ({new.token.name}) for {workspace}; shown only now, keep it safe:")
+        print(new.secret)
+    elif args.action == "list":
+        for t in api.list_tokens(store, workspace):
+            used = f"{t.last_used_at:%Y-%m-%d %H:%M} UTC" if t.last_used_at else "never"
+            state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
+            print(f"#{t.id}  {t.name}  created {t.created_at:%Y-%m-%d %H:%M} UTC  last used {used}  {state}")
+    else:
+        if args.id is None or not args.id.isdigit():
+            raise CliError("token revoke takes the token's id (see kpibot token list)")
+        revoked = api.revoke_token(store, workspace, int(args.id), _now())
+        print(f"Revoked token {revoked.id} ({revoked.name}); requests with it now get 401.")
+    return 0
+
+
+def cmd_webhook(args: argparse.Namespace) -> int:
+    from bot import api
+
+    store = _store(args)
+    workspace = _context(args, store).workspace.id
+    api.set_stripe_secret(store, workspace, args.secret, _now())
+    print(f"Stored the Stripe endpoint secret; point Stripe at /webhooks/stripe/{workspace}")
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -333,6 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http", action="store_true", help="HTTP even when SLACK_APP_TOKEN is set")
     p.add_argument("--port", type=int, help="HTTP port (default KPIBOT_PORT or 3000)")
     p.add_argument("--host", help="HTTP interface (default KPIBOT_HOST or 0.0.0.0)")
+
+    p = add("token", cmd_token, "API tokens: create (shown once), list, revoke")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("id", nargs="?", help="the token id to revoke")
+    p.add_argument("--name", help="who uses the token, e.g. zapier (create)")
+
+    p = add("webhook", cmd_webhook, "store a webhook's endpoint secret")
+    p.add_argument("provider", choices=["stripe"])
+    p.add_argument("--secret", required=True, help="the endpoint's signing secret, whsec_...")
 
     p = add("demo", cmd_demo, "fill a demo database and render the report and digests")
     p.add_argument("--out", default="demo-out")

@@ -249,3 +249,82 @@ class PersonRow(Base):
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     timezone: Mapped[str | None] = mapped_column(String(64))
     reminders: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# -- the HTTP API and webhooks (release 2) -----------------------------------------------------
+
+
+class ApiTokenRow(Base):
+    """A workspace's API token: only the SHA-256 of the secret is kept, never the secret."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"),
+                                              index=True)
+    name: Mapped[str] = mapped_column(String(40))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class IdempotencyKeyRow(Base):
+    """An `Idempotency-Key` already used: a retry with the same body gets the same answer.
+
+    Inserted in the same transaction as the entries it stored, so a key is either used with
+    its entries or not at all.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("workspace_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class WebhookEventRow(Base):
+    """A provider's event already processed (Stripe's `evt_...`): each id counts once."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("workspace_id", "provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(200), default="")
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebhookSecretRow(Base):
+    """A workspace's endpoint secret for a provider (needed in clear to check signatures)."""
+
+    __tablename__ = "webhook_secrets"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AdminNoticeRow(Base):
+    """Something an admin should see in App Home (a Stripe charge in another currency...)."""
+
+    __tablename__ = "admin_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"),
+                                              index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -52,6 +52,10 @@ from storage.models import (
     SubscriptionRow,
     WorkspaceRow,
 )
+from storage.records import ChangeBatch as ChangeBatch
+from storage.records import Changed as Changed
+from storage.records import Write as Write
+from storage.tokens import ApiRepository
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -71,41 +75,6 @@ class Workspace:
     name: str = ""
     enterprise_id: str | None = None
     reminder_time: str = "17:00"
-
-
-@dataclass(frozen=True)
-class Write:
-    """One value to store: replaces the same author's value for the same key, adds to others'."""
-
-    metric: str
-    day: date
-    value: float
-    author: str
-    dims: Dims = ()
-
-
-@dataclass(frozen=True)
-class Changed:
-    metric: str
-    day: date
-    author: str
-    dims: Dims
-    old: float | None
-    new: float | None
-
-
-@dataclass(frozen=True)
-class ChangeBatch:
-    """What one log, import or undo did, in order."""
-
-    id: str
-    actor: str
-    origin: str
-    changes: tuple[Changed, ...] = field(default_factory=tuple)
-
-    @property
-    def metrics(self) -> list[str]:
-        return sorted({c.metric for c in self.changes})
 
 
 class UndoConflict(Exception):
@@ -203,7 +172,7 @@ def _dims_of(row: Any) -> Dims:
     return tuple(sorted((name, getattr(row, name)) for name in DIMENSIONS if getattr(row, name)))
 
 
-class Store:
+class Store(ApiRepository):
     """All persistence of the bot. Pass a clock to make time-dependent tests exact."""
 
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
