@@ -69,7 +69,8 @@ def _client(port: int, token: str, batches: list[dict[str, Any]], client: int,
 
 
 def measure(label: str, db_url: str, options: Options) -> list[Row]:
-    from bot import api
+    from bot.app.context import open_context
+    from bot.app.tokens import create_token
     from storage import open_store
 
     per_client = options.runs  # 50 by default: 1,000 batches
@@ -80,10 +81,9 @@ def measure(label: str, db_url: str, options: Options) -> list[Row]:
             db_url = f"sqlite:///{tmp / 'api.db'}"
         store = open_store(db_url)
         stack.callback(store.engine.dispose)
-        store.ensure_workspace(TEAM, timezone="UTC")
         now = datetime.now(UTC)
-        tokens = [api.create_token(store, TEAM, f"client-{n:02d}", actor="bench", now=now).secret
-                  for n in range(CLIENTS)]
+        ctx = open_context(store, TEAM, "bench", now)
+        tokens = [create_token(ctx, f"client-{n:02d}").secret for n in range(CLIENTS)]
         _, servers = stack.enter_context(bots(tmp, db_url, 1))
         port = servers[0].port
         today = now.date() - timedelta(days=1)  # safe on either side of midnight UTC

@@ -281,34 +281,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """API tokens of a workspace: the secret is printed once, only its hash is kept."""
-    from bot import api
+    from bot.app import tokens
+    from bot.render.tokens import revoked_text, token_line
 
-    store = _store(args)
-    workspace = _context(args, store).workspace.id
+    ctx = _context(args, _store(args))
+    zone = ctx.workspace.timezone
     if args.action == "create":
-        new = api.create_token(store, workspace, args.name, actor=_local_user(), now=_now())
-        print(f"Token {new.token.id} ({new.token.name}) for {workspace}; shown only now, keep it safe:")
+        new = tokens.create_token(ctx, args.name)
+        print(f"Token {new.token.id} ({new.token.name}) for {ctx.workspace.id}; "
+              "shown only now, keep it safe:")
         print(new.secret)
     elif args.action == "list":
-        for t in api.list_tokens(store, workspace):
-            used = f"{t.last_used_at:%Y-%m-%d %H:%M} UTC" if t.last_used_at else "never"
-            state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
-            print(f"#{t.id}  {t.name}  created {t.created_at:%Y-%m-%d %H:%M} UTC  last used {used}  {state}")
+        for t in tokens.tokens(ctx):
+            print(token_line(t, zone))
     else:
         if args.id is None or not args.id.isdigit():
             raise CliError("token revoke takes the token's id (see kpibot token list)")
-        revoked = api.revoke_token(store, workspace, int(args.id), _now())
-        print(f"Revoked token {revoked.id} ({revoked.name}); requests with it now get 401.")
+        print(revoked_text(tokens.revoke_token(ctx, int(args.id))))
     return 0
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
-    from bot import api
+    from bot.app.tokens import set_stripe_secret
 
-    store = _store(args)
-    workspace = _context(args, store).workspace.id
-    api.set_stripe_secret(store, workspace, args.secret, _now())
-    print(f"Stored the Stripe endpoint secret; point Stripe at /webhooks/stripe/{workspace}")
+    ctx = _context(args, _store(args))
+    set_stripe_secret(ctx, args.secret)
+    print(f"Stored the Stripe endpoint secret; point Stripe at /webhooks/stripe/{ctx.workspace.id}")
     return 0
 
 

@@ -231,6 +231,25 @@ class RemindAt:
     time: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class TokenCreate:
+    """`token create [NAME]`: a new API token, shown once."""
+
+    name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tokens:
+    """`token` or `token list`: the workspace's API tokens."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRevoke:
+    """`token revoke ID`."""
+
+    token_id: int
+
+
 # --- Commands that forms and buttons send (no text spells them) --------------------------
 
 
@@ -272,6 +291,9 @@ Command: TypeAlias = (
     | WhatIfForm
     | Remind
     | RemindAt
+    | TokenCreate
+    | Tokens
+    | TokenRevoke
     | SaveSettings
 )
 
@@ -951,6 +973,25 @@ def _parse_remind(rest: str) -> Remind | RemindAt:
     raise CommandError(f"I don't know {_code('remind ' + word)}. {usage}")
 
 
+def _parse_token(rest: str) -> TokenCreate | Tokens | TokenRevoke:
+    words = rest.split()
+    usage = "Write `/kpi token create zapier`, `/kpi token list` or `/kpi token revoke 3`."
+    action = words[0].lower() if words else "list"
+    if action == "list":
+        _nothing_more("token list", words[1:], "/kpi token list")
+        return Tokens()
+    if action == "create":
+        if len(words) > 2:
+            raise CommandError(f"A token name is one word, like `zapier`. {usage}")
+        return TokenCreate(name=words[1] if len(words) == 2 else None)
+    if action == "revoke":
+        if len(words) != 2 or not words[1].lstrip("#").isdigit():
+            raise CommandError("Which token? Write its number, like `/kpi token revoke 3` "
+                               "(`/kpi token list` shows them).")
+        return TokenRevoke(token_id=int(words[1].lstrip("#")))
+    raise CommandError(f"I don't know {_code('token ' + action)}.{did_you_mean(action, ('create', 'list', 'revoke'))} {usage}")
+
+
 def _parse_help(rest: str) -> Help:
     """Help takes any words (`help alerts`): whatever was asked, the answer is the usage."""
     return Help()
@@ -975,6 +1016,7 @@ _PARSERS: dict[str, Callable[[str], Command]] = {
     "why": _parse_why,
     "whatif": _parse_whatif,
     "remind": _parse_remind,
+    "token": _parse_token,
     "help": _parse_help,
 }
 COMMANDS = tuple(_PARSERS)

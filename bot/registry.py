@@ -14,12 +14,23 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, assert_never
 
 from bot import grammar as g
-from bot.app import alerts, definitions, digests, entries, goals, insights, reminders, reports
+from bot.app import (
+    alerts,
+    definitions,
+    digests,
+    entries,
+    goals,
+    insights,
+    reminders,
+    reports,
+    tokens,
+)
 from bot.app import settings as workspace_settings
 from bot.app.context import Context
 from bot.render import alerts as alert_views
 from bot.render import blocks
 from bot.render import insights as insight_views
+from bot.render import tokens as token_views
 from bot.render.digest import trend_png
 from bot.render.kit import Modal, Reply, Upload, message
 from kpis.catalogue import PACKS
@@ -156,6 +167,17 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
                         lambda ws, ctx: insight_views.reminder_time_message(
                             ws.reminder_time, reminders.ACTIVE_DAYS),
                         admin="change the reminder time")
+        case g.TokenCreate(name=token_name):
+            return Spec(lambda ctx: tokens.create_token(ctx, token_name), _say(
+                lambda new, ctx: token_views.created_text(new, ctx.workspace.timezone)),
+                admin="manage API tokens")
+        case g.Tokens():
+            return Spec(tokens.tokens, _say(
+                lambda listed, ctx: token_views.tokens_text(listed, ctx.workspace.timezone)),
+                admin="manage API tokens")
+        case g.TokenRevoke(token_id=token_id):
+            return Spec(lambda ctx: tokens.revoke_token(ctx, token_id),
+                        _say(lambda t, ctx: token_views.revoked_text(t)), admin="manage API tokens")
         case _:
             assert_never(command)
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from waitress.server import create_server
 
 from bot import api
-from bot.app import reports
+from bot.app import reports, tokens
 from bot.app.context import open_context
 from bot.cli import main
 from kpis.periods import Period
@@ -103,8 +103,8 @@ def running(store: Store, **options: Any) -> Iterator[Server]:
 
 
 def new_token(store: Store, team: str = TEAM, name: str = "zapier") -> str:
-    store.ensure_workspace(team, timezone="America/New_York")
-    return api.create_token(store, team, name, actor="U0001", now=NOW).secret
+    ctx = open_context(store, team, "U0001", NOW, timezone="America/New_York")
+    return tokens.create_token(ctx, name).secret
 
 
 def stored(store: Store, team: str = TEAM) -> list[tuple[str, date, float, str, tuple[Any, ...]]]:
@@ -127,12 +127,12 @@ def token(server: Server) -> str:
 
 
 def test_a_token_is_shown_once_and_only_its_hash_is_kept(store: Store) -> None:
-    new = api.create_token(store, TEAM, "zapier", actor="U0001", now=NOW)
+    new = tokens.create_token(open_context(store, TEAM, "U0001", NOW), "zapier")
     assert new.secret.startswith("kpi_") and len(new.secret) >= 40
     everything = json.dumps(db_state(store))
     assert new.secret not in everything
-    assert api.tokens.hash_token(new.secret) in everything
-    listed = api.list_tokens(store, TEAM)
+    assert tokens.hash_token(new.secret) in everything
+    listed = tokens.tokens(open_context(store, TEAM, "U0001", NOW))
     assert [(t.id, t.name, t.created_at, t.last_used_at) for t in listed] == [
         (new.token.id, "zapier", NOW, None)]
 

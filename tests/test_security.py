@@ -345,7 +345,8 @@ def channel_of(team: str) -> str:
 class Row:
     """One `/kpi` command in the authorization matrix.
 
-    `text` is what follows `/kpi` (`{rule}` is the workspace's newest alert rule id);
+    `text` is what follows `/kpi` (`{rule}` and `{token}` are the workspace's newest alert rule
+    and API token ids);
     `succeeded(bot, team, user, reply)` asserts the command did its job; `refusal` is the start
     of the message a non-admin gets (admin-only commands only). `setup` runs first: as the same
     user for everyday commands (e.g. a log to undo), as the workspace admin for admin-only ones
@@ -373,8 +374,7 @@ class Row:
             log_as(bot, team, self.setup, user=by, channel_id=channel_of(team))
 
     def send(self, bot: SlackBot, team: str, user: str) -> SlackReply:
-        rule = _newest_rule(bot, team)
-        text = self.text.format(rule=rule)
+        text = self.text.format(rule=_newest_rule(bot, team), token=_newest_token(bot, team))
         return bot.command(text, team_id=team, user_id=user, channel_id=channel_of(team))
 
 
@@ -383,6 +383,12 @@ def _newest_rule(bot: SlackBot, team: str) -> int | None:
         return None
     with bot.store.engine.connect() as conn:
         query = text("SELECT max(id) FROM alert_rules WHERE workspace_id = :team")
+        return conn.execute(query, {"team": team}).scalar()
+
+
+def _newest_token(bot: SlackBot, team: str) -> int | None:
+    with bot.store.engine.connect() as conn:
+        query = text("SELECT max(id) FROM api_tokens WHERE workspace_id = :team")
         return conn.execute(query, {"team": team}).scalar()
 
 
@@ -493,6 +499,16 @@ MATRIX = [
     pytest.param(Row("goal leads 500 monthly", _and(
         _shows("Goal set"), lambda bot, team, user: len(_rows_of(bot, team, "goals")) == 1,
     ), "Only admins can set goals"), id="goal"),
+    pytest.param(Row("token create zapier", _and(
+        _shows("shown only now", "kpi_"),
+        lambda bot, team, user: [t.name for t in bot.store.tokens(team)] == ["zapier"],
+    ), "Only admins can manage API tokens"), id="token-create"),
+    pytest.param(Row("token list", _shows("#", "`old`", "active"),
+                     "Only admins can manage API tokens", setup="token create old"), id="token-list"),
+    pytest.param(Row("token revoke {token}", _and(
+        _shows("Revoked token"),
+        lambda bot, team, user: [t.revoked_at is not None for t in bot.store.tokens(team)] == [True],
+    ), "Only admins can manage API tokens", setup="token create old"), id="token-revoke"),
 ]
 ANYONE = [p for p in MATRIX if not p.values[0].admin_only]
 ADMIN_ONLY = [p for p in MATRIX if p.values[0].admin_only]
@@ -525,12 +541,12 @@ NOT_IN_MATRIX: dict[type, tuple[g.Command, bool]] = {
 @pytest.mark.parametrize("row", [p.values[0] for p in MATRIX], ids=[p.id for p in MATRIX])
 def test_the_registry_declares_who_may_use_each_command(row: Row) -> None:
     """The one admin rule (the registry's declaration) is the rule the matrix tests."""
-    assert (spec_for(parse_command(row.text.format(rule=1))).admin is not None) == row.admin_only
+    assert (spec_for(parse_command(row.text.format(rule=1, token=1))).admin is not None) == row.admin_only
 
 
 def test_every_command_type_is_judged_by_the_matrix_or_declared_here() -> None:
     """A new command type fails this until it gets a matrix row (or a line above)."""
-    judged = {type(parse_command(p.values[0].text.format(rule=1))) for p in MATRIX}
+    judged = {type(parse_command(p.values[0].text.format(rule=1, token=1))) for p in MATRIX}
     assert judged | set(NOT_IN_MATRIX) == set(get_args(g.Command))
     for sample, admin_only in NOT_IN_MATRIX.values():
         assert (spec_for(sample).admin is not None) == admin_only

@@ -14,7 +14,7 @@ import io
 import json
 import re
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -1110,3 +1110,18 @@ def test_the_settings_form_changes_the_language_and_number_format(slack_bot: Sla
     assert workspace is not None and (workspace.locale, workspace.currency) == ("de_DE", "EUR")
     report = slack_bot.command("report today cpl")
     assert "1.234,50\xa0€" in texts(report.json)  # German: a no-break space before the symbol
+
+
+def test_app_home_shows_admins_the_numbers_a_webhook_refused(slack_bot: SlackBot) -> None:
+    message = "Stripe charge ch_eur is in EUR, but this workspace counts USD: not stored."
+    slack_bot.store.ensure_workspace(T1)
+    slack_bot.store.record_event(T1, "stripe", "evt_1", "charge.succeeded", (), actor="stripe",
+                                 origin="stripe", outcome=message, now=datetime(2026, 3, 15, 14, 5,
+                                                                                tzinfo=UTC),
+                                 notice=("stripe_currency", message))
+
+    admin_view, member_view = _home_opened(slack_bot), _home_opened(slack_bot, user=SLACK_MEMBER)
+
+    assert "Numbers I refused" in texts(admin_view)
+    assert f"• 2026-03-15 14:05 UTC: {message}" in texts(admin_view)
+    assert "Numbers I refused" not in texts(member_view)

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from bot import api
+from bot.app.context import open_context
+from bot.app.tokens import set_stripe_secret
 from bot.cli import main
 from storage import Store, open_store
 from tests.conftest import at_once
@@ -74,7 +75,7 @@ def deliver(srv: Server, payload: bytes, signature: str | None = None,
 def configure(store: Store, team: str = TEAM, currency: str = "USD") -> None:
     store.ensure_workspace(team, timezone="America/New_York")
     store.update_workspace(team, currency=currency)
-    api.set_stripe_secret(store, team, SECRET, datetime.now(UTC))
+    set_stripe_secret(open_context(store, team, "U0001", datetime.now(UTC)), SECRET)
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from bot.app.reports import Report, report
 from kpis.catalogue import HEADLINE_KPIS, Metric
 from kpis.periods import Period
 from storage.repository import Subscription
+from storage.tokens import Notice
 
-#: failed deliveries an admin sees, newest first
+#: failed deliveries and notices (e.g. a refused Stripe event) an admin sees, newest first
 PROBLEMS_SHOWN = 5
 
 
@@ -34,6 +35,7 @@ class Home:
     schedules: tuple[Subscription, ...]
     problems: tuple[Problem, ...]
     goals: tuple[GoalProgress, ...]
+    notices: tuple[Notice, ...] = ()
 
 
 def home(ctx: Context, *, is_admin: bool) -> Home:
@@ -47,5 +49,6 @@ def home(ctx: Context, *, is_admin: bool) -> Home:
         for d in ctx.store.deliveries(ctx.workspace.id, failed_only=True, limit=PROBLEMS_SHOWN)
         if d.failed_at is not None
     ) if is_admin else ()
+    notices = tuple(ctx.store.notices(ctx.workspace.id, PROBLEMS_SHOWN)) if is_admin else ()
     return Home(week, missing, is_admin, tuple(ctx.store.subscriptions(ctx.workspace.id)),
-                problems, tuple(goal_progress(ctx)))
+                problems, tuple(goal_progress(ctx)), notices)

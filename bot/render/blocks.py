@@ -24,7 +24,7 @@ from bot.render.kit import (
     sections,
 )
 from bot.render.kit import button as _button
-from bot.render.numbers import format_change, format_value
+from bot.render.numbers import format_change, format_moment, format_value
 from kpis.catalogue import Catalogue, Metric, Unit
 from kpis.compare import Change, Verdict
 from kpis.schedule import WEEKDAYS
@@ -48,7 +48,7 @@ HELP_LINES = (
     "*Reminders*: `/kpi remind off` · `/kpi remind on` · `/kpi remind 17:00` (admins: the workspace's time)",
     "*Definitions*: `/kpi metrics` · `/kpi define big_mac_gap = (official_rate - implied_rate) / official_rate`",
     "*Corrections*: `/kpi history leads` · `/kpi undo` (logging the same metric for the same day again replaces your value)",
-    "*Data and settings*: `/kpi export 90d` · `/kpi tz America/Bogota` · `/kpi settings`",
+    "*Data and settings*: `/kpi export 90d` · `/kpi tz America/Bogota` · `/kpi settings` · `/kpi token create zapier` (API tokens)",
     "Numbers: `1234.5`, `1,234.5`, `$1,234`, `1.5k`, `2m`, `12%` for percent metrics.",
 )
 
@@ -291,6 +291,10 @@ def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
         if problems:
             blocks += sections([":warning: *Messages I could not post* (once fixed, the next "
                                 "ones go out as scheduled)", *problems])[:5]
+        if home.notices:
+            blocks += sections([":warning: *Numbers I refused* (nothing was stored for these)",
+                                *(f"• {format_moment(n.created_at, ws.timezone)}: {n.message}"
+                                  for n in home.notices)])[:5]
         blocks.append({"type": "actions", "elements": [_button("Settings", "open_settings"),
                                                        _button("Add an alert", "open_alert_form")]})
     else:

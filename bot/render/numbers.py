@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.numbers import format_currency, format_decimal, format_percent
@@ -60,3 +62,10 @@ def format_change(change_pct: float | None, *, locale: str = "en_US") -> str:
         return NA
     sign = "+" if change_pct > 0 else "−" if change_pct < 0 else "±"
     return sign + format_decimal(abs(change_pct), "#,##0.0", locale=_locale(locale)) + "%"
+
+
+def format_moment(moment: datetime, zone: str) -> str:
+    """A moment as people of the workspace read it: `2026-12-05 09:30 CET`, in its time zone."""
+    local = moment.astimezone(ZoneInfo(zone)) if moment.tzinfo else moment.replace(
+        tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
