@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
 import tempfile
 import threading
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import Options, Row, ms, register
-from bench.load_bench import PG_ENVS, _helpers, bots, percentile
+from bench.load_bench import bots, on_postgres, percentile
 
 CLIENTS = 20
 PER_BATCH = 10
@@ -144,13 +143,5 @@ def api_sqlite(options: Options) -> list[Row]:
 
 @register("api-pg")
 def api_postgres(options: Options) -> list[Row]:
-    faultkit, _ = _helpers()
-    base = next((os.environ[e] for e in PG_ENVS if os.environ.get(e)), None)
-    why = ("neither KPIBOT_BENCH_POSTGRES_URL nor KPIBOT_TEST_POSTGRES_URL is set" if base is None
-           else faultkit.pg_reachable(base))
-    if why:
-        print(f"   skipped: {why}", flush=True)
-        return [Row("[PostgreSQL] API batches under load", "skipped", "—", why, True)]
-    assert base is not None
-    with faultkit.pg_schema(base, prefix="kpibot_bench") as url:
-        return measure("PostgreSQL", url, options)
+    return on_postgres("[PostgreSQL] API batches under load",
+                       lambda url: measure("PostgreSQL", url, options))

@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -186,15 +186,20 @@ def load_sqlite(options: Options) -> list[Row]:
     return measure("SQLite", "sqlite", 1, options)
 
 
-@register("load-pg2")
-def load_postgres(options: Options) -> list[Row]:
+def on_postgres(figure: str, measure_on: Callable[[str], list[Row]]) -> list[Row]:
+    """`measure_on(url)` on a schema of its own, or one "skipped" row saying why not."""
     faultkit, _ = _helpers()
     base = next((os.environ[e] for e in PG_ENVS if os.environ.get(e)), None)
     why = ("neither KPIBOT_BENCH_POSTGRES_URL nor KPIBOT_TEST_POSTGRES_URL is set" if base is None
            else faultkit.pg_reachable(base))
-    if why:
+    if why or base is None:
         print(f"   skipped: {why}", flush=True)
-        return [Row("[PostgreSQL, 2 processes] /kpi log under load", "skipped", "—", why, True)]
-    assert base is not None
+        return [Row(figure, "skipped", "—", why or "", True)]
     with faultkit.pg_schema(base, prefix="kpibot_bench") as url:
-        return measure("PostgreSQL", url, 2, options)
+        return measure_on(url)
+
+
+@register("load-pg2")
+def load_postgres(options: Options) -> list[Row]:
+    return on_postgres("[PostgreSQL, 2 processes] /kpi log under load",
+                       lambda url: measure("PostgreSQL", url, 2, options))
