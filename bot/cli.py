@@ -118,7 +118,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     print(f"Stored for {result.day} as {ctx.actor}: {stored}")
     for moved in result.moved:
         kpi = catalogue.kpis[moved.key]
-        fmt = {"currency": ctx.workspace.currency, "locale": ctx.workspace.locale}
+        fmt: dict[str, Any] = {"currency": ctx.workspace.currency, "locale": ctx.workspace.locale}
         print(f"  {kpi.label}: {format_value(moved.before, kpi.unit, **fmt)} -> "
               f"{format_value(moved.after, kpi.unit, **fmt)}")
     return 0

@@ -382,3 +382,57 @@ def test_importing_the_module_does_not_import_matplotlib() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# -- charts that do not plot noise (issue 12) ------------------------------------------------
+
+
+def key_texts() -> list[str]:
+    return [text.get_text() for _, text in charts._local.trend.key if text.get_visible()]
+
+
+def test_an_unfinished_last_day_is_a_hollow_dot_on_a_dashed_segment() -> None:
+    image = assert_phone_sized_png(trend_chart("Leads", "count", days([10.0, 12.0, 11.0, 4.0]),
+                                               unfinished=True))
+    chart = charts._local.trend
+    assert "So far" in key_texts()
+    assert list(chart.unfinished.get_xdata()) == [float((START + timedelta(days=d)).toordinal())
+                                                  for d in (2, 3)]
+    assert math.isnan(chart.current.get_ydata()[-1])  # the solid line stops the day before
+    x, y = chart.ax.transData.transform(((START + timedelta(days=3)).toordinal(), 4.0))
+    centre = image[charts.HEIGHT_PX - round(y), round(x)]
+    assert tuple(centre) == (255, 255, 255)  # hollow
+
+
+def test_a_daily_ratio_draws_its_rolling_line_over_faint_daily_dots() -> None:
+    rolling = [None, None, 0.3, 0.32, 0.31, 0.33]
+    trend_chart("Close rate", "percent", days([0.2, 0.5, 0.1, 0.4, 0.3, 0.35]),
+                previous=days([0.3] * 6, START - timedelta(days=6)), smoothed=rolling)
+    chart = charts._local.trend
+    assert key_texts() == ["7-day rolling", "Each day"]  # the noisy previous line is left out
+    assert [None if math.isnan(v) else v for v in chart.current.get_ydata()] == rolling
+    assert chart.daily.get_visible() and not chart.previous.get_visible()
+
+
+def test_an_alert_rule_is_a_dotted_line_named_in_the_key() -> None:
+    trend_chart("Cost per lead", "currency", WEEK, threshold=(">", 30.0))
+    chart = charts._local.trend
+    assert "Alert > $30.00" in key_texts()
+    assert chart.threshold.get_visible() and list(chart.threshold.get_ydata()) == [30.0, 30.0]
+    assert chart.ax.get_ylim()[1] >= 30.0  # the line is inside the axes
+
+
+def test_days_before_the_first_value_are_not_drawn() -> None:
+    values: list[float | None] = [None] * 60 + [float(v) for v in range(30)]
+    trend_chart("Leads", "count", days(values))
+    left, _ = charts._local.trend.ax.get_xlim()
+    first = (START + timedelta(days=60)).toordinal()
+    assert first - 2 < left < first
+
+
+def test_money_ticks_from_a_thousand_have_no_cents() -> None:
+    trend_chart("Revenue", "currency", days([1200.0, 1800.0, 2500.0]))
+    labels = tick_labels()
+    assert labels and all("." not in label for label in labels), labels
+    trend_chart("Cost per lead", "currency", days([21.5, 23.0]))
+    assert any(label.endswith(".00") or "." in label for label in tick_labels())

@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.app.alerts import add_rule
 from bot.app.context import Context, UserError, open_context
-from bot.app.digests import DAILY, WEEKLY, compute_digest, digest_period, due_digests
+from bot.app.digests import DAILY, WEEKLY, chart_trend, compute_digest, digest_period, due_digests
 from bot.demo import fill
 from bot.observability import Metrics
 from bot.render.digest import digest_charts, digest_markdown, digest_message, write_digest_files
@@ -501,3 +502,37 @@ def test_charts_shared_before_a_lost_reply_are_not_shared_again(subscribed: Slac
     assert names and len(names) == len(set(names))
     assert {f["thread_ts"] for f in fake.uploaded_files(CHANNEL)} == {message["ts"]}
     assert fake.calls_to("conversations.replies")
+
+
+# -- charts that do not plot noise --------------------------------------------------------
+
+
+def test_a_daily_ratio_chart_carries_its_7_day_ratio_of_sums(store: Store) -> None:
+    store.ensure_workspace("T0001", timezone=NY)
+    writes = []
+    for i in range(14):  # shows every day; sales only on even days: a daily close rate of 0 or 1/2
+        day = TODAY - timedelta(days=13 - i)
+        writes += [Write("shows", day, 2.0, "ana"), Write("sales", day, float(i % 2 == 0), "ana")]
+    store.record("T0001", writes, actor="ana", origin="test")
+    ctx = open_context(store, "T0001", "tester", datetime(2026, 3, 11, 14, 0, tzinfo=UTC))
+
+    trend = chart_trend(ctx, "close_rate", Period(TODAY - timedelta(days=6), TODAY))
+
+    assert [v for _, v in trend.points] == [0.5 * (i % 2 == 0) for i in range(7, 14)]
+    last_week = [(i % 2 == 0) for i in range(7, 14)]
+    assert trend.smoothed[-1] == pytest.approx(sum(last_week) / 14)  # sales / shows of 7 days
+    assert trend.unfinished  # the range ends today, in New York
+
+
+def test_a_chart_draws_the_threshold_of_its_kpis_alert_rule(store: Store) -> None:
+    store.ensure_workspace("T0001", timezone=NY)
+    store.record("T0001", [Write("spend", TODAY - timedelta(days=1), 100.0, "ana"),
+                           Write("leads", TODAY - timedelta(days=1), 5.0, "ana")],
+                 actor="ana", origin="test")
+    ctx = open_context(store, "T0001", SLACK_ADMIN, datetime(2026, 3, 11, 14, 0, tzinfo=UTC),
+                       channel=CHANNEL)
+    add_rule(ctx, CHANNEL, "cpl", ">", "15", period="daily")
+
+    trend = chart_trend(ctx, "cpl", Period(TODAY - timedelta(days=29), TODAY - timedelta(days=1)))
+
+    assert trend.threshold == (">", 15.0) and not trend.unfinished

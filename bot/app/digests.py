@@ -20,7 +20,7 @@ from bot.app.insights import WhyResult, why_brief
 from bot.app.names import find_kpi, period_for
 from bot.app.ports import Outcome, Poster
 from bot.app.reports import report
-from kpis.alerts import Status
+from kpis.alerts import Op, Status
 from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
 from kpis.compare import Change
 from kpis.goals import is_summed
@@ -37,6 +37,10 @@ FUNNEL_STEPS = ("impressions", "clicks", "leads", "bookings", "shows", "sales")
 TREND_DAYS = 30
 TREND_WEEKS = 12
 MOVERS = 5
+#: a daily ratio chart draws the ratio of the last 7 days' sums: one day's close rate is noise
+ROLLING_DAYS = 7
+#: rules whose line a chart can draw (a change rule has no level)
+THRESHOLD_OPS = (Op.GT, Op.GE, Op.LT, Op.LE)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,12 @@ class Trend:
     points: tuple[tuple[date, float | None], ...]
     previous: tuple[tuple[date, float | None], ...]
     goal: float | None = None
+    #: a ratio's 7-day rolling value at each daily point (daily ratios are mostly noise)
+    smoothed: tuple[float | None, ...] = ()
+    #: the alert rule on this KPI at this chart's grain, as (op, value): `(">", 15.0)`
+    threshold: tuple[str, float] | None = None
+    #: the last point is a day or week that has not ended
+    unfinished: bool = False
 
     @property
     def has_data(self) -> bool:
@@ -203,14 +213,29 @@ def _trends(ctx: Context, keys: Sequence[str], buckets: list[Period], size: int)
     # a monthly revenue total drawn across daily values
     goals = {g.key: g.value for g in ctx.store.goals(ctx.workspace.id)
              if g.key in catalogue.kpis and not is_summed(catalogue, g.key)}
+    daily_buckets = all(b.days == 1 for b in buckets)
+    ratios = [k for k in keys if not is_summed(catalogue, k)] if daily_buckets and size >= 7 else []
+    smoothed: list[dict[str, float | None]] = []
+    if ratios:  # each window's ratio of sums, from the same read: the previous half covers it
+        windows = [Period(b.start - timedelta(days=ROLLING_DAYS - 1), b.start)
+                   for b in buckets[-size:]]
+        smoothed = [kpi_values(catalogue, data, ratios)
+                    for data in bucket_data(daily, windows, gauges, opening)]
+    grain = "daily" if daily_buckets else "weekly"
+    thresholds = {}
+    for r in reversed(rules(ctx.store, ctx.workspace.id)):
+        if r.rule.period == grain and not r.rule.dims and r.rule.op in THRESHOLD_OPS:
+            thresholds[r.rule.kpi] = (str(r.rule.op), r.rule.threshold)
+    unfinished = buckets[-1].start <= ctx.today <= buckets[-1].end
     trends = []
     for key in keys:
         kpi = catalogue.kpis[key]
         series = [(b.start, v.get(key)) for b, v in zip(buckets, values, strict=True)]
         current = series[-size:]
         previous = [(current[i][0], series[i][1]) for i in range(len(series) - size)]
+        rolling = tuple(w.get(key) for w in smoothed) if key in ratios else ()
         trends.append(Trend(key, kpi.label, kpi.unit, tuple(current), tuple(previous),
-                            goals.get(key)))
+                            goals.get(key), rolling, thresholds.get(key), unfinished))
     return trends
 
 

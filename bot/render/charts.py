@@ -124,6 +124,9 @@ def trend_chart(
     currency: str = "USD",
     locale: str = "en_US",
     date_format: str = "",
+    smoothed: Sequence[float | None] = (),
+    threshold: tuple[str, float] | None = None,
+    unfinished: bool = False,
 ) -> bytes:
     """A PNG of one KPI over a range of days.
 
@@ -133,18 +136,30 @@ def trend_chart(
     period". The title gets the unit: "Cost per lead (USD)", "Show-up rate (%)". Dates are
     written as the locale writes a day and month (`Nov 21`, `21. Nov.`) unless `date_format`
     (a strftime pattern) says otherwise.
+
+    Noise is not drawn as news: `smoothed[i]` (a 7-day rolling value at `points[i]`) becomes
+    the line and the daily values faint dots; `threshold` (`(">", 15.0)`) is an alert rule's
+    line; `unfinished` marks the last point as a period not over yet (a hollow dot on a dashed
+    segment, "so far" in the key). Days before the first value of either period are not drawn.
     """
     unit = Unit(unit)
     chart = _this_thread("trend", _Trend)
+    first = next((i for i, (_, v) in enumerate(points) if _finite(v) is not None), None)
+    first_before = next((i for i, (_, v) in enumerate(previous) if _finite(v) is not None), None)
+    skip = min((i for i in (first, first_before) if i is not None), default=0)
+    skip = min(skip, max(0, len(points) - 2))  # keep at least two days on the axis
     return chart.render(
         _with_unit(title, unit, currency),
         unit,
-        points,
-        previous,
+        points[skip:],
+        previous[skip:],
         _finite(goal),
         currency,
         locale,
         date_format,
+        [_finite(v) for v in smoothed][skip:],
+        None if threshold is None or _finite(threshold[1]) is None else threshold,
+        unfinished,
     )
 
 
@@ -468,8 +483,22 @@ class _Trend(_Chart):
             [0.0, 1.0], [0.0, 0.0], color=VERMILLION, linewidth=2.5, linestyle=(0, (6, 4)),
             zorder=3, transform=blended_transform_factory(ax.transAxes, ax.transData),
         )[0]  # fmt: skip
+        self.threshold: Line2D = ax.plot(
+            [0.0, 1.0], [0.0, 0.0], color=INK, linewidth=2, linestyle=(0, (1.5, 3)),
+            zorder=3, transform=blended_transform_factory(ax.transAxes, ax.transData),
+        )[0]  # fmt: skip
+        # each day's own value under a rolling line: faint, so the line is what reads
+        self.daily: Line2D = ax.plot(
+            [], [], color=BLUE, alpha=0.35, linestyle="none", marker="o", markersize=6, zorder=3
+        )[0]
+        # the period not over yet: a dashed last segment to a hollow dot
+        self.unfinished: Line2D = ax.plot(
+            [], [], color=BLUE, linewidth=3, linestyle=(0, (3, 2.5)), marker="o", markersize=9,
+            markerfacecolor="white", markeredgewidth=2.5, markevery=[1], zorder=5,
+        )[0]  # fmt: skip
         # a hand-made key: Legend's offsetbox layout costs more to draw than the plot itself
-        self.key = [self._key_entry(line) for line in (self.current, self.previous, self.goal)]
+        self.key = [self._key_entry(line) for line in (
+            self.current, self.previous, self.goal, self.threshold, self.daily, self.unfinished)]
 
     def _format_x(self, x: float) -> str:
         day = date.fromordinal(round(x))
@@ -477,8 +506,8 @@ class _Trend(_Chart):
             return day.strftime(self.date_format)
         return _short_date(day, self.locale)
 
-    def _format_y(self, y: float) -> str:
-        return format_value(y, self.unit, currency=self.currency, locale=self.locale)
+    def _format_y(self, y: float, cents: bool | None = None) -> str:
+        return format_value(y, self.unit, currency=self.currency, locale=self.locale, cents=cents)
 
     def _key_entry(self, line: Line2D) -> tuple[Line2D, Text]:
         """A short sample of `line` and a text beside it, placed in pixels by `_show_key`."""
@@ -488,6 +517,8 @@ class _Trend(_Chart):
             [0, 0, 0], [0, 0, 0], transform=None, color=line.get_color(),
             linewidth=line.get_linewidth(), linestyle=line.get_linestyle(),
             marker=line.get_marker(), markersize=line.get_markersize(), markevery=[1],
+            markerfacecolor=line.get_markerfacecolor(), markeredgewidth=line.get_markeredgewidth(),
+            alpha=line.get_alpha(),
         )  # fmt: skip
         self.fig.add_artist(sample)
         text = self.fig.text(
@@ -520,6 +551,9 @@ class _Trend(_Chart):
         currency: str,
         locale: str,
         date_format: str,
+        smoothed: Sequence[float | None] = (),
+        threshold: tuple[str, float] | None = None,
+        unfinished: bool = False,
     ) -> bytes:
         import numpy as np
 
@@ -527,42 +561,63 @@ class _Trend(_Chart):
         self.date_format = date_format
         self.title.set_text(title)
         xs = [float(day.toordinal()) for day, _ in points]
-        ys = [_finite(value) for _, value in points]
+        daily = [_finite(value) for _, value in points]
         before = [_finite(value) for _, value in previous[: len(xs)]]
         before += [None] * (len(xs) - len(before))
-        has_data = any(y is not None for y in ys)
-        has_previous = has_data and any(y is not None for y in before)
+        rolling = any(v is not None for v in smoothed)
+        ys = (list(smoothed[: len(xs)]) + [None] * (len(xs) - len(smoothed))) if rolling else daily
+        has_data = any(y is not None for y in daily)
+        has_previous = has_data and any(y is not None for y in before) and not rolling
+        unfinished = unfinished and has_data and ys[-1] is not None
         entries: list[tuple[int, str]] = []
         if has_data:
-            entries.append((0, "This period"))
+            entries.append((0, "7-day rolling" if rolling else "This period"))
+            if rolling:
+                entries.append((4, "Each day"))
             if has_previous:
                 entries.append((1, "Previous period"))
+            if unfinished:
+                entries.append((5, "So far"))
             if goal is not None:
                 shown = format_value(goal, unit, currency=currency, locale=locale)
                 entries.append((2, f"Goal {shown}"))
+            if threshold is not None:
+                shown = format_value(threshold[1], unit, currency=currency, locale=locale)
+                entries.append((3, f"Alert {threshold[0]} {shown}"))
         self._show_key(entries)
         self.show_data(has_data)
         if not has_data:
             return self.png()
 
         nan = float("nan")
-        now = np.array([nan if y is None else y for y in ys])
+        drawn = ys[:-1] + [None] if unfinished else ys  # the unfinished point has its own line
+        now = np.array([nan if y is None else y for y in drawn])
         self.current.set_data(xs, now)
-        self.current.set_marker("o" if len(xs) <= _MARKERS_UP_TO else "None")
-        last = len(ys) - 1
+        self.current.set_marker("o" if len(xs) <= _MARKERS_UP_TO and not rolling else "None")
+        last = len(drawn) - 1
         lonely = [
             i
-            for i, y in enumerate(ys)
-            if y is not None and (i == 0 or ys[i - 1] is None) and (i == last or ys[i + 1] is None)
+            for i, y in enumerate(drawn)
+            if y is not None and (i == 0 or drawn[i - 1] is None) and (i == last or drawn[i + 1] is None)
         ]
         self.lonely.set_data([xs[i] for i in lonely], now[lonely])
+        self.daily.set_visible(rolling)
+        self.daily.set_data(xs, [nan if y is None else y for y in daily])
+        self.unfinished.set_visible(unfinished)
+        if unfinished:
+            tail = [y for y in ys[-2:] if y is not None]  # the last value, and the one before
+            self.unfinished.set_data(xs[-len(tail):] * (3 - len(tail)), tail * (3 - len(tail)))
         self.previous.set_data(xs, [nan if y is None else y for y in before])
         self.previous.set_visible(has_previous)
         self.goal.set_visible(goal is not None)
         if goal is not None:
             self.goal.set_ydata([goal, goal])
+        self.threshold.set_visible(threshold is not None)
+        if threshold is not None:
+            self.threshold.set_ydata([threshold[1], threshold[1]])
         self._x_axis(xs)
-        values = [y for y in (*ys, *before, goal) if y is not None]
+        values = [y for y in (*ys, *daily, *(before if has_previous else ()), goal,
+                              threshold[1] if threshold else None) if y is not None]
         self._y_axis(min(values), max(values))
         return self.png()
 
@@ -592,7 +647,9 @@ class _Trend(_Chart):
             low = 0.0
         locator = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=self.unit is Unit.COUNT)
         ticks = [float(t) for t in locator.tick_values(low, high) if low <= t <= high]
-        labels = [self._format_y(t) for t in ticks]
+        # money ticks that reach 1,000 read better without cents ($1,500, not $1,500.00)
+        cents = None if max((abs(t) for t in ticks), default=0.0) < 1000 else False
+        labels = [self._format_y(t, cents) for t in ticks]
         self.y_ticks.set(ticks, labels)
         self.ax.set_ylim(low, high)
         widest = max((self.text_width(label, TICK_SIZE) for label in labels), default=0.0)

@@ -147,7 +147,9 @@ def trend_png(trend: Trend, currency: str, locale: str) -> bytes:
     from bot.render.charts import trend_chart
 
     return trend_chart(trend.label, trend.unit, trend.points, previous=trend.previous,
-                       goal=trend.goal, currency=currency, locale=locale)
+                       goal=trend.goal, currency=currency, locale=locale,
+                       smoothed=trend.smoothed, threshold=trend.threshold,
+                       unfinished=trend.unfinished)
 
 
 def digest_charts(digest: Digest) -> list[ChartFile]:

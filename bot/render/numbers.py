@@ -33,9 +33,14 @@ def _whole_currency(loc: Locale) -> str:
 
 
 def format_value(
-    value: float | None, unit: Unit | str, *, currency: str = "USD", locale: str = "en_US"
+    value: float | None, unit: Unit | str, *, currency: str = "USD", locale: str = "en_US",
+    cents: bool | None = None,
 ) -> str:
-    """`value` as a person reads it: $1,234.50, 12.5%, 1,234, 3.75x, 4.2 days; None is n/a."""
+    """`value` as a person reads it: $1,234.50, 12.5%, 1,234, 3.75x, 4.2 days; None is n/a.
+
+    Money has cents below 10,000 unless `cents` says otherwise (a chart axis whose ticks reach
+    1,000 drops them: `$1,500`, not `$1,500.00`).
+    """
     if value is None:
         return NA
     if not math.isfinite(value) or abs(value) >= 1e18:  # beyond what Babel's decimals format
@@ -43,7 +48,8 @@ def format_value(
     unit = Unit(unit)
     loc = _locale(locale)
     if unit is Unit.CURRENCY:
-        if abs(value) >= 10_000:  # cents add noise to big numbers: the locale's pattern without them
+        if cents is False or (cents is None and abs(value) >= 10_000):
+            # cents add noise to big numbers: the locale's pattern without them
             return format_currency(value, currency, format=_whole_currency(loc), locale=loc,
                                    currency_digits=False)
         return format_currency(value, currency, locale=loc)

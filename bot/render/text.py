@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.app.reports import Report
 from bot.render.blocks import estimate_note
 from bot.render.numbers import format_change, format_value
@@ -25,7 +27,7 @@ def report_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
     for section, defs in ((report.metrics, report.catalogue.metrics), (report.kpis, report.catalogue.kpis)):
         for key, change in section.items():
             d = defs[key]
-            fmt = {"currency": ws.currency, "locale": ws.locale}
+            fmt: dict[str, Any] = {"currency": ws.currency, "locale": ws.locale}
             rows.append((
                 d.label,
                 format_value(change.value, d.unit, **fmt),
