@@ -69,6 +69,9 @@ class Metric:
                 return f"{self.key} cannot be negative (got {value:g}); use 0 or more"
             return f"{self.key} must be at least {self.minimum:g} (got {value:g})"
         if self.maximum is not None and value > self.maximum:
+            if self.unit is Unit.PERCENT:  # stored as a fraction, typed as a percent
+                return (f"{self.key} is a percent: at most {self.maximum * 100:g}% "
+                        f"(got {value * 100:g}%)")
             return f"{self.key} must be at most {self.maximum:g} (got {value:g})"
         if self.whole and value != int(value):
             return f"{self.key} is a count: use a whole number (got {value:g})"

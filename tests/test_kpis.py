@@ -486,7 +486,7 @@ def test_dimensions_are_the_four_built_in_ones() -> None:
         ("leads", 2.5, "whole number"),
         ("employee_satisfaction", 11, "at most 10"),
         ("employee_satisfaction", 0, "at least 1"),
-        ("program_completion", 1.2, "at most 1"),
+        ("program_completion", 1.2, "is a percent: at most 100% (got 120%)"),
     ],
 )
 def test_metric_check_refuses_impossible_values(metric: str, value: float, problem: str) -> None:
