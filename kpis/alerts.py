@@ -34,7 +34,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from kpis.compare import change_pct
-from kpis.periods import Period
+from kpis.periods import Comparison, Period, like_for_like
 from kpis.unusual import (
     DEFAULT_SENSITIVITY,
     UNUSUAL_PERIODS,
@@ -152,9 +152,16 @@ class Rule:
             f"{MAX_ROLLING_DAYS}d"
         )
 
-    def previous_window(self, day: date) -> Period:
-        """The period a change rule compares with (the previous calendar month for a month)."""
-        return self.window(day).previous()
+    def compared(self, day: date, today: date) -> Comparison:
+        """The rule's window containing `day` and what a change rule compares it with: like
+        for like while the window has not ended on `today` (a week so far against the same
+        days of the week before, never against a whole week)."""
+        return like_for_like(self.window(day), today)
+
+    def waits_for_close(self, summed: bool) -> bool:
+        """A `<` or `<=` threshold on a summed value over a week or a month is judged once the
+        period is over: on a Wednesday every weekly total is low."""
+        return summed and self.op in (Op.LT, Op.LE) and self.period in ("weekly", "monthly")
 
     def condition(
         self,

@@ -1,11 +1,30 @@
-"""Comparisons between two periods, judged by which direction is better for the KPI."""
+"""Comparisons between two periods, judged by which direction is better for the KPI, and
+whether the change is unlikely to be noise.
+
+Significance: counts (leads, sales) are compared as Poisson counts over the days they were
+counted in; rates of two counts (close rate = sales / shows) as proportions. Both tests are
+exact for small numbers (a conditional binomial test and Fisher's exact test) and normal
+approximations once the numbers are large, two-sided at `LEVEL`. Values no test applies to
+(money, averages, gauges) have `significant` None and count as news only when they moved by
+at least `MATERIAL_PCT`.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kpis.catalogue import Better
+from kpis.catalogue import Aggregation, Better, Catalogue, Unit
+from kpis.formula import Binary, Name
+
+#: two-sided significance level of both tests
+LEVEL = 0.05
+#: a change that no test applies to is news from this relative size (percent)
+MATERIAL_PCT = 10.0
+#: above this many outcomes the exact sums give way to their normal approximations
+_EXACT_LIMIT = 5000
 
 
 class Verdict(StrEnum):
@@ -21,6 +40,28 @@ class Change:
     previous: float | None
     change_pct: float | None
     verdict: Verdict
+    #: True or False when a test applies (see the module docstring), else None
+    significant: bool | None = None
+
+    @property
+    def news(self) -> bool:
+        """Whether the change deserves the good/bad colour (and a place among movers)."""
+        if self.verdict not in (Verdict.BETTER, Verdict.WORSE):
+            return False
+        if self.significant is not None:
+            return self.significant
+        return self.change_pct is None or abs(self.change_pct) >= MATERIAL_PCT
+
+    @property
+    def signal(self) -> Verdict:
+        """The verdict to colour: the real one when the change is news, else SAME."""
+        return self.verdict if self.news or self.verdict is Verdict.UNKNOWN else Verdict.SAME
+
+    def points(self) -> float | None:
+        """The change of a fraction in percentage points (0.40 -> 0.30 is -10 points)."""
+        if self.value is None or self.previous is None:
+            return None
+        return (self.value - self.previous) * 100.0
 
 
 def change_pct(value: float | None, previous: float | None) -> float | None:
@@ -30,7 +71,8 @@ def change_pct(value: float | None, previous: float | None) -> float | None:
     return (value - previous) / abs(previous) * 100.0
 
 
-def compare(value: float | None, previous: float | None, better: Better) -> Change:
+def compare(value: float | None, previous: float | None, better: Better,
+            significant: bool | None = None) -> Change:
     pct = change_pct(value, previous)
     if value is None or previous is None:
         verdict = Verdict.UNKNOWN
@@ -40,4 +82,109 @@ def compare(value: float | None, previous: float | None, better: Better) -> Chan
         verdict = Verdict.BETTER
     else:
         verdict = Verdict.WORSE
-    return Change(value, previous, pct, verdict)
+    if value is not None and previous is not None and value == previous and significant:
+        significant = False
+    return Change(value, previous, pct, verdict, significant)
+
+
+# -- what test applies ----------------------------------------------------------------------
+
+
+def is_count(catalogue: Catalogue, key: str) -> bool:
+    metric = catalogue.metrics.get(key)
+    return metric is not None and metric.unit is Unit.COUNT and metric.aggregation is Aggregation.SUM
+
+
+def rate_parts(catalogue: Catalogue, key: str) -> tuple[str, str] | None:
+    """(numerator, denominator) of a KPI that is one count over another, else None."""
+    kpi = catalogue.kpis.get(key)
+    if kpi is None or kpi.unit is not Unit.PERCENT:
+        return None
+    expr = kpi.formula.expr
+    if (isinstance(expr, Binary) and expr.op == "/" and isinstance(expr.left, Name)
+            and isinstance(expr.right, Name) and is_count(catalogue, expr.left.name)
+            and is_count(catalogue, expr.right.name)):
+        return expr.left.name, expr.right.name
+    return None
+
+
+def significance(
+    catalogue: Catalogue, key: str,
+    now: Mapping[str, float], before: Mapping[str, float],
+    days_now: int, days_before: int,
+) -> bool | None:
+    """Whether `key` (a metric or KPI) changed by more than noise between the two periods,
+    given each period's metric values and lengths; None when no test applies."""
+    if is_count(catalogue, key):
+        if key not in now or key not in before:
+            return None
+        return counts_differ(now[key], before[key], days_now, days_before)
+    parts = rate_parts(catalogue, key)
+    if parts is None:
+        return None
+    hits, trials = parts
+    if any(k not in values for k in parts for values in (now, before)):
+        return None
+    return proportions_differ(now[hits], now[trials], before[hits], before[trials])
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+def counts_differ(a: float, b: float, exposure_a: float = 1.0, exposure_b: float = 1.0) -> bool | None:
+    """Two Poisson counts over their exposures (days): the conditional binomial test."""
+    if a < 0 or b < 0 or exposure_a <= 0 or exposure_b <= 0:
+        return None
+    x, n = round(a), round(a) + round(b)
+    if n == 0:
+        return False
+    p = exposure_a / (exposure_a + exposure_b)
+    return _binomial_p(x, n, p) < LEVEL
+
+
+def proportions_differ(hits_a: float, trials_a: float, hits_b: float, trials_b: float) -> bool | None:
+    """Two proportions (hits of trials): Fisher's exact test, None when they are not proportions."""
+    x1, n1, x2, n2 = (round(v) for v in (hits_a, trials_a, hits_b, trials_b))
+    if min(x1, x2) < 0 or x1 > n1 or x2 > n2 or n1 == 0 or n2 == 0:
+        return None
+    return _fisher_p(x1, n1, x2, n2) < LEVEL
+
+
+def _binomial_p(x: int, n: int, p: float) -> float:
+    if p in (0.0, 1.0):
+        return 1.0 if x == round(n * p) else 0.0
+    if n > _EXACT_LIMIT:
+        return _normal_p((x - n * p) / math.sqrt(n * p * (1 - p)))
+
+    def log_pmf(k: int) -> float:
+        return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                + k * math.log(p) + (n - k) * math.log1p(-p))
+
+    return _two_sided(log_pmf, 0, n, x)
+
+
+def _fisher_p(x1: int, n1: int, x2: int, n2: int) -> float:
+    hits, total = x1 + x2, n1 + n2
+    low, high = max(0, hits - n2), min(hits, n1)
+    if high - low > _EXACT_LIMIT:
+        pooled = hits / total
+        spread = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+        return 1.0 if spread == 0 else _normal_p((x1 / n1 - x2 / n2) / spread)
+
+    def log_comb(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    def log_pmf(k: int) -> float:
+        return log_comb(n1, k) + log_comb(n2, hits - k) - log_comb(total, hits)
+
+    return _two_sided(log_pmf, low, high, x1)
+
+
+def _two_sided(log_pmf: Callable[[int], float], low: int, high: int, observed: int) -> float:
+    """The probability of every outcome no more likely than the one observed."""
+    limit = log_pmf(observed) + 1e-7
+    return min(1.0, sum(math.exp(lp) for k in range(low, high + 1) if (lp := log_pmf(k)) <= limit))
+
+
+def _normal_p(z: float) -> float:
+    return math.erfc(abs(z) / math.sqrt(2))

@@ -2,9 +2,11 @@
 
 Pace rules, in one place:
 
-- The current day counts as elapsed: on day 1 of a 30-day month, 1,000 logged projects to
-  30,000. Numbers are logged through the day, so today is part of the run rate; on the last day
-  the projection is the value itself.
+- Only whole days count (kpi-catalogue.md section 5): today is still being logged, so the run
+  rate is the value of the days before today (`settled`) over their number. On 2 December,
+  with November's goal beaten, a month is not "behind" because 2 December has barely begun.
+- No verdict (`on_pace` None) before `MIN_WHOLE_DAYS` whole days of the period: one day is
+  not a pace. From `ON_TRACK` (98%) of the goal's pace a goal is on track.
 - A summed number (a SUM metric such as revenue, or a KPI that is a sum or difference of such
   metrics, like gross profit) projects by run rate: value / days elapsed * days in the period.
 - Anything else (a ratio such as cpl or close rate, a gauge such as mrr, a mean) projects as its
@@ -27,6 +29,10 @@ from kpis.formula import Binary, Call, Expr, Name, Number, Opening, Unary
 from kpis.periods import Period, PeriodError
 
 GOAL_PERIODS = ("weekly", "monthly")
+#: whole days of a period before pacing gives a verdict
+MIN_WHOLE_DAYS = {"weekly": 2, "monthly": 3}
+#: the share of the goal's pace that is still on track
+ON_TRACK = 0.98
 _TOLERANCE = 1e-9
 
 
@@ -80,25 +86,33 @@ def pace(
     *,
     better: Better = Better.HIGHER,
     summed: bool,
+    settled: float | None = None,
+    min_whole_days: int = 1,
 ) -> Pace:
-    """Progress so far and the value projected at the period's end, judged by `better`."""
+    """Progress so far (`actual`, today included) and the value projected at the period's end
+    from `settled`, the value of the whole days before today, judged by `better`."""
     total = period.days
-    elapsed = min(max((today - period.start).days + 1, 0), total)
+    whole = min(max((today - period.start).days, 0), total)
+    basis = actual if whole == total else settled
     projected: float | None = None
-    if actual is not None and elapsed > 0:
-        projected = actual / elapsed * total if summed else actual
+    if basis is not None and whole > 0:
+        projected = basis / whole * total if summed else basis
     lower = better is Better.LOWER
+    ratio = _ratio(projected, goal, lower)
     on_pace: bool | None = None
-    if projected is not None:
-        on_pace = _at_most(projected, goal) if lower else _at_most(goal, projected)
+    if projected is not None and whole >= min(min_whole_days, total):
+        if ratio is not None:
+            on_pace = ratio >= ON_TRACK - _TOLERANCE
+        else:
+            on_pace = _at_most(projected, goal) if lower else _at_most(goal, projected)
     return Pace(
         goal=goal,
         actual=actual,
         progress=_ratio(actual, goal, lower),
         projected=projected,
-        projected_ratio=_ratio(projected, goal, lower),
+        projected_ratio=ratio,
         on_pace=on_pace,
-        days_elapsed=elapsed,
+        days_elapsed=whole,
         days_total=total,
         better=better,
         summed=summed,
@@ -159,4 +173,4 @@ def _name_shape(catalogue: Catalogue, name: str, seen: frozenset[str]) -> _Shape
     return "other"
 
 
-__all__ = ["GOAL_PERIODS", "Goal", "Pace", "goal_period", "is_summed", "pace"]
+__all__ = ["GOAL_PERIODS", "MIN_WHOLE_DAYS", "ON_TRACK", "Goal", "Pace", "goal_period", "is_summed", "pace"]

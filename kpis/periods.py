@@ -74,10 +74,42 @@ class Period:
     def each_day(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range(self.days)]
 
+    def ended(self, today: date) -> bool:
+        return self.end < today
+
     def __str__(self) -> str:
         if self.start == self.end:
             return self.start.isoformat()
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a report shows (`period`) and what it is compared with (`previous`).
+
+    `partial` says the period has not ended: `period` then stops at today and `previous` is
+    the same elapsed part of the period before, so an unfinished week is never compared with
+    a whole one.
+    """
+
+    period: Period
+    previous: Period
+    partial: bool
+
+
+def like_for_like(period: Period, today: date) -> Comparison:
+    """`period` against the one before it, like for like when `today` falls inside it.
+
+    On Wednesday 2026-12-02 this week is 2026-11-30..12-02 against 2026-11-23..11-25; on
+    2 December this month is 1-2 December against 1-2 November (cut at the end of a shorter
+    month: 31 March so far against all of February).
+    """
+    before = period.previous()
+    if period.end < today or period.start > today:
+        return Comparison(period, before, False)
+    so_far = Period(period.start, today)
+    elapsed_end = min(before.end, before.start + timedelta(days=so_far.days - 1))
+    return Comparison(so_far, Period(before.start, elapsed_end), True)
 
 
 def resolve(spec: str | None, today: date, default: str = "week") -> Period:
@@ -101,9 +133,11 @@ def resolve(spec: str | None, today: date, default: str = "week") -> Period:
     if match := _EXPLICIT.match(text):
         start, end = (parse_date(g) for g in match.groups())
         return Period(start, end)
+    if _DAY.match(text):
+        return Period.day(parse_date(text))
     raise PeriodError(
         f"I don't know the period `{spec}`.{did_you_mean(text, NAMED_RANGES)} Use one of "
-        f"{', '.join(NAMED_RANGES)} or YYYY-MM-DD..YYYY-MM-DD."
+        f"{', '.join(NAMED_RANGES)}, a day (YYYY-MM-DD) or YYYY-MM-DD..YYYY-MM-DD."
     )
 
 

@@ -109,7 +109,7 @@ def test_log_yesterday_and_replace_add_rule(cli: Cli) -> None:
     cli.ok("log", "bookings=5", "--as", "ana", "--date", "yesterday")
     report = cli.report("yesterday")
     assert report["period"] == {"start": "2026-11-21", "end": "2026-11-21"}
-    assert report["metrics"] == {"bookings": {"value": 9.0, "previous": None, "change_pct": None}}
+    assert report["metrics"] == {"bookings": {"value": 9.0, "previous": None, "change_pct": None, "significant": None}}
 
 
 BAD_INPUT = [
@@ -162,20 +162,23 @@ def test_report_json_has_exactly_the_keys_of_the_interface(cli: Cli) -> None:
     cli.ok("log", "spend=1000", "leads=80", "bookings=40", "--date", last_week)
     cli.ok("log", "revenue=500", "--date", last_week)  # no data this week: not listed
     report = cli.report()
-    assert set(report) == {"workspace", "period", "previous", "metrics", "kpis"}
+    assert set(report) == {"workspace", "period", "previous", "partial", "metrics", "kpis"}
     assert report["workspace"] == "local"
     assert report["period"] == {"start": "2026-11-16", "end": "2026-11-22"}
+    assert report["partial"] is True  # today (Sunday) is the week's last day, not over yet
     assert report["previous"] == {"start": "2026-11-09", "end": "2026-11-15"}
     metrics = report["metrics"]
     assert isinstance(metrics, dict)
     assert set(metrics) == {"spend", "leads", "bookings"}
-    assert metrics["spend"] == {"value": 1200.0, "previous": 1000.0, "change_pct": 20.0}
+    assert metrics["spend"] == {"value": 1200.0, "previous": 1000.0, "change_pct": 20.0, "significant": None}
     kpis = report["kpis"]
     assert isinstance(kpis, dict)
     assert set(kpis) == {"cpl", "booking_rate", "cost_per_booking"}
     for entry in (*metrics.values(), *kpis.values()):
-        assert set(entry) == {"value", "previous", "change_pct"}
-    assert kpis["cpl"] == {"value": 10.0, "previous": 12.5, "change_pct": pytest.approx(-20.0)}
+        assert set(entry) == {"value", "previous", "change_pct", "significant"}
+    # 120 leads against 80 in the same number of days is beyond Poisson noise
+    assert metrics["leads"]["significant"] is True
+    assert kpis["cpl"] == {"value": 10.0, "previous": 12.5, "change_pct": pytest.approx(-20.0), "significant": None}
     # a percent KPI is a fraction; its change is a percentage
     assert kpis["booking_rate"]["value"] == pytest.approx(0.25)
     assert kpis["booking_rate"]["previous"] == pytest.approx(0.5)
@@ -185,7 +188,7 @@ def test_report_json_has_exactly_the_keys_of_the_interface(cli: Cli) -> None:
 def test_report_json_keeps_a_kpi_with_an_empty_denominator_as_null(cli: Cli) -> None:
     cli.ok("log", "spend=50", "leads=0")
     report = cli.report("today")
-    assert report["kpis"] == {"cpl": {"value": None, "previous": None, "change_pct": None}}
+    assert report["kpis"] == {"cpl": {"value": None, "previous": None, "change_pct": None, "significant": None}}
     assert "null" in cli.ok("report", "today", "--json")
 
 
@@ -194,11 +197,13 @@ def test_report_month_compares_with_the_previous_calendar_month(cli: Cli) -> Non
     cli.ok("log", "spend=100", "--date", "2026-10-01")
     cli.ok("log", "spend=200", "--date", "2026-11-02")
     cli.ok("log", "spend=999", "--date", "2026-09-30")  # before the previous month
-    report = cli.report("month")
-    assert report["period"] == {"start": "2026-11-01", "end": "2026-11-30"}
-    assert report["previous"] == {"start": "2026-10-01", "end": "2026-10-31"}
-    assert report["metrics"] == {"spend": {"value": 200.0, "previous": 400.0, "change_pct": -50.0}}
+    report = cli.report("month")  # today is 22 November: like for like, 1-22 Oct, not all of it
+    assert report["period"] == {"start": "2026-11-01", "end": "2026-11-22"}
+    assert report["previous"] == {"start": "2026-10-01", "end": "2026-10-22"}
+    assert report["partial"] is True
+    assert report["metrics"] == {"spend": {"value": 200.0, "previous": 100.0, "change_pct": 100.0, "significant": None}}
     last = cli.report("last-month")
+    assert last["partial"] is False
     assert last["period"] == {"start": "2026-10-01", "end": "2026-10-31"}
     assert last["previous"] == {"start": "2026-09-01", "end": "2026-09-30"}
 
@@ -346,8 +351,8 @@ def test_workspaces_are_separate(cli: Cli) -> None:
     cli.ok("log", "leads=99", "--workspace", "T0456")
     first = cli.report("--workspace", "T0123")
     second = cli.report("--workspace", "T0456")
-    assert first["metrics"] == {"leads": {"value": 10.0, "previous": None, "change_pct": None}}
-    assert second["metrics"] == {"leads": {"value": 99.0, "previous": None, "change_pct": None}}
+    assert first["metrics"] == {"leads": {"value": 10.0, "previous": None, "change_pct": None, "significant": None}}
+    assert second["metrics"] == {"leads": {"value": 99.0, "previous": None, "change_pct": None, "significant": None}}
     assert [r["value"] for r in cli.export("--workspace", "T0456")] == ["99"]
     # with two workspaces and no --workspace: `local`, which has nothing
     assert cli.report()["workspace"] == "local"
@@ -366,7 +371,7 @@ def test_postgresql_through_the_same_commands(cli: Cli, pg_url: str) -> None:
     cli.ok("log", "spend=50", "leads=5", "--as", "ana", db=pg_url)
     cli.ok("log", "leads=5", "--as", "luis", db=pg_url)
     report = cli.report("today", db=pg_url)
-    assert report["kpis"] == {"cpl": {"value": 5.0, "previous": None, "change_pct": None}}
+    assert report["kpis"] == {"cpl": {"value": 5.0, "previous": None, "change_pct": None, "significant": None}}
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -413,7 +418,7 @@ def test_the_installed_kpibot_program(tmp_path: Path) -> None:
     report = run("report", "today", "--json")
     assert report.returncode == 0, report.stderr
     data = json.loads(report.stdout)
-    assert data["kpis"] == {"cpl": {"value": None, "previous": None, "change_pct": None}}
+    assert data["kpis"] == {"cpl": {"value": None, "previous": None, "change_pct": None, "significant": None}}
     assert data["period"]["start"] in {today.isoformat(), (today - timedelta(days=1)).isoformat()}
 
     usage = run("log")

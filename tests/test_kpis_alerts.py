@@ -24,7 +24,7 @@ from kpis.alerts import (
     snooze,
 )
 from kpis.catalogue import Better, Catalogue, custom_kpi
-from kpis.goals import Goal, Pace, goal_period, is_summed, pace
+from kpis.goals import MIN_WHOLE_DAYS, Goal, Pace, goal_period, is_summed, pace
 from kpis.periods import Period, PeriodError
 
 DAY1 = date(2026, 3, 2)
@@ -204,9 +204,17 @@ def test_rules_validate_and_describe_themselves() -> None:
     assert describe(Rule("ctr", Op.LT, 0.02), fmt=lambda v: f"{v:.0%}") == "ctr < 2% daily"
     assert Rule("cpl", ">=", 1).op is Op.GE  # type: ignore[arg-type]
     assert rule.window(day(0)) == Period(day(-6), day(0))
-    assert Rule("cpl", Op.GT, 1, period="monthly").previous_window(date(2026, 3, 15)) == Period(
+    monthly = Rule("cpl", Op.GT, 1, period="monthly")
+    assert monthly.compared(date(2026, 3, 15), date(2026, 4, 2)).previous == Period(
         date(2026, 2, 1), date(2026, 2, 28)
     )
+    # like for like while the month runs: 1-15 March against 1-15 February
+    assert monthly.compared(date(2026, 3, 15), date(2026, 3, 15)).previous == Period(
+        date(2026, 2, 1), date(2026, 2, 15)
+    )
+    assert Rule("leads", Op.LT, 100, period="weekly").waits_for_close(summed=True)
+    assert not Rule("cpl", Op.LT, 10, period="weekly").waits_for_close(summed=False)
+    assert not Rule("leads", Op.LT, 10, period="daily").waits_for_close(summed=True)
     refused: list[Callable[[], Rule]] = [
         lambda: Rule("cpl", "=", 1),  # type: ignore[arg-type]
         lambda: Rule("cpl", Op.GT, 1, period="hourly"),
@@ -321,65 +329,107 @@ APRIL = Period.month(date(2026, 4, 1))  # 30 days
 MAY = Period.month(date(2026, 5, 1))  # 31 days
 
 
-def test_pace_on_the_first_day_counts_today() -> None:
-    result = pace(50_000, 1_000, APRIL, date(2026, 4, 1), summed=True)
-    assert (result.days_elapsed, result.days_total) == (1, 30)
-    assert result.projected == pytest.approx(30_000)
-    assert result.progress == pytest.approx(0.02)
-    assert result.projected_ratio == pytest.approx(0.6)
-    assert result.on_pace is False
+def test_pace_counts_whole_days_only() -> None:
+    # 1 April: no whole day yet, so no projection and no verdict, only progress
+    first = pace(50_000, 1_000, APRIL, date(2026, 4, 1), summed=True, settled=None)
+    assert (first.days_elapsed, first.days_total) == (0, 30)
+    assert first.progress == pytest.approx(0.02)
+    assert first.projected is None and first.on_pace is None
+
+
+def test_pace_ignores_the_unfinished_day() -> None:
+    # kpi-catalogue.md section 5: on 2 December 1 whole day has passed; today's early numbers
+    # (100 of a usual 1,000) do not make the month "behind"
+    december = Period.month(date(2026, 12, 1))
+    result = pace(31_000, 1_100, december, date(2026, 12, 2), summed=True, settled=1_000,
+                  min_whole_days=1)
+    assert result.days_elapsed == 1
+    assert result.projected == pytest.approx(31_000)
+    assert result.on_pace is True
+
+
+@pytest.mark.parametrize(
+    ("kind", "today", "whole_days", "verdict"),
+    [
+        ("monthly", date(2026, 5, 3), 2, None),  # no verdict before 3 whole days of a month
+        ("monthly", date(2026, 5, 4), 3, False),
+        ("weekly", date(2026, 5, 5), 1, None),  # nor before 2 of a week (Monday 4 May)
+        ("weekly", date(2026, 5, 6), 2, False),
+    ],
+)
+def test_no_verdict_before_a_few_whole_days(kind: str, today: date, whole_days: int,
+                                            verdict: bool | None) -> None:
+    period = goal_period(kind, today)
+    result = pace(50_000, 1, period, today, summed=True, settled=1,
+                  min_whole_days=MIN_WHOLE_DAYS[kind])
+    assert result.days_elapsed == whole_days
+    assert result.on_pace is verdict
 
 
 def test_pace_in_the_middle_of_the_month() -> None:
-    result = pace(50_000, 32_000, MAY, date(2026, 5, 20), summed=True)
+    # 20 May: 19 whole days with 31,000 logged project to 31,000 / 19 * 31 = 50,578.95
+    result = pace(50_000, 32_000, MAY, date(2026, 5, 20), summed=True, settled=31_000)
     assert result.progress == pytest.approx(0.64)
-    assert result.projected == pytest.approx(32_000 / 20 * 31)  # 49,600
-    assert result.projected_ratio == pytest.approx(0.992)
-    assert result.on_pace is False
-    ahead = pace(50_000, 34_000, MAY, date(2026, 5, 20), summed=True)
-    assert ahead.on_pace is True
+    assert result.projected == pytest.approx(31_000 / 19 * 31)
+    assert result.on_pace is True
 
 
-def test_pace_on_the_last_day_is_the_value_itself() -> None:
-    result = pace(50_000, 51_000, APRIL, date(2026, 4, 30), summed=True)
+@pytest.mark.parametrize(
+    ("settled", "ratio", "on_track"),
+    [(30_000 * 0.996, 0.996, True), (30_000 * 0.98, 0.98, True), (30_000 * 0.97, 0.97, False)],
+)
+def test_on_track_from_98_percent_of_pace(settled: float, ratio: float, on_track: bool) -> None:
+    # 16 April: 15 whole days of 30, on a goal of 60,000 the pace is 30,000 by now
+    result = pace(60_000, settled, APRIL, date(2026, 4, 16), summed=True, settled=settled)
+    assert result.projected_ratio == pytest.approx(ratio)
+    assert result.on_pace is on_track
+
+
+def test_pace_after_the_last_day_is_the_value_itself() -> None:
+    result = pace(50_000, 51_000, APRIL, date(2026, 5, 1), summed=True)
     assert result.days_elapsed == result.days_total == 30
     assert result.projected == pytest.approx(51_000)
     assert result.on_pace is True
 
 
 def test_pace_in_a_28_day_february() -> None:
-    february = goal_period("monthly", date(2026, 2, 14))
+    february = goal_period("monthly", date(2026, 2, 15))
     assert february.days == 28
-    result = pace(50_000, 25_000, february, date(2026, 2, 14), summed=True)
+    result = pace(50_000, 26_000, february, date(2026, 2, 15), summed=True, settled=25_000)
     assert result.projected == pytest.approx(50_000)
     assert result.projected_ratio == pytest.approx(1.0)
     assert result.on_pace is True
 
 
-def test_a_ratio_projects_as_its_current_value() -> None:
-    result = pace(0.25, 0.2, APRIL, date(2026, 4, 3), summed=False)
+def test_a_ratio_projects_as_its_whole_days_value() -> None:
+    result = pace(0.25, 0.1, APRIL, date(2026, 4, 4), summed=False, settled=0.2)
     assert result.projected == pytest.approx(0.2)
-    assert result.progress == result.projected_ratio == pytest.approx(0.8)
+    assert result.projected_ratio == pytest.approx(0.8)
+    assert result.progress == pytest.approx(0.4)
     assert result.on_pace is False
 
 
 def test_a_lower_is_better_goal() -> None:
-    behind = pace(10, 12, APRIL, date(2026, 4, 10), better=Better.LOWER, summed=False)
+    def cpl(value: float) -> Pace:
+        return pace(10, value, APRIL, date(2026, 4, 10), better=Better.LOWER, summed=False,
+                    settled=value)
+
+    behind = cpl(12)
     assert behind.projected == pytest.approx(12)
     assert behind.progress == pytest.approx(10 / 12)
     assert behind.on_pace is False
-    met = pace(10, 8, APRIL, date(2026, 4, 10), better=Better.LOWER, summed=False)
+    met = cpl(8)
     assert met.progress == pytest.approx(1.25)
     assert met.on_pace is True
-    exact = pace(10, 10, APRIL, date(2026, 4, 10), better=Better.LOWER, summed=False)
+    exact = cpl(10)
     assert exact.on_pace is True and exact.progress == pytest.approx(1.0)
-    free = pace(10, 0, APRIL, date(2026, 4, 10), better=Better.LOWER, summed=False)
+    free = cpl(0)
     assert free.progress is None and free.on_pace is True
 
 
 def test_pace_without_data_or_before_the_period() -> None:
     empty = pace(50_000, None, APRIL, date(2026, 4, 5), summed=True)
-    assert empty == Pace(50_000, None, None, None, None, None, 5, 30, Better.HIGHER, True)
+    assert empty == Pace(50_000, None, None, None, None, None, 4, 30, Better.HIGHER, True)
     early = pace(50_000, 100, APRIL, date(2026, 3, 31), summed=True)
     assert early.days_elapsed == 0 and early.projected is None and early.on_pace is None
 

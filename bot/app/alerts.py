@@ -35,6 +35,7 @@ from kpis.alerts import (
     snooze,
 )
 from kpis.catalogue import Unit
+from kpis.goals import is_summed
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period
 from kpis.rollup import value_of
@@ -169,16 +170,19 @@ class Values:
 
 
 def rule_values(ctx: Context, rule: Rule, day: date) -> Values:
-    """The watched value over the rule's window containing `day`, and the window before."""
+    """The watched value over the rule's window containing `day` (so far, while it runs) and
+    the same part of the window before; no value while a rule waits for its period to end."""
     catalogue = ctx.catalogue
-    window = rule.window(day)
+    compared = rule.compared(day, ctx.today)
 
     def value(period: Period) -> float | None:
         data = ctx.store.period_data(ctx.workspace.id, period, catalogue, rule.dims)
         return value_of(catalogue, data, rule.kpi)
 
-    previous = value(rule.previous_window(day)) if rule.op.is_change else None
-    return Values(value(window), previous, window)
+    if compared.partial and rule.waits_for_close(is_summed(catalogue, rule.kpi)):
+        return Values(None, None, compared.period)
+    previous = value(compared.previous) if rule.op.is_change else None
+    return Values(value(compared.period), previous, compared.period)
 
 
 Post = Callable[[AlertRule, Notification, Values], str]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from bot.app.context import Context, UserError
 from bot.app.names import label_of, unit_of, watched_key
 from kpis.catalogue import Better, Unit
-from kpis.goals import GOAL_PERIODS, Pace, goal_period, is_summed, pace
+from kpis.goals import GOAL_PERIODS, MIN_WHOLE_DAYS, Pace, goal_period, is_summed, pace
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period
 from kpis.rollup import value_of
@@ -53,11 +53,17 @@ def goal_progress(ctx: Context, today: date | None = None) -> list[GoalProgress]
         period = goal_period(goal.period, day)
         actual = value_of(catalogue, ctx.store.period_data(ctx.workspace.id, period, catalogue),
                           goal.key)
+        settled = None
+        if period.start < day <= period.end:
+            whole_days = Period(period.start, day - timedelta(days=1))
+            settled = value_of(catalogue, ctx.store.period_data(ctx.workspace.id, whole_days,
+                                                                catalogue), goal.key)
         # a metric goal is a target to reach (revenue, leads)
         better = catalogue.kpis[goal.key].better if goal.key in catalogue.kpis else Better.HIGHER
         found.append(GoalProgress(
             goal.key, label_of(catalogue, goal.key), unit_of(catalogue, goal.key), goal.period,
             period, pace(goal.value, actual, period, day, better=better,
-                         summed=is_summed(catalogue, goal.key)),
+                         summed=is_summed(catalogue, goal.key), settled=settled,
+                         min_whole_days=MIN_WHOLE_DAYS[goal.period]),
         ))
     return found

@@ -9,8 +9,8 @@ from bot.app.context import Context
 from bot.app.goals import GoalProgress, goal_progress
 from bot.app.names import find_kpi, period_for
 from kpis.catalogue import Better, Catalogue
-from kpis.compare import Change, compare
-from kpis.periods import Period
+from kpis.compare import Change, compare, significance
+from kpis.periods import Period, like_for_like
 from kpis.rollup import Dims, kpi_values, metric_values
 from storage.repository import Workspace
 
@@ -23,13 +23,16 @@ class Report:
     metrics: dict[str, Change]
     kpis: dict[str, Change]
     catalogue: Catalogue
+    #: the period has not ended: `period` stops at today, `previous` is the same elapsed part
+    partial: bool = False
 
     def to_json(self) -> dict[str, object]:
         """The `kpibot report --json` object of interface.md."""
 
-        def block(changes: dict[str, Change]) -> dict[str, dict[str, float | None]]:
+        def block(changes: dict[str, Change]) -> dict[str, dict[str, float | bool | None]]:
             return {
-                key: {"value": c.value, "previous": c.previous, "change_pct": c.change_pct}
+                key: {"value": c.value, "previous": c.previous, "change_pct": c.change_pct,
+                      "significant": c.significant}
                 for key, c in changes.items()
             }
 
@@ -37,6 +40,7 @@ class Report:
             "workspace": self.workspace.id,
             "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
             "previous": {"start": self.previous.start.isoformat(), "end": self.previous.end.isoformat()},
+            "partial": self.partial,
             "metrics": block(self.metrics),
             "kpis": block(self.kpis),
         }
@@ -45,24 +49,31 @@ class Report:
 def report(
     ctx: Context, period: Period, kpis: Sequence[str] = (), dims: Dims = ()
 ) -> Report:
-    """Metrics and KPIs of `period` against the previous period."""
+    """Metrics and KPIs of `period` against the previous period, like for like while
+    `period` has not ended."""
     catalogue = ctx.catalogue
     wanted = [find_kpi(catalogue, k).key for k in kpis] or None
-    previous = period.previous()
+    compared = like_for_like(period, ctx.today)
+    period, previous = compared.period, compared.previous
     current_data = ctx.store.period_data(ctx.workspace.id, period, catalogue, dims)
     previous_data = ctx.store.period_data(ctx.workspace.id, previous, catalogue, dims)
     now_m, before_m = metric_values(catalogue, current_data), metric_values(catalogue, previous_data)
     now_k = kpi_values(catalogue, current_data, wanted)
     before_k = kpi_values(catalogue, previous_data, wanted)
+
+    def tested(key: str) -> bool | None:
+        return significance(catalogue, key, now_m, before_m, period.days, previous.days)
+
     metric_changes = {
-        k: compare(now_m.get(k), before_m.get(k), Better.NEUTRAL)
+        k: compare(now_m.get(k), before_m.get(k), Better.NEUTRAL, tested(k))
         for k in catalogue.metrics if k in now_m and (wanted is None or _feeds(catalogue, k, wanted))
     }
     kpi_changes = {
-        k: compare(now_k[k], before_k.get(k), catalogue.kpis[k].better)
+        k: compare(now_k[k], before_k.get(k), catalogue.kpis[k].better, tested(k))
         for k in catalogue.order if k in now_k
     }
-    return Report(ctx.workspace, period, previous, metric_changes, kpi_changes, catalogue)
+    return Report(ctx.workspace, period, previous, metric_changes, kpi_changes, catalogue,
+                  compared.partial)
 
 
 def _feeds(catalogue: Catalogue, metric: str, kpis: Sequence[str]) -> bool:

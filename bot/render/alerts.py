@@ -126,7 +126,8 @@ def rules_message(
 
 
 def goal_line(progress: GoalProgress, currency: str, locale: str) -> str:
-    """Month to date 32,000 of 50,000 = 64% · projected 48,500 = 97%, on pace."""
+    """Month to date 32,000 of 50,000 = 64% · projected 48,500 = 97%, on track (from whole
+    days; too early to say before a few whole days)."""
     p = progress.pace
     def fmt(v: float | None) -> str:
         return format_value(v, progress.unit, currency=currency, locale=locale)
@@ -138,11 +139,14 @@ def goal_line(progress: GoalProgress, currency: str, locale: str) -> str:
     text = f"*{progress.label}* goal {fmt(p.goal)} ({progress.period_kind}): {so_far} {fmt(p.actual)}"
     if p.progress is not None and p.summed:
         text += f" = {pct(p.progress)}"
-    if p.projected is not None:
-        verdict = "on pace" if p.on_pace else "behind"
+    if p.projected is not None and p.on_pace is not None:
+        verdict = "on track" if p.on_pace else "behind"
         projected = f"projected {fmt(p.projected)}" if p.summed else "currently"
         ratio = f" = {pct(p.projected_ratio)}" if p.projected_ratio is not None and p.summed else ""
         text += f" · {projected}{ratio}, {':white_check_mark:' if p.on_pace else ':warning:'} {verdict}"
+    elif p.days_elapsed < p.days_total:
+        days = f"{p.days_elapsed} whole day{'' if p.days_elapsed == 1 else 's'}"
+        text += f" · too early for a pace ({days} so far)"
     return text
 
 

@@ -24,7 +24,7 @@ from bot.render.kit import (
     sections,
 )
 from bot.render.kit import button as _button
-from bot.render.numbers import format_change, format_moment, format_value
+from bot.render.numbers import format_delta, format_moment, format_value
 from kpis.catalogue import Catalogue, Metric, Unit
 from kpis.compare import Change, Verdict
 from kpis.schedule import WEEKDAYS
@@ -111,8 +111,18 @@ def history_message(lines: Sequence[Any], catalogue: Catalogue, currency: str, l
 def _change_line(label: str, change: Change, unit: Unit, currency: str, locale: str) -> str:
     now = fmt(change.value, unit, currency, locale)
     was = fmt(change.previous, unit, currency, locale)
-    delta = format_change(change.change_pct, locale=locale)
-    return f"{_ARROW[change.verdict]} *{label}*: {now}  _(was {was}, {delta})_"
+    delta = format_delta(change.change_pct, change.points(), unit, locale=locale)
+    return f"{_ARROW[change.signal]} *{label}*: {now}  _(was {was}, {delta})_"
+
+
+def compared_title(report: Any) -> str:
+    """`KPIs 2026-11-30..2026-12-02 so far vs 2026-11-23..2026-11-25`: an unfinished period
+    says so, and names the same elapsed part it is compared with."""
+    return f"KPIs {report.period}{' so far' if report.partial else ''} vs {report.previous}"
+
+
+LEGEND = (":large_green_circle: better · :red_circle: worse, only where the change is unlikely to be "
+          "noise (:white_circle: within noise) · pts: percentage points · n/a: no data or nothing to divide by")
 
 
 def estimate_note(report: Any) -> str:
@@ -127,13 +137,13 @@ def report_message(report: Any, *, share_value: str | None = None, goals: Sequen
     """The KPI table of a period against the previous one; Share posts it to the channel."""
     ws = report.workspace
     cat: Catalogue = report.catalogue
-    title = f"KPIs {report.period} vs {report.previous}"
+    title = compared_title(report)
     if not report.metrics:
         return message(f"No numbers logged for {report.period} yet. Log some with `/kpi log leads=12 spend=340`.")
     kpi_lines = [_change_line(cat.kpis[k].label, c, cat.kpis[k].unit, ws.currency, ws.locale)
                  for k, c in report.kpis.items()]
     metric_lines = [_change_line(cat.metrics[k].label, c, cat.metrics[k].unit, ws.currency, ws.locale)
-                    .replace(_ARROW[c.verdict] + " ", "• ") for k, c in report.metrics.items()]
+                    .replace(_ARROW[c.signal] + " ", "• ") for k, c in report.metrics.items()]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
     ]
@@ -144,7 +154,7 @@ def report_message(report: Any, *, share_value: str | None = None, goals: Sequen
         blocks += sections(["*Goals*", *goals])
     if estimate_note(report):
         blocks.append(context(estimate_note(report)))
-    blocks.append(context(":large_green_circle: better · :red_circle: worse than the previous period · n/a: no data or nothing to divide by"))
+    blocks.append(context(LEGEND))
     if share_value is not None:
         blocks.append({"type": "actions", "elements": [_button("Share in channel", "share_report", share_value)]})
     return message(title, blocks[:MAX_BLOCKS])
@@ -277,7 +287,7 @@ def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
     lines = [_change_line(cat.kpis[k].label, c, cat.kpis[k].unit, ws.currency, ws.locale)
              for k, c in report.kpis.items()]
     blocks += sections(lines or ["No KPIs this week yet: log today's numbers to get started."])[:20]
-    blocks.append(context(f"{report.period} against {report.previous}"))
+    blocks.append(context(f"{report.period}{' so far' if report.partial else ''} against {report.previous}"))
     if goals:
         blocks += sections(["*Goals*", *goals])[:5]
     if missing:

@@ -70,6 +70,24 @@ def format_change(change_pct: float | None, *, locale: str = "en_US") -> str:
     return sign + format_decimal(abs(change_pct), "#,##0.0", locale=_locale(locale)) + "%"
 
 
+def format_points(points: float | None, *, locale: str = "en_US") -> str:
+    """−11.8 pts: the change of a percent KPI in percentage points."""
+    if points is None:
+        return NA
+    sign = "+" if points > 0 else "−" if points < 0 else "±"
+    return sign + format_decimal(abs(points), "#,##0.0", locale=_locale(locale)) + " pts"
+
+
+def format_delta(change_pct: float | None, points: float | None, unit: Unit, *,
+                 locale: str = "en_US") -> str:
+    """How much a value moved: `+20.0%`, and for a percent KPI `−11.8 pts, −30.0%`."""
+    relative = format_change(change_pct, locale=locale)
+    if unit is Unit.PERCENT and points is not None:
+        return f"{format_points(points, locale=locale)}, {relative}" if change_pct is not None \
+            else format_points(points, locale=locale)
+    return relative
+
+
 def format_moment(moment: datetime, zone: str) -> str:
     """A moment as people of the workspace read it: `2026-12-05 09:30 CET`, in its time zone."""
     local = moment.astimezone(ZoneInfo(zone)) if moment.tzinfo else moment.replace(

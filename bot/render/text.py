@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.app.reports import Report
 from bot.render.blocks import estimate_note
-from bot.render.numbers import format_change, format_value
+from bot.render.numbers import format_delta, format_value
 from kpis.catalogue import Kpi, Metric
 from kpis.compare import Change, Verdict
 
@@ -15,7 +15,7 @@ _MARK = {Verdict.BETTER: "▲ good", Verdict.WORSE: "▼ bad", Verdict.SAME: "",
 
 def _mark(definition: Metric | Kpi, change: Change) -> str:
     """The verdict, and a warning when the value is bad on its own (ltv_cac below 1)."""
-    mark = _MARK[change.verdict]
+    mark = _MARK[change.signal]
     warning = definition.warning(change.value) if isinstance(definition, Kpi) else None
     return f"{mark}  ⚠ {warning}".strip() if warning else mark
 
@@ -32,7 +32,7 @@ def report_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
                 d.label,
                 format_value(change.value, d.unit, **fmt),
                 format_value(change.previous, d.unit, **fmt),
-                format_change(change.change_pct, locale=ws.locale),
+                format_delta(change.change_pct, change.points(), d.unit, locale=ws.locale),
                 _mark(d, change),
             ))
     return rows
@@ -40,7 +40,7 @@ def report_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
 
 def report_table(report: Report) -> str:
     """A fixed-width table for the terminal."""
-    header = ("", str(report.period), str(report.previous), "change", "")
+    header = ("", f"{report.period}{' so far' if report.partial else ''}", str(report.previous), "change", "")
     rows = report_rows(report)
     if not rows:
         return f"No numbers logged for {report.period} yet.\n"

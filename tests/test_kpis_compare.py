@@ -1,0 +1,122 @@
+"""Like for like and noise (kpi-catalogue.md section 5): the worked examples, and properties."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kpis.catalogue import DEFAULT, Better
+from kpis.compare import (
+    Verdict,
+    compare,
+    counts_differ,
+    proportions_differ,
+    rate_parts,
+    significance,
+)
+from kpis.periods import Period, like_for_like, resolve
+
+D = date.fromisoformat
+
+
+@pytest.mark.parametrize(
+    ("spec", "today", "period", "previous", "partial"),
+    [
+        # interface.md: on Wednesday 2026-12-02 the week so far against last Monday to Wednesday
+        ("week", "2026-12-02", "2026-11-30..2026-12-02", "2026-11-23..2026-11-25", True),
+        # kpi-catalogue.md: on 2 December, 1-2 December against 1-2 November
+        ("month", "2026-12-02", "2026-12-01..2026-12-02", "2026-11-01..2026-11-02", True),
+        # a longer month so far against the whole of a shorter one, never past its end
+        ("month", "2026-03-31", "2026-03-01..2026-03-31", "2026-02-01..2026-02-28", True),
+        ("month", "2026-03-30", "2026-03-01..2026-03-30", "2026-02-01..2026-02-28", True),
+        ("today", "2026-12-02", "2026-12-02", "2026-12-01", True),
+        ("30d", "2026-12-02", "2026-11-03..2026-12-02", "2026-10-04..2026-11-02", True),
+        # periods that have ended are compared whole
+        ("last-week", "2026-12-02", "2026-11-23..2026-11-29", "2026-11-16..2026-11-22", False),
+        ("last-month", "2026-12-02", "2026-11-01..2026-11-30", "2026-10-01..2026-10-31", False),
+        ("yesterday", "2026-12-02", "2026-12-01", "2026-11-30", False),
+    ],
+)
+def test_like_for_like(spec: str, today: str, period: str, previous: str, partial: bool) -> None:
+    compared = like_for_like(resolve(spec, D(today)), D(today))
+    assert (str(compared.period), str(compared.previous), compared.partial) == (period, previous, partial)
+
+
+@given(st.dates(date(2020, 1, 1), date(2030, 12, 31)), st.integers(0, 400), st.integers(1, 120),
+       st.integers(-200, 200))
+def test_like_for_like_never_compares_more_days_than_have_passed(
+    start: date, offset: int, length: int, shift: int
+) -> None:
+    period = Period(start, start + timedelta(days=length - 1))
+    today = start + timedelta(days=shift)
+    compared = like_for_like(period, today)
+    assert compared.partial == (today in period)
+    assert compared.previous.end < compared.period.start
+    assert compared.previous.days <= compared.period.days
+    if compared.partial:
+        assert compared.period.end == today
+        assert compared.previous.start == period.previous().start
+    else:
+        assert compared.period == period and compared.previous == period.previous()
+
+
+@pytest.mark.parametrize(
+    ("hits_now", "trials_now", "hits_before", "trials_before", "significant"),
+    [
+        (2, 9, 3, 9, False),  # kpi-catalogue.md: noise
+        (40, 100, 20, 100, True),  # kpi-catalogue.md: not noise
+        (0, 5, 5, 5, True),
+        (20_000, 100_000, 20_400, 100_000, True),  # large numbers: the normal approximation
+        (20_000, 100_000, 20_100, 100_000, False),
+        (5, 4, 1, 4, None),  # more hits than trials is not a proportion
+    ],
+)
+def test_proportions(hits_now: int, trials_now: int, hits_before: int, trials_before: int,
+                     significant: bool | None) -> None:
+    assert proportions_differ(hits_now, trials_now, hits_before, trials_before) is significant
+
+
+@pytest.mark.parametrize(
+    ("now", "before", "days_now", "days_before", "significant"),
+    [
+        (1, 2, 1, 1, False),  # 1 lead against 2 is never news
+        (10, 20, 7, 7, False),
+        (120, 80, 7, 7, True),
+        (30, 30, 3, 7, True),  # the same count in fewer days is a higher rate
+        (0, 0, 7, 7, False),
+        (1_000_000, 1_004_000, 7, 7, True),
+    ],
+)
+def test_counts(now: int, before: int, days_now: int, days_before: int, significant: bool) -> None:
+    assert counts_differ(now, before, days_now, days_before) is significant
+
+
+def test_which_test_applies() -> None:
+    catalogue = DEFAULT
+    assert rate_parts(catalogue, "close_rate") == ("sales", "shows")
+    assert rate_parts(catalogue, "cpl") is None  # money over a count: no test
+    now, before = {"sales": 2.0, "shows": 9.0}, {"sales": 3.0, "shows": 9.0}
+    assert significance(catalogue, "close_rate", now, before, 7, 7) is False
+    assert significance(catalogue, "sales", {"sales": 40.0}, {"sales": 20.0}, 7, 7) is True
+    assert significance(catalogue, "revenue", {"revenue": 1.0}, {"revenue": 2.0}, 7, 7) is None
+
+
+@pytest.mark.parametrize(
+    ("significant", "change", "colour"),
+    [
+        (False, (0.222, 0.333), Verdict.SAME),  # noise is not coloured
+        (True, (0.40, 0.20), Verdict.BETTER),
+        (None, (105.0, 100.0), Verdict.SAME),  # untestable and under 10%: not news
+        (None, (150.0, 100.0), Verdict.BETTER),
+    ],
+)
+def test_only_news_is_coloured(significant: bool | None, change: tuple[float, float],
+                               colour: Verdict) -> None:
+    assert compare(*change, Better.HIGHER, significant).signal is colour
+
+
+def test_percent_changes_in_points() -> None:
+    assert compare(0.30, 0.418, Better.HIGHER).points() == pytest.approx(-11.8)
