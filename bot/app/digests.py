@@ -143,7 +143,8 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
     movers = [
         replace(m, why=why_brief(ctx, m.key, period)) for m in sorted(
             (line(k, c) for k, c in result.kpis.items()
-             if c.change_pct is not None and c.value is not None and k not in headline_keys),
+             if c.change_pct is not None and c.value is not None and c.news
+             and k not in headline_keys),
             key=lambda item: -abs(item.change.change_pct or 0.0),
         )[:MOVERS]
     ]
@@ -154,7 +155,7 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
     watched = [r for r in rules(ctx.store, ws.id) if r.rule.kpi in catalogue.names]
     return Digest(
         ws.id, kind, period, result.previous, ws.currency, ws.locale, headline, funnel,
-        tuple(movers), missing, trends, goals=tuple(goal_progress(ctx, period.end)),
+        tuple(movers), missing, trends, goals=tuple(goal_progress(ctx, period.end, day_over=True)),
         firing=tuple(r for r in watched if r.state.status is Status.FIRING),
         no_data=tuple(r for r in watched if r.state.last_period is not None and r.state.last_held is None),
     )

@@ -42,8 +42,9 @@ def goals(ctx: Context) -> list[GoalProgress]:
     return goal_progress(ctx)
 
 
-def goal_progress(ctx: Context, today: date | None = None) -> list[GoalProgress]:
-    """Every goal's progress and pace on `today` (the workspace's today by default)."""
+def goal_progress(ctx: Context, today: date | None = None, *, day_over: bool = False) -> list[GoalProgress]:
+    """Every goal's progress and pace on `today` (the workspace's today by default); with
+    `day_over`, that day is a whole day (a digest of yesterday paces through yesterday)."""
     catalogue = ctx.catalogue
     day = today or ctx.today
     found = []
@@ -54,16 +55,18 @@ def goal_progress(ctx: Context, today: date | None = None) -> list[GoalProgress]
         actual = value_of(catalogue, ctx.store.period_data(ctx.workspace.id, period, catalogue),
                           goal.key)
         settled = None
-        if period.start < day <= period.end:
+        if period.start < day <= period.end and not day_over:
             whole_days = Period(period.start, day - timedelta(days=1))
             settled = value_of(catalogue, ctx.store.period_data(ctx.workspace.id, whole_days,
                                                                 catalogue), goal.key)
+        elif day_over:
+            settled = actual
         # a metric goal is a target to reach (revenue, leads)
         better = catalogue.kpis[goal.key].better if goal.key in catalogue.kpis else Better.HIGHER
         found.append(GoalProgress(
             goal.key, label_of(catalogue, goal.key), unit_of(catalogue, goal.key), goal.period,
-            period, pace(goal.value, actual, period, day, better=better,
-                         summed=is_summed(catalogue, goal.key), settled=settled,
+            period, pace(goal.value, actual, period, day + timedelta(days=1) if day_over else day,
+                         better=better, summed=is_summed(catalogue, goal.key), settled=settled,
                          min_whole_days=MIN_WHOLE_DAYS[goal.period]),
         ))
     return found

@@ -18,7 +18,7 @@ from bot.app.names import period_for
 from kpis.catalogue import DIMENSIONS, Aggregation, Catalogue
 from kpis.explain import Breakdown, ExplainError, Explanation, breakdown, explain
 from kpis.numbers import NumberError, parse_number
-from kpis.periods import Period, PeriodError
+from kpis.periods import Period, PeriodError, like_for_like
 from kpis.rollup import PeriodData, formula_scope, metric_values, value_of
 from kpis.suggest import did_you_mean
 from kpis.whatif import STEP_KEYS, Projection, WhatIfError, check_changes, project
@@ -88,7 +88,8 @@ def explain_change(
     if name not in catalogue.names:
         raise UserError(f"I don't know a KPI or metric called `{key}`."
                         f"{did_you_mean(name, catalogue.names)} See `/kpi metrics` for the list.")
-    previous = period.previous()
+    compared = like_for_like(period, ctx.today)
+    period, previous = compared.period, compared.previous
     old_data = ctx.store.period_data(ctx.workspace.id, previous, catalogue)
     new_data = ctx.store.period_data(ctx.workspace.id, period, catalogue)
     old, new = formula_scope(catalogue, old_data), formula_scope(catalogue, new_data)

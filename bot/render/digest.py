@@ -77,12 +77,12 @@ def digest_message(digest: Digest) -> Message:
         blocks.append(section("No numbers were logged for this period. Log them with "
                               "`/kpi log leads=12 spend=340`, or open the form with `/kpi`."))
     if digest.headline:
-        blocks += sections(["*Headline KPIs*"] + [f"{_EMOJI[line.change.verdict]} {_line_text(digest, line)}"
+        blocks += sections(["*Headline KPIs*"] + [f"{_EMOJI[line.change.signal]} {_line_text(digest, line)}"
                                                    for line in digest.headline])
     if digest.has_funnel:
         blocks += sections(["*Funnel*", " → ".join(_funnel_lines(digest))])
     if digest.movers:
-        blocks += sections(["*Biggest movers*"] + [f"{_EMOJI[line.change.verdict]} {_line_text(digest, line)}"
+        blocks += sections(["*Biggest movers*"] + [f"{_EMOJI[line.change.signal]} {_line_text(digest, line)}"
                                                     for line in digest.movers])
     blocks += sections(_alert_and_goal_lines(digest))
     if digest.missing and digest.has_data:
@@ -116,7 +116,7 @@ def digest_markdown(digest: Digest) -> str:
             c = line.change
             out.append(f"| {line.label} | {_value(digest, c.value, line.unit)} | "
                        f"{_value(digest, c.previous, line.unit)} | "
-                       f"{format_change(c.change_pct, locale=digest.locale)} | {_WORD[c.verdict]} |")
+                       f"{format_change(c.change_pct, locale=digest.locale)} | {_WORD[c.signal]} |")
         out.append("")
     if digest.has_funnel:
         out += ["## Funnel", "", " → ".join(_funnel_lines(digest)), ""]
@@ -124,7 +124,7 @@ def digest_markdown(digest: Digest) -> str:
         out += ["## Biggest movers", ""]
         for line in digest.movers:
             text = _line_text(digest, replace(line, why=None), bold="**")
-            word = _WORD[line.change.verdict]
+            word = _WORD[line.change.signal]
             reason = _reason(digest, line)
             out.append(f"- {text}{f' {word}' if word else ''}{f': {reason}' if reason else ''}")
         out.append("")
