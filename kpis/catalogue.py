@@ -7,11 +7,24 @@ instead of knowing metric names itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from kpis.formula import Formula, FormulaError, check_names, dependency_order, parse
+from kpis.formula import (
+    PARTIAL_FUNCTIONS,
+    Binary,
+    Expr,
+    Formula,
+    FormulaError,
+    Name,
+    Number,
+    Opening,
+    Unary,
+    check_names,
+    dependency_order,
+    parse,
+)
 
 
 class Unit(StrEnum):
@@ -196,8 +209,11 @@ _KPI_ROWS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ("nps", "Net Promoter Score",
      "(nps_promoters - nps_detractors) / (nps_promoters + nps_passives + nps_detractors) * 100",
      "score", "higher", "service", ""),
-    ("churn_rate", "Churn rate", "customers_lost / opening(active_customers)", "percent", "lower", "service",
-     "Customers lost over the active customers logged before the period started."),
+    ("churn_rate", "Churn rate",
+     "first(customers_lost, sum(opening(active_customers), new_customers) - active_customers)"
+     " / opening(active_customers)", "percent", "lower", "service",
+     "Customers lost over the active customers logged before the period started; without "
+     "customers_lost, lost = opening active customers + new customers - closing."),
     ("retention_rate", "Retention rate", "1 - churn_rate", "percent", "higher", "service", ""),
     ("arpu", "Revenue per active customer", "revenue / active_customers", "currency", "higher", "service", ""),
     ("ltv", "Customer lifetime value", "arpu / churn_rate", "currency", "higher", "service",
@@ -210,13 +226,19 @@ _KPI_ROWS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ("success_rate", "Client success rate", "client_successes / clients_evaluated", "percent", "higher", "service", ""),
     ("gross_profit", "Gross profit", "revenue - cogs", "currency", "higher", "finance", ""),
     ("gross_margin", "Gross margin", "(revenue - cogs) / revenue", "percent", "higher", "finance", ""),
-    ("net_profit", "Net profit", "revenue - expenses", "currency", "higher", "finance", ""),
-    ("profit_margin", "Net profit margin", "(revenue - expenses) / revenue", "percent", "higher", "finance", ""),
-    ("break_even_revenue", "Break-even revenue", "fixed_costs / ((revenue - variable_costs) / revenue)", "currency", "lower", "finance", ""),
+    ("total_costs", "Total costs",
+     "first(expenses, sum(cogs, fixed_costs, variable_costs, payroll, spend, organic_spend))",
+     "currency", "lower", "finance",
+     "Total operating expenses when logged, else the sum of the cost parts that are."),
+    ("net_profit", "Net profit", "revenue - total_costs", "currency", "higher", "finance", ""),
+    ("profit_margin", "Net profit margin", "net_profit / revenue", "percent", "higher", "finance", ""),
+    ("break_even_revenue", "Break-even revenue",
+     "fixed_costs / ((revenue - sum(variable_costs, cogs)) / revenue)", "currency", "lower", "finance",
+     "Fixed costs over the contribution margin; cost of goods counts as a variable cost."),
     ("marketing_to_revenue", "Marketing-to-revenue ratio", "spend / revenue", "percent", "lower", "finance", ""),
     ("ler", "Labor efficiency ratio", "revenue / payroll", "ratio", "higher", "finance", ""),
-    ("runway_months", "Cash runway (months)", "cash_balance / (expenses / days * 30)", "months", "higher", "finance",
-     "Cash in bank over the period's expenses scaled to a 30-day month."),
+    ("runway_months", "Cash runway (months)", "cash_balance / (total_costs / days * 30)", "months", "higher", "finance",
+     "Cash in bank over the period's total costs scaled to a 30-day month."),
     ("on_time_rate", "Team tasks on time", "team_tasks_on_time / team_tasks_due", "percent", "higher", "team", ""),
     ("hours_efficiency", "Budgeted vs actual hours", "budgeted_hours / actual_hours", "ratio", "higher", "team", ""),
 )
@@ -289,6 +311,29 @@ class Catalogue:
             else:
                 found |= self.inputs_of(name)
         return frozenset(found)
+
+    def computable(self, key: str, available: Collection[str]) -> bool:
+        """Whether `key` has the inputs it needs among `available`: all of them, except inside
+        `first(...)` and `sum(...)`, which need one."""
+        if key in self.metrics or key.startswith("opening:"):
+            return key in available
+        if key not in self.kpis:
+            return key in BUILTIN_NAMES
+        return self._needs_met(self.kpis[key].formula.expr, available)
+
+    def _needs_met(self, expr: Expr, available: Collection[str]) -> bool:
+        if isinstance(expr, Number):
+            return True
+        if isinstance(expr, Name):
+            return self.computable(expr.name, available)
+        if isinstance(expr, Opening):
+            return f"opening:{expr.name}" in available
+        if isinstance(expr, Unary):
+            return self._needs_met(expr.operand, available)
+        if isinstance(expr, Binary):
+            return self._needs_met(expr.left, available) and self._needs_met(expr.right, available)
+        met = (self._needs_met(arg, available) for arg in expr.args)
+        return any(met) if expr.func in PARTIAL_FUNCTIONS else all(met)
 
     def metrics_of(self, key: str) -> frozenset[str]:
         """The logged metrics a KPI (or a metric, itself) is made from; an `opening:` gauge

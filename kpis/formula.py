@@ -18,12 +18,19 @@ MAX_LENGTH = 500
 MAX_DEPTH = 40
 
 # name -> (fewest, most) arguments; None means no upper limit.
+#: `first` is its first argument with data, `sum` the sum of those with data: for numbers
+#: logged in parts (total costs: expenses when logged, else the sum of the parts that are).
 _FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "abs": (1, 1),
+    "first": (1, None),
+    "sum": (1, None),
     "max": (1, None),
     "min": (1, None),
     "opening": (1, 1),
 }
+
+#: functions that need only some of their arguments to have data
+PARTIAL_FUNCTIONS = frozenset({"first", "sum"})
 
 _TOKEN = re.compile(
     r"""
@@ -230,7 +237,12 @@ def _value(expr: Expr, values: Mapping[str, float | None]) -> float | None:
     else:
         args = [_value(arg, values) for arg in expr.args]
         numbers = [arg for arg in args if arg is not None]
-        if len(numbers) < len(args):
+        if expr.func in PARTIAL_FUNCTIONS:
+            if not numbers:
+                result = None
+            else:
+                result = numbers[0] if expr.func == "first" else math.fsum(numbers)
+        elif len(numbers) < len(args):
             result = None
         elif expr.func == "abs":
             result = abs(numbers[0])

@@ -143,6 +143,10 @@ def _shape(catalogue: Catalogue, expr: Expr, seen: frozenset[str]) -> _Shape:
     """Constant, a linear combination of summed inputs, or anything else (ratios, gauges)."""
     if isinstance(expr, Number):
         return "constant"
+    if isinstance(expr, Call) and expr.func in ("first", "sum"):
+        # first(...) and sum(...) of summed inputs grow with the days like their inputs
+        shapes = {_shape(catalogue, arg, seen) for arg in expr.args}
+        return "summed" if shapes <= {"summed", "constant"} and "summed" in shapes else "other"
     if isinstance(expr, Opening | Call):
         return "other"
     if isinstance(expr, Name):

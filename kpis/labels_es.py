@@ -95,6 +95,7 @@ LABELS_ES: dict[str, str] = {
     "success_rate": "Tasa de éxito de clientes",
     "gross_profit": "Utilidad bruta",
     "gross_margin": "Margen bruto",
+    "total_costs": "Costos totales",
     "net_profit": "Utilidad neta",
     "profit_margin": "Margen neto",
     "break_even_revenue": "Ingreso de equilibrio",

@@ -93,7 +93,7 @@ def kpi_values(
     result: dict[str, float | None] = {}
     for key in catalogue.order:
         kpi = catalogue.kpis[key]
-        if not catalogue.inputs_of(key) <= available:
+        if not catalogue.computable(key, available):
             continue
         scope[key] = evaluate(kpi.formula, scope)
         if key in wanted:

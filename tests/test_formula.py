@@ -125,7 +125,7 @@ def test_no_value(text: str, values: dict[str, float | None]) -> None:
         ("1.2.3", 3, ["unexpected `.3`"]),
         ("a, b", 1, ["unexpected `,`"]),
         ("min(a b)", 6, ["unexpected `b`", "expected `,` or `)`"]),
-        ("sqrt(x)", 0, ["unknown function `sqrt`", "; available: abs, max, min, opening"]),
+        ("sqrt(x)", 0, ["unknown function `sqrt`", "; available: abs, first, max, min, opening, sum"]),
         ("mn(a, b)", 0, ["unknown function `mn`", "did you mean `min`?"]),
         ("__import__('os')", 11, ["unexpected character `'`"]),
         ("__import__(os)", 0, ["unknown function `__import__`"]),

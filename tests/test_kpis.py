@@ -407,6 +407,18 @@ WORDED_FORMULAS = {
     "runway_months": "cash_balance / (expenses / days * 30)",
 }
 
+#: kpi-catalogue.md section 5 (release 2): churn from counts, costs in parts, cogs as variable
+RELEASE_2_FORMULAS = {
+    "churn_rate": "first(customers_lost, sum(opening(active_customers), new_customers)"
+                  " - active_customers) / opening(active_customers)",
+    "net_profit": "revenue - total_costs",
+    "profit_margin": "net_profit / revenue",
+    "break_even_revenue": "fixed_costs / ((revenue - sum(variable_costs, cogs)) / revenue)",
+    "runway_months": "cash_balance / (total_costs / days * 30)",
+}
+#: KPIs section 5 adds, after the KPI they are placed behind
+RELEASE_2_KPIS = {"total_costs": "gross_margin"}
+
 
 def table(text: str) -> list[list[str]]:
     return [
@@ -422,9 +434,12 @@ KPI_ROWS = table(SPEC_KPIS)
 def test_the_catalogue_has_exactly_the_47_metrics_and_47_kpis_of_the_spec() -> None:
     assert len(METRIC_ROWS) == 47 and len(KPI_ROWS) == 47
     assert [m.key for m in METRICS] == [row[0] for row in METRIC_ROWS]
-    assert [k.key for k in KPIS] == [row[0] for row in KPI_ROWS]
+    keys = [row[0] for row in KPI_ROWS]
+    for added, after in RELEASE_2_KPIS.items():
+        keys.insert(keys.index(after) + 1, added)
+    assert [k.key for k in KPIS] == keys
     assert set(DEFAULT.metrics) == {row[0] for row in METRIC_ROWS}
-    assert set(DEFAULT.kpis) == {row[0] for row in KPI_ROWS}
+    assert set(DEFAULT.kpis) == set(keys)
     assert not set(DEFAULT.metrics) & set(DEFAULT.kpis)
     assert sorted(DEFAULT.order) == sorted(DEFAULT.kpis)
 
@@ -457,12 +472,14 @@ def test_kpi_definition_matches_the_spec(
     assert kpi.better is Better(better)
     assert kpi.pack in PACKS
     assert kpi.help.strip()
-    assert kpi.formula.expr == parse(WORDED_FORMULAS.get(key, formula)).expr
+    spec = RELEASE_2_FORMULAS.get(key) or WORDED_FORMULAS.get(key, formula)
+    assert kpi.formula.expr == parse(spec).expr
 
 
 def test_inputs_of_follow_kpis_through_other_kpis() -> None:
     assert DEFAULT.inputs_of("cpl") == {"spend", "leads"}
-    assert DEFAULT.inputs_of("retention_rate") == {"customers_lost", "opening:active_customers"}
+    assert DEFAULT.inputs_of("retention_rate") == {
+        "customers_lost", "opening:active_customers", "active_customers", "new_customers"}
     assert DEFAULT.inputs_of("ltv_cac") == {
         "revenue",
         "active_customers",
@@ -838,7 +855,8 @@ def test_roll_up_matches_a_naive_computation(
 
 def test_period_data_can_be_built_by_hand() -> None:
     data = PeriodData(WEEK, totals={"spend": (200.0, 2), "leads": (100.0, 2)})
-    assert kpi_values(DEFAULT, data) == {"cpl": 2.0}
+    # total costs need only one of their parts: ad spend alone is a total cost
+    assert kpi_values(DEFAULT, data) == {"cpl": 2.0, "total_costs": 200.0}
 
 
 # -- labels in a second language ------------------------------------------------------------
