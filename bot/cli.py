@@ -301,6 +301,22 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_source(args: argparse.Namespace) -> int:
+    """How a source value counts for paid CAC and paid CPL; without arguments, all of them."""
+    from bot.app import definitions
+    from bot.render.blocks import source_classified_text, sources_text
+
+    ctx = _context(args, _store(args))
+    if args.name is None:
+        print(sources_text(definitions.sources(ctx)).replace("*", "").replace("`", ""))
+        return 0
+    if args.kind is None:
+        raise CliError("say how the source counts: kpibot source NAME paid|organic")
+    done = definitions.classify_source(ctx, args.name, args.kind == "paid")
+    print(source_classified_text(done).removeprefix(":white_check_mark: ").replace("`", ""))
+    return 0
+
+
 def cmd_webhook(args: argparse.Namespace) -> int:
     from bot.app.tokens import set_stripe_secret
 
@@ -369,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["create", "list", "revoke"])
     p.add_argument("id", nargs="?", help="the token id to revoke")
     p.add_argument("--name", help="who uses the token, e.g. zapier (create)")
+
+    p = add("source", cmd_source, "how a source value counts for paid CAC and paid CPL")
+    p.add_argument("name", nargs="?", help="the source value, e.g. webinar (none: list them)")
+    p.add_argument("kind", nargs="?", choices=["paid", "organic"])
 
     p = add("webhook", cmd_webhook, "store a webhook's endpoint secret")
     p.add_argument("provider", choices=["stripe"])

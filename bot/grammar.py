@@ -165,6 +165,19 @@ class Define:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SourceClass:
+    """`source NAME paid|organic`: how a source value counts for paid CAC and paid CPL."""
+
+    source: str
+    paid: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sources:
+    """`source` or `sources`: every source value seen, and whether it counts as paid."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class History:
     """`history [METRIC]`."""
 
@@ -281,6 +294,8 @@ Command: TypeAlias = (
     | Goals
     | Metrics
     | Define
+    | SourceClass
+    | Sources
     | History
     | Undo
     | Export
@@ -911,6 +926,20 @@ def _parse_define(rest: str) -> Define:
     return Define(key=key, formula=formula.strip())
 
 
+def _parse_source(rest: str) -> SourceClass | Sources:
+    words = rest.split()
+    usage = "Write it like `/kpi source webinar organic` or `/kpi source tiktok paid`."
+    if not words:
+        return Sources()
+    if len(words) != 2:
+        raise CommandError(f"Say a source and how it counts. {usage}")
+    kind = words[1].lower()
+    if kind not in ("paid", "organic"):
+        raise CommandError(f"A source is `paid` or `organic`, not {_code(words[1])}."
+                           f"{did_you_mean(kind, ('paid', 'organic'))} {usage}")
+    return SourceClass(source=words[0].strip().lower(), paid=kind == "paid")
+
+
 def _parse_history(rest: str) -> History:
     words = rest.split()
     _nothing_more("history", words[1:], "/kpi history leads")
@@ -1008,6 +1037,8 @@ _PARSERS: dict[str, Callable[[str], Command]] = {
     "goals": _bare("goals", Goals),
     "metrics": _bare("metrics", Metrics),
     "define": _parse_define,
+    "source": _parse_source,
+    "sources": _bare("sources", Sources),
     "history": _parse_history,
     "undo": _bare("undo", Undo),
     "export": _parse_export,

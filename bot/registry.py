@@ -129,6 +129,12 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
                 lambda kpi, ctx: f":white_check_mark: Defined `{kpi.key}` = `{kpi.formula.text}`. "
                                  "It shows in reports as soon as its inputs have data."),
                 admin="define KPIs")
+        case g.SourceClass(source=source, paid=paid):
+            return Spec(lambda ctx: definitions.classify_source(ctx, source, paid),
+                        _say(lambda done, ctx: blocks.source_classified_text(done)),
+                        admin="classify sources")
+        case g.Sources():
+            return Spec(definitions.sources, _say(lambda found, ctx: blocks.sources_text(found)))
         case g.History(metric=metric):
             return Spec(lambda ctx: entries.history(ctx, metric), lambda lines, ctx:
                         blocks.history_message(lines, ctx.catalogue, *_money(ctx)))

@@ -14,16 +14,19 @@ from enum import StrEnum
 from kpis.formula import (
     PARTIAL_FUNCTIONS,
     Binary,
+    Call,
     Expr,
     Formula,
     FormulaError,
     Name,
     Number,
-    Opening,
+    Reading,
     Unary,
     check_names,
     dependency_order,
+    evaluate_expr,
     parse,
+    reading_of,
 )
 
 
@@ -57,6 +60,27 @@ PACKS = ("marketing", "sales", "service", "finance", "team")
 DIMENSIONS = ("source", "rep", "campaign", "product")
 DEFAULT_PACKS = ("marketing", "sales")
 
+#: how a `source` value counts for paid CAC and paid CPL until an admin says otherwise
+#: (`/kpi source NAME paid|organic`); a value in neither list is paid
+PAID_SOURCES = frozenset({
+    "facebook", "meta", "instagram", "google", "google_ads", "adwords", "youtube_ads", "tiktok",
+    "linkedin", "bing", "twitter", "x", "ads", "paid",
+})
+ORGANIC_SOURCES = frozenset({
+    "seo", "organic", "referral", "referrals", "direct", "email", "content", "podcast", "youtube",
+    "word_of_mouth", "partner",
+})
+
+
+def organic_sources(classified: Mapping[str, bool]) -> frozenset[str]:
+    """The organic source values of a workspace: the defaults with its own classification
+    (source -> paid) laid over them. Untagged entries and every other value count as paid."""
+    organic = set(ORGANIC_SOURCES)
+    for source, paid in classified.items():
+        (organic.discard if paid else organic.add)(source)
+    return frozenset(organic)
+
+
 #: names every formula may use besides metrics and KPIs
 BUILTIN_NAMES = frozenset({"days"})
 
@@ -74,6 +98,9 @@ class Metric:
     minimum: float | None = 0.0
     maximum: float | None = None
     whole: bool = False
+    #: for a `mean`: the count logged in the same entry that weighs each value (days to close
+    #: per deal: a rep's 3 deals at 20 days weigh three times one deal at 60)
+    weight: str | None = None
 
     def check(self, value: float) -> str | None:
         """Why `value` cannot be stored for this metric, or None when it can."""
@@ -106,6 +133,8 @@ class Kpi:
     #: a value below this is a warning whatever the trend (ltv_cac < 1 loses money per customer)
     warn_below: float | None = None
     warn_reason: str = ""
+    #: for a formula `first(a, b, ...)`: what each argument computes, said next to the value
+    methods: tuple[str, ...] = ()
 
     def warning(self, value: float | None) -> str | None:
         """Why `value` deserves a warning on its own, or None."""
@@ -117,11 +146,12 @@ class Kpi:
 
 def _m(
     key: str, label: str, unit: str, agg: str, pack: str, help: str = "", *,
-    minimum: float | None = 0.0, maximum: float | None = None,
+    minimum: float | None = 0.0, maximum: float | None = None, weight: str | None = None,
 ) -> Metric:
     unit_ = Unit(unit)
     whole = unit_ is Unit.COUNT
-    return Metric(key, label, unit_, Aggregation(agg), pack, help or label, minimum, maximum, whole)
+    return Metric(key, label, unit_, Aggregation(agg), pack, help or label, minimum, maximum, whole,
+                  weight)
 
 
 METRICS: tuple[Metric, ...] = (
@@ -144,12 +174,15 @@ METRICS: tuple[Metric, ...] = (
     _m("revenue", "Revenue billed", "currency", "sum", "sales"),
     _m("cash_collected", "Cash collected", "currency", "sum", "sales"),
     _m("pipeline_value", "Open pipeline value (weighted)", "currency", "last", "sales"),
-    _m("days_to_close", "Days from call to sale", "days", "mean", "sales"),
+    _m("days_to_close", "Days from call to sale", "days", "mean", "sales",
+       "Days from call to sale; logged with `sales`, it is weighed per deal.", weight="sales"),
     _m("active_customers", "Active customers", "count", "last", "service"),
     _m("customers_lost", "Customers lost (churned)", "count", "sum", "service"),
     _m("refund_requests", "Refund requests", "count", "sum", "service"),
     _m("refunds", "Refunds paid", "currency", "sum", "service"),
-    _m("onboarding_days", "Days from payment to start", "days", "mean", "service"),
+    _m("onboarding_days", "Days from payment to start", "days", "mean", "service",
+       "Days from payment to start; logged with `new_customers`, it is weighed per customer.",
+       weight="new_customers"),
     _m("program_completion", "Program content consumed", "percent", "mean", "service", maximum=1.0),
     _m("client_tasks_assigned", "Client tasks assigned", "count", "sum", "service"),
     _m("client_tasks_done", "Client tasks completed", "count", "sum", "service"),
@@ -176,6 +209,14 @@ METRICS: tuple[Metric, ...] = (
     _m("employee_satisfaction", "Employee satisfaction (1-10)", "score", "mean", "team", minimum=1.0, maximum=10.0),
 )
 
+#: what each argument of a KPI's `first(...)` computes, for the report to name its method
+_METHODS: dict[str, tuple[str, ...]] = {
+    "ltv": ("revenue per active customer / churn rate",
+            "revenue per new customer over the last 365 days"),
+    "churn_rate": ("customers lost", "derived from active customers and new customers"),
+    "total_costs": ("total operating expenses", "sum of the cost parts logged"),
+}
+
 # (key, label, formula, unit, better, pack, help)
 _KPI_ROWS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ("cpm", "Cost per 1,000 impressions", "spend / impressions * 1000", "currency", "lower", "marketing", ""),
@@ -185,7 +226,11 @@ _KPI_ROWS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ("cpc", "Cost per click", "spend / clicks", "currency", "lower", "marketing", ""),
     ("view_rate", "Landing page loads per click", "page_views / clicks", "percent", "higher", "marketing", ""),
     ("landing_cvr", "Landing conversion rate", "leads / page_views", "percent", "higher", "marketing", ""),
-    ("cpl", "Cost per lead", "spend / leads", "currency", "lower", "marketing", ""),
+    ("cpl", "Cost per lead", "spend / leads", "currency", "lower", "marketing",
+     "Ad spend over all leads, paid and organic."),
+    ("paid_cpl", "Cost per paid lead", "spend / paid(leads)", "currency", "lower", "marketing",
+     "Ad spend over the leads from paid sources (and untagged ones): organic leads do not make "
+     "the ads look cheaper. Shown once some leads carry a source."),
     ("mql_rate", "Lead-to-MQL rate", "mqls / leads", "percent", "higher", "marketing", ""),
     ("booking_rate", "Lead-to-booking rate", "bookings / leads", "percent", "higher", "sales", ""),
     ("cost_per_booking", "Cost per booked call", "spend / bookings", "currency", "lower", "sales", ""),
@@ -196,7 +241,9 @@ _KPI_ROWS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ("funnel_cvr", "Funnel conversion (lead to sale)", "sales / leads", "percent", "higher", "sales", ""),
     ("sql_rate", "Lead-to-SQL rate", "sqls / leads", "percent", "higher", "sales", ""),
     ("win_rate", "Opportunity win rate", "sales / sqls", "percent", "higher", "sales", ""),
-    ("cac", "Paid customer acquisition cost", "spend / new_customers", "currency", "lower", "sales", ""),
+    ("cac", "Paid customer acquisition cost", "spend / first(paid(new_customers), new_customers)",
+     "currency", "lower", "sales", "Ad spend over the new customers from paid sources; untagged "
+     "customers count as paid. `/kpi source NAME paid|organic` says how a source counts."),
     ("blended_cac", "Blended CAC (paid + organic)", "(spend + organic_spend) / new_customers", "currency", "lower", "sales", ""),
     ("aov", "Average order value", "revenue / sales", "currency", "higher", "sales", ""),
     ("earnings_per_lead", "Revenue per lead", "revenue / leads", "currency", "higher", "sales", ""),
@@ -216,8 +263,10 @@ _KPI_ROWS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
      "customers_lost, lost = opening active customers + new customers - closing."),
     ("retention_rate", "Retention rate", "1 - churn_rate", "percent", "higher", "service", ""),
     ("arpu", "Revenue per active customer", "revenue / active_customers", "currency", "higher", "service", ""),
-    ("ltv", "Customer lifetime value", "arpu / churn_rate", "currency", "higher", "service",
-     "Revenue per customer over the period divided by the period's churn rate."),
+    ("ltv", "Customer lifetime value",
+     "first(arpu / churn_rate, year(revenue) / year(new_customers))", "currency", "higher", "service",
+     "Revenue per active customer divided by the churn rate; without churn (one-off "
+     "programmes), the revenue per new customer over the 365 days ending with the period."),
     ("ltv_cac", "LTV to CAC ratio", "ltv / cac", "ratio", "higher", "service",
      "Below 1 the business loses money on every customer it buys."),
     ("referral_rate", "Referrals per active customer", "referrals / active_customers", "percent", "higher", "service", ""),
@@ -251,7 +300,8 @@ _WARN_BELOW: dict[str, tuple[float, str]] = {
 KPIS: tuple[Kpi, ...] = tuple(
     Kpi(key, label, parse(formula), Unit(unit), Better(better), pack, help or label,
         warn_below=_WARN_BELOW[key][0] if key in _WARN_BELOW else None,
-        warn_reason=_WARN_BELOW[key][1] if key in _WARN_BELOW else "")
+        warn_reason=_WARN_BELOW[key][1] if key in _WARN_BELOW else "",
+        methods=_METHODS.get(key, ()))
     for key, label, formula, unit, better, pack, help in _KPI_ROWS
 )
 
@@ -299,14 +349,15 @@ class Catalogue:
         )
 
     def inputs_of(self, key: str) -> frozenset[str]:
-        """The metrics (and `opening:` gauges) a KPI needs, through the KPIs it uses."""
+        """The metrics (and readings such as `opening:` gauges) a KPI needs, through the KPIs
+        it uses."""
         if key in self.metrics:
             return frozenset({key})
         found: set[str] = set()
         for name in self.kpis[key].formula.names:
             if name in BUILTIN_NAMES:
                 continue
-            if name.startswith("opening:"):
+            if reading_of(name):
                 found.add(name)
             else:
                 found |= self.inputs_of(name)
@@ -315,7 +366,7 @@ class Catalogue:
     def computable(self, key: str, available: Collection[str]) -> bool:
         """Whether `key` has the inputs it needs among `available`: all of them, except inside
         `first(...)` and `sum(...)`, which need one."""
-        if key in self.metrics or key.startswith("opening:"):
+        if key in self.metrics or reading_of(key):
             return key in available
         if key not in self.kpis:
             return key in BUILTIN_NAMES
@@ -326,8 +377,8 @@ class Catalogue:
             return True
         if isinstance(expr, Name):
             return self.computable(expr.name, available)
-        if isinstance(expr, Opening):
-            return f"opening:{expr.name}" in available
+        if isinstance(expr, Reading):
+            return f"{expr.kind}:{expr.name}" in available
         if isinstance(expr, Unary):
             return self._needs_met(expr.operand, available)
         if isinstance(expr, Binary):
@@ -336,11 +387,28 @@ class Catalogue:
         return any(met) if expr.func in PARTIAL_FUNCTIONS else all(met)
 
     def metrics_of(self, key: str) -> frozenset[str]:
-        """The logged metrics a KPI (or a metric, itself) is made from; an `opening:` gauge
-        counts as its metric. Unknown keys have none."""
+        """The logged metrics a KPI (or a metric, itself) is made from; a reading (`opening:`,
+        `paid:`, `year:`) counts as its metric. Unknown keys have none."""
         if key not in self.names:
             return frozenset()
-        return frozenset(i.removeprefix("opening:") for i in self.inputs_of(key))
+        return frozenset(i.partition(":")[2] or i for i in self.inputs_of(key))
+
+    def read_as(self, kind: str) -> frozenset[str]:
+        """The metrics some KPI reads as `kind(metric)`: what storage must aggregate that way."""
+        return frozenset(
+            name for kpi in self.kpis.values() for ref in kpi.formula.names
+            if (reading := reading_of(ref)) and reading[0] == kind for name in (reading[1],)
+        )
+
+    def method(self, key: str, scope: Mapping[str, float | None]) -> str | None:
+        """Which way a KPI with several (`Kpi.methods`) got its value from `scope`."""
+        kpi = self.kpis.get(key)
+        if kpi is None or not kpi.methods or not isinstance(kpi.formula.expr, Call):
+            return None
+        for arg, name in zip(kpi.formula.expr.args, kpi.methods, strict=True):
+            if evaluate_expr(arg, scope) is not None:
+                return name
+        return None
 
     def kpis_using(self, metrics: Iterable[str]) -> list[str]:
         """KPIs (in catalogue order) that read any of `metrics`: what a log entry moves."""
@@ -372,5 +440,6 @@ DEFAULT = Catalogue.build()
 
 __all__ = [
     "Aggregation", "Better", "Catalogue", "DEFAULT", "DEFAULT_PACKS", "DIMENSIONS", "FormulaError", "HEADLINE_KPIS",
-    "KPIS", "METRICS", "Kpi", "Metric", "PACKS", "Unit", "custom_kpi", "custom_metric",
+    "KPIS", "METRICS", "ORGANIC_SOURCES", "PAID_SOURCES", "Kpi", "Metric", "PACKS", "Unit",
+    "organic_sources", "custom_kpi", "custom_metric",
 ]

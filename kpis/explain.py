@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from kpis.catalogue import Catalogue
 from kpis.compare import change_pct
-from kpis.formula import Binary, Call, Expr, Formula, Name, Number, Opening, Unary, evaluate
+from kpis.formula import Binary, Call, Expr, Formula, Name, Number, Reading, Unary, evaluate
 from kpis.suggest import did_you_mean
 
 #: each funnel rate, with the count it turns the previous count into
@@ -289,7 +289,7 @@ def _explain_kpi(catalogue: Catalogue, key: str, old: Values, new: Values) -> Ex
     if total is None or old_value is None or new_value is None:
         return None
     constant, factors = _factors(formula.expr)
-    if len(factors) > 1 or (factors and isinstance(factors[0][0], Name | Opening)):
+    if len(factors) > 1 or (factors and isinstance(factors[0][0], Name | Reading)):
         terms = _product_terms(factors, before, after)
         logged = None if terms is None else _log_split(key, old_value, new_value, total, terms)
         if logged is not None:
@@ -453,7 +453,7 @@ def _factors(expr: Expr) -> tuple[float, list[tuple[Expr, int]]]:
 
 
 def _names_in(expr: Expr) -> Iterator[str]:
-    if isinstance(expr, Name | Opening):
+    if isinstance(expr, Name | Reading):
         yield _name(expr)
     elif isinstance(expr, Unary):
         yield from _names_in(expr.operand)
@@ -469,8 +469,8 @@ def _name(expr: Expr) -> str:
     """A factor's name: the key it reads, or its text in brackets for a sum or a call."""
     if isinstance(expr, Name):
         return expr.name
-    if isinstance(expr, Opening):
-        return f"opening:{expr.name}"
+    if isinstance(expr, Reading):
+        return f"{expr.kind}:{expr.name}"
     text = _text(expr)
     return f"({text})" if isinstance(expr, Binary) else text
 
@@ -483,8 +483,8 @@ def _text(expr: Expr) -> str:
         return f"{expr.value:g}"
     if isinstance(expr, Name):
         return expr.name
-    if isinstance(expr, Opening):
-        return f"opening({expr.name})"
+    if isinstance(expr, Reading):
+        return f"{expr.kind}({expr.name})"
     if isinstance(expr, Unary):
         return f"{expr.op}{_operand_text(expr.operand, 3, False)}"
     if isinstance(expr, Binary):

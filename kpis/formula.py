@@ -27,7 +27,15 @@ _FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "max": (1, None),
     "min": (1, None),
     "opening": (1, 1),
+    "paid": (1, 1),
+    "year": (1, 1),
 }
+
+#: functions that read a stored aggregate of one metric other than its period value, each
+#: looked up as "<function>:<metric>": `opening` a gauge's value before the period starts,
+#: `paid` the sum of entries from paid sources (and untagged ones), `year` the sum over the
+#: 365 days ending with the period
+READINGS = ("opening", "paid", "year")
 
 #: functions that need only some of their arguments to have data
 PARTIAL_FUNCTIONS = frozenset({"first", "sum"})
@@ -78,11 +86,12 @@ class Name:
 
 
 @dataclass(frozen=True)
-class Opening:
-    """A gauge's value at the start of the period, looked up as "opening:<name>"."""
+class Reading:
+    """A stored aggregate of one metric (see READINGS), looked up as "<kind>:<name>"."""
 
     name: str
     pos: int = field(default=-1, compare=False)
+    kind: str = "opening"
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,7 @@ class Call:
     args: tuple[Expr, ...]
 
 
-Expr: TypeAlias = Number | Name | Opening | Unary | Binary | Call
+Expr: TypeAlias = Number | Name | Reading | Unary | Binary | Call
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,11 @@ def check_names(formula: Formula, known: Collection[str]) -> None:
 def evaluate(formula: Formula, values: Mapping[str, float | None]) -> float | None:
     """None means "no value" (shown as n/a): a missing input must not look like a zero."""
     return _value(formula.expr, values)
+
+
+def evaluate_expr(expr: Expr, values: Mapping[str, float | None]) -> float | None:
+    """One part of a formula, as `evaluate` computes it."""
+    return _value(expr, values)
 
 
 def check_cycles(definitions: Mapping[str, Formula]) -> None:
@@ -190,16 +204,22 @@ def _message(what: str, position: int, suggestion: str | None = None, tail: str 
     return f"{what} at position {position + 1}{hint}{tail}"
 
 
-def _key(node: Name | Opening) -> str:
-    return f"opening:{node.name}" if isinstance(node, Opening) else node.name
+def _key(node: Name | Reading) -> str:
+    return f"{node.kind}:{node.name}" if isinstance(node, Reading) else node.name
 
 
-def _references(expr: Expr) -> Iterator[Name | Opening]:
+def reading_of(key: str) -> tuple[str, str] | None:
+    """(kind, metric) of a "<kind>:<metric>" scope key, None for a plain name."""
+    kind, sep, name = key.partition(":")
+    return (kind, name) if sep and kind in READINGS else None
+
+
+def _references(expr: Expr) -> Iterator[Name | Reading]:
     """Names in source order, so the first unknown one reported is the leftmost."""
     stack = [expr]
     while stack:
         node = stack.pop()
-        if isinstance(node, Name | Opening):
+        if isinstance(node, Name | Reading):
             yield node
         elif isinstance(node, Unary):
             stack.append(node.operand)
@@ -226,7 +246,7 @@ def _value(expr: Expr, values: Mapping[str, float | None]) -> float | None:
     result: float | None
     if isinstance(expr, Number):
         result = expr.value
-    elif isinstance(expr, Name | Opening):
+    elif isinstance(expr, Name | Reading):
         result = values.get(_key(expr))
     elif isinstance(expr, Unary):
         operand = _value(expr.operand, values)
@@ -359,8 +379,8 @@ class _Parser:
             raise self.error(f"unknown function `{func}`", name.pos, guess, available)
         opening = self.take()
         self.enter(opening)
-        if func == "opening":
-            return self.opening_argument(opening)
+        if func in READINGS:
+            return self.reading_argument(func, opening)
         args: list[Expr] = []
         if self.peek().text != ")":
             args.append(self.expression())
@@ -375,14 +395,14 @@ class _Parser:
             raise self.error(what, name.pos, tail=f": expected {expected}, got {len(args)}")
         return Call(func, tuple(args))
 
-    def opening_argument(self, opening: _Token) -> Expr:
-        """Only a bare name: the opening value is a stored reading, not something computed."""
+    def reading_argument(self, func: str, opening: _Token) -> Expr:
+        """Only a bare name: a reading is stored, not something computed."""
         arg = self.take()
         after = self.peek()
         if arg.kind != "name" or (after.kind != "end" and after.text != ")"):
-            raise self.error("`opening` takes exactly one metric name", arg.pos)
+            raise self.error(f"`{func}` takes exactly one metric name", arg.pos)
         self.close(opening, "`)`")
-        return Opening(arg.text.lower(), arg.pos)
+        return Reading(arg.text.lower(), arg.pos, func)
 
     def enter(self, opening: _Token) -> None:
         self.depth += 1

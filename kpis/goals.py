@@ -25,7 +25,7 @@ from datetime import date
 from typing import Literal
 
 from kpis.catalogue import Aggregation, Better, Catalogue
-from kpis.formula import Binary, Call, Expr, Name, Number, Opening, Unary
+from kpis.formula import Binary, Call, Expr, Name, Number, Reading, Unary
 from kpis.periods import Period, PeriodError
 
 GOAL_PERIODS = ("weekly", "monthly")
@@ -147,7 +147,7 @@ def _shape(catalogue: Catalogue, expr: Expr, seen: frozenset[str]) -> _Shape:
         # first(...) and sum(...) of summed inputs grow with the days like their inputs
         shapes = {_shape(catalogue, arg, seen) for arg in expr.args}
         return "summed" if shapes <= {"summed", "constant"} and "summed" in shapes else "other"
-    if isinstance(expr, Opening | Call):
+    if isinstance(expr, Reading | Call):
         return "other"
     if isinstance(expr, Name):
         return _name_shape(catalogue, expr.name, seen)

@@ -63,6 +63,7 @@ LABELS_ES: dict[str, str] = {
     "view_rate": "Cargas de página por clic",
     "landing_cvr": "Conversión de la página de destino",
     "cpl": "Costo por lead",
+    "paid_cpl": "Costo por lead pagado",
     "mql_rate": "Tasa de lead a MQL",
     "booking_rate": "Tasa de lead a llamada agendada",
     "cost_per_booking": "Costo por llamada agendada",

@@ -7,12 +7,13 @@ the same thing from raw entries, which is what the tests use as the reference.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
-from kpis.catalogue import BUILTIN_NAMES, Aggregation, Catalogue
+from kpis.catalogue import BUILTIN_NAMES, ORGANIC_SOURCES, Aggregation, Catalogue
 from kpis.formula import evaluate
 from kpis.periods import Period
 
@@ -41,15 +42,22 @@ class Entry:
 class PeriodData:
     """The aggregated inputs of one period, as SQL returns them.
 
-    totals: metric -> (sum, count) of the values logged within the period;
-    closing: gauge -> the latest value on or before the period's last day;
-    opening: gauge -> the latest value before the period's first day.
+    totals: metric -> (sum, count) of the values logged within the period; for a `mean`
+        with a weight, (sum of value x weight, sum of weights);
+    closing: gauge -> the latest value on or before the period's last day, summed across
+        dimension values (each rep's pipeline, each product's customers);
+    opening: gauge -> the same before the period's first day;
+    paid: metric read as `paid(...)` -> its sum from paid sources and untagged entries, when
+        some of its entries in the period carry a source (0.0 when all of it is organic);
+    year: metric read as `year(...)` -> its sum over the 365 days ending with the period.
     """
 
     period: Period
     totals: Mapping[str, tuple[float, int]] = field(default_factory=dict)
     closing: Mapping[str, float] = field(default_factory=dict)
     opening: Mapping[str, float] = field(default_factory=dict)
+    paid: Mapping[str, float] = field(default_factory=dict)
+    year: Mapping[str, float] = field(default_factory=dict)
 
 
 def metric_values(catalogue: Catalogue, data: PeriodData) -> dict[str, float]:
@@ -69,9 +77,12 @@ def metric_values(catalogue: Catalogue, data: PeriodData) -> dict[str, float]:
 
 
 def formula_scope(catalogue: Catalogue, data: PeriodData) -> dict[str, float | None]:
-    """What a formula may read: metric values, gauges' opening values and the period's days."""
+    """What a formula may read: metric values, readings (kpis.formula.READINGS) and the
+    period's days."""
     scope: dict[str, float | None] = dict(metric_values(catalogue, data))
     scope.update({f"opening:{k}": v for k, v in data.opening.items()})
+    scope.update({f"paid:{k}": v for k, v in data.paid.items()})
+    scope.update({f"year:{k}": v for k, v in data.year.items()})
     scope["days"] = float(data.period.days)
     return scope
 
@@ -101,43 +112,89 @@ def kpi_values(
     return result
 
 
-def roll_up(entries: Iterable[Entry], period: Period, gauges: Iterable[str]) -> PeriodData:
+def year_of(period: Period) -> Period:
+    """The 365 days ending with `period`, which `year(...)` readings sum over."""
+    return Period(period.end - timedelta(days=364), period.end)
+
+
+def methods_used(catalogue: Catalogue, data: PeriodData, keys: Iterable[str]) -> dict[str, str]:
+    """How each of `keys` with several methods (`Kpi.methods`) got its value this period."""
+    scope = formula_scope(catalogue, data)
+    scope.update(kpi_values(catalogue, data))
+    return {k: m for k in keys if (m := catalogue.method(k, scope))}
+
+
+def roll_up(
+    entries: Iterable[Entry], period: Period, catalogue: Catalogue,
+    organic: Collection[str] = ORGANIC_SOURCES,
+) -> PeriodData:
     """The PeriodData of `period` computed in Python from raw entries (the reference for SQL)."""
-    gauge_keys = set(gauges)
+    entries = list(entries)
+    gauge_keys = {k for k, m in catalogue.metrics.items() if m.aggregation is Aggregation.LAST}
+    weights = {k: m.weight for k, m in catalogue.metrics.items() if m.weight}
+    paid_keys, year_keys = catalogue.read_as("paid"), catalogue.read_as("year")
+    logged = {(e.metric, e.day, e.author, e.dims): e.value for e in entries}
+    year = year_of(period)
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-    latest: dict[tuple[str, date], tuple[float, float]] = {}
+    paid: dict[str, float] = defaultdict(float)
+    tagged: set[str] = set()
+    year_sums: dict[str, float] = defaultdict(float)
+    latest: dict[tuple[str, Dims], tuple[date, float, float]] = {}
+    latest_before: dict[tuple[str, Dims], tuple[date, float, float]] = {}
     for entry in entries:
         if entry.metric in gauge_keys:
-            key = (entry.metric, entry.day)
-            if key not in latest or entry.written >= latest[key][0]:
-                latest[key] = (entry.written, entry.value)
-        elif entry.day in period:
-            slot = totals[entry.metric]
-            slot[0] += entry.value
-            slot[1] += 1
-    closing: dict[str, tuple[date, float]] = {}
-    opening: dict[str, tuple[date, float]] = {}
-    for (metric, day), (_, value) in latest.items():
-        if day <= period.end and (metric not in closing or day > closing[metric][0]):
-            closing[metric] = (day, value)
-        if day < period.start and (metric not in opening or day > opening[metric][0]):
-            opening[metric] = (day, value)
+            group = (entry.metric, entry.dims)
+            stamp = (entry.day, entry.written, entry.value)
+            if entry.day <= period.end and (group not in latest or stamp[:2] >= latest[group][:2]):
+                latest[group] = stamp
+            if entry.day < period.start and (
+                group not in latest_before or stamp[:2] >= latest_before[group][:2]
+            ):
+                latest_before[group] = stamp
+            continue
+        if entry.metric in year_keys and entry.day in year:
+            year_sums[entry.metric] += entry.value
+        if entry.day not in period:
+            continue
+        weight = 1.0
+        if entry.metric in weights:
+            partner = logged.get((weights[entry.metric], entry.day, entry.author, entry.dims))
+            weight = partner if partner and partner > 0 else 1.0
+        slot = totals[entry.metric]
+        slot[0] += entry.value * weight
+        slot[1] += weight
+        if entry.metric in paid_keys:
+            source = dict(entry.dims).get("source", "")
+            paid[entry.metric] += entry.value if source not in organic else 0.0
+            if source:
+                tagged.add(entry.metric)
+
+    def stocks(found: Mapping[tuple[str, Dims], tuple[date, float, float]]) -> dict[str, float]:
+        summed: dict[str, float] = defaultdict(float)
+        for (metric, _), (_, _, value) in found.items():
+            summed[metric] += value
+        return dict(summed)
+
     return PeriodData(
         period,
-        {k: (v[0], int(v[1])) for k, v in totals.items()},
-        {k: v for k, (_, v) in closing.items()},
-        {k: v for k, (_, v) in opening.items()},
+        {k: (v[0], round(v[1])) for k, v in totals.items()},
+        stocks(latest),
+        stocks(latest_before),
+        {k: paid[k] for k in tagged},
+        dict(year_sums),
     )
 
 
 def bucket_data(
     daily: DailyTotals, buckets: Sequence[Period], gauges: Iterable[str],
-    opening: Mapping[str, float] | None = None,
+    opening: Mapping[str, float] | None = None, paid: Mapping[str, Mapping[date, float]] | None = None,
 ) -> list[PeriodData]:
     """The PeriodData of each bucket (days or weeks of a chart) from one read of daily totals.
 
     `opening` holds each gauge's latest value before the days in `daily`, so a gauge not
-    logged inside the range still has its opening and closing values.
+    logged inside the range still has its opening and closing values; `paid` holds, for the
+    metrics read as `paid(...)`, the sum from paid sources and untagged entries of each day
+    some entry carries a source (a day without one counts whole).
     """
     gauge_keys = set(gauges)
     known = dict(opening or {})
@@ -166,5 +223,11 @@ def bucket_data(
                 totals[metric] = (total, count)
         closing = {m: v for m in gauge_keys if (v := latest(m, bucket.end, before=False)) is not None}
         opened = {m: v for m in gauge_keys if (v := latest(m, bucket.start, before=True)) is not None}
-        result.append(PeriodData(bucket, totals, closing, opened))
+        paid_sums = {
+            m: math.fsum(by_day.get(d, daily_total) for d, (daily_total, _, _) in daily[m].items()
+                         if bucket.start <= d <= bucket.end)
+            for m, by_day in (paid or {}).items()
+            if m in daily and any(bucket.start <= d <= bucket.end for d in by_day)
+        }
+        result.append(PeriodData(bucket, totals, closing, opened, paid_sums))
     return result

@@ -24,8 +24,8 @@ from kpis.suggest import did_you_mean, nearest
 _LABELS = {kpi.key: kpi.label for kpi in KPIS}
 _FORMULAS = {kpi.key: kpi.formula for kpi in KPIS}
 
-#: metrics that grow with sales when the funnel improves
-FOLLOW_SALES = ("new_customers", "cogs")
+#: metrics that grow with sales when the funnel improves (paid customers keep their share)
+FOLLOW_SALES = ("new_customers", "paid:new_customers", "cogs")
 #: costs subtracted from revenue for `profit`
 PROFIT_COSTS = ("spend", "cogs")
 #: what a projection reports, before and after
@@ -112,7 +112,8 @@ def check_changes(changes: Mapping[str, float]) -> dict[str, float]:
 
 
 def project(baseline: Mapping[str, float | None], changes: Mapping[str, float]) -> Projection:
-    """The baseline (metric totals, e.g. of the last 30 days) with `changes` in percent."""
+    """The baseline (metric totals and readings, `formula_scope`, e.g. of the last 30 days)
+    with `changes` in percent."""
     pct = check_changes(changes)
     moved = (FUNNEL_VOLUME, *(s.produces for s in STEPS), *FOLLOW_SALES, "spend")
     before = {k: float(v) for k in moved if (v := baseline.get(k)) is not None and math.isfinite(v)}

@@ -238,6 +238,21 @@ class GoalRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class SourceClassRow(Base):
+    """How a workspace counts one `source` value for paid CAC and paid CPL, when it differs
+    from (or confirms) the defaults in kpis.catalogue."""
+
+    __tablename__ = "source_classes"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paid: Mapped[bool] = mapped_column(Boolean)
+    set_by: Mapped[str] = mapped_column(String(64), default="")
+    set_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class PersonRow(Base):
     """What the bot knows of a person: their time zone and whether they want reminders."""
 

@@ -6,20 +6,20 @@ that period reports read pre-aggregated days (cost grows with the period, not th
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
     Engine,
     and_,
-    bindparam,
+    case,
     delete,
     func,
     insert,
@@ -28,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import aliased
 
 from kpis.catalogue import (
     DEFAULT,
@@ -37,9 +38,10 @@ from kpis.catalogue import (
     Catalogue,
     custom_kpi,
     custom_metric,
+    organic_sources,
 )
 from kpis.periods import Period
-from kpis.rollup import Dims, PeriodData
+from kpis.rollup import Dims, PeriodData, year_of
 from storage.models import (
     AlertRuleRow,
     ChangeRow,
@@ -49,6 +51,7 @@ from storage.models import (
     EntryRow,
     GoalRow,
     PersonRow,
+    SourceClassRow,
     SubscriptionRow,
     WorkspaceRow,
 )
@@ -59,6 +62,12 @@ from storage.tokens import ApiRepository
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+
+#: mean metric -> the count that weighs it when logged in the same entry, and the reverse
+_WEIGHT_OF = {k: m.weight for k, m in DEFAULT.metrics.items() if m.weight}
+_WEIGHED_BY: dict[str, list[str]] = {}
+for _mean, _weight in _WEIGHT_OF.items():
+    _WEIGHED_BY.setdefault(_weight, []).append(_mean)
 
 
 def utcnow() -> datetime:
@@ -365,6 +374,8 @@ class Store(ApiRepository):
                 value=new_value, origin=entry_origin, written_at=written_at, write_seq=seq,
             ))
         self._refresh_day(conn, workspace_id, w.metric, w.day)
+        for mean in _WEIGHED_BY.get(w.metric, ()):
+            self._refresh_day(conn, workspace_id, mean, w.day)
         return Changed(w.metric, w.day, w.author, tuple(sorted(w.dims)),
                        None if old is None else old.value, new_value)
 
@@ -400,8 +411,11 @@ class Store(ApiRepository):
         self, conn: Connection, workspace_id: str, keys: Iterable[tuple[str, date]]
     ) -> None:
         """Takes every (metric, day) lock of a transaction up front, in one global order, so
-        two batches touching the same days in different orders cannot deadlock."""
-        for metric, day in sorted(set(keys)):
+        two batches touching the same days in different orders cannot deadlock. A count that
+        weighs a mean (sales for days_to_close) locks the mean's day too."""
+        locked = set(keys)
+        locked |= {(mean, day) for metric, day in locked for mean in _WEIGHED_BY.get(metric, ())}
+        for metric, day in sorted(locked):
             self._lock_day(conn, workspace_id, metric, day)
 
     def _lock_day(self, conn: Connection, workspace_id: str, metric: str, day: date) -> None:
@@ -419,9 +433,13 @@ class Store(ApiRepository):
 
     def _refresh_day(self, conn: Connection, workspace_id: str, metric: str, day: date) -> None:
         where = (EntryRow.workspace_id == workspace_id, EntryRow.metric == metric, EntryRow.day == day)
-        total, count = conn.execute(
-            select(func.coalesce(func.sum(EntryRow.value), 0.0), func.count()).where(*where)
-        ).one()
+        if metric in _WEIGHT_OF:
+            total, count = _weighted(conn, metric, EntryRow.workspace_id == workspace_id,
+                                     EntryRow.day == day)
+        else:
+            total, count = conn.execute(
+                select(func.coalesce(func.sum(EntryRow.value), 0.0), func.count()).where(*where)
+            ).one()
         latest = conn.scalar(
             select(EntryRow.value).where(*where).order_by(EntryRow.write_seq.desc()).limit(1)
         )
@@ -509,62 +527,126 @@ class Store(ApiRepository):
     ) -> PeriodData:
         """The period's aggregated inputs, computed in SQL (pre-aggregated days when unfiltered)."""
         gauges = [k for k, m in catalogue.metrics.items() if m.aggregation is Aggregation.LAST]
+        e = EntryRow
+        filters = [getattr(e, name) == value for name, value in dims]
         with self._read() as conn:
-            if dims:
-                return self._filtered_period(conn, workspace_id, period, gauges, dims)
+            totals = self._totals(conn, workspace_id, period, filters)
+            closing = self._stocks(conn, workspace_id, gauges, e.day <= period.end, filters)
+            opening = self._stocks(conn, workspace_id, gauges, e.day < period.start, filters)
+            paid_keys = sorted(catalogue.read_as("paid") & totals.keys())
+            paid = self._paid_sums(conn, workspace_id, paid_keys, period, filters) if paid_keys else {}
+            year_keys = sorted(catalogue.read_as("year"))
+            year = {k: v for k, (v, _) in self._totals(
+                conn, workspace_id, year_of(period), filters, year_keys).items()} if year_keys else {}
+        return PeriodData(period, totals, closing, opening, paid, year)
+
+    def _totals(
+        self, conn: Connection, workspace_id: str, period: Period, filters: list[Any],
+        metrics: list[str] | None = None,
+    ) -> dict[str, tuple[float, int]]:
+        """metric -> (sum, count) within the period: from daily totals, or from the entries
+        when filtered by dimension values (weighted means weighed the same way)."""
+        if not filters:
             d = DailyTotalRow
-            totals = {
+            only = [d.metric.in_(metrics)] if metrics is not None else []
+            return {
                 metric: (float(total), int(count))
                 for metric, total, count in conn.execute(
                     select(d.metric, func.sum(d.total), func.sum(d.count))
-                    .where(d.workspace_id == workspace_id, d.day >= period.start, d.day <= period.end,
-                           d.count > 0)
+                    .where(d.workspace_id == workspace_id, d.day >= period.start,
+                           d.day <= period.end, d.count > 0, *only)
                     .group_by(d.metric)
                 )
             }
-            closing = self._gauges_on(conn, workspace_id, gauges, period.end)
-            opening = self._gauges_on(conn, workspace_id, gauges, period.start, before=True)
-        return PeriodData(period, totals, closing, opening)
-
-    def _gauges_on(
-        self, conn: Connection, workspace_id: str, gauges: list[str], day: date, *, before: bool = False
-    ) -> dict[str, float]:
-        """Each gauge's latest value on (or strictly before) `day`: one index seek per gauge."""
-        if not gauges:
-            return {}
-        rows = conn.execute(_latest_gauges(tuple(gauges), before), {"ws": workspace_id, "day": day})
-        return {metric: float(latest) for metric, latest in rows if latest is not None}
-
-    def _filtered_period(
-        self, conn: Connection, workspace_id: str, period: Period, gauges: list[str], dims: Dims
-    ) -> PeriodData:
         e = EntryRow
-        filters = [getattr(e, name) == value for name, value in dims]
+        where = [e.workspace_id == workspace_id, e.day >= period.start, e.day <= period.end, *filters]
+        only = [e.metric.in_(metrics)] if metrics is not None else []
         totals = {
             metric: (float(total), int(count))
             for metric, total, count in conn.execute(
-                select(e.metric, func.sum(e.value), func.count())
-                .where(e.workspace_id == workspace_id, e.day >= period.start, e.day <= period.end,
-                       *filters)
+                select(e.metric, func.sum(e.value), func.count()).where(*where, *only)
                 .group_by(e.metric)
             )
         }
+        for mean in _WEIGHT_OF.keys() & totals.keys():
+            totals[mean] = _weighted(conn, mean, *where)
+        return totals
 
-        def gauge_values(bound: Any) -> dict[str, float]:
-            found: dict[str, float] = {}
-            for metric in gauges:
-                value = conn.scalar(
-                    select(e.value).where(e.workspace_id == workspace_id, e.metric == metric,
-                                          bound, *filters)
-                    .order_by(e.day.desc(), e.write_seq.desc()).limit(1)
-                )
-                if value is not None:
-                    found[metric] = float(value)
-            return found
-
-        return PeriodData(
-            period, totals, gauge_values(e.day <= period.end), gauge_values(e.day < period.start)
+    def _stocks(
+        self, conn: Connection, workspace_id: str, gauges: list[str], bound: Any, filters: list[Any]
+    ) -> dict[str, float]:
+        """Each gauge's latest value within `bound`, summed across dimension values: a team's
+        pipeline is the sum of its reps' latest pipelines, not whoever logged last."""
+        if not gauges:
+            return {}
+        e = EntryRow
+        rank = func.row_number().over(
+            partition_by=(e.metric, *(getattr(e, name) for name in DIMENSIONS)),
+            order_by=(e.day.desc(), e.write_seq.desc()),
+        ).label("rank")
+        latest = (
+            select(e.metric, e.value, rank)
+            .where(e.workspace_id == workspace_id, e.metric.in_(gauges), bound, *filters)
+            .subquery()
         )
+        rows = conn.execute(
+            select(latest.c.metric, func.sum(latest.c.value))
+            .where(latest.c.rank == 1).group_by(latest.c.metric)
+        )
+        return {metric: float(value) for metric, value in rows if value is not None}
+
+    def _paid_sums(
+        self, conn: Connection, workspace_id: str, metrics: list[str], period: Period,
+        filters: list[Any],
+    ) -> dict[str, float]:
+        """Sums from paid sources and untagged entries, of the metrics some of whose entries in
+        the period carry a source (without any, `paid(x)` has no value and x counts whole)."""
+        e = EntryRow
+        rows = conn.execute(
+            select(e.metric, _paid_value(self._organic(conn, workspace_id))).where(
+                e.workspace_id == workspace_id, e.metric.in_(metrics), e.day >= period.start,
+                e.day <= period.end, *filters,
+            ).group_by(e.metric).having(func.max(e.source) != "")
+        )
+        return {metric: float(total) for metric, total in rows}
+
+    def _organic(self, conn: Connection, workspace_id: str) -> frozenset[str]:
+        s = SourceClassRow
+        rows = conn.execute(select(s.source, s.paid).where(s.workspace_id == workspace_id))
+        return organic_sources({source: bool(paid) for source, paid in rows})
+
+    # -- sources ------------------------------------------------------------------------
+
+    def classify_source(self, workspace_id: str, source: str, *, paid: bool, actor: str) -> bool | None:
+        """Says how `source` counts from now on; returns how it counted before (None: default)."""
+        s = SourceClassRow
+        with self._write() as conn:
+            before = conn.scalar(select(s.paid).where(s.workspace_id == workspace_id, s.source == source))
+            values = dict(paid=paid, set_by=actor, set_at=self.clock())
+            if before is None:
+                conn.execute(insert(s).values(workspace_id=workspace_id, source=source, **values))
+            else:
+                conn.execute(update(s).where(s.workspace_id == workspace_id, s.source == source)
+                             .values(**values))
+        return None if before is None else bool(before)
+
+    def source_classes(self, workspace_id: str) -> dict[str, bool]:
+        """A workspace's own classification: source -> paid."""
+        s = SourceClassRow
+        with self._read() as conn:
+            return {r.source: bool(r.paid) for r in conn.execute(
+                select(s.source, s.paid).where(s.workspace_id == workspace_id))}
+
+    def organic_sources(self, workspace_id: str) -> frozenset[str]:
+        with self._read() as conn:
+            return self._organic(conn, workspace_id)
+
+    def sources_logged(self, workspace_id: str) -> list[str]:
+        """Every `source` value the workspace has ever logged."""
+        e = EntryRow
+        with self._read() as conn:
+            return list(conn.scalars(select(e.source).distinct().where(
+                e.workspace_id == workspace_id, e.source != "").order_by(e.source)))
 
     def dimension_values(self, workspace_id: str, dimension: str, period: Period) -> list[str]:
         column = getattr(EntryRow, dimension)
@@ -577,11 +659,13 @@ class Store(ApiRepository):
             ))
 
     def daily_series(
-        self, workspace_id: str, metrics: Iterable[str], period: Period
+        self, workspace_id: str, metrics: Iterable[str], period: Period, gauges: Iterable[str] = ()
     ) -> dict[str, dict[date, tuple[float, int, float | None]]]:
-        """metric -> day -> (total, count, latest) for charts and trends."""
+        """metric -> day -> (total, count, latest) for charts and trends; for `gauges`, latest
+        is the stock at the end of that day, summed across dimension values."""
         d = DailyTotalRow
         series: dict[str, dict[date, tuple[float, int, float | None]]] = {}
+        stocks = set(gauges) & set(metrics)
         with self._read() as conn:
             for metric, day, total, count, latest in conn.execute(
                 select(d.metric, d.day, d.total, d.count, d.latest).where(
@@ -590,6 +674,49 @@ class Store(ApiRepository):
                 ).order_by(d.day)
             ):
                 series.setdefault(metric, {})[day] = (float(total), int(count), latest)
+            for metric, by_day in self._stock_by_day(conn, workspace_id, sorted(stocks), period).items():
+                for day, stock in by_day.items():
+                    total, count, _ = series[metric][day]
+                    series[metric][day] = (total, count, stock)
+        return series
+
+    def _stock_by_day(
+        self, conn: Connection, workspace_id: str, gauges: list[str], period: Period
+    ) -> dict[str, dict[date, float]]:
+        """Each gauge's stock at the end of each day it was logged within `period`: one pass
+        over its entries in write order, keeping every dimension value's latest."""
+        if not gauges:
+            return {}
+        e = EntryRow
+        rows = conn.execute(
+            select(e.metric, e.day, e.value, *(getattr(e, name) for name in DIMENSIONS)).where(
+                e.workspace_id == workspace_id, e.metric.in_(gauges), e.day <= period.end,
+            ).order_by(e.metric, e.day, e.write_seq)
+        )
+        latest: dict[str, dict[tuple[str, ...], float]] = {}
+        found: dict[str, dict[date, float]] = {}
+        for metric, day, value, *group in rows:
+            groups = latest.setdefault(metric, {})
+            groups[tuple(group)] = float(value)
+            if day >= period.start:
+                found.setdefault(metric, {})[day] = math.fsum(groups.values())
+        return found
+
+    def paid_series(
+        self, workspace_id: str, metrics: Iterable[str], period: Period
+    ) -> dict[str, dict[date, float]]:
+        """metric -> day -> sum from paid sources and untagged entries, on the days some entry
+        of the metric carries a source (kpis.rollup.bucket_data)."""
+        e = EntryRow
+        series: dict[str, dict[date, float]] = {}
+        with self._read() as conn:
+            for metric, day, total in conn.execute(
+                select(e.metric, e.day, _paid_value(self._organic(conn, workspace_id))).where(
+                    e.workspace_id == workspace_id, e.metric.in_(list(metrics)),
+                    e.day >= period.start, e.day <= period.end,
+                ).group_by(e.metric, e.day).having(func.max(e.source) != "")
+            ):
+                series.setdefault(metric, {})[day] = float(total)
         return series
 
     def metrics_logged_on(self, workspace_id: str, day: date) -> set[str]:
@@ -915,23 +1042,29 @@ def _workspace(row: Any) -> Workspace:
     )
 
 
-@lru_cache(maxsize=128)
-def _latest_gauges(gauges: tuple[str, ...], before: bool) -> Any:
-    """One `ORDER BY day DESC LIMIT 1` per gauge, UNION ALL-ed: a backward seek on the
-    (workspace_id, metric, day) key. Built once per gauge set (building the expression cost more
-    than running it); a subquery correlated to an outer daily_totals row made SQLite visit every
-    day of each gauge's history instead."""
-    d = DailyTotalRow
-    day = bindparam("day", type_=d.day.type)
-    bound = d.day < day if before else d.day <= day
-    latest = [
-        select(d.metric, d.latest)
-        .where(d.workspace_id == bindparam("ws"), d.metric == gauge, bound, d.count > 0)
-        .order_by(d.day.desc()).limit(1)
-        .subquery().select()
-        for gauge in gauges
-    ]
-    return latest[0].union_all(*latest[1:])
+def _paid_value(organic: frozenset[str]) -> Any:
+    """The sum of an entry group's values from paid sources and untagged entries."""
+    e = EntryRow
+    return func.sum(case((e.source.in_(sorted(organic)), 0.0), else_=e.value))
+
+
+def _weighted(conn: Connection, mean: str, *where: Any) -> tuple[float, int]:
+    """(sum of value x weight, sum of weights) of a mean's entries matching `where`, each
+    weighed by the count logged in the same entry (same day, author and dimension values),
+    or by 1 without one."""
+    e, w = EntryRow, aliased(EntryRow)
+    rows = conn.execute(
+        select(e.value, w.value).select_from(e).outerjoin(w, and_(
+            w.workspace_id == e.workspace_id, w.metric == _WEIGHT_OF[mean], w.day == e.day,
+            w.author == e.author, *(getattr(w, name) == getattr(e, name) for name in DIMENSIONS),
+        )).where(e.metric == mean, *where)
+    )
+    total = weights = 0.0
+    for value, weight in rows:
+        weight = weight if weight and weight > 0 else 1.0
+        total += value * weight
+        weights += weight
+    return total, round(weights)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -173,9 +173,14 @@ def test_report_json_has_exactly_the_keys_of_the_interface(cli: Cli) -> None:
     assert metrics["spend"] == {"value": 1200.0, "previous": 1000.0, "change_pct": 20.0, "significant": None}
     kpis = report["kpis"]
     assert isinstance(kpis, dict)
-    assert set(kpis) == {"cpl", "booking_rate", "cost_per_booking"}
+    # total costs are the sum of the cost parts logged: here ad spend alone
+    assert set(kpis) == {"cpl", "booking_rate", "cost_per_booking", "total_costs"}
+    assert kpis["total_costs"]["value"] == metrics["spend"]["value"]
     for entry in (*metrics.values(), *kpis.values()):
-        assert set(entry) == {"value", "previous", "change_pct", "significant"}
+        # a KPI with more than one way to compute it says which one gave the value
+        assert set(entry) - {"method"} == {"value", "previous", "change_pct", "significant"}
+    assert kpis["total_costs"]["method"] == "sum of the cost parts logged"
+    assert "method" not in kpis["cpl"]
     # 120 leads against 80 in the same number of days is beyond Poisson noise
     assert metrics["leads"]["significant"] is True
     assert kpis["cpl"] == {"value": 10.0, "previous": 12.5, "change_pct": pytest.approx(-20.0), "significant": None}
@@ -188,7 +193,10 @@ def test_report_json_has_exactly_the_keys_of_the_interface(cli: Cli) -> None:
 def test_report_json_keeps_a_kpi_with_an_empty_denominator_as_null(cli: Cli) -> None:
     cli.ok("log", "spend=50", "leads=0")
     report = cli.report("today")
-    assert report["kpis"] == {"cpl": {"value": None, "previous": None, "change_pct": None, "significant": None}}
+    assert report["kpis"]["cpl"] == {"value": None, "previous": None, "change_pct": None, "significant": None}
+    # ad spend alone is a total cost, said as such
+    assert report["kpis"]["total_costs"]["value"] == 50.0
+    assert report["kpis"]["total_costs"]["method"] == "sum of the cost parts logged"
     assert "null" in cli.ok("report", "today", "--json")
 
 
@@ -371,7 +379,7 @@ def test_postgresql_through_the_same_commands(cli: Cli, pg_url: str) -> None:
     cli.ok("log", "spend=50", "leads=5", "--as", "ana", db=pg_url)
     cli.ok("log", "leads=5", "--as", "luis", db=pg_url)
     report = cli.report("today", db=pg_url)
-    assert report["kpis"] == {"cpl": {"value": 5.0, "previous": None, "change_pct": None, "significant": None}}
+    assert report["kpis"]["cpl"] == {"value": 5.0, "previous": None, "change_pct": None, "significant": None}
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -418,7 +426,7 @@ def test_the_installed_kpibot_program(tmp_path: Path) -> None:
     report = run("report", "today", "--json")
     assert report.returncode == 0, report.stderr
     data = json.loads(report.stdout)
-    assert data["kpis"] == {"cpl": {"value": None, "previous": None, "change_pct": None, "significant": None}}
+    assert data["kpis"]["cpl"] == {"value": None, "previous": None, "change_pct": None, "significant": None}
     assert data["period"]["start"] in {today.isoformat(), (today - timedelta(days=1)).isoformat()}
 
     usage = run("log")
@@ -544,3 +552,44 @@ def test_a_weekly_frequency_says_it_is_a_lower_bound(cli: Cli) -> None:
 
     assert "Frequency" in week and "the true frequency is at least this" in week
     assert "Frequency" in one_day and "at least this" not in one_day
+
+
+# -- paid and organic sources (kpi-catalogue.md section 5) ------------------------------------
+
+
+def test_sources_decide_paid_cac_and_paid_cpl(cli: Cli) -> None:
+    cli.ok("log", "spend=10000", "organic_spend=5000")
+    cli.ok("log", "new_customers=200", "leads=400", "--dim", "source=facebook")
+    cli.ok("log", "new_customers=300", "leads=600", "--dim", "source=webinar")
+    kpis = cli.report("today")["kpis"]
+    # webinar is in neither default list, so it counts as paid
+    assert kpis["cac"]["value"] == pytest.approx(20.0)
+    assert kpis["paid_cpl"]["value"] == pytest.approx(10.0)
+    assert "webinar: paid" in cli.ok("source")
+    out = cli.ok("source", "webinar", "organic")
+    assert "source=webinar counts as organic" in out
+    kpis = cli.report("today")["kpis"]
+    assert kpis["cac"]["value"] == pytest.approx(50.0)  # seed 003's pair
+    assert kpis["blended_cac"]["value"] == pytest.approx(30.0)
+    assert kpis["paid_cpl"]["value"] == pytest.approx(25.0)
+    assert kpis["cpl"]["value"] == pytest.approx(10.0)
+    assert "webinar: organic" in cli.ok("source")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("source", "webinr", "organic"), ["No entry has source=webinr", "webinar"]),
+        (("source", "webinar"), ["paid|organic"]),
+    ],
+)
+def test_a_source_classification_of_an_unknown_source_stores_nothing(
+    cli: Cli, args: tuple[str, ...], words: list[str]
+) -> None:
+    cli.ok("log", "leads=3", "--dim", "source=webinar")
+    status, out, err = cli(*args)
+    assert status == 2 and not out
+    assert len(err.strip().splitlines()) == 1
+    for word in words:
+        assert word in err
+    assert "webinar: paid (default)" in cli.ok("source")

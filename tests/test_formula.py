@@ -13,7 +13,7 @@ from kpis.formula import (
     FormulaError,
     Name,
     Number,
-    Opening,
+    Reading,
     check_cycles,
     check_names,
     dependency_order,
@@ -71,7 +71,7 @@ def test_names_are_lower_case_and_opening_is_prefixed() -> None:
 
 def test_ast_shape() -> None:
     assert parse("a - 1 - opening(b)").expr == Binary(
-        "-", Binary("-", Name("a"), Number(1.0)), Opening("b")
+        "-", Binary("-", Name("a"), Number(1.0)), Reading("b")
     )
 
 
@@ -125,7 +125,7 @@ def test_no_value(text: str, values: dict[str, float | None]) -> None:
         ("1.2.3", 3, ["unexpected `.3`"]),
         ("a, b", 1, ["unexpected `,`"]),
         ("min(a b)", 6, ["unexpected `b`", "expected `,` or `)`"]),
-        ("sqrt(x)", 0, ["unknown function `sqrt`", "; available: abs, first, max, min, opening, sum"]),
+        ("sqrt(x)", 0, ["unknown function `sqrt`", "; available: abs, first, max, min, opening, paid, sum, year"]),
         ("mn(a, b)", 0, ["unknown function `mn`", "did you mean `min`?"]),
         ("__import__('os')", 11, ["unexpected character `'`"]),
         ("__import__(os)", 0, ["unknown function `__import__`"]),

@@ -49,15 +49,11 @@ WEEK = Period.iso_week(TUESDAY)  # 2026-03-09 .. 2026-03-15
 MARCH = Period.month(TUESDAY)
 
 
-def gauges_of(catalogue: Catalogue) -> list[str]:
-    return [k for k, m in catalogue.metrics.items() if m.aggregation is Aggregation.LAST]
-
-
 def compute(
     entries: list[Entry], period: Period, catalogue: Catalogue = DEFAULT
 ) -> dict[str, float | None]:
     """Metric values and KPI values of `period`, the way a report computes them."""
-    data = roll_up(entries, period, gauges_of(catalogue))
+    data = roll_up(entries, period, catalogue)
     return {**metric_values(catalogue, data), **kpi_values(catalogue, data)}
 
 
@@ -252,7 +248,7 @@ def test_kpi_with_a_missing_input_is_absent_not_zero() -> None:
 
 
 def test_kpi_values_can_be_limited_to_some_keys() -> None:
-    data = roll_up(same_day({"spend": 100, "leads": 4, "clicks": 10}), WEEK, gauges_of(DEFAULT))
+    data = roll_up(same_day({"spend": 100, "leads": 4, "clicks": 10}), WEEK, DEFAULT)
     assert kpi_values(DEFAULT, data, ["cpl"]) == {"cpl": 25.0}
 
 
@@ -407,8 +403,12 @@ WORDED_FORMULAS = {
     "runway_months": "cash_balance / (expenses / days * 30)",
 }
 
-#: kpi-catalogue.md section 5 (release 2): churn from counts, costs in parts, cogs as variable
+#: kpi-catalogue.md section 5 (release 2): churn from counts, costs in parts, cogs as variable,
+#: paid CAC from paid customers, LTV from revenue per new customer when churn is unknown
 RELEASE_2_FORMULAS = {
+    "cac": "spend / first(paid(new_customers), new_customers)",
+    "paid_cpl": "spend / paid(leads)",
+    "ltv": "first(arpu / churn_rate, year(revenue) / year(new_customers))",
     "churn_rate": "first(customers_lost, sum(opening(active_customers), new_customers)"
                   " - active_customers) / opening(active_customers)",
     "net_profit": "revenue - total_costs",
@@ -417,7 +417,7 @@ RELEASE_2_FORMULAS = {
     "runway_months": "cash_balance / (total_costs / days * 30)",
 }
 #: KPIs section 5 adds, after the KPI they are placed behind
-RELEASE_2_KPIS = {"total_costs": "gross_margin"}
+RELEASE_2_KPIS = {"total_costs": "gross_margin", "paid_cpl": "cpl"}
 
 
 def table(text: str) -> list[list[str]]:
@@ -487,7 +487,11 @@ def test_inputs_of_follow_kpis_through_other_kpis() -> None:
         "opening:active_customers",
         "spend",
         "new_customers",
+        "paid:new_customers",
+        "year:revenue",
+        "year:new_customers",
     }
+    assert DEFAULT.metrics_of("cac") == {"spend", "new_customers"}
     assert "churn_rate" in DEFAULT.kpis_using(["active_customers"])
     assert DEFAULT.kpis_using(["leads"])[:2] == ["landing_cvr", "cpl"]
 
@@ -781,7 +785,10 @@ def test_kpis_package_imports_no_database_and_no_slack() -> None:
 
 # -- property: roll_up agrees with a naive computation ----------------------------------------
 
-PROPERTY_METRICS = ("spend", "leads", "mrr", "active_customers", "days_to_close", "cash_balance")
+PROPERTY_METRICS = (
+    "spend", "leads", "mrr", "active_customers", "days_to_close", "sales", "cash_balance",
+    "pipeline_value",
+)  # fmt: skip
 PROPERTY_PERIOD = Period(date(2026, 3, 3), date(2026, 3, 9))
 
 entry_rows = st.lists(
@@ -790,7 +797,7 @@ entry_rows = st.lists(
         st.integers(min_value=0, max_value=12).map(lambda n: date(2026, 2, 28) + timedelta(days=n)),
         st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False),
         st.sampled_from(("ana", "luis", "marta")),
-        st.sampled_from(((), (("source", "facebook"),), (("source", "google"),))),
+        st.sampled_from(((), (("source", "facebook"),), (("source", "google"),), (("rep", "U1"),))),
     ),
     max_size=40,
 )
@@ -803,28 +810,37 @@ def naive_metric_values(entries: list[Entry], period: Period) -> dict[str, float
         metric = DEFAULT.metrics[key]
         if metric.aggregation is Aggregation.LAST:
             candidates = [e for e in entries if e.metric == key and e.day <= period.end]
-            if candidates:
-                latest = max(candidates, key=lambda e: (e.day, e.written))
-                result[key] = latest.value
+            if candidates:  # a stock: each dimension value's latest, summed
+                groups = {e.dims for e in candidates}
+                result[key] = sum(
+                    max((e for e in candidates if e.dims == g), key=lambda e: (e.day, e.written)).value
+                    for g in groups
+                )
             continue
-        inside = [e.value for e in entries if e.metric == key and e.day in period]
+        inside = [e for e in entries if e.metric == key and e.day in period]
         if not inside:
             continue
         if metric.aggregation is Aggregation.SUM:
-            result[key] = sum(inside)
-        else:
-            result[key] = sum(inside) / len(inside)
+            result[key] = sum(e.value for e in inside)
+            continue
+        weights = []
+        for e in inside:  # the count logged in the same entry (the latest such write) weighs it
+            same = [w for w in entries if (w.metric, w.day, w.author, w.dims)
+                    == (metric.weight, e.day, e.author, e.dims)]
+            weight = max(same, key=lambda w: w.written).value if same else 0.0
+            weights.append(weight if weight > 0 else 1.0)
+        result[key] = sum(e.value * w for e, w in zip(inside, weights, strict=True)) / sum(weights)
     return result
 
 
 def naive_opening(entries: list[Entry], period: Period) -> dict[str, float]:
-    by_metric: dict[str, list[Entry]] = defaultdict(list)
+    by_group: dict[str, dict[tuple[tuple[str, str], ...], list[Entry]]] = defaultdict(lambda: defaultdict(list))
     for e in entries:
         if e.day < period.start:
-            by_metric[e.metric].append(e)
+            by_group[e.metric][e.dims].append(e)
     return {
-        key: max(found, key=lambda e: (e.day, e.written)).value
-        for key, found in by_metric.items()
+        key: sum(max(found, key=lambda e: (e.day, e.written)).value for found in groups.values())
+        for key, groups in by_group.items()
         if DEFAULT.metrics[key].aggregation is Aggregation.LAST
     }
 
@@ -835,10 +851,11 @@ def test_roll_up_matches_a_naive_computation(
     rows: list[tuple[str, date, float, str, tuple[tuple[str, str], ...]]],
 ) -> None:
     entries = [
-        Entry(metric, day, value, author, dims, written=float(i))
+        Entry(metric, day, float(round(value)) if DEFAULT.metrics[metric].whole else value,
+              author, dims, written=float(i))
         for i, (metric, day, value, author, dims) in enumerate(rows)
     ]
-    data = roll_up(entries, PROPERTY_PERIOD, gauges_of(DEFAULT))
+    data = roll_up(entries, PROPERTY_PERIOD, DEFAULT)
     got = metric_values(DEFAULT, data)
     expected = naive_metric_values(entries, PROPERTY_PERIOD)
     assert got.keys() == expected.keys()

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.demo import sample_writes
-from kpis.catalogue import DEFAULT, Aggregation, Catalogue, custom_kpi
+from kpis.catalogue import DEFAULT, Catalogue, custom_kpi
 from kpis.explain import (
     FUNNEL,
     FUNNEL_TARGETS,
@@ -30,7 +30,7 @@ from kpis.explain import (
     sentence,
 )
 from kpis.periods import Period
-from kpis.rollup import Entry, metric_values, roll_up
+from kpis.rollup import Entry, formula_scope, metric_values, roll_up
 from kpis.whatif import OUTCOMES, STEP_KEYS, STEPS, WhatIfError, check_changes, project
 
 TODAY = date(2026, 3, 10)
@@ -41,15 +41,15 @@ FUNNEL_COUNTS = ("impressions", "clicks", "page_views", "leads", "bookings", "sh
 
 def demo_months() -> tuple[dict[str, float], dict[str, float]]:
     """Metric totals of the demo business for the 30 days before LAST_30, and LAST_30."""
-    gauges = [k for k, m in DEFAULT.metrics.items() if m.aggregation is Aggregation.LAST]
     entries = [
         Entry(w.metric, w.day, w.value, w.author, w.dims)
         for day in sample_writes(TODAY, days=60)
         for w in day
     ]
-    old = metric_values(DEFAULT, roll_up(entries, PREVIOUS_30, gauges))
-    new = metric_values(DEFAULT, roll_up(entries, LAST_30, gauges))
-    return old, new
+    old = formula_scope(DEFAULT, roll_up(entries, PREVIOUS_30, DEFAULT))
+    new = formula_scope(DEFAULT, roll_up(entries, LAST_30, DEFAULT))
+    return ({k: v for k, v in old.items() if v is not None and k != "days"},
+            {k: v for k, v in new.items() if v is not None and k != "days"})
 
 
 OLD, NEW = demo_months()
@@ -97,8 +97,8 @@ def test_cpl_spend_up_leads_down() -> None:
         ("roas", {"revenue": 3600, "spend": 960}, {"revenue": 4200, "spend": 1200}, Method.LOG),
         (
             "cac",
-            {"spend": 10_000, "new_customers": 200},
-            {"spend": 9000, "new_customers": 250},
+            {"spend": 10_000, "new_customers": 200, "paid:new_customers": 200},
+            {"spend": 9000, "new_customers": 250, "paid:new_customers": 250},
             Method.LOG,
         ),
         (
@@ -146,6 +146,7 @@ def test_cpl_spend_up_leads_down() -> None:
                 "opening:active_customers": 140,
                 "spend": 2000,
                 "new_customers": 16,
+                "paid:new_customers": 16,
             },
             {
                 "revenue": 9900,
@@ -154,6 +155,7 @@ def test_cpl_spend_up_leads_down() -> None:
                 "opening:active_customers": 150,
                 "spend": 2100,
                 "new_customers": 16,
+                "paid:new_customers": 16,
             },
             Method.LOG,
         ),
@@ -378,7 +380,6 @@ def test_breakdown_of_nothing() -> None:
 
 
 def test_breakdown_on_demo_sources() -> None:
-    gauges = [k for k, m in DEFAULT.metrics.items() if m.aggregation is Aggregation.LAST]
     by_source: dict[str, list[dict[str, float]]] = {}
     for source in ("facebook", "google"):
         entries = [
@@ -388,7 +389,7 @@ def test_breakdown_on_demo_sources() -> None:
             if w.dims == (("source", source),)
         ]
         by_source[source] = [
-            metric_values(DEFAULT, roll_up(entries, p, gauges)) for p in (PREVIOUS_30, LAST_30)
+            metric_values(DEFAULT, roll_up(entries, p, DEFAULT)) for p in (PREVIOUS_30, LAST_30)
         ]
     result = breakdown(
         "leads",

@@ -465,11 +465,16 @@ MATRIX = [
     )), id="remind-off-for-me"),
     pytest.param(Row("help", _shows("/kpi log")), id="help"),
     pytest.param(Row("goals", _shows("No goals yet")), id="goals"),
+    pytest.param(Row("sources", _shows("No entry has a source yet")), id="sources"),
     # settings, definitions, schedules, alert rules and goals: admins only
     pytest.param(Row("define lead_value = spend / leads", _and(
         _shows("Defined `lead_value`"),
         lambda bot, team, user: "lead_value" in bot.store.catalogue(team).kpis,
     ), "Only admins can define KPIs"), id="define"),
+    pytest.param(Row("source tiktok organic", _and(
+        _shows("`source=tiktok` counts as organic"),
+        lambda bot, team, user: len(_rows_of(bot, team, "source_classes")) == 1,
+    ), "Only admins can classify sources"), id="source"),
     pytest.param(Row("tz Europe/Madrid", _and(
         _shows("Time zone set to `Europe/Madrid`"),
         lambda bot, team, user: getattr(bot.store.workspace(team), "timezone", "")

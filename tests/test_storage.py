@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 
-from kpis.catalogue import DEFAULT, DIMENSIONS, Aggregation, Catalogue
+from kpis.catalogue import DEFAULT, DIMENSIONS, ORGANIC_SOURCES, Aggregation, Catalogue
 from kpis.formula import evaluate
 from kpis.periods import Period
 from kpis.rollup import Dims, PeriodData, kpi_values, metric_values
@@ -149,10 +149,10 @@ def test_dimension_filtered_period_data(db: Store) -> None:
     google = values(db, dims=GOOGLE)
     assert google["cpl"] == pytest.approx(20) and google["mrr"] == 2000
     spring = values(db, dims=(("campaign", "spring"),))
-    assert spring == {"spend": 50}
+    assert spring == {"spend": 50, "total_costs": 50}
     everything = values(db)
     assert everything["spend"] == 450 and everything["leads"] == 35
-    assert everything["mrr"] == 2000  # the latest write of the day, whatever its dimensions
+    assert everything["mrr"] == 3000  # a stock: each source's latest, summed
     assert db.dimension_values("T1", "source", WEEK) == ["facebook", "google"]
 
 
@@ -349,8 +349,8 @@ def test_custom_definitions_extend_the_catalogue(db: Store) -> None:
 
 PROPERTY_METRICS = (
     "spend", "leads", "new_customers", "revenue", "cash_collected", "customers_lost",
-    "expenses", "days_to_close", "employee_satisfaction", "mrr", "active_customers",
-    "cash_balance",
+    "expenses", "cogs", "days_to_close", "sales", "employee_satisfaction", "mrr",
+    "active_customers", "cash_balance", "pipeline_value",
 )  # fmt: skip
 FIRST_DAY = date(2026, 2, 24)
 PROPERTY_PERIODS = (
@@ -358,7 +358,10 @@ PROPERTY_PERIODS = (
     Period.month(date(2026, 2, 1)),  # a month that starts before any entry
     Period(date(2026, 3, 6), date(2026, 3, 12)),  # ends after the last entry
 )
-PROPERTY_DIMS: tuple[Dims, ...] = ((), FB, GOOGLE, (("campaign", "spring"), ("source", "facebook")))
+PROPERTY_DIMS: tuple[Dims, ...] = (
+    (), FB, GOOGLE, (("campaign", "spring"), ("source", "facebook")), (("source", "seo"),),
+    (("rep", "U1"),), (("rep", "U2"), ("source", "seo")),
+)  # fmt: skip
 AUTHORS = ("ana", "luis", "marta")
 
 a_value = st.integers(min_value=0, max_value=4000).map(lambda n: n / 4)  # exact in binary
@@ -462,22 +465,37 @@ def brute_force(
     scope: dict[str, float | None] = {"days": float(period.days)}
     for key, metric in catalogue.metrics.items():
         mine = [r for r in rows if r.metric == key]
-        if metric.aggregation is Aggregation.LAST:
-            closing = [r for r in mine if r.day <= period.end]
-            opening = [r for r in mine if r.day < period.start]
-            if closing:
-                scope[key] = max(closing, key=lambda r: (r.day, r.seq)).value
-            if opening:
-                scope[f"opening:{key}"] = max(opening, key=lambda r: (r.day, r.seq)).value
+        if metric.aggregation is Aggregation.LAST:  # a stock: each dimension value's latest, summed
+            for name, rows_in in (("", [r for r in mine if r.day <= period.end]),
+                                  ("opening:", [r for r in mine if r.day < period.start])):
+                if rows_in:
+                    scope[name + key] = sum(
+                        max((r for r in rows_in if r.dims == g), key=lambda r: (r.day, r.seq)).value
+                        for g in {r.dims for r in rows_in}
+                    )
             continue
-        inside = [r.value for r in mine if period.start <= r.day <= period.end]
-        if inside:
-            total = sum(inside)
-            scope[key] = total if metric.aggregation is Aggregation.SUM else total / len(inside)
+        inside = [r for r in mine if period.start <= r.day <= period.end]
+        year = [r for r in mine if period.end - timedelta(days=364) <= r.day <= period.end]
+        if year and key in catalogue.read_as("year"):
+            scope[f"year:{key}"] = sum(r.value for r in year)
+        if not inside:
+            continue
+        if metric.aggregation is Aggregation.SUM:
+            scope[key] = sum(r.value for r in inside)
+            if key in catalogue.read_as("paid") and any(dict(r.dims).get("source") for r in inside):
+                scope[f"paid:{key}"] = sum(r.value for r in inside
+                                           if dict(r.dims).get("source", "") not in ORGANIC_SOURCES)
+            continue
+        weights = []
+        for r in inside:
+            same = [w.value for w in rows if (w.metric, w.day, w.author, w.dims)
+                    == (metric.weight, r.day, r.author, r.dims)]
+            weights.append(same[0] if same and same[0] > 0 else 1.0)
+        scope[key] = sum(r.value * w for r, w in zip(inside, weights, strict=True)) / sum(weights)
     result = {k: v for k, v in scope.items() if k in catalogue.metrics}
     for key in catalogue.order:
         kpi = catalogue.kpis[key]
-        if all(name in scope for name in catalogue.inputs_of(key)):
+        if catalogue.computable(key, set(scope)):
             scope[key] = result[key] = evaluate(kpi.formula, scope)
     return result
 
@@ -528,7 +546,7 @@ def test_period_data_equals_a_brute_force_over_the_raw_rows(
     assert by_seq == model_by_seq
 
     for period in PROPERTY_PERIODS:
-        for dims in PROPERTY_DIMS[:3]:
+        for dims in (*PROPERTY_DIMS[:3], PROPERTY_DIMS[5]):
             data = any_store.period_data(workspace, period, DEFAULT, dims)
             got = {**metric_values(DEFAULT, data), **kpi_values(DEFAULT, data)}
             assert_same(got, brute_force(stored, period, DEFAULT, dims))

@@ -204,12 +204,15 @@ def _trends(ctx: Context, keys: Sequence[str], buckets: list[Period], size: int)
         return []
     inputs = set().union(*(catalogue.metrics_of(k) for k in keys))
     span = Period(buckets[0].start, buckets[-1].end)
-    daily = ctx.store.daily_series(ctx.workspace.id, inputs, span)
     gauges = [k for k in inputs if catalogue.metrics[k].aggregation is Aggregation.LAST]
+    daily = ctx.store.daily_series(ctx.workspace.id, inputs, span, gauges)
     opening = (ctx.store.period_data(ctx.workspace.id, Period.day(span.start), catalogue).opening
                if gauges else {})
+    paid_inputs = set().union(*(
+        {i.partition(":")[2] for i in catalogue.inputs_of(k) if i.startswith("paid:")} for k in keys))
+    paid = ctx.store.paid_series(ctx.workspace.id, paid_inputs, span) if paid_inputs else {}
     values = [kpi_values(catalogue, data, keys)
-              for data in bucket_data(daily, buckets, gauges, opening)]
+              for data in bucket_data(daily, buckets, gauges, opening, paid)]
     # a goal line makes sense on a chart of the goal's own scale: ratios (a CPL of 10), not
     # a monthly revenue total drawn across daily values
     goals = {g.key: g.value for g in ctx.store.goals(ctx.workspace.id)
@@ -221,7 +224,7 @@ def _trends(ctx: Context, keys: Sequence[str], buckets: list[Period], size: int)
         windows = [Period(b.start - timedelta(days=ROLLING_DAYS - 1), b.start)
                    for b in buckets[-size:]]
         smoothed = [kpi_values(catalogue, data, ratios)
-                    for data in bucket_data(daily, windows, gauges, opening)]
+                    for data in bucket_data(daily, windows, gauges, opening, paid)]
     grain = "daily" if daily_buckets else "weekly"
     thresholds = {}
     for r in reversed(rules(ctx.store, ctx.workspace.id)):

@@ -19,7 +19,7 @@ from kpis.catalogue import DIMENSIONS, Aggregation, Catalogue
 from kpis.explain import Breakdown, ExplainError, Explanation, breakdown, explain
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period, PeriodError, like_for_like
-from kpis.rollup import PeriodData, formula_scope, metric_values, value_of
+from kpis.rollup import PeriodData, formula_scope, value_of
 from kpis.suggest import did_you_mean
 from kpis.whatif import STEP_KEYS, Projection, WhatIfError, check_changes, project
 
@@ -215,7 +215,7 @@ def what_if(ctx: Context, changes: Iterable[tuple[str, str]]) -> WhatIfResult:
     pct = parse_changes(changes)
     period = period_for(ctx, WHATIF_RANGE)
     data = ctx.store.period_data(ctx.workspace.id, period, ctx.catalogue)
-    baseline = metric_values(ctx.catalogue, data)
+    baseline = formula_scope(ctx.catalogue, data)
     if not any(k in baseline for k in WHATIF_NEEDS):
         raise UserError(f"There are no funnel numbers for {period} to project from. Log "
                         f"{', '.join(f'`{k}`' for k in WHATIF_NEEDS)} (and `spend`), then try again.")

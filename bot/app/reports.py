@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.app.context import Context
 from bot.app.goals import GoalProgress, goal_progress
@@ -11,7 +11,7 @@ from bot.app.names import find_kpi, period_for
 from kpis.catalogue import Better, Catalogue
 from kpis.compare import Change, compare, significance
 from kpis.periods import Period, like_for_like
-from kpis.rollup import Dims, kpi_values, metric_values
+from kpis.rollup import Dims, kpi_values, methods_used, metric_values
 from storage.repository import Workspace
 
 
@@ -25,16 +25,20 @@ class Report:
     catalogue: Catalogue
     #: the period has not ended: `period` stops at today, `previous` is the same elapsed part
     partial: bool = False
+    #: KPI -> how it was computed, for KPIs with more than one way (LTV without churn)
+    methods: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         """The `kpibot report --json` object of interface.md."""
 
-        def block(changes: dict[str, Change]) -> dict[str, dict[str, float | bool | None]]:
-            return {
-                key: {"value": c.value, "previous": c.previous, "change_pct": c.change_pct,
-                      "significant": c.significant}
-                for key, c in changes.items()
-            }
+        def block(changes: dict[str, Change]) -> dict[str, dict[str, str | float | bool | None]]:
+            found: dict[str, dict[str, str | float | bool | None]] = {}
+            for key, c in changes.items():
+                found[key] = {"value": c.value, "previous": c.previous,
+                              "change_pct": c.change_pct, "significant": c.significant}
+                if key in self.methods:
+                    found[key]["method"] = self.methods[key]
+            return found
 
         return {
             "workspace": self.workspace.id,
@@ -73,7 +77,7 @@ def report(
         for k in catalogue.order if k in now_k
     }
     return Report(ctx.workspace, period, previous, metric_changes, kpi_changes, catalogue,
-                  compared.partial)
+                  compared.partial, methods_used(catalogue, current_data, kpi_changes))
 
 
 def _feeds(catalogue: Catalogue, metric: str, kpis: Sequence[str]) -> bool:

@@ -46,7 +46,7 @@ HELP_LINES = (
     "*Alerts and goals*: `/kpi alert cpl > 15 daily for 2` · `/kpi alerts` · `/kpi alert remove 3` · `/kpi goal revenue 50000 monthly` · `/kpi goals`",
     "*Why and what if*: `/kpi why cpl` · `/kpi why leads last-week` · `/kpi whatif ctr=+10% close_rate=+5% aov=+25%` · `/kpi whatif` opens the form",
     "*Reminders*: `/kpi remind off` · `/kpi remind on` · `/kpi remind 17:00` (admins: the workspace's time)",
-    "*Definitions*: `/kpi metrics` · `/kpi define big_mac_gap = (official_rate - implied_rate) / official_rate`",
+    "*Definitions*: `/kpi metrics` · `/kpi define big_mac_gap = (official_rate - implied_rate) / official_rate` · `/kpi sources` · `/kpi source webinar organic`",
     "*Corrections*: `/kpi history leads` · `/kpi undo` (logging the same metric for the same day again replaces your value)",
     "*Data and settings*: `/kpi export 90d` · `/kpi tz America/Bogota` · `/kpi settings` · `/kpi token create zapier` (API tokens)",
     "Numbers: `1234.5`, `1,234.5`, `$1,234`, `1.5k`, `2m`, `12%` for percent metrics.",
@@ -126,11 +126,17 @@ LEGEND = (":large_green_circle: better · :red_circle: worse, only where the cha
 
 
 def estimate_note(report: Any) -> str:
-    """Reach is counted per day, so over several days frequency is a lower bound: say so."""
+    """What a figure was computed from where that is not its usual formula: frequency over
+    several days (a lower bound), a KPI computed its fallback way (LTV without churn)."""
+    notes = []
     if "frequency" in report.kpis and report.period.days > 1:
-        return ("Frequency over several days divides impressions by the sum of daily reach, "
-                "which counts a person seen on two days twice: the true frequency is at least this.")
-    return ""
+        notes.append("Frequency over several days divides impressions by the sum of daily reach, "
+                     "which counts a person seen on two days twice: the true frequency is at least this.")
+    cat: Catalogue = report.catalogue
+    for key, method in getattr(report, "methods", {}).items():
+        if key in report.kpis and method != cat.kpis[key].methods[0]:
+            notes.append(f"{cat.kpis[key].label}: {method}.")
+    return " ".join(notes)
 
 
 def report_message(report: Any, *, share_value: str | None = None, goals: Sequence[str] = ()) -> Message:
@@ -319,6 +325,29 @@ def scheduled_text(done: Any, ctx: Any) -> str:
     return (f":calendar: The {sub.kind} digest will be posted in <#{sub.channel_id}> {when} at "
             f"{sub.at_time} ({done.timezone}). Next: {done.next_post:%a %d %b %H:%M}. "
             f"`/kpi digest now {sub.kind}` shows it now; `/kpi digest off` stops it.")
+
+
+def source_classified_text(done: Any) -> str:
+    """`/kpi source NAME paid|organic`: what changed and what it changes."""
+    kind = "paid" if done.paid else "organic"
+    was = "" if done.before != done.paid else " (it already counted that way)"
+    return (f":white_check_mark: `source={done.source}` counts as {kind}{was}. Paid CAC and "
+            "cost per paid lead count only paid sources and untagged entries; "
+            "`/kpi sources` lists them all.")
+
+
+def sources_text(found: Any) -> str:
+    """`/kpi sources`: every source seen, paid or organic, and whether that is the default."""
+    if not found.sources:
+        return ("No entry has a source yet. Tag numbers with `source=NAME` (e.g. `/kpi log "
+                "leads=12 source=facebook`) to see CAC and cost per lead for paid sources apart.")
+    lines = ["*Sources* (paid ones count for paid CAC and cost per paid lead; so do untagged "
+             "entries)"]
+    for source, (paid, default) in found.sources.items():
+        note = " (default)" if default else ""
+        lines.append(f"• `{source}`: {'paid' if paid else 'organic'}{note}")
+    lines.append("Change one with `/kpi source NAME paid|organic`.")
+    return "\n".join(lines)
 
 
 def unsubscribed_text(stopped: int, kind: str | None) -> str:

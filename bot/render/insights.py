@@ -16,9 +16,11 @@ from bot.render.kit import MAX_BLOCKS, Message, button, context, message, sectio
 from bot.render.numbers import format_change, format_value
 from kpis.catalogue import Catalogue, Unit
 from kpis.explain import Breakdown, Contribution, Method, sentence
+from kpis.formula import reading_of
 from kpis.whatif import STEPS
 
 #: keys read as acronyms in a one-liner ("CPL +24%"); the rest read as words ("page views")
+_READING_WORDS = {"opening": "at the start", "paid": "from paid sources", "year": "over 365 days"}
 _ACRONYMS = {"cpl": "CPL", "cpm": "CPM", "ctr": "CTR", "cpc": "CPC", "cac": "CAC", "aov": "AOV",
              "roas": "ROAS", "nps": "NPS", "ltv": "LTV", "arpu": "ARPU", "mrr": "MRR",
              "ler": "LER", "cogs": "COGS", "mqls": "MQLs", "sqls": "SQLs", "ltv_cac": "LTV/CAC",
@@ -34,14 +36,17 @@ _OUTCOME_LABELS = {"leads": "Leads", "sales": "Sales", "revenue": "Revenue", "ca
 
 def short_name(key: str) -> str:
     """What a one-liner calls a metric or KPI: `CPL`, `leads`, `page views`."""
-    if key.startswith("opening:"):
-        return f"{short_name(key.removeprefix('opening:'))} at the start"
+    reading = reading_of(key)
+    if reading is not None:
+        kind, metric = reading
+        return f"{short_name(metric)} {_READING_WORDS[kind]}"
     return _ACRONYMS.get(key, key.replace("_", " "))
 
 
 def unit_of(catalogue: Catalogue, name: str) -> Unit:
     """The unit of a formula input; a bracketed sum like `(revenue - spend)` takes its first name's."""
-    key = name.removeprefix("opening:")
+    reading = reading_of(name)
+    key = reading[1] if reading else name
     item = catalogue.metrics.get(key) or catalogue.kpis.get(key)
     if item is not None:
         return item.unit
