@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from bot.app import entries
 from bot.app.context import Context, UserError, open_context
-from bot.app.names import period_for
+from bot.app.names import not_in_future, period_for
 from bot.app.reports import report
 from bot.settings import Settings
 from kpis.catalogue import DEFAULT_PACKS
@@ -92,9 +92,10 @@ def _range(args: argparse.Namespace, ctx: Context, default: str = "week") -> Per
         if not (args.start and args.end):
             raise CliError("give both --from and --to (YYYY-MM-DD)")
         try:
-            return Period(parse_date(args.start), parse_date(args.end))
+            period = Period(parse_date(args.start), parse_date(args.end))
         except PeriodError as error:
             raise CliError(str(error)) from None
+        return not_in_future(ctx, period)
     return period_for(ctx, getattr(args, "period", None), default)
 
 
@@ -127,13 +128,14 @@ def cmd_log(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     store = _store(args)
     ctx = _context(args, store, create=False)
-    result = report(ctx, _range(args, ctx), args.kpis or ())
+    result = report(ctx, _range(args, ctx), args.kpis or (), tuple(_pairs(args.dim or [], "NAME")), args.by)
     if args.json:
         print(json.dumps(result.to_json()))
     else:
         from bot.render.text import report_table
 
-        print(f"KPIs for {result.period} against {result.previous} ({ctx.workspace.id})")
+        kept = "".join(f", {name}={value}" for name, value in result.dims)
+        print(f"KPIs for {result.period} against {result.previous} ({ctx.workspace.id}{kept})")
         print(report_table(result), end="")
     return 0
 
@@ -351,9 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("report", cmd_report, "KPIs for a period against the previous one")
     p.add_argument("period", nargs="?", help="today, yesterday, week, last-week, month, last-month, 7d, 30d, 90d or A..B")
-    p.add_argument("kpis", nargs="*", help="only these KPIs")
+    p.add_argument("kpis", nargs="*", help="only these KPIs or metrics")
     p.add_argument("--from", dest="start")
     p.add_argument("--to", dest="end")
+    p.add_argument("--dim", action="append", metavar="NAME=VALUE",
+                   help="only entries with this source, rep, campaign or product")
+    p.add_argument("--by", metavar="DIM", help="one group per value of this dimension")
     p.add_argument("--json", action="store_true")
 
     p = add("import", cmd_import, "import entries from a CSV file (all or nothing)")

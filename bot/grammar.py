@@ -57,10 +57,12 @@ class Log:
 
 @dataclass(frozen=True, kw_only=True)
 class Report:
-    """`report [RANGE] [KPI ...]`."""
+    """`report [RANGE] [NAME ...] [DIM=VALUE ...] [by DIM]`: names are KPIs or metrics."""
 
     range: str | None = None
     kpis: tuple[str, ...] = ()
+    dims: tuple[tuple[str, str], ...] = ()
+    by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -483,7 +485,7 @@ def _range_and_names(tokens: list[str], example: str) -> tuple[str | None, list[
                 names.append(token.lower())
         else:
             raise CommandError(
-                f"{_code(token)} is not a period or a KPI name.{did_you_mean(token, RANGES)} "
+                f"{_code(token)} is not a period, a KPI or a metric.{did_you_mean(token, RANGES)} "
                 + _RANGE_HELP
             )
     return found, names
@@ -629,8 +631,36 @@ def _parse_log(rest: str) -> Log | LogForm:
 
 
 def _parse_report(rest: str) -> Report:
-    period, names = _range_and_names(rest.split(), "/kpi report week cpl")
-    return Report(range=period, kpis=tuple(names))
+    words, dims, by = _breakdown(rest.split(), "/kpi report week cpl by source")
+    period, names = _range_and_names(words, "/kpi report week cpl")
+    return Report(range=period, kpis=tuple(names), dims=dims, by=by)
+
+
+def _breakdown(
+    tokens: list[str], example: str
+) -> tuple[list[str], tuple[tuple[str, str], ...], str | None]:
+    """Takes `DIM=VALUE` filters and one `by DIM` out of a report's words."""
+    rest: list[str] = []
+    dims: dict[str, str] = {}
+    by: str | None = None
+    words = iter(tokens)
+    for token in words:
+        if token.lower() == "by":
+            if by is not None:
+                raise CommandError(f"Break a report down by one dimension, like `{example}`.")
+            by = _choice(next(words, ""), DIMENSIONS, "a dimension", example)
+        elif "=" in token:
+            key, _, value = token.partition("=")
+            key = _choice(key, DIMENSIONS, "a dimension", "/kpi report week source=facebook")
+            if key in dims:
+                raise CommandError(f"`{key}` is given twice; give each dimension once.")
+            dims[key] = _dimension(key, value)
+        else:
+            rest.append(token)
+    if by is not None and by in dims:
+        raise CommandError(f"`{by}={dims[by]}` keeps one {by} already; drop it to see every "
+                           f"{by}, like `{example}`.")
+    return rest, tuple(sorted(dims.items())), by
 
 
 def _parse_chart(rest: str) -> Chart:

@@ -79,8 +79,8 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
         case g.Log(values=values, date=day, dims=dims, via=via):
             return Spec(lambda ctx: entries.log_numbers(ctx, values, day=day, dims=dims, origin=via),
                         lambda result, ctx: blocks.log_reply(result, ctx.catalogue, *_money(ctx)))
-        case g.Report(range=spec, kpis=names):
-            return Spec(lambda ctx: reports.requested(ctx, spec, names), _report)
+        case g.Report(range=spec, kpis=names, dims=dims, by=by):
+            return Spec(lambda ctx: reports.requested(ctx, spec, names, dims, by), _report)
         case g.Chart(kpi=name, range=spec):
             return Spec(lambda ctx: digests.chart(ctx, name, spec), _chart,
                         slow="Drawing the chart…")
@@ -189,7 +189,8 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
 
 
 def _report(asked: reports.Requested, ctx: Context) -> Reply:
-    share = json.dumps({"range": asked.range, "kpis": list(asked.names)})
+    share = json.dumps({"range": asked.range, "kpis": list(asked.names), "dims": dict(asked.dims),
+                        "by": asked.by})
     lines = [alert_views.goal_line(p, *_money(ctx)) for p in asked.goals]
     return blocks.report_message(asked.report, share_value=share, goals=lines)
 

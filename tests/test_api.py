@@ -366,15 +366,23 @@ def test_a_bad_report_query_is_422_naming_the_parameter(server: Server, token: s
     assert reply.json["errors"][0]["field"] == field_name and words in reply.message
 
 
-def test_by_is_accepted_only_when_the_report_supports_it(server: Server, token: str) -> None:
-    import inspect
-
+def test_a_report_by_source_has_one_group_per_value_adding_up_to_the_total(
+    server: Server, token: str
+) -> None:
+    entries = [{"metric": "leads", "value": v, "date": "2026-03-01", "dims": d}
+               for v, d in ((30, {"source": "facebook"}), (12, {"source": "seo"}), (5, {}))]
+    entries.append({"metric": "spend", "value": 300, "date": "2026-03-01",
+                    "dims": {"source": "facebook"}})
+    assert server.post(token, {"entries": entries}).status == 201
     reply = server.report(token, "from=2026-03-01&to=2026-03-02&by=source")
-    if "by" in inspect.signature(reports.report).parameters:
-        assert reply.status == 200 and reply.json["by"] == "source"
-    else:
-        assert reply.status == 422 and reply.json["errors"][0]["field"] == "by"
-        assert "not available" in reply.message
+    assert reply.status == 200 and reply.json["by"] == "source"
+    groups = reply.json["groups"]
+    assert [g["value"] for g in groups] == ["facebook", "seo", None]
+    assert sum(g["metrics"]["leads"]["value"] for g in groups) == reply.json["metrics"]["leads"]["value"]
+    assert groups[0]["kpis"]["cpl"]["value"] == 10.0
+    reply = server.report(token, "from=2026-03-01&to=2026-03-02&by=sauce")
+    assert reply.status == 422 and reply.json["errors"][0]["field"] == "by"
+    assert "Did you mean `source`" in reply.message
 
 
 # -- OpenAPI --------------------------------------------------------------------------------------
@@ -396,10 +404,15 @@ def test_the_openapi_document_is_valid_and_describes_real_answers(server: Server
          server.post(token, {"entries": [{"metric": "x", "value": 1}]})),
         ("get", "/api/v1/report", None, server.report(token, "from=2026-03-09&to=2026-03-15")),
         ("get", "/api/v1/report", None, server.report("kpi_nope", "from=2026-03-09&to=2026-03-15")),
+        ("get", "/api/v1/report", None,
+         server.report(token, "from=2026-03-09&to=2026-03-15&by=source")),
     ]
-    assert [c[3].status for c in cases] == [201, 422, 200, 401]
-    for method, path, body, reply in cases:
+    assert [c[3].status for c in cases] == [201, 422, 200, 401, 200]
+    assert cases[-1][3].json["groups"]
+    for i, (method, path, body, reply) in enumerate(cases):
         query = {"from": "2026-03-09", "to": "2026-03-15"} if method == "get" else None
+        if i == len(cases) - 1:
+            query = {"from": "2026-03-09", "to": "2026-03-15", "by": "source"}
         request = MockRequest(base, method, path, args=query,
                               data=json.dumps(body).encode() if body else None,
                               headers={"Authorization": f"Bearer {token}"},

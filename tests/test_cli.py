@@ -593,3 +593,53 @@ def test_a_source_classification_of_an_unknown_source_stores_nothing(
     for word in words:
         assert word in err
     assert "webinar: paid (default)" in cli.ok("source")
+
+
+@pytest.mark.parametrize(
+    ("args", "instead"),
+    [
+        (("report", "2026-12-01..2026-12-05"), "Try 2026-11-18..2026-11-22"),
+        (("report", "--from", "2026-11-23", "--to", "2026-11-24"), "Try 2026-11-21..2026-11-22"),
+        (("report", str(TODAY + timedelta(days=1))), "Try today"),
+    ],
+)
+def test_a_period_in_the_future_is_refused_with_one_that_is_not(
+    cli: Cli, args: tuple[str, ...], instead: str
+) -> None:
+    cli.ok("log", "leads=3")
+    status, out, err = cli(*args)
+    assert status == 2 and not out
+    assert "is in the future" in err and instead in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# -- breakdowns (interface.md, Release 2: --dim, --by) ----------------------------------------
+
+
+def test_report_by_rep_is_the_leaderboard_and_groups_add_up_to_the_team(cli: Cli) -> None:
+    cli.ok("log", "shows=10", "sales=2", "--dim", "rep=U1")
+    cli.ok("log", "shows=8", "sales=4", "--dim", "rep=U2")
+    cli.ok("log", "shows=5", "sales=1")  # untagged: visible, never dropped
+    report = cli.report("today", "close_rate", "--by", "rep")
+    groups = report["groups"]
+    assert report["by"] == "rep"
+    assert [g["value"] for g in groups] == ["U2", "U1", None]  # best close rate first, untagged last
+    assert groups[0]["kpis"]["close_rate"]["value"] == pytest.approx(0.5)
+    for metric in ("shows", "sales"):
+        assert sum(g["metrics"][metric]["value"] for g in groups) == report["metrics"][metric]["value"]
+    for group in groups:
+        assert set(group) == {"value", "metrics", "kpis"}
+    text = cli.ok("report", "today", "close_rate", "--by", "rep")
+    assert "1. U2: Close rate (per attended call) 50.0%" in text
+    assert "3. no rep (untagged)" in text
+
+
+def test_report_filtered_by_a_dimension_value(cli: Cli) -> None:
+    cli.ok("log", "spend=300", "leads=30", "--dim", "source=facebook")
+    cli.ok("log", "leads=12", "--dim", "source=seo")
+    report = cli.report("today", "--dim", "source=Facebook")
+    assert report["dims"] == {"source": "facebook"}
+    assert report["metrics"]["leads"]["value"] == 30
+    assert report["kpis"]["cpl"]["value"] == 10.0
+    status, _, err = cli("report", "today", "--by", "sauce")
+    assert status == 2 and "Did you mean source?" in err

@@ -439,3 +439,22 @@ def test_the_bot_registers_the_nudge_sweep_and_the_button_opens_the_log_form(tea
 
     call = team.fake.wait_for(lambda f: f.calls_to("views.open"))[0]
     assert call.ok and call.response["view"]["callback_id"] == "log_form"
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("(revenue - spend)", "revenue minus spend"),
+        ("(nps_promoters + nps_passives + nps_detractors)",
+         "nps promoters plus nps passives plus nps detractors"),
+        ("first(customers_lost, sum(opening(active_customers), new_customers) - active_customers)",
+         "customers lost"),
+        ("opening:active_customers", "active customers at the start"),
+        ("paid:new_customers", "new customers from paid sources"),
+        ("cpl", "CPL"),
+    ],
+)
+def test_a_formula_part_is_named_in_words_never_as_formula_text(name: str, words: str) -> None:
+    from bot.render.insights import short_name
+
+    assert short_name(name) == words

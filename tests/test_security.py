@@ -822,7 +822,7 @@ def test_the_same_user_id_in_another_workspace_sees_only_that_workspace(
 def test_a_t1_kpi_name_is_unknown_in_t2(bot: SlackBot, teams: Teams) -> None:
     shown = answer(bot, bot.command("report week t1_secret_kpi", team_id=teams.t2))
 
-    assert is_refusal(shown) and "I don't know a KPI called `t1_secret_kpi`" in shown["text"]
+    assert is_refusal(shown) and "I don't know a KPI or metric called `t1_secret_kpi`" in shown["text"]
 
 
 @pytest.mark.parametrize("user", [SLACK_OTHER_TEAM_USER, SLACK_ADMIN], ids=["t2-admin", "same-id"])

@@ -290,6 +290,42 @@ def test_share_posts_the_report_to_the_channel(slack_bot: SlackBot) -> None:
     assert stored(slack_bot) == before
 
 
+def test_report_by_source_ranks_each_source_and_shares_the_same_breakdown(slack_bot: SlackBot) -> None:
+    slack_bot.command("log spend=300 leads=30 source=facebook")
+    slack_bot.command("log spend=100 leads=5 source=google")
+    slack_bot.command("log leads=12 source=seo")
+    slack_bot.command("log leads=2")
+    before = stored(slack_bot)
+
+    reply = slack_bot.command("report today cpl leads by source")
+
+    shown = texts(reply.json)
+    assert "*By source*, best Cost per lead first" in shown
+    lines = [line for line in shown.splitlines() if line[:2] in ("1.", "2.", "3.", "4.")]
+    assert [line.split("*")[1] for line in lines] == ["facebook", "google", "seo", "no source (untagged)"]
+    assert "Cost per lead $10.00" in lines[0] and "Leads 30" in lines[0]
+    assert "*Leads*: 49" in shown  # the groups add up to the team's total
+    assert stored(slack_bot) == before
+    value = json.loads(elements(reply.json)["share_report"]["value"])
+    assert value["by"] == "source"
+    slack_bot.action("share_report", json.dumps(value), is_ephemeral=True)
+    posted = slack_bot.fake.wait_for(lambda f: f.posted_messages("C0001"))
+    assert "*By source*" in texts(message_of(posted[0]))
+
+
+def test_report_of_a_raw_metric_and_of_one_source(slack_bot: SlackBot) -> None:
+    slack_bot.command("log spend=300 leads=30 source=facebook")
+    slack_bot.command("log leads=12 source=seo")
+
+    shown = texts(slack_bot.command("report today leads").json)
+    assert "*Leads*: 42" in shown and "Cost per lead" not in shown
+    filtered = slack_bot.command("report today source=facebook")
+    assert filtered.json["text"].endswith("· source=facebook")
+    assert "*Leads*: 30" in texts(filtered.json)
+    refused = texts(slack_bot.command("report today lead").json)
+    assert "I don't know a KPI or metric called `lead`" in refused and "leads" in refused
+
+
 def test_share_joins_a_public_channel_it_is_not_in(slack_bot: SlackBot) -> None:
     _seed_report_data(slack_bot)
     slack_bot.fake.add_channel("C0001", name="general", is_member=False)

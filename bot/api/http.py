@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import logging
 import threading
@@ -229,18 +228,13 @@ class _Api:
         if (period.end - period.start).days >= MAX_REPORT_DAYS:
             return _refuse(422, "to", f"That period is {(period.end - period.start).days + 1:,} "
                            f"days; a report covers at most {MAX_REPORT_DAYS:,}.")
-        extra: dict[str, str] = {}
-        if "by" in query:
-            if "by" not in inspect.signature(report).parameters:
-                return _refuse(422, "by", "Breakdowns (`by`) are not available on this server "
-                               "yet; ask without `by`, or filter with `kpibot report --dim`.")
-            extra["by"] = query["by"][0]
+        by = query["by"][0] if "by" in query else None
         now = self.clock()
         ctx = self.context(token, now)
         try:
-            result = report(ctx, period, **extra)  # type: ignore[arg-type]
+            result = report(ctx, period, by=by)
         except UserError as error:
-            return _refuse(422, "by" if extra else "from", str(error))
+            return _refuse(422, "by" if by is not None else "from", str(error))
         self.touch(token, now)
         return Answer(200, result.to_json())
 

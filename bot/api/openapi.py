@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.api.entries import MAX_ENTRIES
+from kpis.catalogue import DIMENSIONS
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _PERIOD = {
@@ -17,7 +18,10 @@ _CHANGES = {
     "additionalProperties": {
         "type": "object", "required": ["value", "previous", "change_pct"],
         "properties": {"value": _NUMBER_OR_NULL, "previous": _NUMBER_OR_NULL,
-                       "change_pct": _NUMBER_OR_NULL},
+                       "change_pct": _NUMBER_OR_NULL,
+                       "significant": {"type": ["boolean", "null"]},
+                       "method": {"type": "string",
+                                  "description": "how a KPI with several ways was computed"}},
     },
 }
 
@@ -73,7 +77,8 @@ def document() -> dict[str, Any]:
                     {"name": "to", "in": "query", "required": True,
                      "schema": {"type": "string", "format": "date"}},
                     {"name": "by", "in": "query", "required": False, "schema": {"type": "string"},
-                     "description": "Break down by a dimension, where the server supports it."},
+                     "description": "Break down by a dimension: source, rep, campaign or product "
+                                    "(one group per value, `value` null for untagged entries)."},
                 ],
                 "responses": {
                     "200": {"description": "The report", "content": {"application/json": {
@@ -124,8 +129,15 @@ def document() -> dict[str, Any]:
                 "Report": {
                     "type": "object",
                     "required": ["workspace", "period", "previous", "metrics", "kpis"],
-                    "properties": {"workspace": {"type": "string"}, "period": _PERIOD,
-                                   "previous": _PERIOD, "metrics": _CHANGES, "kpis": _CHANGES},
+                    "properties": {
+                        "workspace": {"type": "string"}, "period": _PERIOD, "previous": _PERIOD,
+                        "partial": {"type": "boolean"}, "metrics": _CHANGES, "kpis": _CHANGES,
+                        "by": {"type": "string", "enum": list(DIMENSIONS)},
+                        "groups": {"type": "array", "items": {
+                            "type": "object", "required": ["value", "metrics", "kpis"],
+                            "properties": {"value": {"type": ["string", "null"]},
+                                           "metrics": _CHANGES, "kpis": _CHANGES}}},
+                    },
                 },
             },
         },

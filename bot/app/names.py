@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from datetime import timedelta
 
 from bot.app.context import Context, UserError
 from kpis.catalogue import Catalogue, Kpi, Metric, Unit
@@ -34,6 +35,20 @@ def find_kpi(catalogue: Catalogue, key: str) -> Kpi:
                     "See `/kpi metrics` for the list.")
 
 
+def find_name(catalogue: Catalogue, key: str) -> str:
+    """A KPI or an input metric: everything a report, chart, goal, alert or why accepts."""
+    name = key.strip().lower()
+    if name in catalogue.kpis or name in catalogue.metrics:
+        return name
+    guess = nearest(name, catalogue.names)
+    period_guess = nearest(name, NAMED_RANGES)
+    if period_guess and (guess is None or _closeness(name, period_guess) > _closeness(name, guess)):
+        raise UserError(f"`{key}` is neither a KPI, a metric nor a period. Did you mean the period "
+                        f"`{period_guess}`? Periods: {', '.join(NAMED_RANGES)} or YYYY-MM-DD..YYYY-MM-DD.")
+    raise UserError(f"I don't know a KPI or metric called `{key}`.{did_you_mean(name, catalogue.names)} "
+                    "See `/kpi metrics` for the list.")
+
+
 def _closeness(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a, b.lower()).ratio()
 
@@ -58,8 +73,20 @@ def watched_key(catalogue: Catalogue, name: str) -> str:
 
 
 def period_for(ctx: Context, spec: str | None, default: str = "week") -> Period:
-    """A named range (`week`, `30d`, `A..B`) on the workspace's today."""
+    """A named range (`week`, `30d`, `A..B`) on the workspace's today; a range that starts
+    after today is refused (nothing is logged there yet), with the same length ending today."""
     try:
-        return resolve(spec, ctx.today, default)
+        period = resolve(spec, ctx.today, default)
     except PeriodError as error:
         raise UserError(str(error)) from None
+    return not_in_future(ctx, period)
+
+
+def not_in_future(ctx: Context, period: Period) -> Period:
+    """`period`, unless it starts after today: then a refusal naming the same length ending today."""
+    if period.start > ctx.today:
+        instead = Period(ctx.today - timedelta(days=period.days - 1), ctx.today)
+        suggestion = "today" if instead.days == 1 else f"{instead.start}..{instead.end}"
+        raise UserError(f"{period} is in the future: today is {ctx.today} in this workspace. "
+                        f"Try `{suggestion}`.")
+    return period

@@ -5,14 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.app.context import Context
+from bot.app.context import Context, UserError
+from bot.app.entries import clean_dims
 from bot.app.goals import GoalProgress, goal_progress
-from bot.app.names import find_kpi, period_for
-from kpis.catalogue import Better, Catalogue
+from bot.app.names import find_name, period_for
+from kpis.catalogue import DIMENSIONS, Better, Catalogue
 from kpis.compare import Change, compare, significance
 from kpis.periods import Period, like_for_like
-from kpis.rollup import Dims, kpi_values, methods_used, metric_values
+from kpis.rollup import Dims, PeriodData, kpi_values, methods_used, metric_values
+from kpis.suggest import did_you_mean
 from storage.repository import Workspace
+
+
+@dataclass(frozen=True)
+class Group:
+    """One value of a breakdown (`by source`): its own metrics and KPIs against the previous
+    period; `value` None holds the entries without that dimension."""
+
+    value: str | None
+    metrics: dict[str, Change]
+    kpis: dict[str, Change]
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,14 @@ class Report:
     partial: bool = False
     #: KPI -> how it was computed, for KPIs with more than one way (LTV without churn)
     methods: dict[str, str] = field(default_factory=dict)
+    #: only entries with these dimension values (`source=facebook`)
+    dims: Dims = ()
+    #: the dimension of `groups`, best first by `ranked_by` (the first name asked for)
+    by: str | None = None
+    groups: tuple[Group, ...] = ()
+    ranked_by: str | None = None
+    #: the KPIs and metrics asked for, in the order given
+    asked: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The `kpibot report --json` object of interface.md."""
@@ -40,7 +60,7 @@ class Report:
                     found[key]["method"] = self.methods[key]
             return found
 
-        return {
+        shown: dict[str, object] = {
             "workspace": self.workspace.id,
             "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
             "previous": {"start": self.previous.start.isoformat(), "end": self.previous.end.isoformat()},
@@ -48,36 +68,94 @@ class Report:
             "metrics": block(self.metrics),
             "kpis": block(self.kpis),
         }
+        if self.dims:
+            shown["dims"] = dict(self.dims)
+        if self.by is not None:
+            shown["by"] = self.by
+            shown["groups"] = [{"value": g.value, "metrics": block(g.metrics), "kpis": block(g.kpis)}
+                               for g in self.groups]
+        return shown
 
 
 def report(
-    ctx: Context, period: Period, kpis: Sequence[str] = (), dims: Dims = ()
+    ctx: Context, period: Period, kpis: Sequence[str] = (), dims: Dims = (), by: str | None = None,
 ) -> Report:
     """Metrics and KPIs of `period` against the previous period, like for like while
-    `period` has not ended."""
+    `period` has not ended; with `by`, the same for each value of that dimension."""
     catalogue = ctx.catalogue
-    wanted = [find_kpi(catalogue, k).key for k in kpis] or None
+    keys = [find_name(catalogue, k) for k in kpis]
+    dims = clean_dims(dims)
+    if by is not None:
+        by = checked_dimension(by)
+        if by in dict(dims):
+            raise UserError(f"The report already keeps only `{by}={dict(dims)[by]}`; break it "
+                            f"down by another dimension, or drop the filter.")
     compared = like_for_like(period, ctx.today)
     period, previous = compared.period, compared.previous
+    metric_changes, kpi_changes, current_data = _compared(ctx, period, previous, keys, dims)
+    groups: tuple[Group, ...] = ()
+    ranked_by = None
+    if by is not None:
+        values: list[str | None] = [*ctx.store.dimension_values(ctx.workspace.id, by, period), None]
+        found = []
+        for value in values:
+            m, k, _ = _compared(ctx, period, previous, keys, (*dims, (by, value or "")))
+            if m:
+                found.append(Group(value, m, k))
+        ranked_by = keys[0] if keys else next(iter(kpi_changes), None)
+        groups = tuple(_ranked(catalogue, found, ranked_by))
+    return Report(ctx.workspace, period, previous, metric_changes, kpi_changes, catalogue,
+                  compared.partial, methods_used(catalogue, current_data, kpi_changes), dims, by,
+                  groups, ranked_by, tuple(keys))
+
+
+def _compared(
+    ctx: Context, period: Period, previous: Period, keys: Sequence[str], dims: Dims,
+) -> tuple[dict[str, Change], dict[str, Change], PeriodData]:
+    catalogue = ctx.catalogue
+    wanted_kpis = [k for k in keys if k in catalogue.kpis]
+    wanted_metrics = {k for k in keys if k in catalogue.metrics}
     current_data = ctx.store.period_data(ctx.workspace.id, period, catalogue, dims)
     previous_data = ctx.store.period_data(ctx.workspace.id, previous, catalogue, dims)
     now_m, before_m = metric_values(catalogue, current_data), metric_values(catalogue, previous_data)
-    now_k = kpi_values(catalogue, current_data, wanted)
-    before_k = kpi_values(catalogue, previous_data, wanted)
+    now_k = kpi_values(catalogue, current_data, wanted_kpis if keys else None)
+    before_k = kpi_values(catalogue, previous_data, wanted_kpis if keys else None)
 
     def tested(key: str) -> bool | None:
         return significance(catalogue, key, now_m, before_m, period.days, previous.days)
 
     metric_changes = {
         k: compare(now_m.get(k), before_m.get(k), Better.NEUTRAL, tested(k))
-        for k in catalogue.metrics if k in now_m and (wanted is None or _feeds(catalogue, k, wanted))
+        for k in catalogue.metrics
+        if k in now_m and (not keys or k in wanted_metrics or _feeds(catalogue, k, wanted_kpis))
     }
     kpi_changes = {
         k: compare(now_k[k], before_k.get(k), catalogue.kpis[k].better, tested(k))
         for k in catalogue.order if k in now_k
     }
-    return Report(ctx.workspace, period, previous, metric_changes, kpi_changes, catalogue,
-                  compared.partial, methods_used(catalogue, current_data, kpi_changes))
+    return metric_changes, kpi_changes, current_data
+
+
+def _ranked(catalogue: Catalogue, groups: list[Group], key: str | None) -> list[Group]:
+    """Best first by `key` (the leaderboard of `by rep`); groups without it, then untagged, last."""
+    better = catalogue.kpis[key].better if key is not None and key in catalogue.kpis else Better.HIGHER
+
+    def order(group: Group) -> tuple[int, float, str]:
+        change = (group.kpis.get(key) or group.metrics.get(key)) if key else None
+        value = change.value if change is not None else None
+        if group.value is None or value is None:
+            return (2 if group.value is None else 1, 0.0, group.value or "")
+        return (0, value if better is Better.LOWER else -value, group.value)
+
+    return sorted(groups, key=order)
+
+
+def checked_dimension(name: str) -> str:
+    key = name.strip().lower()
+    if key not in DIMENSIONS:
+        raise UserError(f"`{name}` is not a dimension.{did_you_mean(key, DIMENSIONS)} The "
+                        f"dimensions are {', '.join(DIMENSIONS)}.")
+    return key
 
 
 def _feeds(catalogue: Catalogue, metric: str, kpis: Sequence[str]) -> bool:
@@ -92,9 +170,16 @@ class Requested:
     range: str
     names: tuple[str, ...]
     goals: tuple[GoalProgress, ...]
+    dims: Dims = ()
+    by: str | None = None
 
 
-def requested(ctx: Context, range_spec: str | None, names: Sequence[str] = ()) -> Requested:
+def requested(
+    ctx: Context, range_spec: str | None, names: Sequence[str] = (), dims: Dims = (),
+    by: str | None = None,
+) -> Requested:
     period = period_for(ctx, range_spec)
-    return Requested(report(ctx, period, names), str(period), tuple(names),
-                     tuple(goal_progress(ctx)))
+    done = report(ctx, period, names, dims, by)
+    # goals are the team's: a filtered or broken-down report does not repeat them
+    goals = () if done.dims or done.by else tuple(goal_progress(ctx))
+    return Requested(done, str(period), tuple(names), goals, done.dims, done.by)

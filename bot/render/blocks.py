@@ -117,8 +117,52 @@ def _change_line(label: str, change: Change, unit: Unit, currency: str, locale: 
 
 def compared_title(report: Any) -> str:
     """`KPIs 2026-11-30..2026-12-02 so far vs 2026-11-23..2026-11-25`: an unfinished period
-    says so, and names the same elapsed part it is compared with."""
-    return f"KPIs {report.period}{' so far' if report.partial else ''} vs {report.previous}"
+    says so, and names the same elapsed part it is compared with; filters are named too."""
+    kept = "".join(f" · {name}={value}" for name, value in getattr(report, "dims", ()))
+    return f"KPIs {report.period}{' so far' if report.partial else ''} vs {report.previous}{kept}"
+
+
+#: a breakdown shows this many values; the rest are counted
+MAX_GROUPS = 8
+
+
+def group_name(dimension: str, value: str | None, *, slack: bool = True) -> str:
+    if value is None:
+        return f"no {dimension} (untagged)"
+    return f"<@{value}>" if dimension == "rep" and slack else value
+
+
+def breakdown_lines(report: Any, *, slack: bool = True) -> list[str]:
+    """One line per value of `by DIM`, best first by the first name asked for: the ranked
+    figure with its change, then up to two more figures of the same group."""
+    if report.by is None:
+        return []
+    ws, cat = report.workspace, report.catalogue
+    keys = [report.ranked_by] if report.ranked_by else []
+    others = (*report.asked, *report.kpis, *report.metrics)
+    keys += [k for k in dict.fromkeys(others) if k not in keys][: 3 - len(keys)]
+    lines = []
+    for rank, group in enumerate(report.groups[:MAX_GROUPS], start=1):
+        parts = []
+        for i, key in enumerate(keys):
+            change = group.kpis.get(key) or group.metrics.get(key)
+            if change is None:
+                continue
+            definition = cat.kpis.get(key) or cat.metrics[key]
+            value = fmt(change.value, definition.unit, ws.currency, ws.locale)
+            if i == 0:
+                delta = format_delta(change.change_pct, change.points(), definition.unit, locale=ws.locale)
+                mark = f"{_ARROW[change.signal]} " if slack else ""
+                parts.append(f"{mark}{definition.label} {value} ({delta})")
+            else:
+                parts.append(f"{definition.label} {value}")
+        name = group_name(report.by, group.value, slack=slack)
+        shown = f"*{name}*" if slack else name
+        lines.append(f"{rank}. {shown}: " + " · ".join(parts or ["no figures"]))
+    if len(report.groups) > MAX_GROUPS:
+        lines.append(f"…and {len(report.groups) - MAX_GROUPS} more (`/kpi report … {report.by}=VALUE` "
+                     "shows one)")
+    return lines
 
 
 LEGEND = (":large_green_circle: better · :red_circle: worse, only where the change is unlikely to be "
@@ -153,8 +197,12 @@ def report_message(report: Any, *, share_value: str | None = None, goals: Sequen
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
     ]
+    if report.by is not None:
+        ranked = report.ranked_by and (cat.kpis.get(report.ranked_by) or cat.metrics[report.ranked_by])
+        order = f", best {ranked.label} first" if ranked else ""
+        blocks += sections([f"*By {report.by}*{order}", *breakdown_lines(report)])
     if kpi_lines:
-        blocks += sections(["*KPIs*", *kpi_lines])
+        blocks += sections(["*KPIs* (all together)" if report.by else "*KPIs*", *kpi_lines])
     blocks += sections(["*Numbers logged*", *metric_lines])
     if goals:
         blocks += sections(["*Goals*", *goals])

@@ -16,7 +16,7 @@ from bot.render.kit import MAX_BLOCKS, Message, button, context, message, sectio
 from bot.render.numbers import format_change, format_value
 from kpis.catalogue import Catalogue, Unit
 from kpis.explain import Breakdown, Contribution, Method, sentence
-from kpis.formula import reading_of
+from kpis.formula import Binary, Expr, FormulaError, Name, Number, Reading, Unary, parse, reading_of
 from kpis.whatif import STEPS
 
 #: keys read as acronyms in a one-liner ("CPL +24%"); the rest read as words ("page views")
@@ -40,7 +40,39 @@ def short_name(key: str) -> str:
     if reading is not None:
         kind, metric = reading
         return f"{short_name(metric)} {_READING_WORDS[kind]}"
+    if not _WORD.fullmatch(key):  # a bracketed part of a formula: named in words
+        return _formula_words(key)
     return _ACRONYMS.get(key, key.replace("_", " "))
+
+
+_OPERATOR_WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "per"}
+
+
+def _formula_words(text: str) -> str:
+    """`(revenue - spend)` as "revenue minus spend": digests name inputs, never formula text."""
+    try:
+        expr = parse(text).expr
+    except FormulaError:
+        return text
+    return _expr_words(expr)
+
+
+def _expr_words(expr: Expr) -> str:
+    if isinstance(expr, Number):
+        return f"{expr.value:g}"
+    if isinstance(expr, Name):
+        return short_name(expr.name)
+    if isinstance(expr, Reading):
+        return short_name(f"{expr.kind}:{expr.name}")
+    if isinstance(expr, Unary):
+        return f"minus {_expr_words(expr.operand)}" if expr.op == "-" else _expr_words(expr.operand)
+    if isinstance(expr, Binary):
+        return f"{_expr_words(expr.left)} {_OPERATOR_WORDS[expr.op]} {_expr_words(expr.right)}"
+    if expr.func == "first":  # what it usually is; the rest are fallbacks
+        return _expr_words(expr.args[0])
+    if expr.func == "sum":
+        return " plus ".join(_expr_words(arg) for arg in expr.args)
+    return f"{expr.func} of " + ", ".join(_expr_words(arg) for arg in expr.args)
 
 
 def unit_of(catalogue: Catalogue, name: str) -> Unit:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.app.reports import Report
-from bot.render.blocks import estimate_note
+from bot.render.blocks import breakdown_lines, estimate_note
 from bot.render.numbers import format_delta, format_value
 from kpis.catalogue import Kpi, Metric
 from kpis.compare import Change, Verdict
@@ -52,4 +52,6 @@ def report_table(report: Report) -> str:
         if i == 0:
             lines.append("-" * len(lines[0]))
     note = estimate_note(report)
-    return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
+    groups = breakdown_lines(report, slack=False)
+    by = f"\nBy {report.by}:\n" + "\n".join(f"  {line}" for line in groups) + "\n" if groups else ""
+    return "\n".join(lines) + "\n" + by + (f"\n{note}\n" if note else "")

@@ -88,7 +88,8 @@ def _report(services: Services, who: Who, spec: dict[str, Any]) -> Message:
 def _share(services: Services, who: Who, spec: dict[str, Any]) -> Message:
     """Posts the report to the channel for everyone; tells the clicker it was shared."""
     ctx = services.context(who)
-    asked = reports.requested(ctx, spec.get("range"), spec.get("kpis") or ())
+    dims = tuple((str(k), str(v)) for k, v in (spec.get("dims") or {}).items())
+    asked = reports.requested(ctx, spec.get("range"), spec.get("kpis") or (), dims, spec.get("by"))
     shared = blocks.report_message(asked.report)
     shared["text"] = f"<@{who.user_id}> shared: {shared['text']}"
     channel = who.channel_id or who.user_id
