@@ -220,6 +220,8 @@ def _post_digest(args: argparse.Namespace, store: Store, ctx: Context, digest: A
         print(f"The {digest.kind} digest for {digest.period} was already posted to {channel}; "
               "not posting it twice")
         return 0
+    if outcome == "stopped":
+        raise CliError(f"the app is uninstalled from {ctx.workspace.id}; install it again to post there")
     problem = store.delivery(key)
     print(f"kpibot digest: could not post ({problem.error if problem else outcome})", file=sys.stderr)
     return 1
