@@ -303,6 +303,24 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspace(args: argparse.Namespace) -> int:
+    """`workspace delete ID --yes`: every row of the workspace, from every table, for good."""
+    from bot.app.lifecycle import delete_workspace
+
+    store = _store(args)
+    if store.workspace(args.id) is None:
+        known = ", ".join(store.workspace_ids()) or "none"
+        raise CliError(f"there is no workspace {args.id} (workspaces: {known})")
+    if not args.yes:
+        raise CliError(f"this deletes every number, rule, schedule and token of {args.id} for "
+                       f"good; to do it, run: kpibot workspace delete {args.id} --yes")
+    deleted = delete_workspace(store, args.id, actor=getattr(args, "as_user", None) or _local_user(),
+                               now=_now())
+    rows = ", ".join(f"{table} {n}" for table, n in deleted.rows.items())
+    print(f"Deleted workspace {deleted.workspace_id}: {deleted.total} rows ({rows}).")
+    return 0
+
+
 def cmd_webhook(args: argparse.Namespace) -> int:
     from bot.app.tokens import set_stripe_secret
 
@@ -375,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("webhook", cmd_webhook, "store a webhook's endpoint secret")
     p.add_argument("provider", choices=["stripe"])
     p.add_argument("--secret", required=True, help="the endpoint's signing secret, whsec_...")
+
+    p = add("workspace", cmd_workspace, "delete a workspace and every row it has, for good")
+    p.add_argument("action", choices=["delete"])
+    p.add_argument("id", metavar="ID", help="the workspace id (team_id), e.g. T0123ABCD")
+    p.add_argument("--yes", action="store_true", help="really delete it (there is no undo)")
+    p.add_argument("--as", dest="as_user", help="who deletes it, for the audit log (default: you)")
 
     p = add("demo", cmd_demo, "fill a demo database and render the report and digests")
     p.add_argument("--out", default="demo-out")

@@ -253,3 +253,100 @@ def test_the_manifests_subscribe_to_both_lifecycle_events() -> None:
         manifest = yaml.safe_load(path.read_text())
         events = manifest["settings"]["event_subscriptions"]["bot_events"]
         assert {"app_home_opened", "app_uninstalled", "tokens_revoked"} <= set(events), name
+
+
+# -- kpibot workspace delete --------------------------------------------------------------------
+
+
+def fill(store: Store, workspace_id: str) -> None:
+    """A row of `workspace_id` in every table, written the way the bot writes them."""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+
+    store.ensure_workspace(workspace_id, timezone=NY)
+    store.define(workspace_id, "cost_per_show", formula="spend / shows", unit="currency",
+                 actor="ana")
+    store.record(workspace_id, [Write("leads", TODAY, 4, "ana")], actor="ana", origin="cli")
+    store.subscribe(workspace_id, "C0001", "daily", "09:00", actor="ana")
+    store.claim_delivery(workspace_id, f"digest:{workspace_id}:C0001:daily:x", kind="digest-daily",
+                         channel_id="C0001", due_at=SLACK_NOW, owner="me", now=SLACK_NOW,
+                         lease=timedelta(minutes=5))
+    store.add_rule(workspace_id, "C0001", "cpl", "{}", "{}", "ana")
+    store.set_goal(workspace_id, "leads", "month", 100, "ana")
+    store.remember_person(workspace_id, "U0001", timezone=NY)
+    store.add_token(workspace_id, "zapier", f"hash-{workspace_id}", actor="ana", now=SLACK_NOW)
+    store.record_keyed(workspace_id, [Write("spend", TODAY, 9, "zapier")], actor="zapier",
+                       origin="api", key="k1", request_hash="h", status=201, response="{}",
+                       now=SLACK_NOW)
+    store.record_event(workspace_id, "stripe", "evt_1", "charge.succeeded",
+                       [Write("cash_collected", TODAY, 5, "stripe")], actor="stripe",
+                       origin="stripe", outcome="ok", now=SLACK_NOW, notice=("currency", "EUR"))
+    store.set_webhook_secret(workspace_id, "stripe", "whsec_x", SLACK_NOW)
+    installations = SQLAlchemyInstallationStore(client_id="111.222", engine=store.engine)
+    installations.metadata.create_all(store.engine, checkfirst=True)
+    installations.save(Installation(
+        app_id="A0001", team_id=workspace_id, user_id="U0001", bot_token=f"xoxb-{workspace_id}",
+        bot_id="BBOT", bot_user_id="UBOT", installed_at=SLACK_NOW.timestamp()))
+
+
+def rows_per_table(store: Store, workspace_id: str) -> dict[str, int]:
+    """Rows of the workspace in each table: every table of the models (by its workspace_id,
+    or its id for `workspaces`), and the OAuth tables beside them (by team_id)."""
+    from sqlalchemy import MetaData, func, select
+
+    from storage.models import Base
+
+    present = MetaData()
+    present.reflect(store.engine)
+    counted: dict[str, int] = {}
+    with store.engine.connect() as conn:
+        for model in Base.metadata.sorted_tables:
+            column = model.c.id if model.name == "workspaces" else model.c.get("workspace_id")
+            assert column is not None, f"{model.name} has no workspace_id: say whose rows they are"
+            counted[model.name] = conn.scalar(
+                select(func.count()).select_from(model).where(column == workspace_id)) or 0
+        for name in ("slack_installations", "slack_bots"):
+            table = present.tables[name]
+            counted[name] = conn.scalar(
+                select(func.count()).select_from(table).where(table.c.team_id == workspace_id)) or 0
+    unaccounted = set(present.tables) - set(counted) - {"alembic_version"}
+    assert not unaccounted, f"tables nobody counts: {unaccounted}"
+    return counted
+
+
+def test_workspace_delete_removes_every_row_of_that_workspace_and_no_other(
+    db_url: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    store = open_store(db_url)
+    try:
+        fill(store, T1)
+        fill(store, T2)
+        before = rows_per_table(store, T1)
+        others = rows_per_table(store, T2)
+        assert all(before.values()), before  # every table holds rows of both
+        assert others == before
+
+        capsys.readouterr()
+        assert main(["workspace", "delete", T1, "--db", db_url]) == 2
+        refused = capsys.readouterr().err
+        assert len(refused.splitlines()) == 1 and f"kpibot workspace delete {T1} --yes" in refused
+        assert rows_per_table(store, T1) == before
+
+        with caplog.at_level("INFO", logger="kpibot.audit"):
+            assert main(["workspace", "delete", T1, "--yes", "--as", "ops", "--db", db_url]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"Deleted workspace {T1}: {sum(before.values())} rows")
+        assert rows_per_table(store, T1) == {table: 0 for table in before}
+        assert rows_per_table(store, T2) == others
+        [audit] = [r for r in caplog.records if r.name == "kpibot.audit"]
+        assert audit.levelname == "WARNING"
+        assert f"workspace {T1} deleted by ops" in audit.getMessage()
+        assert f"{sum(before.values())} rows" in audit.getMessage()
+
+        assert main(["workspace", "delete", T1, "--yes", "--db", db_url]) == 2
+        assert f"there is no workspace {T1} (workspaces: {T2})" in capsys.readouterr().err
+    finally:
+        store.engine.dispose()
