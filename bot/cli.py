@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -263,8 +264,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     if args.db:
         settings.database_url = args.db
+    socket_mode = bool(settings.slack_app_token) and not args.http
+    _check_token_kind("SLACK_APP_TOKEN", secret(settings.slack_app_token), "xapp-",
+                      "the app-level token of Basic Information > App-Level Tokens")
+    _check_token_kind("SLACK_BOT_TOKEN", secret(settings.slack_bot_token), "xoxb-",
+                      "the Bot User OAuth Token of OAuth & Permissions")
     missing = []
-    if not settings.slack_signing_secret:
+    if not settings.slack_signing_secret and not socket_mode:  # Socket Mode signs nothing
         missing.append("SLACK_SIGNING_SECRET")
     if not settings.oauth and not settings.slack_bot_token:
         missing.append("SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth)")
@@ -274,11 +280,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging()
     bot = bootstrap(settings, store=_store(args))
     bot.scheduler.start()
-    if settings.slack_app_token and not args.http:
+    if socket_mode:
         serve_socket_mode(bot.app, secret(settings.slack_app_token))
     else:
         serve_http(bot, args.host or settings.kpibot_host, args.port or settings.kpibot_port)
     return 0
+
+
+_TOKEN_KIND = re.compile(r"(xox[a-z]|xapp)-")
+
+
+def _check_token_kind(variable: str, token: str, prefix: str, what: str) -> None:
+    """A token of the wrong kind (a user token as the bot token, the two swapped) is refused
+    before anything starts, naming the variable and never showing the secret."""
+    if not token or token.startswith(prefix):
+        return
+    kind = _TOKEN_KIND.match(token)
+    got = f"; it starts with {kind.group(0)}" if kind else ""
+    raise CliError(f"{variable} must start with {prefix} ({what}){got}")
 
 
 def cmd_token(args: argparse.Namespace) -> int:

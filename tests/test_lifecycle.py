@@ -350,3 +350,66 @@ def test_workspace_delete_removes_every_row_of_that_workspace_and_no_other(
         assert f"there is no workspace {T1} (workspaces: {T2})" in capsys.readouterr().err
     finally:
         store.engine.dispose()
+
+
+# -- kpibot serve checks the kinds of its tokens -------------------------------------------------
+
+
+def serve_env(tmp_path: Path, **variables: str) -> dict[str, str]:
+    import os
+
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("SLACK_", "KPIBOT_", "DATABASE_URL"))}
+    return {**base, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "PYTHONUNBUFFERED": "1",
+            **variables}
+
+
+@pytest.mark.parametrize(("variables", "named", "prefix"), [
+    ({"SLACK_APP_TOKEN": "xoxb-1-swapped", "SLACK_BOT_TOKEN": "xapp-1-A1-swapped"},
+     "SLACK_APP_TOKEN", "xapp-"),
+    ({"SLACK_APP_TOKEN": "xapp-1-A1-fine", "SLACK_BOT_TOKEN": "xoxp-1-a-user-token"},
+     "SLACK_BOT_TOKEN", "xoxb-"),
+    ({"SLACK_BOT_TOKEN": "not-a-token", "SLACK_SIGNING_SECRET": "8f74secret"}, "SLACK_BOT_TOKEN", "xoxb-"),
+    ({"SLACK_APP_TOKEN": "xoxb-1-x", "SLACK_BOT_TOKEN": "xoxb-1-y", "SLACK_SIGNING_SECRET": "8f74secret"},
+     "SLACK_APP_TOKEN", "xapp-"),
+], ids=["swapped", "user-token-as-bot-token", "no-prefix-http", "bot-token-as-app-token"])
+def test_serve_refuses_a_token_of_the_wrong_kind_in_one_line(
+    tmp_path: Path, variables: dict[str, str], named: str, prefix: str,
+) -> None:
+    import subprocess
+
+    from tests.faultkit import kpibot_executable
+
+    done = subprocess.run([*kpibot_executable(), "serve"], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, env=serve_env(tmp_path, **variables))
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert named in line and f"must start with {prefix}" in line
+    assert "Traceback" not in done.stderr
+    for value in variables.values():  # the secrets themselves are never shown
+        assert value not in line
+
+
+def test_socket_mode_starts_without_a_signing_secret(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    import subprocess
+
+    from tests.faultkit import kpibot_executable
+
+    env = serve_env(tmp_path, SLACK_APP_TOKEN="xapp-1-A0001-socket", SLACK_BOT_TOKEN="xoxb-socket",
+                    SLACK_API_URL=fake_slack.api_url)
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen([*kpibot_executable(), "serve"], cwd=tmp_path, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        opened = fake_slack.wait_for(lambda f: f.calls_to("apps.connections.open"), timeout=60)
+        assert opened[0].headers["authorization"] == "Bearer xapp-1-A0001-socket"
+        assert process.poll() is None  # still running: connecting over Socket Mode
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+    assert "SLACK_SIGNING_SECRET" not in (tmp_path / "serve.log").read_text(errors="replace")
