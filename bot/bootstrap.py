@@ -69,7 +69,8 @@ def bootstrap(
     scheduler = DigestScheduler(store, courier, clock, extra_sweeps=(alerting.sweep, nudge_sweep))
     ports = Ports(poster=courier, logged=alerting.logged, schedule_changed=scheduler.sync,
                   rules_changed=alerting.rules_changed,
-                  counted=lambda origin, n: metrics.entries.labels(origin=origin).inc(n))
+                  counted=lambda origin, n: metrics.entries.labels(origin=origin).inc(n),
+                  installations=installations)
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kpibot")
     services = Services(store, settings, clock, metrics, executor, ports)
     app = build_app(services, installations)

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -222,6 +223,8 @@ def _post_digest(args: argparse.Namespace, store: Store, ctx: Context, digest: A
         print(f"The {digest.kind} digest for {digest.period} was already posted to {channel}; "
               "not posting it twice")
         return 0
+    if outcome == "stopped":
+        raise CliError(f"the app is uninstalled from {ctx.workspace.id}; install it again to post there")
     problem = store.delivery(key)
     print(f"kpibot digest: could not post ({problem.error if problem else outcome})", file=sys.stderr)
     return 1
@@ -263,8 +266,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     if args.db:
         settings.database_url = args.db
+    socket_mode = bool(settings.slack_app_token) and not args.http
+    _check_token_kind("SLACK_APP_TOKEN", secret(settings.slack_app_token), "xapp-",
+                      "the app-level token of Basic Information > App-Level Tokens")
+    _check_token_kind("SLACK_BOT_TOKEN", secret(settings.slack_bot_token), "xoxb-",
+                      "the Bot User OAuth Token of OAuth & Permissions")
     missing = []
-    if not settings.slack_signing_secret:
+    if not settings.slack_signing_secret and not socket_mode:  # Socket Mode signs nothing
         missing.append("SLACK_SIGNING_SECRET")
     if not settings.oauth and not settings.slack_bot_token:
         missing.append("SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth)")
@@ -274,11 +282,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging()
     bot = bootstrap(settings, store=_store(args))
     bot.scheduler.start()
-    if settings.slack_app_token and not args.http:
+    if socket_mode:
         serve_socket_mode(bot.app, secret(settings.slack_app_token))
     else:
         serve_http(bot, args.host or settings.kpibot_host, args.port or settings.kpibot_port)
     return 0
+
+
+_TOKEN_KIND = re.compile(r"(xox[a-z]|xapp)-")
+
+
+def _check_token_kind(variable: str, token: str, prefix: str, what: str) -> None:
+    """A token of the wrong kind (a user token as the bot token, the two swapped) is refused
+    before anything starts, naming the variable and never showing the secret."""
+    if not token or token.startswith(prefix):
+        return
+    kind = _TOKEN_KIND.match(token)
+    got = f"; it starts with {kind.group(0)}" if kind else ""
+    raise CliError(f"{variable} must start with {prefix} ({what}){got}")
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -316,6 +337,24 @@ def cmd_source(args: argparse.Namespace) -> int:
         raise CliError("say how the source counts: kpibot source NAME paid|organic")
     done = definitions.classify_source(ctx, args.name, args.kind == "paid")
     print(source_classified_text(done).removeprefix(":white_check_mark: ").replace("`", ""))
+    return 0
+
+
+def cmd_workspace(args: argparse.Namespace) -> int:
+    """`workspace delete ID --yes`: every row of the workspace, from every table, for good."""
+    from bot.app.lifecycle import delete_workspace
+
+    store = _store(args)
+    if store.workspace(args.id) is None:
+        known = ", ".join(store.workspace_ids()) or "none"
+        raise CliError(f"there is no workspace {args.id} (workspaces: {known})")
+    if not args.yes:
+        raise CliError(f"this deletes every number, rule, schedule and token of {args.id} for "
+                       f"good; to do it, run: kpibot workspace delete {args.id} --yes")
+    deleted = delete_workspace(store, args.id, actor=getattr(args, "as_user", None) or _local_user(),
+                               now=_now())
+    rows = ", ".join(f"{table} {n}" for table, n in deleted.rows.items())
+    print(f"Deleted workspace {deleted.workspace_id}: {deleted.total} rows ({rows}).")
     return 0
 
 
@@ -398,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("webhook", cmd_webhook, "store a webhook's endpoint secret")
     p.add_argument("provider", choices=["stripe"])
     p.add_argument("--secret", required=True, help="the endpoint's signing secret, whsec_...")
+
+    p = add("workspace", cmd_workspace, "delete a workspace and every row it has, for good")
+    p.add_argument("action", choices=["delete"])
+    p.add_argument("id", metavar="ID", help="the workspace id (team_id), e.g. T0123ABCD")
+    p.add_argument("--yes", action="store_true", help="really delete it (there is no undo)")
+    p.add_argument("--as", dest="as_user", help="who deletes it, for the audit log (default: you)")
 
     p = add("demo", cmd_demo, "fill a demo database and render the report and digests")
     p.add_argument("--out", default="demo-out")

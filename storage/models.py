@@ -64,6 +64,9 @@ class WorkspaceRow(Base):
     packs: Mapped[str] = mapped_column(String(200), default="marketing,sales")
     reminder_time: Mapped[str] = mapped_column(String(5), default="17:00", server_default="17:00")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: set when Slack said the app was uninstalled or its bot token revoked: nothing is posted
+    #: for the workspace (its numbers stay) until it is installed again
+    uninstalled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class DefinitionRow(Base):

@@ -16,8 +16,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Column,
     Connection,
     Engine,
+    MetaData,
+    Table,
     and_,
     case,
     delete,
@@ -84,6 +87,12 @@ class Workspace:
     name: str = ""
     enterprise_id: str | None = None
     reminder_time: str = "17:00"
+    #: when the app was uninstalled (or its bot token revoked); None while installed
+    uninstalled_at: datetime | None = None
+
+    @property
+    def installed(self) -> bool:
+        return self.uninstalled_at is None
 
 
 class UndoConflict(Exception):
@@ -271,6 +280,45 @@ class Store(ApiRepository):
         result = self.workspace(workspace_id)
         assert result is not None
         return result
+
+    def mark_uninstalled(self, workspace_id: str, at: datetime) -> bool:
+        """The app left the workspace: True when it was installed until now."""
+        w = WorkspaceRow
+        with self._write() as conn:
+            return bool(conn.execute(update(w).where(
+                w.id == workspace_id, w.uninstalled_at.is_(None)).values(uninstalled_at=at)).rowcount)
+
+    def mark_installed(self, workspace_id: str) -> bool:
+        """The app is back in the workspace: True when it had been uninstalled."""
+        w = WorkspaceRow
+        with self._write() as conn:
+            return bool(conn.execute(update(w).where(
+                w.id == workspace_id, w.uninstalled_at.is_not(None)).values(uninstalled_at=None)).rowcount)
+
+    def delete_workspace(self, workspace_id: str) -> dict[str, int] | None:
+        """Deletes every row of the workspace from every table of the database, in one
+        transaction: rows removed per table, or None when there is no such workspace.
+
+        The tables are read from the database itself, not only from the models, so tables
+        created beside them (the OAuth installations, keyed by `team_id`) go too.
+        """
+
+        def work() -> dict[str, int] | None:
+            with self._write() as conn:
+                if conn.execute(select(WorkspaceRow.id)
+                                .where(WorkspaceRow.id == workspace_id)).first() is None:
+                    return None
+                present = MetaData()
+                present.reflect(conn)
+                removed: dict[str, int] = {}
+                for table in reversed(present.sorted_tables):
+                    column = workspace_column(table)
+                    if column is not None:
+                        done = conn.execute(delete(table).where(column == workspace_id))
+                        removed[table.name] = int(done.rowcount or 0)
+                return removed
+
+        return self._retrying(work)
 
     # -- definitions ----------------------------------------------------------------------
 
@@ -1034,11 +1082,27 @@ class Store(ApiRepository):
 
 
 
+def workspace_column(table: Table) -> Column[Any] | None:
+    """The column that says which workspace a row belongs to (None for a table of no
+    workspace, like alembic_version): the workspace's own id, a reference to it, or the
+    Slack team id of an installation."""
+    if table.name == WorkspaceRow.__tablename__:
+        return table.c.id
+    for column in table.columns:
+        if any(fk.target_fullname == "workspaces.id" for fk in column.foreign_keys):
+            return column
+    for name in ("workspace_id", "team_id"):
+        if name in table.c:
+            return table.c[name]
+    return None
+
+
 def _workspace(row: Any) -> Workspace:
     return Workspace(
         id=row.id, timezone=row.timezone, currency=row.currency, locale=row.locale,
         packs=tuple(p for p in row.packs.split(",") if p), name=row.name,
         enterprise_id=row.enterprise_id, reminder_time=row.reminder_time,
+        uninstalled_at=row.uninstalled_at,
     )
 
 

@@ -209,21 +209,19 @@ def fake_slack() -> Iterator[FakeSlack]:
 @contextlib.contextmanager
 def serve_bot(
     fake: FakeSlack, store: Store, *, token: str = "xoxb-test", secret: str = SLACK_SECRET,
-    thread_name: str = "waitress-e2e",
+    thread_name: str = "waitress-e2e", clock: Callable[[], datetime] | None = None,
+    **overrides: Any,
 ) -> Iterator[SlackBot]:
     """The whole bot (Bolt app, waitress, `/healthz`, `/metrics`) on a free local port, its Web
-    API calls going to `fake`, its clock at SLACK_NOW; stopped and its threads joined after."""
-    settings = Settings(
-        slack_bot_token=token,
-        slack_signing_secret=secret,
-        slack_api_url=fake.api_url,
-        slack_client_id=None,
-        slack_client_secret=None,
-        slack_app_token=None,
-        kpibot_admins=SLACK_OPERATOR,
-        _env_file=None,
-    )
-    services = bootstrap(settings, store=store, clock=lambda: SLACK_NOW)
+    API calls going to `fake`, its clock at SLACK_NOW (or `clock`); stopped and its threads
+    joined after. `overrides` are more settings (slack_client_id=... for OAuth)."""
+    fields: dict[str, Any] = {
+        "slack_bot_token": token, "slack_signing_secret": secret, "slack_api_url": fake.api_url,
+        "slack_client_id": None, "slack_client_secret": None, "slack_app_token": None,
+        "kpibot_admins": SLACK_OPERATOR, **overrides,
+    }
+    settings = Settings(**fields, _env_file=None)
+    services = bootstrap(settings, store=store, clock=clock or (lambda: SLACK_NOW))
     server = create_server(
         wsgi_app(services), host="127.0.0.1", port=0, threads=8, asyncore_loop_timeout=0.1
     )

@@ -165,6 +165,7 @@ class FakeSlack:
         self._dm_ids: dict[str, str] = {}
         self._deleted: set[str] = set()
         self._tokens: dict[str, dict[str, Any]] = {}
+        self._revoked: set[str] = set()
         self._oauth: dict[str, Any] = {}
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -331,6 +332,12 @@ class FakeSlack:
             self.channels.pop(channel_id, None)
             self._deleted.add(channel_id)
 
+    def revoke(self, token: str) -> None:
+        """The token is revoked (an uninstall): every later call with it answers
+        ``token_revoked``, as Slack does; ``calls_with(token)`` counts them."""
+        with self._lock:
+            self._revoked.add(token)
+
     def new_response_url(self) -> str:
         """Issue a response_url pointing back at this fake (5 uses, like Slack)."""
         with self._lock:
@@ -396,6 +403,13 @@ class FakeSlack:
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self._calls if c.method == method]
+
+    def calls_with(self, token: str) -> list[Call]:
+        """Every recorded call that carried ``token`` (a Bearer header or a ``token`` field)."""
+        with self._lock:
+            return [c for c in self._calls
+                    if c.headers.get("authorization", "") == f"Bearer {token}"
+                    or c.params.get("token") == token]
 
     def reset(self) -> None:
         """Forget calls, violations, server errors and pending faults; keep world state."""
@@ -580,6 +594,9 @@ class FakeSlack:
             return token, "invalid_auth"
         if is_app_token != (method == "apps.connections.open"):
             return token, "not_allowed_token_type"
+        with self._lock:
+            if token in self._revoked:
+                return token, "token_revoked"
         return token, None
 
     def _identity(self, token: str | None) -> dict[str, Any]:

@@ -455,3 +455,15 @@ def test_post_helper_does_not_raise_on_errors(fake):
 
     assert (status, body) == (404, b"not_found")
     assert headers["content-type"].startswith("text/plain")
+
+
+def test_a_revoked_token_answers_token_revoked_and_is_counted(fake, client):
+    client.chat_postMessage(channel="C0001", text="before")
+    fake.revoke("xoxb-test")
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postMessage(channel="C0001", text="after")
+    assert raised.value.response["error"] == "token_revoked"
+    assert len(fake.calls_with("xoxb-test")) == 2
+    other = WebClient(base_url=fake.api_url, token="xoxb-other", retry_handlers=[])
+    assert other.chat_postMessage(channel="C0001", text="fine")["ok"]
+    assert [m["text"] for m in fake.posted_messages("C0001")] == ["before", "fine"]

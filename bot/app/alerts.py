@@ -210,7 +210,7 @@ def evaluate_rule(ctx: Context, rule_id: int, day: date, post: Post) -> list[str
             return outcomes
         posted = [post(rule, note, values) for note in notes if not note.suppressed]
         outcomes += posted
-        if any(outcome in ("retry", "held") for outcome in posted):
+        if any(outcome in ("retry", "held", "stopped") for outcome in posted):
             # not out yet: keep the old state, so the next evaluation makes the same
             # transition (same key) and delivers it then
             return outcomes
@@ -313,8 +313,9 @@ class Alerting:
         self._closed: dict[str, date] = {}
 
     def logged(self, workspace_id: str, day: date, metrics: Iterable[str]) -> None:
-        """Numbers were logged: evaluate the rules they feed once the burst is over."""
-        if self.store.rules(workspace_id):
+        """Numbers were logged: evaluate the rules they feed once the burst is over (not
+        while the app is uninstalled from the workspace: nothing could be posted)."""
+        if self.store.rules(workspace_id) and _installed(self.store, workspace_id):
             self.debouncer.poke(workspace_id, day, metrics)
 
     def rules_changed(self, workspace_id: str) -> None:
@@ -330,7 +331,7 @@ class Alerting:
         whose post failed or was cut off is made again and delivered under the same key."""
         outcomes: list[str] = []
         for workspace_id in sorted({r.workspace_id for r in self.store.rules()}):
-            if self.store.workspace(workspace_id) is None:
+            if not _installed(self.store, workspace_id):
                 continue
             ctx = open_context(self.store, workspace_id, SYSTEM_ACTOR, now)
             if self._closed.get(workspace_id) != ctx.today:
@@ -355,6 +356,11 @@ class Alerting:
         return self.poster.deliver(rule.workspace_id, f"alert:{rule.id}:{note.seq}",
                                    kind=f"alert-{note.kind.value}", channel=rule.channel_id,
                                    due_at=note.at, build=build)
+
+
+def _installed(store: Store, workspace_id: str) -> bool:
+    workspace = store.workspace(workspace_id)
+    return workspace is not None and workspace.installed
 
 
 def _trend(ctx: Context, rule: AlertRule, end: date) -> list[float | None]:

@@ -271,13 +271,14 @@ Scheduled = list[tuple[Subscription, str]]
 
 
 def scheduled(store: Store) -> Scheduled:
-    """Every subscription with its workspace's time zone (one read of each workspace)."""
+    """Every subscription with its workspace's time zone (one read of each workspace), but
+    those of workspaces the app is uninstalled from."""
     zones: dict[str, str | None] = {}
     found = []
     for sub in store.subscriptions():
         if sub.workspace_id not in zones:
             workspace = store.workspace(sub.workspace_id)
-            zones[sub.workspace_id] = workspace.timezone if workspace else None
+            zones[sub.workspace_id] = workspace.timezone if workspace and workspace.installed else None
         timezone = zones[sub.workspace_id]
         if timezone is not None:
             found.append((sub, timezone))

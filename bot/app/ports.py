@@ -29,6 +29,18 @@ class Directory(Protocol):
     def zone_of(self, workspace_id: str, user_id: str) -> str | None: ...
 
 
+class Installations(Protocol):
+    """Where the chat service's tokens of each install are kept (the OAuth installation
+    store); a single-workspace bot with its token in the environment has none."""
+
+    def delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None: ...
+
+    def delete_installation(self, *, enterprise_id: str | None, team_id: str | None,
+                            user_id: str | None = None) -> None: ...
+
+    def delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None: ...
+
+
 def _nothing_logged(workspace_id: str, day: date, metrics: Iterable[str]) -> None:
     return None
 
@@ -58,6 +70,8 @@ class Ports:
     rules_changed: Callable[[str], None] = _no_rules
     #: how many values came in, and from where (slack, form, cli, api): for the operator's metrics
     counted: Callable[[str, int], None] = _not_counted
+    #: the installs' tokens, deleted when the app is uninstalled or its tokens revoked
+    installations: Installations | None = None
 
 
 NO_PORTS = Ports()

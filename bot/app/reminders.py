@@ -61,7 +61,7 @@ def due_nudges(store: Store, now: datetime, directory: Directory) -> list[Nudge]
     due: list[Nudge] = []
     for workspace_id in store.workspace_ids():
         workspace = store.workspace(workspace_id)
-        if workspace is None:
+        if workspace is None or not workspace.installed:
             continue
         try:
             at = parse_time(workspace.reminder_time)

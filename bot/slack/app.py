@@ -17,9 +17,11 @@ from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
 )
+from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
+from bot.app.lifecycle import reinstalled
 from bot.settings import Settings, secret
 from bot.slack import actions, commands, events, views
 from bot.slack.runtime import Services
@@ -49,12 +51,26 @@ def courier_client(settings: Settings, token: str | None = None) -> WebClient:
     )
 
 
-def installation_store(settings: Settings, store: Store) -> SQLAlchemyInstallationStore | None:
+class Installations(SQLAlchemyInstallationStore):
+    """The OAuth installs, in the same database; an install (or a reinstall after
+    `app_uninstalled`) resumes the workspace's digests, alerts and reminders."""
+
+    def __init__(self, client_id: str, store: Store) -> None:
+        super().__init__(client_id=client_id, engine=store.engine)
+        self.store = store
+
+    def save(self, installation: Installation) -> None:
+        super().save(installation)
+        workspace_id = installation.team_id or installation.enterprise_id
+        if workspace_id:
+            reinstalled(self.store, workspace_id)
+
+
+def installation_store(settings: Settings, store: Store) -> Installations | None:
     """OAuth installs live in the same database (None with a single bot token)."""
     if not settings.oauth:
         return None
-    installations = SQLAlchemyInstallationStore(client_id=settings.slack_client_id or "",
-                                                engine=store.engine)
+    installations = Installations(settings.slack_client_id or "", store)
     _create_tables(installations, store)
     return installations
 
@@ -69,13 +85,17 @@ def _create_tables(table_owner: Any, store: Store) -> None:
 def clients_for(
     settings: Settings, store: Store, installations: SQLAlchemyInstallationStore | None
 ) -> Callable[[str], WebClient | None]:
-    """workspace id -> a client with that workspace's bot token (None when not installed)."""
-    if installations is None:
-        client = courier_client(settings, secret(settings.slack_bot_token))
-        return lambda _workspace_id: client
+    """workspace id -> a client with that workspace's bot token (None when not installed, or
+    uninstalled since: its token is revoked and must not be used)."""
+    single = None if installations is not None else courier_client(
+        settings, secret(settings.slack_bot_token))
 
     def for_workspace(workspace_id: str) -> WebClient | None:
         workspace = store.workspace(workspace_id)
+        if workspace is not None and not workspace.installed:
+            return None
+        if single is not None or installations is None:
+            return single
         enterprise_id = workspace.enterprise_id if workspace else None
         bot = installations.find_bot(enterprise_id=enterprise_id, team_id=workspace_id)
         return courier_client(settings, bot.bot_token) if bot and bot.bot_token else None

@@ -82,7 +82,8 @@ class Courier:
         build: Callable[[], object],
     ) -> str:
         """'posted'; 'skipped' (done before) or 'held' (being done elsewhere); 'retry' (later);
-        or 'failed' (for good)."""
+        'failed' (for good); or 'stopped': the app is uninstalled there, nothing is claimed
+        and Slack is not called (the tokens are revoked), so it goes out after a reinstall."""
         outcome = self._deliver(workspace_id, key, kind=kind, channel=channel, due_at=due_at,
                                 build=build)
         self.metrics.delivered(kind, outcome)
@@ -92,6 +93,10 @@ class Courier:
         self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
         build: Callable[[], object],
     ) -> str:
+        workspace = self.store.workspace(workspace_id)
+        if workspace is not None and not workspace.installed:
+            log.info("not delivering key=%s: the app is uninstalled from %s", key, workspace_id)
+            return "stopped"
         delivery = self.store.claim_delivery(
             workspace_id, key, kind=kind, channel_id=channel, due_at=due_at, owner=self.owner,
             now=self.clock(), lease=self.lease,

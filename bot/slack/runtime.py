@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.app.context import Context, UserError, open_context
+from bot.app.lifecycle import reinstalled
 from bot.app.ports import Ports
 from bot.grammar import Command
 from bot.observability import Metrics
@@ -49,9 +50,13 @@ class Services:
     def context(self, who: Who) -> Context:
         """The asker's context; a new workspace takes the asker's time zone from users.info."""
         settings: dict[str, Any] = {}
-        if self.store.workspace(who.team_id) is None:
+        workspace = self.store.workspace(who.team_id)
+        if workspace is None:
             timezone, locale = self._user_settings(who)
             settings = {"timezone": timezone, "locale": locale, "enterprise_id": who.enterprise_id}
+        elif not workspace.installed:
+            # Slack sends a workspace's requests only while the app is installed there
+            reinstalled(self.store, who.team_id, self.ports.schedule_changed)
         return open_context(self.store, who.team_id, who.user_id, self.clock(),
                             channel=who.channel_id, ports=self.ports, **settings)
 

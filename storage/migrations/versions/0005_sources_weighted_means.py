@@ -1,16 +1,16 @@
 """Source classification (paid or organic) per workspace; daily totals of means weighed by
 the count logged with them (days_to_close by sales, onboarding_days by new_customers)
 
-Revision ID: 0004_sources
-Revises: 0003_api
+Revision ID: 0005_sources
+Revises: 0004_lifecycle
 Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004_sources'
-down_revision = '0003_api'
+revision = '0005_sources'
+down_revision = '0004_lifecycle'
 branch_labels = None
 depends_on = None
 
