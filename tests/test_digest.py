@@ -757,16 +757,32 @@ def test_refused_native_blocks_fall_back_to_text_and_images_once(subscribed: Sla
 
 
 def test_a_lost_reply_to_the_fallback_is_found_not_posted_twice(subscribed: SlackBot) -> None:
+    """Slack refuses the blocks, then posts the fallback but its answer is lost (500): the
+    channel's history has the copy under the delivery key, so nothing is posted again."""
+    fake = subscribed.fake
+    fake.error("chat.postMessage", "invalid_blocks")
+    fake.lose_reply("chat.postMessage", status=500)
+    scheduler = make_scheduler(subscribed, Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC)))
+
+    assert scheduler.sweep() == ["posted"]
+
+    [message] = top_level(fake)
+    assert [c.status for c in fake.calls_to("chat.postMessage")] == [200, 500]
+    assert not {b["type"] for b in message["blocks"]} & {"table", "data_visualization"}
+    assert fake.calls_to("conversations.history")
+    assert {f["thread_ts"] for f in fake.uploaded_files(CHANNEL)} == {message["ts"]}
+
+
+def test_unclear_refusals_then_the_fallback_post_once(subscribed: SlackBot) -> None:
     fake = subscribed.fake
     fake.native_blocks = False
     fake.lose_reply("chat.postMessage", status=500, times=2)
     scheduler = make_scheduler(subscribed, Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC)))
 
-    outcome = scheduler.sweep()
+    assert scheduler.sweep() == ["posted"]
 
-    assert outcome == ["posted"], fake.calls_to("chat.postMessage")
-    assert len(top_level(fake)) == 1
-    assert fake.calls_to("conversations.history")
+    assert len(top_level(fake)) == 1 and len(fake.refused_native) == 3
+    assert [c.status for c in fake.calls_to("chat.postMessage")] == [500, 500, 200, 200]
 
 
 def test_native_blocks_are_posted_where_slack_takes_them(subscribed: SlackBot) -> None:
