@@ -4,7 +4,10 @@ There is no internet in the test environment, and mocking slack_sdk would hide
 how requests are really encoded. So the bot's real ``WebClient`` (and Bolt's
 ``respond()`` / ``files_upload_v2``) talk to this server instead of slack.com.
 Bodies follow /work/shared/slack-platform.md section 5; Block Kit limits follow
-section 6 and are enforced so layout bugs fail tests instead of production.
+section 6 and are enforced so layout bugs fail tests instead of production, and so are
+the native ``table`` and ``data_visualization`` limits of sections 10 and 11. A workspace
+whose Slack does not take those blocks yet is ``FakeSlack(native_blocks=False)`` (or
+``fake.native_blocks = False``): any message carrying one is answered ``invalid_blocks``.
 """
 
 from __future__ import annotations
@@ -130,8 +133,13 @@ class FakeSlack:
         scopes: str = DEFAULT_SCOPES,
         client_id: str | None = None,
         client_secret: str | None = None,
+        native_blocks: bool = True,
     ) -> None:
         self.team_id = team_id
+        #: False: `table` and `data_visualization` blocks are refused with invalid_blocks
+        self.native_blocks = native_blocks
+        #: the messages refused for carrying native blocks while native_blocks is False
+        self.refused_native: list[dict[str, Any]] = []
         self.team_name = team_name
         self.team_domain = team_domain
         self.user_id = user_id
@@ -620,6 +628,15 @@ class FakeSlack:
         return f"{self._ts_base + n // 1_000_000}.{n % 1_000_000:06d}"
 
     def _blocks_rejected(self, method: str, payload: dict[str, Any], surface: str) -> bool:
+        if not self.native_blocks and surface == "message":
+            try:
+                blocks = _maybe_json(payload.get("blocks")) or []
+            except ValueError:
+                blocks = []
+            if any(isinstance(b, dict) and b.get("type") in NATIVE_TYPES for b in blocks):
+                with self._lock:
+                    self.refused_native.append(dict(payload))
+                return True
         problems = block_kit_problems(payload, surface)
         if problems:
             with self._lock:
@@ -864,8 +881,10 @@ class FakeSlack:
         return {"ok": True, "messages": messages, "has_more": False}
 
     def _conversations_replies(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        """The parent message and its thread, oldest first."""
+        """The parent message and its thread, oldest first; `metadata` only with
+        include_all_metadata, as Slack does."""
         channel, parent = str(params.get("channel") or ""), str(params.get("ts") or "")
+        with_metadata = str(params.get("include_all_metadata")).lower() in ("1", "true")
         with self._lock:
             if (channel, parent) not in self.messages:
                 return {"ok": False, "error": "thread_not_found"}
@@ -874,7 +893,8 @@ class FakeSlack:
                  if c == channel and (ts == parent or m.get("thread_ts") == parent)),
                 key=lambda m: float(m["ts"]),
             )
-        return {"ok": True, "messages": [dict(m) for m in thread], "has_more": False}
+        messages = [{k: v for k, v in m.items() if with_metadata or k != "metadata"} for m in thread]
+        return {"ok": True, "messages": messages, "has_more": False}
 
     def _conversations_join(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         with self._lock:
@@ -1154,6 +1174,19 @@ def _takes_positional_arg(func: Callable[..., Any]) -> bool:
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_MARKDOWN_BLOCK_CHARS = 12_000
+NATIVE_TYPES = ("table", "data_visualization", "data_table")
+# section 10: table
+MAX_TABLE_ROWS = 100
+MAX_TABLE_CELLS = 20
+MAX_COLUMN_SETTINGS = 20
+# section 11: data_visualization (line, bar, area)
+MAX_CHART_TITLE = 50
+MAX_CHART_SERIES = 6
+MAX_SERIES_NAME = 20
+MAX_CHART_POINTS = 20
+MAX_POINT_LABEL = 20
+MAX_AXIS_LABEL = 50
+MAX_CHARTS_PER_MESSAGE = 2
 OPTION_LIMITS = {
     "static_select": 100,
     "multi_static_select": 100,
@@ -1206,6 +1239,12 @@ def _message_problems(payload: dict[str, Any]) -> list[str]:
     )
     if markdown > MAX_MARKDOWN_BLOCK_CHARS:
         problems.append(f"markdown blocks total {markdown} chars (max {MAX_MARKDOWN_BLOCK_CHARS})")
+    kinds = [b.get("type") for b in blocks if isinstance(b, dict)]
+    if kinds.count("table") + kinds.count("data_table") > 1:
+        problems.append("more than one table in a message (only_one_table_allowed)")
+    if kinds.count("data_visualization") > MAX_CHARTS_PER_MESSAGE:
+        problems.append(f"{kinds.count('data_visualization')} data_visualization blocks "
+                        f"(max {MAX_CHARTS_PER_MESSAGE})")
     for i, block in enumerate(blocks):
         problems.extend(_block_problems(block, f"blocks[{i}]"))
     return problems
@@ -1233,7 +1272,95 @@ def _view_problems(view: dict[str, Any], kind: str) -> list[str]:
     _check_len(problems, "callback_id", view.get("callback_id"), 255)
     _check_len(problems, "external_id", view.get("external_id"), 255)
     for i, block in enumerate(blocks):
+        if isinstance(block, dict) and block.get("type") in NATIVE_TYPES:
+            problems.append(f"blocks[{i}] ({block.get('type')}) is for messages only")
         problems.extend(_block_problems(block, f"blocks[{i}]"))
+    return problems
+
+
+def _table_problems(block: dict[str, Any], where: str) -> list[str]:
+    problems: list[str] = []
+    rows = block.get("rows")
+    if not isinstance(rows, list) or not rows:
+        return [f"{where}.rows is required"]
+    if len(rows) > MAX_TABLE_ROWS:
+        problems.append(f"{where} has {len(rows)} rows (max {MAX_TABLE_ROWS})")
+    settings = block.get("column_settings") or []
+    if len(settings) > MAX_COLUMN_SETTINGS:
+        problems.append(f"{where} has {len(settings)} column_settings (max {MAX_COLUMN_SETTINGS})")
+    for s in settings:
+        if s is not None and s.get("align") not in (None, "left", "center", "right"):
+            problems.append(f"{where}.column_settings align {s.get('align')!r}")
+    for r, row in enumerate(rows):
+        if not isinstance(row, list) or not 1 <= len(row) <= MAX_TABLE_CELLS:
+            problems.append(f"{where}.rows[{r}] needs 1..{MAX_TABLE_CELLS} cells")
+            continue
+        for c, cell in enumerate(row):
+            kind = cell.get("type") if isinstance(cell, dict) else None
+            at = f"{where}.rows[{r}][{c}]"
+            if kind == "raw_text":
+                if not isinstance(cell.get("text"), str):
+                    problems.append(f"{at}.text must be a string")
+            elif kind == "raw_number":
+                if not isinstance(cell.get("value"), int | float):
+                    problems.append(f"{at}.value must be a number")
+            elif kind == "rich_text":
+                if not isinstance(cell.get("elements"), list) or not cell["elements"]:
+                    problems.append(f"{at} rich_text needs elements")
+            else:
+                problems.append(f"{at} is {kind!r}, not raw_text, raw_number or rich_text")
+    return problems
+
+
+def _chart_problems(block: dict[str, Any], where: str) -> list[str]:
+    problems: list[str] = []
+    title = block.get("title")
+    if not isinstance(title, str) or not title:
+        problems.append(f"{where}.title is required")
+    else:
+        _check_len(problems, f"{where}.title", title, MAX_CHART_TITLE)
+    chart = block.get("chart")
+    if not isinstance(chart, dict):
+        return [*problems, f"{where}.chart is required"]
+    kind = chart.get("type")
+    if kind == "pie":
+        segments = chart.get("segments") or []
+        if not 1 <= len(segments) <= 6:
+            problems.append(f"{where} pie needs 1..6 segments")
+        for seg in segments:
+            _check_len(problems, f"{where}.segments label", seg.get("label"), 20)
+            if not isinstance(seg.get("value"), int | float) or seg["value"] <= 0:
+                problems.append(f"{where} pie values must be > 0")
+        return problems
+    if kind not in ("line", "bar", "area"):
+        return [*problems, f"{where}.chart.type {kind!r}"]
+    axis = chart.get("axis_config")
+    if not isinstance(axis, dict) or not isinstance(axis.get("categories"), list):
+        return [*problems, f"{where}.chart.axis_config with categories is required"]
+    categories = axis["categories"]
+    _check_len(problems, f"{where}.x_label", axis.get("x_label"), MAX_AXIS_LABEL)
+    _check_len(problems, f"{where}.y_label", axis.get("y_label"), MAX_AXIS_LABEL)
+    series = chart.get("series") or []
+    if not 1 <= len(series) <= MAX_CHART_SERIES:
+        problems.append(f"{where} has {len(series)} series (1..{MAX_CHART_SERIES})")
+    names = [s.get("name") for s in series if isinstance(s, dict)]
+    if len(set(names)) != len(names):
+        problems.append(f"{where} series names are not unique")
+    for s in series:
+        name = s.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_SERIES_NAME:
+            problems.append(f"{where} series name {name!r} (1..{MAX_SERIES_NAME} chars)")
+        data = s.get("data") or []
+        if not 1 <= len(data) <= MAX_CHART_POINTS:
+            problems.append(f"{where} series {name!r} has {len(data)} points (1..{MAX_CHART_POINTS})")
+        labels = [d.get("label") for d in data]
+        if labels != categories:
+            problems.append(f"{where} series {name!r} is not exactly one point per category")
+        for d in data:
+            _check_len(problems, f"{where} point label", d.get("label"), MAX_POINT_LABEL)
+            value = d.get("value")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append(f"{where} series {name!r} has a value that is not a number")
     return problems
 
 
@@ -1293,6 +1420,10 @@ def _block_problems(block: Any, where: str) -> list[str]:
     elif kind == "image":
         problems.extend(_image_problems(block, where))
         _check_len(problems, f"{where}.title", _text_of(block.get("title")), 2000)
+    elif kind == "table":
+        problems.extend(_table_problems(block, where))
+    elif kind == "data_visualization":
+        problems.extend(_chart_problems(block, where))
     return problems
 
 

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import struct
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,21 +22,63 @@ import pytest
 
 from bot.app.alerts import add_rule
 from bot.app.context import Context, UserError, open_context
-from bot.app.digests import DAILY, WEEKLY, chart_trend, compute_digest, digest_period, due_digests
+from bot.app.digests import (
+    DAILY,
+    UNUSUAL_LINES,
+    WEEKLY,
+    Digest,
+    Unusual,
+    chart_trend,
+    compute_digest,
+    digest_period,
+    due_digests,
+)
+from bot.app.goals import goal_progress, set_goal
 from bot.demo import fill
 from bot.observability import Metrics
-from bot.render.digest import digest_charts, digest_markdown, digest_message, write_digest_files
-from bot.render.kit import MAX_BLOCKS, SECTION_LIMIT
+from bot.render.digest import (
+    FOLD_LINES,
+    MIN_TABLE_ROWS,
+    digest_charts,
+    digest_details,
+    digest_markdown,
+    digest_message,
+    unusual_text,
+    write_digest_files,
+)
+from bot.render.kit import (
+    CHART_AXIS_LABEL_LIMIT,
+    CHART_LABEL_LIMIT,
+    CHART_MAX_PER_MESSAGE,
+    CHART_MAX_POINTS,
+    CHART_MAX_SERIES,
+    CHART_SERIES_NAME_LIMIT,
+    CHART_TITLE_LIMIT,
+    MAX_BLOCKS,
+    SECTION_LIMIT,
+    TABLE_CELL_LIMIT,
+    TABLE_MAX_CELLS,
+    TABLE_MAX_COLUMN_SETTINGS,
+    TABLE_MAX_ROWS,
+    cell_text,
+    native_problems,
+    rendered_lines,
+)
+from bot.render.posts import outgoing_of
 from bot.scheduler import DigestScheduler, cron_trigger
 from bot.settings import Settings
 from bot.slack.app import courier_client
 from bot.slack.courier import Courier
+from kpis.alerts import Status
+from kpis.catalogue import Unit
+from kpis.compare import Verdict
 from kpis.periods import Period
 from kpis.schedule import last_due, next_due
+from kpis.unusual import Expectation
 from storage import Store, open_store
 from storage.repository import Subscription, Write
 from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, at_once
-from tests.fakeslack import FakeSlack
+from tests.fakeslack import FakeSlack, block_kit_problems
 
 NY = "America/New_York"
 TODAY = date(2026, 3, 11)
@@ -536,3 +579,219 @@ def test_a_chart_draws_the_threshold_of_its_kpis_alert_rule(store: Store) -> Non
     trend = chart_trend(ctx, "cpl", Period(TODAY - timedelta(days=29), TODAY - timedelta(days=1)))
 
     assert trend.threshold == (">", 15.0) and not trend.unfinished
+
+
+# -- the native message: a table, a line chart, unusual lines, 12 lines on a phone ------------
+
+
+def native_blocks(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [b for b in message["blocks"] if b["type"] == kind]
+
+
+def test_a_real_digest_keeps_every_documented_limit_of_its_native_blocks(demo_ctx: Context) -> None:
+    for kind in (DAILY, WEEKLY):
+        digest = compute_digest(demo_ctx, kind)
+        message = digest_message(digest)
+
+        assert native_problems(message["blocks"]) == []
+        assert block_kit_problems(message, "message") == []
+        [headline] = native_blocks(message, "table")  # one table per message
+        charts = native_blocks(message, "data_visualization")
+        assert 1 <= len(charts) <= CHART_MAX_PER_MESSAGE
+        rows = headline["rows"]
+        assert len(rows) <= TABLE_MAX_ROWS and all(len(r) <= TABLE_MAX_CELLS for r in rows)
+        assert [cell_text(c) for c in rows[0]][:2] == ["KPI", "Value"]
+        assert all(len(cell_text(c)) <= TABLE_CELL_LIMIT for r in rows for c in r)
+        assert len(headline.get("column_settings", [])) <= TABLE_MAX_COLUMN_SETTINGS
+        for chart in charts:
+            assert 0 < len(chart["title"]) <= CHART_TITLE_LIMIT
+            axis = chart["chart"]["axis_config"]
+            assert chart["chart"]["type"] == "line"
+            assert all(len(c) <= CHART_LABEL_LIMIT for c in axis["categories"])
+            assert len(axis.get("x_label", "")) <= CHART_AXIS_LABEL_LIMIT
+            assert len(axis.get("y_label", "")) <= CHART_AXIS_LABEL_LIMIT
+            series = chart["chart"]["series"]
+            assert 1 <= len(series) <= CHART_MAX_SERIES
+            assert len({s["name"] for s in series}) == len(series)
+            for s in series:
+                assert 0 < len(s["name"]) <= CHART_SERIES_NAME_LIMIT
+                assert 1 <= len(s["data"]) <= CHART_MAX_POINTS
+                assert [p["label"] for p in s["data"]] == axis["categories"]
+                assert all(isinstance(p["value"], float) for p in s["data"])
+        assert charts[0]["chart"]["series"][0]["name"] == digest.trends[0].label
+        last = charts[0]["chart"]["series"][0]["data"][-1]["value"]
+        assert last == pytest.approx(digest.trends[0].points[-1][1], abs=0.01)
+        assert message["text"].startswith(digest.title) and "Cost per lead" in message["text"]
+
+
+def test_only_news_is_coloured_in_the_table(demo_ctx: Context) -> None:
+    digest = compute_digest(demo_ctx, DAILY)
+    [headline] = native_blocks(digest_message(digest), "table")
+
+    by_label = {cell_text(row[0]): row[2] for row in headline["rows"][1:]}
+    assert len(by_label) >= 3
+    for line in digest.headline:
+        if line.label not in by_label:
+            continue
+        cell = by_label[line.label]
+        marked = cell["type"] == "rich_text"
+        assert marked == (line.change.signal in (Verdict.BETTER, Verdict.WORSE)), line
+        if marked:
+            colour = ":large_green_circle:" if line.change.signal is Verdict.BETTER else ":red_circle:"
+            assert cell_text(cell).startswith(colour)
+    assert any(c["type"] == "raw_text" for c in by_label.values())  # some change is noise
+
+
+def with_everything(ctx: Context, digest: Digest) -> Digest:
+    """The digest with three goals, three firing alerts and three long unusual lines."""
+    for kpi, value in (("revenue", "90000"), ("leads", "2000"), ("cpl", "8")):
+        set_goal(ctx, kpi, value, "monthly")
+    firing = []
+    for kpi in ("cpl", "cac", "roas"):
+        rule = add_rule(ctx, CHANNEL, kpi, ">", "1")
+        firing.append(replace(rule, state=replace(rule.state, status=Status.FIRING)))
+    goals = tuple(goal_progress(ctx, digest.period.end, day_over=True))
+    expectation = Expectation(day=digest.period.start, period="daily", value=3000.0, expected=1.0,
+                              low=1234.5, high=98765.4, spread=1.0, score=9.0, material=True,
+                              unusual=True, basis="Tuesdays", n_points=8, sensitivity="medium")
+    unusual = tuple(Unusual(f"k{i}", "Paid customer acquisition cost", Unit.CURRENCY, expectation)
+                    for i in range(3))
+    return replace(digest, goals=goals, firing=tuple(firing), unusual=unusual)
+
+
+def test_every_digest_fits_twelve_lines_on_a_phone(demo_ctx: Context, store: Store) -> None:
+    """What the count is: kit.rendered_lines. Header, section and context text wrapped at a
+    phone's 44 characters (an emoji is 2, a link its label, mrkdwn marks nothing); every table
+    row one line, its header row included; the line chart is a picture, not lines."""
+    empty = compute_digest(open_context(store, "T0001", "x", datetime(2026, 3, 11, 14, tzinfo=UTC)), DAILY)
+    digests = [compute_digest(demo_ctx, kind) for kind in (DAILY, WEEKLY)]
+    digests += [with_everything(demo_ctx, d) for d in digests] + [empty]
+    for digest in digests:
+        message = digest_message(digest)
+        fallback = outgoing_of(digest).fallback_blocks or []
+        assert rendered_lines(message["blocks"]) <= FOLD_LINES, json.dumps(message["blocks"])[:2000]
+        assert rendered_lines(fallback) <= FOLD_LINES, json.dumps(fallback)[:2000]
+        if digest.has_data:  # the title and at least three headline KPIs always make it
+            [headline] = native_blocks(message, "table")
+            assert len(headline["rows"]) >= 1 + MIN_TABLE_ROWS
+    crowded = digest_message(digests[2])
+    assert ":red_circle: 3 alerts firing" in json.dumps(crowded)
+    plain_digest = digest_message(digests[0])
+    assert rendered_lines(plain_digest["blocks"]) > 8  # the room is used, not wasted
+
+
+def test_what_does_not_fit_is_in_the_threads_details(demo_ctx: Context) -> None:
+    digest = with_everything(demo_ctx, compute_digest(demo_ctx, DAILY))
+    details = digest_details(digest)
+
+    for line in digest.headline:
+        assert line.label in details
+    assert "*Funnel*" in details and "*Biggest movers*" in details and "*Goals*" in details
+    assert "*Alerts firing*" in details and details.count("Paid customer acquisition cost") >= 3
+    assert outgoing_of(digest).comment == details
+
+
+def leads_history(store: Store, last_tuesday: float, bookings_last: float = 10.0) -> Context:
+    store.ensure_workspace("T0001", timezone=NY)
+    day, writes = date(2026, 1, 6), []  # a Tuesday, 9 weeks before 2026-03-10
+    while day <= date(2026, 3, 10):
+        tuesday = day.weekday() == 1
+        wiggle = (day.toordinal() % 5) - 2
+        leads = last_tuesday if day == date(2026, 3, 10) else (40 if tuesday else 20) + wiggle
+        bookings = bookings_last if day == date(2026, 3, 10) else 10 + wiggle % 2
+        writes += [Write("leads", day, float(leads), "ana"), Write("bookings", day, float(bookings), "ana")]
+        day += timedelta(days=1)
+    store.record("T0001", writes, actor="ana", origin="test")
+    return open_context(store, "T0001", "tester", datetime(2026, 3, 11, 14, 0, tzinfo=UTC))
+
+
+def test_a_day_outside_its_weekdays_band_is_an_unusual_line_most_unusual_first(store: Store) -> None:
+    ctx = leads_history(store, last_tuesday=3, bookings_last=30)
+
+    digest = compute_digest(ctx, DAILY)
+
+    # leads, bookings and the booking rate (30 of 3) are all out of their Tuesday bands
+    assert {u.key for u in digest.unusual} == {"leads", "bookings", "booking_rate"}
+    assert digest.unusual[0].key == "booking_rate"
+    scores = [abs(u.expectation.score) for u in digest.unusual]
+    assert scores == sorted(scores, reverse=True) and len(digest.unusual) <= UNUSUAL_LINES
+    leads = next(u for u in digest.unusual if u.key == "leads")
+    text = unusual_text(digest, leads)
+    assert text.startswith("Leads 3 on a Tuesday; Tuesdays are usually ")
+    low, high = text.rsplit(" ", 1)[1].split("-")
+    assert int(low) <= 40 <= int(high) and int(low) > 3
+    message = json.dumps(digest_message(digest))
+    assert ":eyes: Leads 3 on a Tuesday" in message
+    assert "Leads 3 on a Tuesday" in digest_markdown(digest)
+
+
+def test_a_usual_day_has_no_unusual_lines(store: Store) -> None:
+    assert compute_digest(leads_history(store, last_tuesday=40), DAILY).unusual == ()
+
+
+# -- when the workspace's Slack refuses native blocks -----------------------------------------
+
+
+def test_refused_native_blocks_fall_back_to_text_and_images_once(subscribed: SlackBot) -> None:
+    fake = subscribed.fake
+    fake.native_blocks = False
+    clock = Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC))
+    scheduler = make_scheduler(subscribed, clock)
+
+    assert scheduler.sweep() == ["posted"]
+    clock.now += timedelta(minutes=5)
+    assert scheduler.sweep() == ["skipped"]
+
+    [message] = top_level(fake)
+    assert len(fake.refused_native) == 1 and fake.violations == []
+    assert [c.status for c in fake.calls_to("chat.postMessage")] == [200, 200]
+    kinds = {b["type"] for b in message["blocks"]}
+    assert not kinds & {"table", "data_visualization"} and "header" in kinds
+    assert "Cost per lead" in json.dumps(message["blocks"]) and message["text"].startswith("Daily KPIs")
+    assert message["metadata"]["event_payload"]["key"] == "digest:T0001:C0001:daily:2026-03-10"
+    files = fake.uploaded_files(CHANNEL)
+    assert files and {f["thread_ts"] for f in files} == {message["ts"]}
+    thread = fake.messages_in(CHANNEL, top_level=False)
+    assert any("*Funnel*" in m.get("text", "") for m in thread)
+    assert rendered_lines(message["blocks"]) <= FOLD_LINES
+
+
+def test_a_lost_reply_to_the_fallback_is_found_not_posted_twice(subscribed: SlackBot) -> None:
+    """Slack refuses the blocks, then posts the fallback but its answer is lost (500): the
+    channel's history has the copy under the delivery key, so nothing is posted again."""
+    fake = subscribed.fake
+    fake.error("chat.postMessage", "invalid_blocks")
+    fake.lose_reply("chat.postMessage", status=500)
+    scheduler = make_scheduler(subscribed, Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC)))
+
+    assert scheduler.sweep() == ["posted"]
+
+    [message] = top_level(fake)
+    assert [c.status for c in fake.calls_to("chat.postMessage")] == [200, 500]
+    assert not {b["type"] for b in message["blocks"]} & {"table", "data_visualization"}
+    assert fake.calls_to("conversations.history")
+    assert {f["thread_ts"] for f in fake.uploaded_files(CHANNEL)} == {message["ts"]}
+
+
+def test_unclear_refusals_then_the_fallback_post_once(subscribed: SlackBot) -> None:
+    fake = subscribed.fake
+    fake.native_blocks = False
+    fake.lose_reply("chat.postMessage", status=500, times=2)
+    scheduler = make_scheduler(subscribed, Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC)))
+
+    assert scheduler.sweep() == ["posted"]
+
+    assert len(top_level(fake)) == 1 and len(fake.refused_native) == 3
+    assert [c.status for c in fake.calls_to("chat.postMessage")] == [500, 500, 200, 200]
+
+
+def test_native_blocks_are_posted_where_slack_takes_them(subscribed: SlackBot) -> None:
+    scheduler = make_scheduler(subscribed, Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC)))
+
+    assert scheduler.sweep() == ["posted"]
+
+    [message] = top_level(subscribed.fake)
+    assert [b["type"] for b in message["blocks"]].count("table") == 1
+    assert "data_visualization" in {b["type"] for b in message["blocks"]}
+    assert subscribed.fake.refused_native == [] and subscribed.fake.violations == []
+    assert len(subscribed.fake.calls_to("chat.postMessage")) == 1

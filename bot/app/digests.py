@@ -25,8 +25,9 @@ from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
 from kpis.compare import Change
 from kpis.goals import is_summed
 from kpis.periods import Period, PeriodError, local_date, zone
-from kpis.rollup import bucket_data, kpi_values
+from kpis.rollup import bucket_data, kpi_values, value_of
 from kpis.schedule import last_due, next_due, parse_time
+from kpis.unusual import Expectation, expect, history_needed
 from storage.repository import Store, Subscription
 
 log = logging.getLogger("kpibot.digests")
@@ -41,6 +42,8 @@ MOVERS = 5
 ROLLING_DAYS = 7
 #: rules whose line a chart can draw (a change rule has no level)
 THRESHOLD_OPS = (Op.GT, Op.GE, Op.LT, Op.LE)
+#: at most this many "unusual" lines: a tracked metric or headline KPI outside its usual band
+UNUSUAL_LINES = 3
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,17 @@ class Line:
     unit: Unit
     change: Change
     why: WhyResult | None = None
+
+
+@dataclass(frozen=True)
+class Unusual:
+    """A number of the digest's period outside what the same weekday (or recent weeks) makes
+    usual: `Leads 3 on a Tuesday; Tuesdays are usually 35-45`."""
+
+    key: str
+    label: str
+    unit: Unit
+    expectation: Expectation
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,8 @@ class Digest:
     goals: tuple[GoalProgress, ...] = field(default_factory=tuple)
     firing: tuple[AlertRule, ...] = field(default_factory=tuple)
     no_data: tuple[AlertRule, ...] = field(default_factory=tuple)
+    #: most unusual first, at most UNUSUAL_LINES
+    unusual: tuple[Unusual, ...] = field(default_factory=tuple)
 
     @property
     def title(self) -> str:
@@ -158,7 +174,63 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
         tuple(movers), missing, trends, goals=tuple(goal_progress(ctx, period.end, day_over=True)),
         firing=tuple(r for r in watched if r.state.status is Status.FIRING),
         no_data=tuple(r for r in watched if r.state.last_period is not None and r.state.last_held is None),
+        unusual=unusual_lines(ctx, kind, period, [m.key for m in tracked] + headline_keys),
     )
+
+
+def unusual_lines(ctx: Context, kind: str, period: Period, keys: Sequence[str]) -> tuple[Unusual, ...]:
+    """The keys whose value for `period` is outside its band (kpis.unusual at the default
+    sensitivity, the way an `unusual` alert judges), most unusual first; no rule is needed.
+
+    A daily digest compares the day with the same weekday of recent weeks, a weekly one the
+    week with recent weeks. A metric counts only when it was logged in the period itself."""
+    catalogue = ctx.catalogue
+    keys = list(dict.fromkeys(k for k in keys if k in catalogue.names))
+    if not keys:
+        return ()
+    grain = "daily" if kind == DAILY else "weekly"
+    span = history_needed(period.start, grain)
+    if grain == "daily":
+        buckets = [Period.day(span.start + timedelta(days=i)) for i in range(span.days)]
+    else:
+        buckets = [Period.iso_week(span.start + timedelta(weeks=i))
+                   for i in range((period.start - span.start).days // 7 + 1)]
+        span = Period(buckets[0].start, buckets[-1].end)
+    inputs = set().union(*(catalogue.metrics_of(k) for k in keys))
+    daily = ctx.store.daily_series(ctx.workspace.id, inputs, span)
+    gauges = [k for k in inputs if catalogue.metrics[k].aggregation is Aggregation.LAST]
+    opening = (ctx.store.period_data(ctx.workspace.id, Period.day(span.start), catalogue).opening
+               if gauges else {})
+    data = bucket_data(daily, buckets, gauges, opening)
+    kpis = [k for k in keys if k in catalogue.kpis]
+    history: dict[str, dict[date, float]] = {}
+    for bucket, bucket_values in zip(buckets, data, strict=True):
+        values = kpi_values(catalogue, bucket_values, kpis)
+        for key in keys:
+            if key in catalogue.kpis:
+                value = values.get(key)
+            elif key in bucket_values.totals or key in bucket_values.closing:
+                value = value_of(catalogue, bucket_values, key)
+            else:
+                value = None
+            if value is not None:
+                history.setdefault(key, {})[bucket.start] = value
+    logged = {k for k in inputs if any(period.start <= d <= period.end for d in daily.get(k, {}))}
+    judged = {k: series for k, series in history.items() if k in catalogue.kpis or k in logged}
+    unit = {**{k: m.unit for k, m in catalogue.metrics.items()},
+            **{k: kpi.unit for k, kpi in catalogue.kpis.items()}}
+    label = {**{k: m.label for k, m in catalogue.metrics.items()},
+             **{k: kpi.label for k, kpi in catalogue.kpis.items()}}
+    found = []
+    for key, series in judged.items():
+        # only summed counts have count noise: an order value of 3,000 is money, not a count
+        counted = unit[key] is Unit.COUNT and key in catalogue.metrics and \
+            catalogue.metrics[key].aggregation is Aggregation.SUM
+        expectation = expect(series, period.start, grain, count=counted)
+        if expectation is not None and expectation.unusual:
+            found.append(Unusual(key, label[key], unit[key], expectation))
+    found.sort(key=lambda u: (-abs(u.expectation.score), u.key))
+    return tuple(found[:UNUSUAL_LINES])
 
 
 def _funnel(catalogue: Catalogue, values: dict[str, float | None]) -> tuple[FunnelStep, ...]:

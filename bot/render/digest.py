@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from bot.app.digests import DAILY, Digest, Line, Trend
+from bot.app.digests import DAILY, Digest, Line, Trend, Unusual
 from bot.render.alerts import goal_line
 from bot.render.insights import why_sentence
-from bot.render.kit import MAX_BLOCKS, Message, context, section, sections
-from bot.render.numbers import format_change, format_value
+from bot.render.kit import (
+    CHART_MAX_POINTS,
+    CHART_SERIES_NAME_LIMIT,
+    CHART_TITLE_LIMIT,
+    MAX_BLOCKS,
+    Block,
+    Message,
+    context,
+    header,
+    line_chart,
+    marked_cell,
+    raw_cell,
+    rendered_lines,
+    section,
+    sections,
+    table,
+)
+from bot.render.numbers import format_change, format_points, format_value
 from kpis.alerts import describe
 from kpis.catalogue import Unit
 from kpis.compare import Verdict
+from kpis.unusual import explain
 
 _EMOJI = {Verdict.BETTER: ":large_green_circle:", Verdict.WORSE: ":red_circle:",
           Verdict.SAME: ":white_circle:", Verdict.UNKNOWN: ":white_circle:"}
@@ -67,29 +84,201 @@ def fallback_text(digest: Digest) -> str:
     return f"{digest.title}. {top}" if top else f"{digest.title}: no numbers were logged."
 
 
+# -- the message: header, unusual lines, one chart, the headline table -----------------------
+
+#: lines a digest may take on a phone before "see more" (kit.rendered_lines counts them)
+FOLD_LINES = 12
+#: headline KPIs the table keeps whatever else the message says
+MIN_TABLE_ROWS = 3
+#: points of the native line chart: the last two weeks of a daily digest, 12 weeks of a weekly
+CHART_DAYS = 14
+_MARK = {Verdict.BETTER: "large_green_circle", Verdict.WORSE: "red_circle"}
+
+
+def _change_text(digest: Digest, line: Line) -> str:
+    c = line.change
+    if line.unit is Unit.PERCENT:
+        return format_points(c.points(), locale=digest.locale)
+    return format_change(c.change_pct, locale=digest.locale)
+
+
+def _since(digest: Digest) -> str:
+    if digest.kind == DAILY:
+        return f"{digest.previous.start:%a %d %b}"
+    return "week before"
+
+
+def headline_table(digest: Digest, lines: Sequence[Line]) -> Block:
+    """KPI, value, change: only news is marked (green better, red worse); noise stays plain."""
+    rows = [[raw_cell("KPI"), raw_cell("Value"), raw_cell(f"vs {_since(digest)}")]]
+    for line in lines:
+        change = _change_text(digest, line)
+        mark = _MARK.get(line.change.signal)
+        rows.append([raw_cell(line.label), raw_cell(_value(digest, line.change.value, line.unit)),
+                     marked_cell(mark, change) if mark else raw_cell(change)])
+    return table(rows, align=("left", "right", "right"))
+
+
+def _table_as_lines(digest: Digest, lines: Sequence[Line]) -> list[str]:
+    """The table for a message that cannot carry one (the text fallback)."""
+    out = []
+    for line in lines:
+        mark = _MARK.get(line.change.signal)
+        out.append(f"{f':{mark}: ' if mark else ''}*{line.label}* "
+                   f"{_value(digest, line.change.value, line.unit)} {_change_text(digest, line)}")
+    return out
+
+
+def _chart_value(unit: Unit, value: float) -> float:
+    return round(value * 100.0, 2) if unit is Unit.PERCENT else round(value, 2)
+
+
+def _y_label(digest: Digest, unit: Unit) -> str | None:
+    return {Unit.CURRENCY: digest.currency, Unit.PERCENT: "%", Unit.RATIO: "x"}.get(unit)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def trend_block(digest: Digest, trend: Trend) -> Block | None:
+    """The main KPI as a native line chart over the recent days (or weeks); None without data."""
+    points = [(d, v) for d, v in trend.points if v is not None]
+    points = points[-(CHART_DAYS if digest.kind == DAILY else CHART_MAX_POINTS):][-CHART_MAX_POINTS:]
+    if not points:
+        return None
+    categories = [f"{d:%b} {d.day}" for d, _ in points]
+    span = "days" if digest.kind == DAILY else "weeks"
+    title = _short(f"{trend.label}, last {len(points)} {span}", CHART_TITLE_LIMIT)
+    return line_chart(title, categories,
+                      [(_short(trend.label, CHART_SERIES_NAME_LIMIT),
+                        [_chart_value(trend.unit, v) for _, v in points])],
+                      x_label="Week of" if digest.kind != DAILY else "Day",
+                      y_label=_y_label(digest, trend.unit))
+
+
+def unusual_text(digest: Digest, item: Unusual) -> str:
+    """`Leads 3 on a Tuesday; Tuesdays are usually 35-45`."""
+    return explain(item.expectation, item.label, lambda v: format_value(
+        v, item.unit, currency=digest.currency, locale=digest.locale,
+        cents=False if abs(v) >= 100 else None))
+
+
+def _alerts_line(digest: Digest) -> list[str]:
+    """The firing alerts in one line (their details are in the thread)."""
+    if not digest.firing:
+        return []
+    names = ", ".join(f"#{r.id} {describe(r.rule)}" for r in digest.firing[:2])
+    more = f" and {len(digest.firing) - 2} more" if len(digest.firing) > 2 else ""
+    return [f":red_circle: {len(digest.firing)} alert{'s' if len(digest.firing) > 1 else ''} "
+            f"firing: {names}{more}"]
+
+
+def _goals_line(digest: Digest) -> list[str]:
+    """The goals in one line: how many are on track, which are behind."""
+    if not digest.goals:
+        return []
+    behind = [g for g in digest.goals if g.pace.on_pace is False]
+    on_track = sum(1 for g in digest.goals if g.pace.on_pace)
+    parts = [f"{on_track} on track"] if on_track else []
+    if behind:
+        parts.append(f"{len(behind)} behind ({', '.join(g.label for g in behind[:2])})")
+    return [f"*Goals*: {', '.join(parts) if parts else 'too early for a pace'}"]
+
+
+def _legend(digest: Digest) -> str:
+    return ":large_green_circle: better · :red_circle: worse, only beyond noise · more in the thread"
+
+
+def _assemble(digest: Digest, rows: Sequence[Line], notes: Sequence[str], legend: bool,
+              *, native: bool) -> list[Block]:
+    blocks: list[Block] = [header(digest.title)]
+    if notes:
+        blocks.append(section("\n".join(notes)))
+    if legend:
+        blocks.append(context(_legend(digest)))
+    if native:
+        chart = trend_block(digest, digest.trends[0]) if digest.trends else None
+        if chart is not None:
+            blocks.append(chart)
+        if rows:
+            blocks.append(headline_table(digest, rows))
+    elif rows:
+        blocks += sections(_table_as_lines(digest, rows))
+    return blocks
+
+
+def _fitted(digest: Digest, *, native: bool) -> list[Block]:
+    """The message within FOLD_LINES: the title and three headline KPIs always; then, while
+    they fit, the unusual lines, alerts, goals, the other headline KPIs and the legend.
+    Whatever does not fit is in the thread's details (digest_details)."""
+    rows = list(digest.headline[:MIN_TABLE_ROWS])
+    notes: list[str] = []
+    legend = False
+
+    def fits(rows: Sequence[Line], notes: Sequence[str], legend: bool) -> bool:
+        return rendered_lines(_assemble(digest, rows, notes, legend, native=native)) <= FOLD_LINES
+
+    alerts, goals = _alerts_line(digest), _goals_line(digest)
+    # firing alerts first, then the unusual numbers, then goals; kept in that order
+    wanted = [*alerts, *(f":eyes: {unusual_text(digest, u)}" for u in digest.unusual), *goals]
+    for note in wanted:
+        if fits(rows, [*notes, note], legend):
+            notes.append(note)
+    for line in digest.headline[MIN_TABLE_ROWS:]:
+        if not fits([*rows, line], notes, legend):
+            break
+        rows.append(line)
+    legend = fits(rows, notes, True)
+    return _assemble(digest, rows, notes, legend, native=native)
+
+
 def digest_message(digest: Digest) -> Message:
-    """The one top-level message of a digest; its charts go in the thread."""
-    previous = "the day before" if digest.kind == DAILY else "the week before"
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": digest.title[:150]}},
-    ]
+    """The one top-level message of a digest: its title, up to three unusual numbers, alerts
+    and goals in a line each, the main KPI as a native line chart and the headline KPIs as a
+    table, within FOLD_LINES on a phone. The charts and the details go in the thread."""
     if not digest.has_data:
-        blocks.append(section("No numbers were logged for this period. Log them with "
-                              "`/kpi log leads=12 spend=340`, or open the form with `/kpi`."))
+        blocks = [header(digest.title),
+                  section("No numbers were logged for this period. Log them with "
+                          "`/kpi log leads=12 spend=340`, or open the form with `/kpi`.")]
+        return {"text": fallback_text(digest), "blocks": blocks}
+    return {"text": fallback_text(digest), "blocks": _fitted(digest, native=True)[:MAX_BLOCKS]}
+
+
+def fallback_blocks(digest: Digest) -> list[Block]:
+    """The same message without native blocks (no table, no data_visualization), for a
+    workspace whose Slack refuses them with `invalid_blocks`: the table as lines of text; the
+    charts are the PNG images in the thread."""
+    if not digest.has_data:
+        return list(digest_message(digest)["blocks"])
+    return _fitted(digest, native=False)[:MAX_BLOCKS]
+
+
+def digest_details(digest: Digest) -> str:
+    """What the thread says next to the charts: funnel, movers, goals, alerts, every unusual
+    line and headline KPI, and who logged nothing."""
+    lines: list[str] = []
     if digest.headline:
-        blocks += sections(["*Headline KPIs*"] + [f"{_EMOJI[line.change.signal]} {_line_text(digest, line)}"
-                                                   for line in digest.headline])
+        lines += ["*Headline KPIs*", *(f"{_EMOJI[line.change.signal]} {_line_text(digest, line)}"
+                                       for line in digest.headline)]
+    if digest.unusual:
+        lines += ["*Unusual*", *(unusual_text(digest, u) for u in digest.unusual)]
     if digest.has_funnel:
-        blocks += sections(["*Funnel*", " → ".join(_funnel_lines(digest))])
+        lines += ["*Funnel*", " → ".join(_funnel_lines(digest))]
     if digest.movers:
-        blocks += sections(["*Biggest movers*"] + [f"{_EMOJI[line.change.signal]} {_line_text(digest, line)}"
-                                                    for line in digest.movers])
-    blocks += sections(_alert_and_goal_lines(digest))
+        lines += ["*Biggest movers*", *(f"{_EMOJI[line.change.signal]} {_line_text(digest, line)}"
+                                        for line in digest.movers)]
+    lines += _alert_and_goal_lines(digest)
     if digest.missing and digest.has_data:
-        blocks.append(context("Nobody logged: " + ", ".join(digest.missing)))
-    blocks.append(context(f":large_green_circle: better · :red_circle: worse than {previous} "
-                           f"({digest.previous}) · charts in the thread"))
-    return {"text": fallback_text(digest), "blocks": blocks[:MAX_BLOCKS]}
+        lines.append("Nobody logged: " + ", ".join(digest.missing))
+    if lines:
+        lines.append(f"_Compared with {digest.previous}; :large_green_circle: better · "
+                     ":red_circle: worse only where the change is unlikely to be noise._")
+    return "\n".join(lines)[:DETAILS_LIMIT]
+
+
+#: the thread's comment next to the charts stays a readable size
+DETAILS_LIMIT = 3000
 
 
 def _alert_and_goal_lines(digest: Digest) -> list[str]:
@@ -118,6 +307,8 @@ def digest_markdown(digest: Digest) -> str:
                        f"{_value(digest, c.previous, line.unit)} | "
                        f"{format_change(c.change_pct, locale=digest.locale)} | {_WORD[c.signal]} |")
         out.append("")
+    if digest.unusual:
+        out += ["## Unusual", "", *(f"- {unusual_text(digest, u)}" for u in digest.unusual), ""]
     if digest.has_funnel:
         out += ["## Funnel", "", " → ".join(_funnel_lines(digest)), ""]
     if digest.movers:

@@ -1,12 +1,17 @@
 """The Block Kit pieces every renderer builds with: one public set, within Slack's limits.
 
 Limits (50 blocks, 3,000 characters a section, 75 a button or option, 24 a modal title,
-3,000 of private metadata) are kept here by construction, so no renderer has to.
+3,000 of private metadata) are kept here by construction, so no renderer has to. The native
+`table` and `data_visualization` blocks (slack-platform.md sections 10 and 11) have their own
+limits, named below; `table` and `line_chart` refuse what Slack would answer with
+`invalid_blocks` (a `BlockLimitError`), and `native_problems` checks a whole message.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +21,37 @@ Block = dict[str, Any]
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 MODAL_TITLE_LIMIT = 24
+
+# -- `table` (slack-platform.md section 10) ---------------------------------------------------
+#: rows of a table, its header row (row 0) included
+TABLE_MAX_ROWS = 100
+#: cells in each row
+TABLE_MAX_CELLS = 20
+#: entries of `column_settings`
+TABLE_MAX_COLUMN_SETTINGS = 20
+#: one table per message; a second fails with `only_one_table_allowed`
+TABLE_MAX_PER_MESSAGE = 1
+#: Slack documents no per-cell cap; this is ours, so a cell stays one line on a phone
+TABLE_CELL_LIMIT = 60
+#: characters across all cells: `data_table`'s documented cap, kept for `table` too
+TABLE_TEXT_LIMIT = 10_000
+TABLE_ALIGNS = ("left", "center", "right")
+
+# -- `data_visualization` (slack-platform.md section 11) --------------------------------------
+#: the chart's title (required)
+CHART_TITLE_LIMIT = 50
+#: series of a line, bar or area chart (docs and slack-go say 6; some SDKs allow 12: use 6)
+CHART_MAX_SERIES = 6
+#: a series' name, unique within the chart
+CHART_SERIES_NAME_LIMIT = 20
+#: points of a series, exactly one per category
+CHART_MAX_POINTS = 20
+#: a point's label, which is one of the categories
+CHART_LABEL_LIMIT = 20
+#: `x_label` and `y_label`
+CHART_AXIS_LABEL_LIMIT = 50
+#: data_visualization blocks in one message (found by vercel/chat#696 through invalid_blocks)
+CHART_MAX_PER_MESSAGE = 2
 
 
 def plain(text: str, limit: int = 75) -> dict[str, Any]:
@@ -70,6 +106,218 @@ def sections(lines: Iterable[str], limit: int = SECTION_LIMIT) -> list[Block]:
     if chunk:
         blocks.append(section(chunk))
     return blocks
+
+
+class BlockLimitError(ValueError):
+    """A native block that Slack would refuse with `invalid_blocks`: the message names the limit."""
+
+
+Cell = dict[str, Any]
+
+
+def raw_cell(text: str) -> Cell:
+    """A plain table cell."""
+    if len(text) > TABLE_CELL_LIMIT:
+        raise BlockLimitError(f"a table cell holds at most {TABLE_CELL_LIMIT} characters "
+                              f"(got {len(text)}: {text[:20]}…)")
+    return {"type": "raw_text", "text": text}
+
+
+def marked_cell(emoji: str, text: str, *, bold: bool = False) -> Cell:
+    """A table cell that leads with an emoji (`large_green_circle`), as a rich_text block."""
+    if len(text) + len(emoji) + 3 > TABLE_CELL_LIMIT:
+        raise BlockLimitError(f"a table cell holds at most {TABLE_CELL_LIMIT} characters")
+    words: dict[str, Any] = {"type": "text", "text": f" {text}"}
+    if bold:
+        words["style"] = {"bold": True}
+    return {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
+        {"type": "emoji", "name": emoji.strip(":")}, words]}]}
+
+
+def cell_text(cell: Cell) -> str:
+    """What a table cell reads as (for limits, fallbacks and line counts)."""
+    if cell.get("type") in ("raw_text", "raw_number"):
+        return str(cell.get("text", ""))
+    parts = []
+    for element in cell.get("elements", []):
+        for item in element.get("elements", []):
+            parts.append(f":{item['name']}:" if item.get("type") == "emoji" else str(item.get("text", "")))
+    return "".join(parts)
+
+
+def table(rows: Sequence[Sequence[Cell]], *, align: Sequence[str | None] = (),
+          block_id: str | None = None) -> Block:
+    """A `table` block; row 0 is the header. Raises BlockLimitError past section 10's limits."""
+    if not rows:
+        raise BlockLimitError("a table needs at least its header row")
+    if len(rows) > TABLE_MAX_ROWS:
+        raise BlockLimitError(f"a table holds at most {TABLE_MAX_ROWS} rows (got {len(rows)})")
+    for row in rows:
+        if not 1 <= len(row) <= TABLE_MAX_CELLS:
+            raise BlockLimitError(f"a table row holds 1 to {TABLE_MAX_CELLS} cells (got {len(row)})")
+    if len(align) > TABLE_MAX_COLUMN_SETTINGS:
+        raise BlockLimitError(f"a table takes at most {TABLE_MAX_COLUMN_SETTINGS} column settings")
+    if any(a is not None and a not in TABLE_ALIGNS for a in align):
+        raise BlockLimitError(f"a column aligns {', '.join(TABLE_ALIGNS)}")
+    texts = [cell_text(c) for row in rows for c in row]
+    longest = max(texts, key=len)
+    if len(longest) > TABLE_CELL_LIMIT:
+        raise BlockLimitError(f"a table cell holds at most {TABLE_CELL_LIMIT} characters "
+                              f"(got {len(longest)}: {longest[:20]}…)")
+    total = sum(len(t) for t in texts)
+    if total > TABLE_TEXT_LIMIT:
+        raise BlockLimitError(f"a table holds at most {TABLE_TEXT_LIMIT} characters (got {total})")
+    block: Block = {"type": "table", "rows": [list(row) for row in rows]}
+    if align:
+        block["column_settings"] = [None if a is None else {"align": a, "is_wrapped": False}
+                                    for a in align]
+    if block_id:
+        block["block_id"] = block_id[:255]
+    return block
+
+
+def line_chart(title: str, categories: Sequence[str], series: Sequence[tuple[str, Sequence[float]]],
+               *, x_label: str | None = None, y_label: str | None = None) -> Block:
+    """A `data_visualization` line chart: each series has one value per category.
+
+    Raises BlockLimitError past section 11's limits (title, series, points, labels)."""
+    if not title or len(title) > CHART_TITLE_LIMIT:
+        raise BlockLimitError(f"a chart title is 1 to {CHART_TITLE_LIMIT} characters (got {len(title)})")
+    if not 1 <= len(series) <= CHART_MAX_SERIES:
+        raise BlockLimitError(f"a line chart has 1 to {CHART_MAX_SERIES} series (got {len(series)})")
+    if not 1 <= len(categories) <= CHART_MAX_POINTS:
+        raise BlockLimitError(f"a series has 1 to {CHART_MAX_POINTS} points (got {len(categories)})")
+    if len(set(categories)) != len(categories):
+        raise BlockLimitError("chart categories must be unique")
+    for label in categories:
+        if not label or len(label) > CHART_LABEL_LIMIT:
+            raise BlockLimitError(f"a point label is 1 to {CHART_LABEL_LIMIT} characters ({label!r})")
+    names = [name for name, _ in series]
+    if len(set(names)) != len(names):
+        raise BlockLimitError("series names must be unique")
+    for name, values in series:
+        if not name or len(name) > CHART_SERIES_NAME_LIMIT:
+            raise BlockLimitError(f"a series name is 1 to {CHART_SERIES_NAME_LIMIT} characters ({name!r})")
+        if len(values) != len(categories):
+            raise BlockLimitError(f"series {name!r} needs exactly one value per category")
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            raise BlockLimitError(f"series {name!r} has a value that is not a finite number")
+    axis: dict[str, Any] = {"categories": list(categories)}
+    for key, axis_label in (("x_label", x_label), ("y_label", y_label)):
+        if axis_label is not None:
+            if len(axis_label) > CHART_AXIS_LABEL_LIMIT:
+                raise BlockLimitError(f"an axis label is at most {CHART_AXIS_LABEL_LIMIT} characters")
+            axis[key] = axis_label
+    return {"type": "data_visualization", "title": title, "chart": {
+        "type": "line",
+        "series": [{"name": name, "data": [{"label": c, "value": float(v)}
+                                           for c, v in zip(categories, values, strict=True)]}
+                   for name, values in series],
+        "axis_config": axis,
+    }}
+
+
+NATIVE_TYPES = ("table", "data_visualization")
+
+
+def native_problems(blocks: Sequence[Block]) -> list[str]:
+    """Every documented limit of section 10-11 that a message's blocks break (empty: fine)."""
+    problems: list[str] = []
+    tables = [b for b in blocks if b.get("type") == "table"]
+    charts = [b for b in blocks if b.get("type") == "data_visualization"]
+    if len(tables) > TABLE_MAX_PER_MESSAGE:
+        problems.append(f"{len(tables)} tables (max {TABLE_MAX_PER_MESSAGE})")
+    if len(charts) > CHART_MAX_PER_MESSAGE:
+        problems.append(f"{len(charts)} data_visualization blocks (max {CHART_MAX_PER_MESSAGE})")
+    for block in tables:
+        try:
+            table(block.get("rows") or [], align=[(s or {}).get("align") for s in
+                                                  block.get("column_settings") or []])
+        except BlockLimitError as problem:
+            problems.append(f"table: {problem}")
+    for block in charts:
+        chart = block.get("chart") or {}
+        axis = chart.get("axis_config")
+        if chart.get("type") != "line" or not isinstance(axis, dict):
+            problems.append("data_visualization: a line chart needs axis_config")
+            continue
+        categories = list(axis.get("categories") or [])
+        series = []
+        for s in chart.get("series") or []:
+            data = s.get("data") or []
+            if [d.get("label") for d in data] != categories:
+                problems.append(f"data_visualization: series {s.get('name')!r} is not one point per category")
+            series.append((str(s.get("name", "")), [d.get("value") for d in data]))
+        try:
+            line_chart(str(block.get("title") or ""), categories, series,
+                       x_label=axis.get("x_label"), y_label=axis.get("y_label"))
+        except BlockLimitError as problem:
+            problems.append(f"data_visualization: {problem}")
+    return problems
+
+
+# -- how tall a message is on a phone ---------------------------------------------------------
+
+#: characters of Slack's default font in one line of a 390-point-wide phone screen
+PHONE_WIDTH = 44
+_EMOJI = re.compile(r":[a-z0-9_+-]+:")
+_LINK = re.compile(r"<[#@!]?[^|>]*\|([^>]*)>|<([#@])[^>]*>|<([^>]*)>")
+
+
+def visible(text: str) -> str:
+    """mrkdwn as a reader sees it: an emoji is two characters wide, a link its label,
+    `*bold*`, `_italic_`, `~strike~` and backticks without their marks."""
+    text = _LINK.sub(lambda m: m.group(1) or (m.group(2) and m.group(2) + "channel") or m.group(3) or "",
+                     text)
+    text = _EMOJI.sub("ww", text)
+    return re.sub(r"[*_~`]", "", text)
+
+
+def wrapped_lines(text: str, width: int = PHONE_WIDTH) -> int:
+    """Lines `text` takes at `width` characters: each line break starts a line, a long line
+    wraps at word boundaries."""
+    total = 0
+    for line in text.split("\n"):
+        words = visible(line).split()
+        lines, used = 1, 0
+        for word in words:
+            while len(word) > width:  # a word longer than the screen breaks anywhere
+                lines += 1 if used else 0
+                word, used = word[width:], 0
+            if used and used + 1 + len(word) > width:
+                lines, used = lines + 1, len(word)
+            else:
+                used += (1 if used else 0) + len(word)
+        total += lines
+    return total
+
+
+def rendered_lines(blocks: Sequence[Block], width: int = PHONE_WIDTH) -> int:
+    """How many lines a message's blocks take on a phone, the count the digest's fold rule uses.
+
+    header, section and context: their text wrapped at `width` (a section's fields each count
+    as their own text); table: one line per row, the header row included (cells do not wrap);
+    divider and actions: one line each; data_visualization and image: nothing, as they are a
+    picture beside the text, not lines of it."""
+    total = 0
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("header", "section", "markdown"):
+            text = block.get("text")
+            if isinstance(text, dict):
+                total += wrapped_lines(str(text.get("text", "")), width)
+            elif isinstance(text, str):
+                total += wrapped_lines(text, width)
+            for field_ in block.get("fields") or []:
+                total += wrapped_lines(str(field_.get("text", "")), width)
+        elif kind == "context":
+            total += wrapped_lines(" ".join(str(e.get("text", "")) for e in block.get("elements", [])),
+                                   width)
+        elif kind == "table":
+            total += len(block.get("rows") or [])
+        elif kind in ("divider", "actions", "input"):
+            total += 1
+    return total
 
 
 def message(text: str, blocks: list[Block] | None = None, **extra: Any) -> Message:

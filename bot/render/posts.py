@@ -14,8 +14,9 @@ from bot.app.alerts import AlertPost
 from bot.app.digests import Digest
 from bot.app.reminders import NudgePost
 from bot.render.alerts import alert_message
-from bot.render.digest import digest_charts, digest_message
+from bot.render.digest import digest_charts, digest_details, digest_message, fallback_blocks
 from bot.render.insights import nudge_message
+from bot.render.kit import MAX_BLOCKS, sections
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class Outgoing:
     text: str
     blocks: list[dict[str, Any]]
     files: Sequence[Attachment] = field(default_factory=tuple)
+    #: the same message without native blocks (table, data_visualization), posted instead
+    #: when Slack answers `invalid_blocks`
+    fallback_blocks: list[dict[str, Any]] | None = None
+    #: said in the thread with the files (the digest's details)
+    comment: str | None = None
 
 
 def outgoing_of(payload: object) -> Outgoing:
@@ -40,7 +46,12 @@ def outgoing_of(payload: object) -> Outgoing:
     if isinstance(payload, Digest):
         message = digest_message(payload)
         files = [Attachment(c.filename, c.title, c.png) for c in digest_charts(payload)]
-        return Outgoing(message["text"], message["blocks"], files)
+        details = digest_details(payload)
+        # no charts, no thread to say the details in: below the fold of the message
+        extra = sections(details.split("\n")) if details and not files else []
+        return Outgoing(message["text"], [*message["blocks"], *extra][:MAX_BLOCKS], files,
+                        fallback_blocks=[*fallback_blocks(payload), *extra][:MAX_BLOCKS],
+                        comment=details if files else None)
     if isinstance(payload, AlertPost):
         body = alert_message(
             payload.rule, payload.note, label=payload.label, unit=payload.unit,

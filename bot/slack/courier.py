@@ -5,6 +5,9 @@ mark delivered. Only the claimer posts. A 429 is waited out by slack-sdk (nothin
 posted); after a 5xx, a timeout or a dropped connection nobody knows whether Slack posted, so
 the channel's recent history is searched for the delivery key (carried in the message's
 metadata) before trying again. Permanent errors are recorded for App Home, never retried.
+A message Slack refuses with `invalid_blocks` (a workspace without the native table or
+data_visualization blocks) is posted once more, at once, with its `fallback_blocks`: Slack
+posted nothing the first time, so it is still one message.
 """
 
 from __future__ import annotations
@@ -116,12 +119,15 @@ class Courier:
             if delivery.message_ts is None:
                 self.store.record_posted(key, self.owner, ts)
             files = outgoing.files
+            comment = outgoing.comment
             if files and delivery.message_ts is not None:
                 # an earlier attempt posted the message: it may have shared charts too
                 shared = self._files_in_thread(client, channel, ts)
+                if shared & {f.filename for f in files}:
+                    comment = None  # it went with the first of them
                 files = [f for f in files if f.filename not in shared]
             if files:
-                self._upload(client, channel, ts, files)
+                self._upload(client, channel, ts, files, comment)
         except NotDelivered as problem:
             return self._give_up(delivery, problem.code, permanent=problem.permanent)
         except Unclear as problem:
@@ -169,14 +175,29 @@ class Courier:
             "unfurl_links": False, "unfurl_media": False,
         }
         try:
-            response = _call(self, "chat.postMessage", lambda: client.chat_postMessage(**kwargs))
+            response = self._post_or_fall_back(client, kwargs, outgoing)
         except NotDelivered as problem:
             if problem.code != "not_in_channel":
                 raise
             _call(self, "conversations.join",
                   lambda: client.conversations_join(channel=delivery.channel_id))
-            response = _call(self, "chat.postMessage", lambda: client.chat_postMessage(**kwargs))
+            response = self._post_or_fall_back(client, kwargs, outgoing)
         return str(response["ts"])
+
+    def _post_or_fall_back(self, client: WebClient, kwargs: dict[str, Any],
+                           outgoing: Outgoing) -> Any:
+        """Posts; when Slack refuses the blocks (`invalid_blocks`: this workspace takes no
+        table or data_visualization yet), posts the message's text fallback instead. Slack
+        posted nothing on `invalid_blocks`, so this is still one message under one key."""
+        try:
+            return _call(self, "chat.postMessage", lambda: client.chat_postMessage(**kwargs))
+        except NotDelivered as problem:
+            if problem.code != "invalid_blocks" or outgoing.fallback_blocks is None:
+                raise
+        log.warning("blocks refused (invalid_blocks); posting the text fallback key=%s",
+                    kwargs["metadata"]["event_payload"]["key"])
+        plain = {**kwargs, "blocks": outgoing.fallback_blocks}
+        return _call(self, "chat.postMessage", lambda: client.chat_postMessage(**plain))
 
     def _find_posted(self, client: WebClient, delivery: Delivery) -> str | None:
         oldest = (delivery.due_at - timedelta(minutes=1)).timestamp()
@@ -206,10 +227,12 @@ class Courier:
         return {str(f.get("name")) for m in response.get("messages") or []
                 for f in m.get("files") or []}
 
-    def _upload(self, client: WebClient, channel: str, ts: str, files: Sequence[Attachment]) -> None:
+    def _upload(self, client: WebClient, channel: str, ts: str, files: Sequence[Attachment],
+                comment: str | None = None) -> None:
         uploads = [{"content": f.content, "filename": f.filename, "title": f.title} for f in files]
+        extra: dict[str, Any] = {"initial_comment": comment} if comment else {}
         _call(self, "files.completeUploadExternal", lambda: client.files_upload_v2(
-            channel=channel, thread_ts=ts, file_uploads=uploads,
+            channel=channel, thread_ts=ts, file_uploads=uploads, **extra,
         ))
 
 
