@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 from datetime import timedelta
 
 from bot.app.context import Context, UserError
@@ -26,13 +27,7 @@ def find_kpi(catalogue: Catalogue, key: str) -> Kpi:
     name = key.strip().lower()
     if name in catalogue.kpis:
         return catalogue.kpis[name]
-    kpi_guess = nearest(name, catalogue.kpis)
-    period_guess = nearest(name, NAMED_RANGES)
-    if period_guess and (kpi_guess is None or _closeness(name, period_guess) > _closeness(name, kpi_guess)):
-        raise UserError(f"`{key}` is neither a KPI nor a period. Did you mean the period "
-                        f"`{period_guess}`? Periods: {', '.join(NAMED_RANGES)} or YYYY-MM-DD..YYYY-MM-DD.")
-    raise UserError(f"I don't know a KPI called `{key}`.{did_you_mean(name, catalogue.kpis)} "
-                    "See `/kpi metrics` for the list.")
+    raise _unknown(key, catalogue.kpis, "a KPI")
 
 
 def find_name(catalogue: Catalogue, key: str) -> str:
@@ -40,13 +35,21 @@ def find_name(catalogue: Catalogue, key: str) -> str:
     name = key.strip().lower()
     if name in catalogue.kpis or name in catalogue.metrics:
         return name
-    guess = nearest(name, catalogue.names)
+    raise _unknown(key, catalogue.names, "a KPI or metric")
+
+
+def _unknown(key: str, choices: Collection[str], what: str) -> UserError:
+    """The refusal of a name that is not among `choices`: the nearest one, or the period it
+    looks more like (`/kpi report lastweek`)."""
+    name = key.strip().lower()
+    guess = nearest(name, choices)
     period_guess = nearest(name, NAMED_RANGES)
     if period_guess and (guess is None or _closeness(name, period_guess) > _closeness(name, guess)):
-        raise UserError(f"`{key}` is neither a KPI, a metric nor a period. Did you mean the period "
-                        f"`{period_guess}`? Periods: {', '.join(NAMED_RANGES)} or YYYY-MM-DD..YYYY-MM-DD.")
-    raise UserError(f"I don't know a KPI or metric called `{key}`.{did_you_mean(name, catalogue.names)} "
-                    "See `/kpi metrics` for the list.")
+        nor = what.removeprefix("a ").replace(" or ", ", a ")
+        return UserError(f"`{key}` is neither a {nor} nor a period. Did you mean the period "
+                         f"`{period_guess}`? Periods: {', '.join(NAMED_RANGES)} or YYYY-MM-DD..YYYY-MM-DD.")
+    return UserError(f"I don't know {what} called `{key}`.{did_you_mean(name, choices)} "
+                     "See `/kpi metrics` for the list.")
 
 
 def _closeness(a: str, b: str) -> float:
