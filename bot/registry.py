@@ -30,6 +30,7 @@ from bot.app.context import Context
 from bot.render import alerts as alert_views
 from bot.render import blocks
 from bot.render import insights as insight_views
+from bot.render import report as report_view
 from bot.render import tokens as token_views
 from bot.render.digest import trend_png
 from bot.render.kit import Modal, Reply, Upload, message
@@ -192,7 +193,7 @@ def _report(asked: reports.Requested, ctx: Context) -> Reply:
     share = json.dumps({"range": asked.range, "kpis": list(asked.names), "dims": dict(asked.dims),
                         "by": asked.by})
     lines = [alert_views.goal_line(p, *_money(ctx)) for p in asked.goals]
-    return blocks.report_message(asked.report, share_value=share, goals=lines)
+    return report_view.report_message(asked.report, share_value=share, goals=lines)
 
 
 def _chart(trend: digests.Trend, ctx: Context) -> Reply:
@@ -204,8 +205,9 @@ def _chart(trend: digests.Trend, ctx: Context) -> Reply:
 
 
 def _export(done: entries.Export, ctx: Context) -> Reply:
-    return Upload(done.filename, f"KPI entries {done.period}", done.content.encode(), then=message(
-        f":page_facing_up: Uploaded `{done.filename}` ({done.rows} entries) to this conversation."))
+    return Upload(done.filename, f"KPI entries {done.period}", done.content.encode(), private=True,
+                  then=message(f":page_facing_up: Sent you `{done.filename}` ({done.rows} entries) "
+                               "in a direct message: exports stay private, nobody else sees them."))
 
 
 def _rule_added(rule: alerts.AlertRule, ctx: Context) -> Reply:

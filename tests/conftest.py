@@ -9,6 +9,7 @@ It skips the test when KPIBOT_TEST_POSTGRES_URL is not set.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -268,6 +269,24 @@ def texts(obj: Any) -> str:
 
     walk(obj)
     return "\n".join(found)
+
+
+def table_rows(obj: Any) -> list[tuple[str, ...]]:
+    """The rows of a message's `table` block as the cells read (emoji marks dropped), header first."""
+    from bot.render.kit import cell_text
+
+    for block in obj.get("blocks") or []:
+        if block.get("type") == "table":
+            return [tuple(re.sub(r":[a-z_]+:", "", cell_text(c)).strip() for c in row)
+                    for row in block["rows"]]
+    return []
+
+
+def row_of(obj: Any, label: str) -> tuple[str, ...]:
+    """The table row of `label` after its label: value, was, change (or a group's figures)."""
+    found = [row[1:] for row in table_rows(obj) if row[0] == label]
+    assert found, f"no row {label!r} in {[r[0] for r in table_rows(obj)]}"
+    return found[0]
 
 
 def at_once(*work: Callable[[], list[str]]) -> list[str]:

@@ -42,6 +42,7 @@ from tests.conftest import (
     SLACK_OTHER_TEAM_USER,
     SlackBot,
     SlackReply,
+    row_of,
     serve_bot,
     texts,
 )
@@ -448,8 +449,10 @@ MATRIX = [
         lambda bot, team, user: "bookings" not in {e.metric for e in bot.store.entries_between(team)},
     ), setup="log bookings=2"), id="undo"),
     pytest.param(Row("export", _and(
-        _shows("Uploaded `kpi-export-"),
-        lambda bot, team, user: bool(bot.fake.uploaded_files(channel_of(team))),
+        _shows("Sent you `kpi-export-"),
+        lambda bot, team, user: not bot.fake.uploaded_files(channel_of(team)) and any(
+            bot.fake.uploaded_files(c.response["channel"]["id"])
+            for c in bot.fake.calls_to("conversations.open") if c.params.get("users") == user),
     )), id="export"),
     pytest.param(Row("chart cpl 7d", _charted), id="chart"),
     pytest.param(Row("digest now daily", _and(
@@ -743,9 +746,9 @@ def _t1_rows(bot: SlackBot, team: str) -> tuple[Any, ...]:
 
 
 def _see_report(bot: SlackBot, team: str, user: str) -> str:
-    shown = texts(answer(bot, bot.command("report", team_id=team, user_id=user)))
-    assert "*Cost per lead*: $30.00" in shown
-    return shown
+    answered = answer(bot, bot.command("report", team_id=team, user_id=user))
+    assert row_of(answered, "Cost per lead")[0] == "$30.00"
+    return texts(answered)
 
 
 def _see_history(bot: SlackBot, team: str, user: str) -> str:
@@ -755,9 +758,10 @@ def _see_history(bot: SlackBot, team: str, user: str) -> str:
 
 
 def _see_export(bot: SlackBot, team: str, user: str) -> str:
-    channel = f"C{team}"
-    bot.command("export", team_id=team, user_id=user, channel_id=channel)
-    (shared,) = bot.fake.wait_for(lambda f: f.uploaded_files(channel))
+    bot.command("export", team_id=team, user_id=user, channel_id=f"C{team}")
+    (opened,) = bot.fake.wait_for(lambda f: [c for c in f.calls_to("conversations.open")
+                                             if c.params.get("users") == user and c.response])
+    (shared,) = bot.fake.wait_for(lambda f: f.uploaded_files(opened.response["channel"]["id"]))
     content = bot.fake.uploads[shared["id"]].decode()
     rows = [r[:4] for r in csv.reader(io.StringIO(content))][1:]
     assert rows == [
@@ -810,10 +814,11 @@ def test_the_same_user_id_in_another_workspace_sees_only_that_workspace(
     bot: SlackBot, teams: Teams
 ) -> None:
     """Enterprise Grid user ids are global: U0001 of T1 acting in T2 sees T2's numbers only."""
-    shown = texts(answer(bot, bot.command("report", team_id=teams.t2, user_id=SLACK_ADMIN)))
+    answered = answer(bot, bot.command("report", team_id=teams.t2, user_id=SLACK_ADMIN))
+    shown = texts(answered)
     history = texts(answer(bot, bot.command("history", team_id=teams.t2, user_id=SLACK_ADMIN)))
 
-    assert "*Cost per lead*: $30.00" in shown
+    assert row_of(answered, "Cost per lead")[0] == "$30.00"
     for marker in T1_MARKERS:
         assert marker not in shown and marker not in history
     assert f"<@{SLACK_ADMIN}>" not in history

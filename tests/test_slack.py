@@ -21,6 +21,7 @@ import pytest
 
 from bot.app import entries, reports
 from bot.app.context import open_context
+from bot.render.kit import FOLD_LINES, rendered_lines
 from tests import slackreq
 from tests.conftest import (
     SLACK_ADMIN,
@@ -29,6 +30,8 @@ from tests.conftest import (
     SLACK_OTHER_TEAM_USER,
     SlackBot,
     SlackReply,
+    row_of,
+    table_rows,
     texts,
 )
 
@@ -206,31 +209,32 @@ def _seed_report_data(bot: SlackBot) -> None:
         (
             "report",
             "KPIs 2026-03-09..2026-03-11 so far vs 2026-03-02..2026-03-04",
-            ["*Cost per lead*: $50.00  _(was $80.00, −37.5%)_", "*Return on ad spend*"],
+            {"Cost per lead": ("$50.00", "$80.00", "−37.5%"), "Return on ad spend": ("4.00x", "n/a", "n/a")},
             [],
         ),
         (
             "report last-month",
             "KPIs 2026-02-01..2026-02-28 vs 2026-01-01..2026-01-31",
-            ["*Cost per lead*: $50.00  _(was $75.00, −33.3%)_"],
+            {"Cost per lead": ("$50.00", "$75.00", "−33.3%")},
             [],
         ),
         (
             "report 30d cpl cac",
             "KPIs 2026-02-10..2026-03-11 so far vs 2026-01-11..2026-02-09",
-            ["*Cost per lead*: $54.29", "*Paid customer acquisition cost*: $271.43"],
+            {"Cost per lead": ("$54.29", "$75.00", "−27.6%"),
+             "Paid customer acquisition cost": ("$271.43", "n/a", "n/a")},
             ["Return on ad spend", "Lead-to-booking rate"],
         ),
         (
             "report 2026-03-01..2026-03-07",
             "KPIs 2026-03-01..2026-03-07 vs 2026-02-22..2026-02-28",
-            ["*Cost per lead*: $80.00  _(was n/a, n/a)_"],
+            {"Cost per lead": ("$80.00", "n/a", "n/a")},
             [],
         ),
     ],
 )
 def test_report_compares_with_the_previous_period_and_offers_share(
-    slack_bot: SlackBot, text: str, title: str, present: list[str], absent: list[str]
+    slack_bot: SlackBot, text: str, title: str, present: dict[str, tuple[str, ...]], absent: list[str]
 ) -> None:
     _seed_report_data(slack_bot)
     before = stored(slack_bot)
@@ -242,10 +246,13 @@ def test_report_compares_with_the_previous_period_and_offers_share(
     assert body["text"] == title
     assert body.get("response_type", "ephemeral") == "ephemeral"
     shown = texts(body)
-    for needle in present:
-        assert needle in shown, shown
+    for label, figures in present.items():
+        assert row_of(body, label) == figures
     for needle in absent:
         assert needle not in shown
+    assert table_rows(body)[0] == ("KPI", "Value", "Was", "Change")
+    # a phone shows it without "see more": the rest of the rows are behind Show all
+    assert rendered_lines(body["blocks"]) <= FOLD_LINES
     share = elements(body)["share_report"]
     assert share["text"]["text"] == "Share in channel"
     # the button carries the range asked for, so a share later is compared like for like then
@@ -281,13 +288,55 @@ def test_share_posts_the_report_to_the_channel(slack_bot: SlackBot) -> None:
         f"<@{SLACK_ADMIN}> shared: KPIs 2026-02-10..2026-03-11 so far vs 2026-01-11..2026-02-09"
     )
     blocks = message_of(message)
-    assert "*Cost per lead*: $54.29" in texts(blocks)
+    assert row_of(blocks, "Cost per lead")[0] == "$54.29"
     assert "Paid customer acquisition cost" not in texts(blocks)
+    assert f"Shared by <@{SLACK_ADMIN}>" in texts(blocks)
     assert "share_report" not in elements(blocks)
-    confirmation = wait_response(slack_bot, click)
-    assert "Shared in the channel" in confirmation["text"]
-    assert confirmation.get("replace_original") is False
+    # the clicker's private copy is replaced: "Shared" where its Share button was
+    private = wait_response(slack_bot, click)
+    assert private.get("replace_original") is True
+    assert "share_report" not in elements(private)
+    assert "Shared in <#C0001>" in texts(private)
+    assert row_of(private, "Cost per lead")[0] == "$54.29"
     assert stored(slack_bot) == before
+
+
+@pytest.mark.parametrize("asked", ["report today", "report yesterday", "report 2026-03-10",
+                                   "report week", "report 2026-03-01..2026-03-07"])
+def test_share_works_for_every_period_one_day_included(slack_bot: SlackBot, asked: str) -> None:
+    _seed_report_data(slack_bot)
+    slack_bot.command("log leads=4 spend=100")
+    reply = slack_bot.command(asked)
+    value = elements(reply.json)["share_report"]["value"]
+
+    click = slack_bot.action("share_report", value, is_ephemeral=True)
+
+    posted = slack_bot.fake.wait_for(lambda f: f.posted_messages("C0001"))
+    assert len(posted) == 1
+    assert posted[0]["text"] == f"<@{SLACK_ADMIN}> shared: {reply.json['text']}"
+    channel_rows, private_rows = table_rows(message_of(posted[0])), table_rows(reply.json)
+    # the same report; the channel's copy gives a line to who shared it
+    common = min(len(channel_rows), len(private_rows))
+    assert common >= 3 and channel_rows[:common] == private_rows[:common]
+    assert wait_response(slack_bot, click).get("replace_original") is True
+
+
+def test_show_all_answers_every_row_only_to_the_clicker(slack_bot: SlackBot) -> None:
+    _seed_report_data(slack_bot)
+    reply = slack_bot.command("report")
+    show_all = elements(reply.json)["report_show_all"]
+    shown_rows = len(table_rows(reply.json)) - 1
+
+    click = slack_bot.action("report_show_all", show_all["value"], is_ephemeral=True)
+
+    full = wait_response(slack_bot, click)
+    assert full.get("response_type") == "ephemeral"
+    rows = table_rows(full)[1:]
+    assert show_all["text"]["text"] == f"Show all {len(rows)} rows"
+    assert len(rows) > shown_rows
+    assert {"Cost per lead", "Leads", "New customers"} <= {r[0] for r in rows}
+    assert "unlikely to be noise" in texts(full)  # the legend, where there is room
+    assert slack_bot.fake.calls_to("chat.postMessage") == []
 
 
 def test_report_by_source_ranks_each_source_and_shares_the_same_breakdown(slack_bot: SlackBot) -> None:
@@ -300,28 +349,29 @@ def test_report_by_source_ranks_each_source_and_shares_the_same_breakdown(slack_
     reply = slack_bot.command("report today cpl leads by source")
 
     shown = texts(reply.json)
-    assert "*By source*, best Cost per lead first" in shown
-    lines = [line for line in shown.splitlines() if line[:2] in ("1.", "2.", "3.", "4.")]
-    assert [line.split("*")[1] for line in lines] == ["facebook", "google", "seo", "no source (untagged)"]
-    assert "Cost per lead $10.00" in lines[0] and "Leads 30" in lines[0]
-    assert "*Leads*: 49" in shown  # the groups add up to the team's total
+    assert "By source, best Cost per lead first" in shown
+    rows = table_rows(reply.json)
+    assert rows[0] == ("Source", "Cost per lead", "Change", "Leads")
+    assert [r[0] for r in rows[1:]] == ["facebook", "google", "seo", "no source (untagged)"]
+    assert rows[1] == ("facebook", "$10.00", "n/a", "30")
+    assert sum(int(r[3]) for r in rows[1:]) == 49  # the groups add up to the team's total
     assert stored(slack_bot) == before
     value = json.loads(elements(reply.json)["share_report"]["value"])
     assert value["by"] == "source"
     slack_bot.action("share_report", json.dumps(value), is_ephemeral=True)
     posted = slack_bot.fake.wait_for(lambda f: f.posted_messages("C0001"))
-    assert "*By source*" in texts(message_of(posted[0]))
+    assert table_rows(message_of(posted[0])) == rows
 
 
 def test_report_of_a_raw_metric_and_of_one_source(slack_bot: SlackBot) -> None:
     slack_bot.command("log spend=300 leads=30 source=facebook")
     slack_bot.command("log leads=12 source=seo")
 
-    shown = texts(slack_bot.command("report today leads").json)
-    assert "*Leads*: 42" in shown and "Cost per lead" not in shown
+    leads = slack_bot.command("report today leads").json
+    assert row_of(leads, "Leads")[0] == "42" and "Cost per lead" not in texts(leads)
     filtered = slack_bot.command("report today source=facebook")
     assert filtered.json["text"].endswith("· source=facebook")
-    assert "*Leads*: 30" in texts(filtered.json)
+    assert row_of(filtered.json, "Leads")[0] == "30"
     refused = texts(slack_bot.command("report today lead").json)
     assert "I don't know a KPI or metric called `lead`" in refused and "leads" in refused
 
@@ -344,7 +394,7 @@ def test_share_joins_a_public_channel_it_is_not_in(slack_bot: SlackBot) -> None:
     assert methods == ["chat.postMessage", "conversations.join", "chat.postMessage"]
     assert slack_bot.fake.calls_to("conversations.join")[0].params["channel"] == "C0001"
     assert slack_bot.fake.channels["C0001"]["is_member"] is True
-    assert "Shared in the channel" in wait_response(slack_bot, click)["text"]
+    assert "Shared in <#C0001>" in texts(wait_response(slack_bot, click))
 
 
 def test_share_in_a_private_channel_it_cannot_post_in_says_to_invite_it(
@@ -484,11 +534,16 @@ def test_export_uploads_the_csv_through_the_external_upload_flow(slack_bot: Slac
     reply = slack_bot.command("export")
 
     text = texts(reply.json)
-    assert "Uploaded `kpi-export-2025-12-12-2026-03-11.csv` (3 entries)" in text
+    assert "Sent you `kpi-export-2025-12-12-2026-03-11.csv` (3 entries) in a direct message" in text
+    assert reply.json.get("response_type", "ephemeral") == "ephemeral"
     methods = [c.method for c in slack_bot.fake.calls if c.method.startswith(("files.", "upload"))]
     assert methods == ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
     assert slack_bot.fake.calls_to("files.upload") == []
-    (shared,) = slack_bot.fake.uploaded_files("C0001")
+    # everyone's entries never go to the channel: only to the asker's direct conversation
+    assert slack_bot.fake.uploaded_files("C0001") == []
+    (opened,) = slack_bot.fake.calls_to("conversations.open")
+    assert opened.params["users"] == SLACK_ADMIN
+    (shared,) = slack_bot.fake.uploaded_files(opened.response["channel"]["id"])
     assert shared["name"] == "kpi-export-2025-12-12-2026-03-11.csv"
     assert csv_rows(slack_bot.fake.uploads[shared["id"]]) == [
         ("2026-03-10", "leads", 12.0, SLACK_ADMIN, "facebook", "", "", ""),
@@ -498,6 +553,12 @@ def test_export_uploads_the_csv_through_the_external_upload_flow(slack_bot: Slac
     assert len(stored(slack_bot)) == 4
 
 
+def _dm_of(bot: SlackBot, user: str) -> str:
+    """The direct conversation the bot opened with `user`."""
+    (opened,) = [c for c in bot.fake.calls_to("conversations.open") if c.params.get("users") == user]
+    return str(opened.response["channel"]["id"])
+
+
 def test_export_of_a_range_only_has_that_range(slack_bot: SlackBot) -> None:
     seed(slack_bot, date(2026, 3, 1), leads="1")
     seed(slack_bot, date(2026, 3, 5), leads="2")
@@ -505,7 +566,7 @@ def test_export_of_a_range_only_has_that_range(slack_bot: SlackBot) -> None:
     reply = slack_bot.command("export 2026-03-04..2026-03-06")
 
     assert "(1 entries)" in texts(reply.json)
-    (shared,) = slack_bot.fake.uploaded_files("C0001")
+    (shared,) = slack_bot.fake.uploaded_files(_dm_of(slack_bot, SLACK_ADMIN))
     assert csv_rows(slack_bot.fake.uploads[shared["id"]]) == [
         ("2026-03-05", "leads", 2.0, SLACK_ADMIN, "", "", "", "")
     ]
@@ -899,10 +960,10 @@ def test_two_workspaces_never_see_each_others_numbers(slack_bot: SlackBot) -> No
     slack_bot.command("log leads=12 spend=600 source=secret-campaign")
     slack_bot.command("log leads=3 spend=90", **other)
 
-    report_1 = texts(slack_bot.command("report").json)
-    report_2 = texts(slack_bot.command("report", **other).json)
-    assert "*Cost per lead*: $50.00" in report_1 and "$30.00" not in report_1
-    assert "*Cost per lead*: $30.00" in report_2 and "$50.00" not in report_2
+    body_1, body_2 = slack_bot.command("report").json, slack_bot.command("report", **other).json
+    report_1, report_2 = texts(body_1), texts(body_2)
+    assert row_of(body_1, "Cost per lead")[0] == "$50.00" and "$30.00" not in report_1
+    assert row_of(body_2, "Cost per lead")[0] == "$30.00" and "$50.00" not in report_2
 
     history_2 = texts(slack_bot.command("history", **other).json)
     assert f"<@{SLACK_OTHER_TEAM_USER}>" in history_2
@@ -913,7 +974,7 @@ def test_two_workspaces_never_see_each_others_numbers(slack_bot: SlackBot) -> No
     )
 
     slack_bot.command("export", **other)
-    (csv_file,) = slack_bot.fake.uploaded_files("C0100")
+    (csv_file,) = slack_bot.fake.uploaded_files(_dm_of(slack_bot, SLACK_OTHER_TEAM_USER))
     assert csv_rows(slack_bot.fake.uploads[csv_file["id"]]) == [
         ("2026-03-11", "leads", 3.0, SLACK_OTHER_TEAM_USER, "", "", "", ""),
         ("2026-03-11", "spend", 90.0, SLACK_OTHER_TEAM_USER, "", "", "", ""),
@@ -1096,8 +1157,8 @@ def test_a_slow_upload_still_acks_the_export_in_time(slack_bot: SlackBot) -> Non
     assert reply.seconds < 3
     assert "Working on it" in reply.json["text"]
     late = wait_response(slack_bot, reply, timeout=10)
-    assert "Uploaded `kpi-export-2025-12-12-2026-03-11.csv` (1 entries)" in late["text"]
-    (shared,) = slack_bot.fake.uploaded_files("C0001")
+    assert "Sent you `kpi-export-2025-12-12-2026-03-11.csv` (1 entries)" in late["text"]
+    (shared,) = slack_bot.fake.uploaded_files(_dm_of(slack_bot, SLACK_ADMIN))
     assert csv_rows(slack_bot.fake.uploads[shared["id"]]) == [
         ("2026-03-11", "leads", 5.0, SLACK_ADMIN, "", "", "", "")
     ]

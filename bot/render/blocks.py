@@ -16,7 +16,6 @@ from bot.app.home import Home
 from bot.app.settings import LOCALES
 from bot.render.alerts import goal_line
 from bot.render.kit import (
-    MAX_BLOCKS,
     Message,
     context,
     message,
@@ -181,37 +180,6 @@ def estimate_note(report: Any) -> str:
         if key in report.kpis and method != cat.kpis[key].methods[0]:
             notes.append(f"{cat.kpis[key].label}: {method}.")
     return " ".join(notes)
-
-
-def report_message(report: Any, *, share_value: str | None = None, goals: Sequence[str] = ()) -> Message:
-    """The KPI table of a period against the previous one; Share posts it to the channel."""
-    ws = report.workspace
-    cat: Catalogue = report.catalogue
-    title = compared_title(report)
-    if not report.metrics:
-        return message(f"No numbers logged for {report.period} yet. Log some with `/kpi log leads=12 spend=340`.")
-    kpi_lines = [_change_line(cat.kpis[k].label, c, cat.kpis[k].unit, ws.currency, ws.locale)
-                 for k, c in report.kpis.items()]
-    metric_lines = [_change_line(cat.metrics[k].label, c, cat.metrics[k].unit, ws.currency, ws.locale)
-                    .replace(_ARROW[c.signal] + " ", "• ") for k, c in report.metrics.items()]
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-    ]
-    if report.by is not None:
-        ranked = report.ranked_by and (cat.kpis.get(report.ranked_by) or cat.metrics[report.ranked_by])
-        order = f", best {ranked.label} first" if ranked else ""
-        blocks += sections([f"*By {report.by}*{order}", *breakdown_lines(report)])
-    if kpi_lines:
-        blocks += sections(["*KPIs* (all together)" if report.by else "*KPIs*", *kpi_lines])
-    blocks += sections(["*Numbers logged*", *metric_lines])
-    if goals:
-        blocks += sections(["*Goals*", *goals])
-    if estimate_note(report):
-        blocks.append(context(estimate_note(report)))
-    blocks.append(context(LEGEND))
-    if share_value is not None:
-        blocks.append({"type": "actions", "elements": [_button("Share in channel", "share_report", share_value)]})
-    return message(title, blocks[:MAX_BLOCKS])
 
 
 def metrics_message(catalogue: Catalogue, packs: Sequence[str], currency: str) -> Message:

@@ -14,6 +14,7 @@ from bot.render.kit import (
     CHART_MAX_POINTS,
     CHART_SERIES_NAME_LIMIT,
     CHART_TITLE_LIMIT,
+    FOLD_LINES,
     MAX_BLOCKS,
     Block,
     Message,
@@ -86,8 +87,6 @@ def fallback_text(digest: Digest) -> str:
 
 # -- the message: header, unusual lines, one chart, the headline table -----------------------
 
-#: lines a digest may take on a phone before "see more" (kit.rendered_lines counts them)
-FOLD_LINES = 12
 #: headline KPIs the table keeps whatever else the message says
 MIN_TABLE_ROWS = 3
 #: points of the native line chart: the last two weeks of a daily digest, 12 weeks of a weekly

@@ -20,6 +20,8 @@ Message = dict[str, Any]
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
+#: lines a message may take on a phone before Slack folds it ("see more"); rendered_lines counts
+FOLD_LINES = 12
 MODAL_TITLE_LIMIT = 24
 
 # -- `table` (slack-platform.md section 10) ---------------------------------------------------
@@ -367,13 +369,15 @@ class Modal:
 
 @dataclass(frozen=True)
 class Upload:
-    """Share a file in the asking conversation with a comment, then tell the asker `then`."""
+    """Share a file with a comment, then tell the asker `then`: in the asking conversation,
+    or, when `private` (an export of everyone's entries), in a direct message to the asker."""
 
     filename: str
     title: str
     content: bytes
     comment: str | None = None
     then: Message = field(default_factory=dict)
+    private: bool = False
 
 
 #: a command's answer: a message only to the asker, a form to open, or a file to share

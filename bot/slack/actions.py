@@ -1,4 +1,5 @@
-"""Button clicks: Undo, Share in channel, Snooze, Open report, and the buttons that open forms."""
+"""Button clicks: Undo, Share in channel, Show all, Snooze, Open report, and the buttons that
+open forms."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from bot import grammar as g
 from bot.app import alerts, reports
 from bot.app.context import UserError
 from bot.render import alerts as alert_views
-from bot.render import blocks
+from bot.render import report as report_view
 from bot.render.kit import Message, message
 from bot.slack.runtime import Services, Who, guarded
 
@@ -24,8 +25,9 @@ Work = Callable[[Services, Who, dict[str, Any]], Message]
 
 
 def register(app: App, services: Services) -> None:
-    def answers(work: Work, where: str, *, replace_original: bool | None = None) -> Any:
-        """A button whose JSON value goes to `work`; the answer only to the clicker."""
+    def answers(work: Work, where: str) -> Any:
+        """A button whose JSON value goes to `work`; the answer only to the clicker, below the
+        message clicked, or in its place when the answer says `replace_original`."""
 
         def listener(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
             ack()
@@ -40,7 +42,8 @@ def register(app: App, services: Services) -> None:
                     spec = raw
                 return work(services, who, spec if isinstance(spec, dict) else {"value": spec})
 
-            respond(replace_original=False, response_type="ephemeral", **guarded(run, where)())
+            respond(**{"replace_original": False, "response_type": "ephemeral",
+                       **guarded(run, where)()})
 
         return listener
 
@@ -59,6 +62,7 @@ def register(app: App, services: Services) -> None:
 
     app.action("undo_last")(answers(_undo, "undo"))
     app.action("share_report")(answers(_share, "share"))
+    app.action("report_show_all")(answers(_show_all, "show all"))
     app.action("alert_snooze")(answers(_snooze, "snooze"))
     app.action("open_report")(answers(_report, "open report"))
     app.action("open_log_form")(opens(g.LogForm()))
@@ -79,18 +83,31 @@ def _snooze(services: Services, who: Who, spec: dict[str, Any]) -> Message:
     return message(alert_views.snooze_clicked_text(who.user_id, rule, until))
 
 
+def _asked(services: Services, who: Who, spec: dict[str, Any]) -> reports.Requested:
+    """The report a button's value names: its range, names, filters and breakdown."""
+    ctx = services.context(who)
+    dims = tuple((str(k), str(v)) for k, v in (spec.get("dims") or {}).items())
+    return reports.requested(ctx, spec.get("range"), spec.get("kpis") or (), dims, spec.get("by"))
+
+
 def _report(services: Services, who: Who, spec: dict[str, Any]) -> Message:
     ctx = services.context(who)
     asked = reports.requested(ctx, spec.get("range") or "30d", spec.get("kpis") or ())
-    return blocks.report_message(asked.report)
+    return report_view.report_message(asked.report, share_value=json.dumps(spec))
+
+
+def _show_all(services: Services, who: Who, spec: dict[str, Any]) -> Message:
+    """Every row of the report clicked, only to the clicker."""
+    asked = _asked(services, who, spec)
+    return report_view.report_message(asked.report, full=True)
 
 
 def _share(services: Services, who: Who, spec: dict[str, Any]) -> Message:
-    """Posts the report to the channel for everyone; tells the clicker it was shared."""
-    ctx = services.context(who)
-    dims = tuple((str(k), str(v)) for k, v in (spec.get("dims") or {}).items())
-    asked = reports.requested(ctx, spec.get("range"), spec.get("kpis") or (), dims, spec.get("by"))
-    shared = blocks.report_message(asked.report)
+    """Posts the report to the channel for everyone, saying who shared it; the clicker's private
+    copy then says "Shared" where its Share button was."""
+    asked = _asked(services, who, spec)
+    shared = report_view.report_message(asked.report, share_value=json.dumps(spec),
+                                        shared_by=who.user_id)
     shared["text"] = f"<@{who.user_id}> shared: {shared['text']}"
     channel = who.channel_id or who.user_id
     try:
@@ -102,4 +119,6 @@ def _share(services: Services, who: Who, spec: dict[str, Any]) -> Message:
                             "and try again.") from None
         who.client.conversations_join(channel=channel)
         who.client.chat_postMessage(channel=channel, **shared)
-    return message(":white_check_mark: Shared in the channel.")
+    private = report_view.report_message(asked.report, share_value=json.dumps(spec),
+                                         shared_in=channel)
+    return {**private, "replace_original": True}

@@ -75,13 +75,20 @@ class Services:
             who.client.views_open(trigger_id=who.trigger_id, view=reply.view)
             return {}
         if isinstance(reply, Upload):
-            if not who.channel_id:
+            channel = self._direct_channel(who) if reply.private else who.channel_id
+            if not channel:
                 raise UserError("Use this in a channel, so I know where to post.")
-            who.client.files_upload_v2(channel=who.channel_id, content=reply.content,
+            who.client.files_upload_v2(channel=channel, content=reply.content,
                                        filename=reply.filename, title=reply.title,
                                        initial_comment=reply.comment)
             return reply.then
         return reply
+
+    @staticmethod
+    def _direct_channel(who: Who) -> str:
+        """The asker's direct conversation with the bot."""
+        opened = who.client.conversations_open(users=who.user_id)
+        return str((opened.get("channel") or {}).get("id") or who.user_id)
 
     def _user_settings(self, who: Who) -> tuple[str, str]:
         """The first user's time zone and Slack language, for a new workspace."""

@@ -1,0 +1,47 @@
+"""On a phone, Slack folds a message after about a dozen lines ("see more"). Every answer the
+bot gives by default fits above that fold (kit.rendered_lines counts them: text wrapped at a
+phone's width, a table row a line); longer lists are one click away (Show all, the thread)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from bot.app import entries
+from bot.app.context import open_context
+from bot.render.kit import FOLD_LINES, rendered_lines
+from tests.conftest import SLACK_ADMIN, SLACK_NOW, SlackBot
+
+TODAY = date(2026, 3, 11)
+
+
+def _busy_month(bot: SlackBot) -> None:
+    """Thirty days of every pack's numbers, from three sources and two reps."""
+    ctx = open_context(bot.store, "T0001", SLACK_ADMIN, SLACK_NOW, timezone="America/New_York")
+    for back in range(30):
+        day = (TODAY - timedelta(days=back)).isoformat()
+        for source, share in (("facebook", 3), ("google", 2), ("seo", 1)):
+            entries.log_numbers(ctx, [("spend", str(40 * share + back)), ("leads", str(4 * share)),
+                                      ("bookings", str(share)), ("shows", "1"), ("sales", "1"),
+                                      ("revenue", str(500 + 10 * back)), ("new_customers", "1"),
+                                      ("impressions", str(2000 * share)), ("clicks", str(40 * share))],
+                                day=day, origin="cli", dims=(("source", source),))
+
+
+COMMANDS = [
+    "report", "report today", "report last-month", "report 30d", "report 30d cpl cac leads",
+    "report 30d by source", "report 30d cpl by source", "report 30d source=facebook",
+    "alerts", "goals", "sources", "alert cpl > 15 daily", "goal leads 500 monthly",
+    "digest daily 09:00", "undo",
+]
+
+
+@pytest.mark.parametrize("text", COMMANDS)
+def test_every_default_answer_fits_above_the_fold(slack_bot: SlackBot, text: str) -> None:
+    _busy_month(slack_bot)
+    reply = slack_bot.command(text)
+    body = reply.json if reply.json.get("blocks") or "Working" not in reply.json.get("text", "") \
+        else slack_bot.told(reply)
+    assert "blocks" in body, body
+    assert rendered_lines(body["blocks"]) <= FOLD_LINES, (text, rendered_lines(body["blocks"]))
