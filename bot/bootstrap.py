@@ -17,9 +17,10 @@ from slack_sdk import WebClient
 
 from bot.app.alerts import Alerting
 from bot.app.ports import Ports
-from bot.app.reminders import send_nudges
+from bot.app.reminders import wake_nudges
+from bot.app.timers import Woken
 from bot.observability import Metrics
-from bot.scheduler import DigestScheduler
+from bot.scheduler import Scheduler, default_workers
 from bot.settings import Settings, secret
 from bot.slack.app import build_app, clients_for, courier_client, installation_store
 from bot.slack.courier import Courier
@@ -27,6 +28,7 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.runtime import Services
 from storage import Store, open_store
 from storage.repository import utcnow
+from storage.timers import ALERTS_TIMER, NUDGES_TIMER, Timer
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Bot:
     executor: ThreadPoolExecutor
     courier: Courier
     alerting: Alerting
-    scheduler: DigestScheduler
+    scheduler: Scheduler
     services: Services
     app: App
 
@@ -58,16 +60,17 @@ def bootstrap(
     metrics = metrics or Metrics()
     installations = installation_store(settings, store)
     client_for = clients_for(settings, store, installations)
-    courier = Courier(store, client_for, metrics, clock,
-                      lease=timedelta(seconds=settings.kpibot_claim_lease_seconds))
+    lease = timedelta(seconds=settings.kpibot_claim_lease_seconds)
+    courier = Courier(store, client_for, metrics, clock, lease=lease)
     alerting = Alerting(store, courier, clock)
     directory = SlackDirectory(store, client_for)
 
-    def nudge_sweep(now: datetime) -> list[str]:
-        return send_nudges(store, courier, directory, now)
+    def nudges(timer: Timer, now: datetime) -> Woken:
+        return wake_nudges(store, courier, directory, timer, now)
 
-    scheduler = DigestScheduler(store, courier, clock, extra_sweeps=(alerting.sweep, nudge_sweep))
-    ports = Ports(poster=courier, logged=alerting.logged, schedule_changed=scheduler.sync,
+    scheduler = Scheduler(store, courier, clock, {ALERTS_TIMER: alerting.wake, NUDGES_TIMER: nudges},
+                          workers=default_workers(), lease=lease)
+    ports = Ports(poster=courier, logged=alerting.logged, schedule_changed=scheduler.wake_up,
                   rules_changed=alerting.rules_changed,
                   counted=lambda origin, n: metrics.entries.labels(origin=origin).inc(n),
                   installations=installations)

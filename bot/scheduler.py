@@ -1,116 +1,137 @@
-"""APScheduler jobs: each digest subscription is a cron job in its workspace's time zone.
+"""The sweep: what is due on a clock, looked at when it is due, whoever runs it.
 
-Jobs only say "look now"; what is due comes from the database (`due_digests`), and every
-post goes through the Poster's claim (the Courier), so a job that fires in two processes, a restart, or
-the minute sweep that catches up missed and failed deliveries can never post twice.
+Every digest subscription, every workspace's alert closes and its reminders have a timer row
+with the next instant to look (storage/timers.py). A sweep costs one index read when nothing is
+due; otherwise it claims the due timers in batches (one statement each, `SKIP LOCKED` on
+PostgreSQL, so processes split a busy minute instead of racing for it), runs their handlers in
+parallel, and stores each one's next time. There are no per-subscription cron jobs: one thread
+per process sleeps until the earliest timer (or MAX_SLEEP, for timers other processes add) and
+is woken at once by a change in this process. Every post still goes through the Courier's
+claim, so a timer looked at twice, a restart or a crashed claimer can never post twice.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
-from bot.app.digests import DAILY, Due, Scheduled, due_digests, scheduled, send_due
+from bot.app.digests import wake_digest
 from bot.app.ports import Poster
-from kpis.schedule import parse_time
+from bot.app.timers import RETRY, Woken
 from storage import Store
-from storage.repository import Subscription
+from storage.timers import DIGEST_TIMER, Timer
 
 log = logging.getLogger("kpibot.scheduler")
-SWEEP_SECONDS = 60
-#: more work for every sweep (alerts at the close of a period, nudges): now -> outcomes
-Sweep = Callable[[datetime], list[str]]
+#: the longest the loop sleeps: timers added by another process are seen within this
+MAX_SLEEP = timedelta(seconds=30)
+#: a claimed timer whose handler has not finished by then is due again (its claimer died);
+#: `kpibot serve` uses the Courier's claim lease (KPIBOT_CLAIM_LEASE_SECONDS)
+LEASE = timedelta(minutes=5)
+#: a task's handler: the claimed timer and now -> what it did and when it is next due
+Handler = Callable[[Timer, datetime], Woken]
 
 
-class DigestScheduler:
-    """Owns the APScheduler instance of one `kpibot serve` process."""
+def default_workers() -> int:
+    """Handlers mostly wait on Slack, so a few per core; rendering charts keeps a core busy."""
+    return max(2, 2 * (os.cpu_count() or 1))
+
+
+class Scheduler:
+    """Runs the timers of one `kpibot serve` process."""
 
     def __init__(self, store: Store, poster: Poster, clock: Callable[[], datetime],
-                 extra_sweeps: Sequence[Sweep] = ()) -> None:
+                 tasks: Mapping[str, Handler] | None = None, *, workers: int = 1,
+                 lease: timedelta = LEASE, owner: str | None = None) -> None:
         self.store = store
-        self.poster = poster
+        self.lease = lease
         self.clock = clock
-        self._aps: Any = None
-        self._lock = threading.Lock()
-        self.extra_sweeps = tuple(extra_sweeps)
+        self.owner = owner or f"sweep-{os.getpid()}-{id(self):x}"
+        self.workers = max(1, workers)
+
+        def digest(timer: Timer, now: datetime) -> Woken:
+            return wake_digest(store, poster, timer, now, clock)
+
+        self.tasks: dict[str, Handler] = {DIGEST_TIMER: digest, **(tasks or {})}
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="kpibot-sweep")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        self._aps = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(4)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600},
-            timezone="UTC",
-        )
-        self._aps.add_job(self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep",
-                          next_run_time=datetime.now().astimezone())
-        self._aps.start()
-        self.sync()
-        log.info("scheduler started (%d digest jobs)", len(self.jobs()))
+        self._thread = threading.Thread(target=self._loop, name="kpibot-scheduler", daemon=True)
+        self._thread.start()
+        log.info("scheduler started (%s; %d workers)", ", ".join(sorted(self.tasks)), self.workers)
 
     def shutdown(self) -> None:
-        if self._aps is not None:
-            self._aps.shutdown(wait=False)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def jobs(self) -> dict[str, Any]:
-        return {} if self._aps is None else {j.id: j for j in self._aps.get_jobs() if j.id != "sweep"}
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
-    # -- jobs ------------------------------------------------------------------------------
+    def wake_up(self) -> None:
+        """Something this process changed may be due sooner than the loop planned."""
+        self._wake.set()
 
-    def sync(self, subs: Scheduled | None = None) -> None:
-        """Makes the cron jobs match the subscriptions (after a change, and on every sweep)."""
-        if self._aps is None:
-            return
-        with self._lock:
-            wanted = {f"digest:{sub.id}": (sub, tz)
-                      for sub, tz in (scheduled(self.store) if subs is None else subs)}
-            current = self.jobs()
-            for job_id in set(current) - set(wanted):
-                self._aps.remove_job(job_id)
-            for job_id, (sub, tz) in wanted.items():
-                trigger = cron_trigger(sub, tz)
-                job = current.get(job_id)
-                if job is not None and str(job.trigger) == str(trigger):
-                    continue
-                self._aps.add_job(self.fire, trigger, id=job_id, replace_existing=True,
-                                  args=[sub.id], name=f"{sub.kind} digest to {sub.channel_id}")
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sweep()
+            self._wake.wait(self.sleep_for().total_seconds())
+            self._wake.clear()
 
-    def fire(self, subscription_id: int) -> None:
-        """A cron job's moment: deliver whatever is due (this subscription's digest included)."""
-        self.sweep()
+    def sleep_for(self) -> timedelta:
+        """Until the earliest timer, at most MAX_SLEEP (and no busy loop on a failing store)."""
+        try:
+            earliest = self.store.next_timer_at(self.tasks)
+        except Exception:
+            log.exception("could not read the timers; looking again later")
+            return MAX_SLEEP
+        if earliest is None:
+            return MAX_SLEEP
+        return min(max(earliest - self.clock(), timedelta(milliseconds=50)), MAX_SLEEP)
+
+    # -- the sweep ---------------------------------------------------------------------------
 
     def sweep(self) -> list[str]:
-        """Delivers every digest due within the grace window that nobody has delivered yet."""
-        outcomes = []
+        """Runs every timer due now, in batches of a few per worker; returns what was delivered."""
+        outcomes: list[str] = []
         try:
-            subs = scheduled(self.store)
-            self.sync(subs)
-            for due in due_digests(self.store, self.clock(), subs=subs):
-                outcomes.append(self.send(due))
+            now = self.clock()
+            earliest = self.store.next_timer_at(self.tasks)
+            if earliest is None or earliest > now:
+                return outcomes
+            batch = 2 * self.workers
+            while True:
+                timers = self.store.claim_timers(self.tasks, now, self.owner, self.lease, batch)
+                for done in self._pool.map(self._run, timers) if self.workers > 1 else map(self._run, timers):
+                    outcomes.extend(done)
+                if len(timers) < batch:
+                    return outcomes
+                now = self.clock()
         except Exception:
-            log.exception("digest sweep failed; the next sweep tries again")
-        for extra in self.extra_sweeps:
-            try:
-                outcomes.extend(extra(self.clock()))
-            except Exception:
-                log.exception("sweep of %s failed; the next sweep tries again",
-                              getattr(extra, "__name__", "a task"))
-        return outcomes
+            log.exception("sweep failed; the next one tries again")
+            return outcomes
 
-    def send(self, due: Due) -> str:
-        return send_due(self.store, self.poster, due, self.clock)
-
-
-def cron_trigger(sub: Subscription, timezone: str) -> Any:
-    """09:00 in the workspace's zone, every day or on the subscription's weekday."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    at = parse_time(sub.at_time)
-    day_of_week = "*" if sub.kind == DAILY or sub.weekday is None else str(sub.weekday)
-    return CronTrigger(day_of_week=day_of_week, hour=at.hour, minute=at.minute, timezone=timezone)
+    def _run(self, timer: Timer) -> tuple[str, ...]:
+        now = self.clock()
+        try:
+            woken = self.tasks[timer.task](timer, now)
+        except Exception:
+            log.exception("%s timer of %s (%s) failed; it is looked at again in %s",
+                          timer.task, timer.workspace_id, timer.subject or "-", RETRY)
+            woken = Woken(now + RETRY)
+        try:
+            self.store.reschedule_timer(timer, woken.next_at)
+        except Exception:
+            log.exception("could not store the next time of timer %d; its lease runs out", timer.id)
+        return woken.outcomes

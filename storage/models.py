@@ -178,6 +178,27 @@ class SubscriptionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class TimerRow(Base):
+    """When to look next at one thing that is due on a clock: a digest subscription (subject:
+    its id), a workspace's alert closes or its reminders (subject: "").
+
+    The sweep reads only rows whose `due_at` has passed (an index range), so its cost follows
+    what is due, not how many workspaces exist. Claiming a row moves `due_at` to the end of the
+    claim's lease and sets `claim`: a crashed claimer's row becomes due again by itself.
+    """
+
+    __tablename__ = "timers"
+    __table_args__ = (UniqueConstraint("workspace_id", "task", "subject"),
+                      Index("ix_timers_due_at", "due_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    task: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(64), default="")
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claim: Mapped[str | None] = mapped_column(String(64))
+
+
 class DeliveryRow(Base):
     """One message that must go out exactly once, claimed before it is posted.
 

@@ -56,11 +56,13 @@ from storage.models import (
     PersonRow,
     SourceClassRow,
     SubscriptionRow,
+    TimerRow,
     WorkspaceRow,
 )
 from storage.records import ChangeBatch as ChangeBatch
 from storage.records import Changed as Changed
 from storage.records import Write as Write
+from storage.timers import ALERTS_TIMER, ASAP, DIGEST_TIMER, NUDGES_TIMER, TimerRepository
 from storage.tokens import ApiRepository
 
 T = TypeVar("T")
@@ -131,6 +133,8 @@ class Delivery:
     delivered_at: datetime | None = None
     failed_at: datetime | None = None
     error: str = ""
+    #: when the claim (or a Retry-After) ends and another attempt may take it over
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,7 @@ def _dims_of(row: Any) -> Dims:
     return tuple(sorted((name, getattr(row, name)) for name in DIMENSIONS if getattr(row, name)))
 
 
-class Store(ApiRepository):
+class Store(ApiRepository, TimerRepository):
     """All persistence of the bot. Pass a clock to make time-dependent tests exact."""
 
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
@@ -260,6 +264,7 @@ class Store(ApiRepository):
                         timezone=timezone, currency="USD", locale=locale,
                         packs=",".join(DEFAULT_PACKS), created_at=self.clock(),
                     ))
+                    self._wake(conn, workspace_id, NUDGES_TIMER, "", ASAP)
                 return True
             except IntegrityError:
                 # another process created it between our check and our insert (PostgreSQL)
@@ -277,23 +282,39 @@ class Store(ApiRepository):
             fields["packs"] = ",".join(fields["packs"])
         with self._write() as conn:
             conn.execute(update(WorkspaceRow).where(WorkspaceRow.id == workspace_id).values(**fields))
+            if {"timezone", "reminder_time"} & fields.keys():
+                # every due time of the workspace is read in its zone: each looks again
+                conn.execute(update(TimerRow).where(TimerRow.workspace_id == workspace_id)
+                             .values(due_at=ASAP, claim=None))
         result = self.workspace(workspace_id)
         assert result is not None
         return result
 
     def mark_uninstalled(self, workspace_id: str, at: datetime) -> bool:
-        """The app left the workspace: True when it was installed until now."""
+        """The app left the workspace: True when it was installed until now. Its timers go, so
+        no sweep looks at it again."""
         w = WorkspaceRow
         with self._write() as conn:
+            conn.execute(delete(TimerRow).where(TimerRow.workspace_id == workspace_id))
             return bool(conn.execute(update(w).where(
                 w.id == workspace_id, w.uninstalled_at.is_(None)).values(uninstalled_at=at)).rowcount)
 
     def mark_installed(self, workspace_id: str) -> bool:
-        """The app is back in the workspace: True when it had been uninstalled."""
+        """The app is back in the workspace: True when it had been uninstalled. Its reminders,
+        alert closes and digests get their timers back, due at once (each works out what is due)."""
         w = WorkspaceRow
         with self._write() as conn:
-            return bool(conn.execute(update(w).where(
+            resumed = bool(conn.execute(update(w).where(
                 w.id == workspace_id, w.uninstalled_at.is_not(None)).values(uninstalled_at=None)).rowcount)
+            if resumed:
+                self._wake(conn, workspace_id, NUDGES_TIMER, "", ASAP)
+                if conn.execute(select(AlertRuleRow.id).where(
+                        AlertRuleRow.workspace_id == workspace_id).limit(1)).first():
+                    self._wake(conn, workspace_id, ALERTS_TIMER, "", ASAP)
+                for sub_id in conn.scalars(select(SubscriptionRow.id).where(
+                        SubscriptionRow.workspace_id == workspace_id)):
+                    self._wake(conn, workspace_id, DIGEST_TIMER, str(sub_id), ASAP)
+            return resumed
 
     def delete_workspace(self, workspace_id: str) -> dict[str, int] | None:
         """Deletes every row of the workspace from every table of the database, in one
@@ -830,13 +851,16 @@ class Store(ApiRepository):
                     s.workspace_id == workspace_id, s.channel_id == channel_id, s.kind == kind,
                 )).first()
                 if found:
-                    conn.execute(update(s).where(s.id == found.id).values(
+                    sub_id = found.id
+                    conn.execute(update(s).where(s.id == sub_id).values(
                         at_time=at_time, weekday=weekday, created_by=actor))
                 else:
-                    conn.execute(insert(s).values(
+                    sub_id = conn.execute(insert(s).values(
                         workspace_id=workspace_id, channel_id=channel_id, kind=kind,
                         at_time=at_time, weekday=weekday, created_by=actor,
-                        created_at=self.clock()))
+                        created_at=self.clock()).returning(s.id)).scalar_one()
+                # only this subscription's timer: its handler works out when it is next due
+                self._wake(conn, workspace_id, DIGEST_TIMER, str(sub_id), ASAP)
 
         try:
             self._retrying(work)
@@ -852,7 +876,19 @@ class Store(ApiRepository):
         if kind is not None:
             query = query.where(s.kind == kind)
         with self._write() as conn:
-            return int(conn.execute(query).rowcount or 0)
+            gone = [str(i) for i in conn.scalars(query.returning(s.id))]
+            if gone:
+                conn.execute(delete(TimerRow).where(
+                    TimerRow.workspace_id == workspace_id, TimerRow.task == DIGEST_TIMER,
+                    TimerRow.subject.in_(gone)))
+            return len(gone)
+
+    def subscription(self, subscription_id: int) -> Subscription | None:
+        s = SubscriptionRow
+        with self._read() as conn:
+            r = conn.execute(select(s).where(s.id == subscription_id)).first()
+        return None if r is None else Subscription(
+            r.id, r.workspace_id, r.channel_id, r.kind, r.at_time, r.weekday, r.created_by)
 
     def subscriptions(self, workspace_id: str | None = None) -> list[Subscription]:
         """Every subscription, or one workspace's, in a stable order."""
@@ -963,6 +999,7 @@ class Store(ApiRepository):
                 workspace_id=workspace_id, channel_id=channel_id, kpi=kpi, rule=rule,
                 state=state, version=0, created_by=actor, created_at=self.clock(),
             ).returning(AlertRuleRow.id)).scalar_one()
+            self._ensure_timer(conn, workspace_id, ALERTS_TIMER)
         found = self.rule(workspace_id, int(rule_id))
         assert found is not None
         return found
@@ -1138,7 +1175,7 @@ def _aware(moment: datetime) -> datetime:
 def _delivery(row: Any) -> Delivery:
     return Delivery(row.key, row.workspace_id, row.kind, row.channel_id, row.due_at,
                     row.claimed_by, row.attempts, row.message_ts, row.delivered_at, row.failed_at,
-                    row.error)
+                    row.error, _aware(row.expires_at))
 
 
 def _rule(row: Any) -> StoredRule:

@@ -31,7 +31,7 @@ from bot.app.digests import (
     chart_trend,
     compute_digest,
     digest_period,
-    due_digests,
+    due_now,
 )
 from bot.app.goals import goal_progress, set_goal
 from bot.demo import fill
@@ -65,7 +65,7 @@ from bot.render.kit import (
     rendered_lines,
 )
 from bot.render.posts import outgoing_of
-from bot.scheduler import DigestScheduler, cron_trigger
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack.app import courier_client
 from bot.slack.courier import Courier
@@ -76,7 +76,7 @@ from kpis.periods import Period
 from kpis.schedule import last_due, next_due
 from kpis.unusual import Expectation
 from storage import Store, open_store
-from storage.repository import Subscription, Write
+from storage.repository import Write
 from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, at_once
 from tests.fakeslack import FakeSlack, block_kit_problems
 
@@ -265,14 +265,14 @@ def test_a_weekly_schedule_is_due_on_its_weekday_only() -> None:
     assert next_due(time(9, 0), monday, NY, now) == datetime(2026, 3, 16, 13, 0, tzinfo=UTC)
 
 
-def test_the_cron_job_fires_at_the_same_local_minute_across_a_daylight_saving_change() -> None:
-    sub = Subscription(1, "T0001", CHANNEL, DAILY, "09:00")
-    trigger = cron_trigger(sub, NY)
-    fire = datetime(2026, 3, 5, 0, 0, tzinfo=UTC)
+def test_the_timer_comes_back_at_the_same_local_minute_across_a_daylight_saving_change() -> None:
+    """A subscription's timer is set to `next_due` after each look: 09:00 stays 09:00 in New
+    York when its clocks spring forward (8 March 2026), so the UTC instant moves."""
+    looked_at = datetime(2026, 3, 5, 0, 0, tzinfo=UTC)
     local_times = []
     for _ in range(6):
-        fire = trigger.get_next_fire_time(None, fire + timedelta(seconds=1))
-        local_times.append(fire.astimezone(ZoneInfo(NY)))
+        looked_at = next_due(time(9, 0), None, NY, looked_at)
+        local_times.append(looked_at.astimezone(ZoneInfo(NY)))
 
     assert [t.date() for t in local_times] == [date(2026, 3, d) for d in range(5, 11)]
     assert {t.strftime("%H:%M") for t in local_times} == {"09:00"}
@@ -281,22 +281,21 @@ def test_the_cron_job_fires_at_the_same_local_minute_across_a_daylight_saving_ch
 
 def test_only_deliveries_of_the_last_six_hours_are_due(store: Store) -> None:
     store.ensure_workspace("T0001", timezone=NY)
-    store.subscribe("T0001", CHANNEL, DAILY, "09:00")
+    sub = store.subscribe("T0001", CHANNEL, DAILY, "09:00")
 
     nine_local = datetime(2026, 3, 11, 13, 0, tzinfo=UTC)
-    assert [d.period for d in due_digests(store, nine_local + timedelta(hours=5))] == [
-        Period.day(date(2026, 3, 10))
-    ]
-    assert due_digests(store, nine_local + timedelta(hours=7)) == []
+    due = due_now(sub, NY, nine_local + timedelta(hours=5))
+    assert due is not None and due.period == Period.day(date(2026, 3, 10))
+    assert due_now(sub, NY, nine_local + timedelta(hours=7)) is None
 
 
 # -- posting exactly once --------------------------------------------------------------------
 
 
-def make_scheduler(bot: SlackBot, clock: Clock, store: Store | None = None) -> DigestScheduler:
+def make_scheduler(bot: SlackBot, clock: Clock, store: Store | None = None) -> Scheduler:
     client = courier_client(bot.services.settings, "xoxb-test")
     courier = Courier(store or bot.store, lambda _ws: client, bot.services.metrics, clock, backoff=0.01)
-    return DigestScheduler(store or bot.store, courier, clock)
+    return Scheduler(store or bot.store, courier, clock)
 
 
 @pytest.fixture
@@ -327,7 +326,7 @@ def test_the_scheduled_digest_posts_once_with_its_charts_in_the_thread(subscribe
     clock.now = datetime(2026, 3, 11, 13, 0, 5, tzinfo=UTC)
     assert scheduler.sweep() == ["posted"]
     clock.now += timedelta(minutes=1)
-    assert scheduler.sweep() == ["skipped"]
+    assert scheduler.sweep() == []  # its timer moved on: a delivered key is not claimed again
 
     [message] = top_level(fake)
     assert message["text"].startswith("Daily KPIs: Tue 10 Mar 2026")
@@ -344,7 +343,9 @@ def test_a_process_killed_after_claiming_leaves_a_claim_that_expires_and_is_retr
     subscribed: SlackBot,
 ) -> None:
     clock = Clock(datetime(2026, 3, 11, 13, 0, 5, tzinfo=UTC))
-    [due] = due_digests(subscribed.store, clock.now)
+    [sub] = subscribed.store.subscriptions("T0001")
+    due = due_now(sub, NY, clock.now)
+    assert due is not None
     crashed = subscribed.store.claim_delivery(
         "T0001", due.key, kind="digest-daily", channel_id=CHANNEL, due_at=due.due_at,
         owner="crashed-process", now=clock.now, lease=timedelta(minutes=5),
@@ -358,7 +359,7 @@ def test_a_process_killed_after_claiming_leaves_a_claim_that_expires_and_is_retr
     clock.now += timedelta(minutes=4)
     assert scheduler.sweep() == ["posted"]
     clock.now += timedelta(minutes=1)
-    assert scheduler.sweep() == ["skipped"]
+    assert scheduler.sweep() == []  # its timer moved on: a delivered key is not claimed again
     assert len(top_level(subscribed.fake)) == 1
     assert subscribed.store.delivery(due.key).attempts == 2
 
@@ -423,7 +424,7 @@ def test_a_vanished_channel_is_recorded_for_admins_and_not_retried(subscribed: S
 
     assert sorted(scheduler.sweep()) == ["failed", "posted"]
     clock.now += timedelta(hours=1)
-    assert sorted(scheduler.sweep()) == ["skipped", "skipped"]
+    assert scheduler.sweep() == []  # both timers moved on to tomorrow, the failed one too
     assert len([c for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == "C0GONE"]) == 1
 
     subscribed.event({"type": "app_home_opened", "user": SLACK_ADMIN, "tab": "home"})
@@ -516,9 +517,9 @@ def test_two_processes_on_one_database_post_each_period_once(db_url: str, fake_s
     settings = Settings(slack_api_url=fake_slack.api_url, _env_file=None)
     stores = [first, open_store(db_url)]
 
-    def process(store: Store) -> DigestScheduler:
+    def process(store: Store) -> Scheduler:
         client = courier_client(settings, "xoxb-test")
-        return DigestScheduler(store, Courier(store, lambda _ws: client, Metrics(), clock, backoff=0.01), clock)
+        return Scheduler(store, Courier(store, lambda _ws: client, Metrics(), clock, backoff=0.01), clock)
 
     outcomes = at_once(*(process(s).sweep for s in stores))
     for s in stores:
@@ -740,7 +741,7 @@ def test_refused_native_blocks_fall_back_to_text_and_images_once(subscribed: Sla
 
     assert scheduler.sweep() == ["posted"]
     clock.now += timedelta(minutes=5)
-    assert scheduler.sweep() == ["skipped"]
+    assert scheduler.sweep() == []  # its timer moved on: a delivered key is not claimed again
 
     [message] = top_level(fake)
     assert len(fake.refused_native) == 1 and fake.violations == []

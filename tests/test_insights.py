@@ -22,12 +22,13 @@ import pytest
 from bot.app import insights
 from bot.app.context import Context, open_context
 from bot.app.names import period_for
-from bot.app.reminders import send_nudges
+from bot.app.reminders import wake_nudges
 from bot.app.reports import report
+from bot.app.timers import Woken
 from bot.demo import sample_writes
 from bot.render.insights import why_sentence
 from bot.render.numbers import format_value
-from bot.scheduler import DigestScheduler
+from bot.scheduler import Scheduler
 from bot.slack.app import courier_client
 from bot.slack.courier import Courier
 from bot.slack.directory import SlackDirectory
@@ -37,6 +38,7 @@ from kpis.periods import Period
 from kpis.whatif import STEP_KEYS
 from storage import Store, open_store
 from storage.repository import Write
+from storage.timers import NUDGES_TIMER, Timer
 from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, SlackReply, texts
 
 T1 = "T0001"
@@ -335,16 +337,16 @@ class Clock:
         return self.now
 
 
-def nudging(bot: SlackBot, clock: Clock) -> DigestScheduler:
-    """A scheduler like `kpibot serve` runs, with the nudge sweep as the only extra sweep."""
+def nudging(bot: SlackBot, clock: Clock) -> Scheduler:
+    """A scheduler like `kpibot serve` runs, with reminders as the only task besides digests."""
     client = courier_client(bot.services.settings, "xoxb-test")
     courier = Courier(bot.store, lambda _ws: client, bot.services.metrics, clock, backoff=0.01)
     directory = SlackDirectory(bot.store, courier.client_for)
 
-    def nudge_sweep(now: datetime) -> list[str]:
-        return send_nudges(bot.store, courier, directory, now)
+    def nudges(timer: Timer, now: datetime) -> Woken:
+        return wake_nudges(bot.store, courier, directory, timer, now)
 
-    return DigestScheduler(bot.store, courier, clock, extra_sweeps=[nudge_sweep])
+    return Scheduler(bot.store, courier, clock, {NUDGES_TIMER: nudges})
 
 
 @pytest.fixture
@@ -433,7 +435,8 @@ def test_logging_yesterdays_numbers_today_also_means_no_nudge(team: SlackBot) ->
 
 def test_the_bot_registers_the_nudge_sweep_and_the_button_opens_the_log_form(team: SlackBot) -> None:
     assert team.services.scheduler is not None
-    assert "nudge_sweep" in [getattr(f, "__name__", "") for f in team.services.scheduler.extra_sweeps]
+    assert {"digest", "alerts", "nudges"} <= set(team.services.scheduler.tasks)
+    assert team.store.timers(T1)[("nudges", "")]  # a workspace gets its reminder timer when created
 
     team.action("open_log_form", user_id=SLACK_ADMIN, channel_id="D0001")
 

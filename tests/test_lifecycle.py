@@ -73,7 +73,7 @@ def stopped(bot: SlackBot, workspace_id: str = T1) -> None:
         return workspace is not None and not workspace.installed
 
     wait_until(done)
-    wait_until(lambda: bot.services.scheduler.jobs() == {})  # what the listener does last
+    wait_until(lambda: bot.store.timers(workspace_id) == {})  # nothing on a clock is left
 
 
 def numbers(store: Store, workspace_id: str = T1) -> list[tuple[str, date, float, str]]:
@@ -107,10 +107,10 @@ def test_an_uninstall_stops_every_post_without_a_call_and_keeps_the_numbers(
     clock = Clock(SLACK_NOW)
     with serve_bot(fake_slack, db, clock=clock) as bot:
         set_up_everything(bot)
-        # the admin's zone is known: the sweep APScheduler runs at once on start calls nothing
+        # the admin's zone is known: the sweep the scheduler runs at once on start calls nothing
         db.remember_person(T1, SLACK_ADMIN, timezone=NY)
         bot.services.scheduler.start()  # stopped by the bot's close
-        assert list(bot.services.scheduler.jobs())  # the digest's cron job
+        assert {task for task, _ in db.timers(T1)} == {"digest", "alerts", "nudges"}
         fake_slack.revoke("xoxb-test")
         revoked_at = len(fake_slack.calls)
 

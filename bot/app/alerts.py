@@ -14,13 +14,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
 from bot.app.entries import clean_dims
 from bot.app.names import label_of, unit_of, watched_key
 from bot.app.ports import Outcome, Poster
+from bot.app.timers import PENDING, RETRY, Woken
 from kpis.alerts import (
     AlertState,
     DurationError,
@@ -39,8 +40,10 @@ from kpis.goals import is_summed
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period
 from kpis.rollup import value_of
+from kpis.schedule import local_instant
 from storage import Store
 from storage.repository import StoredRule
+from storage.timers import ALERTS_TIMER, Timer
 
 log = logging.getLogger("kpibot.alerts")
 DEBOUNCE_SECONDS = 2.0
@@ -310,7 +313,6 @@ class Alerting:
         self.poster = poster
         self.clock = clock
         self.debouncer = Debouncer(self._after_log)
-        self._closed: dict[str, date] = {}
 
     def logged(self, workspace_id: str, day: date, metrics: Iterable[str]) -> None:
         """Numbers were logged: evaluate the rules they feed once the burst is over (not
@@ -326,20 +328,20 @@ class Alerting:
     def _after_log(self, workspace_id: str, day: date, metrics: frozenset[str]) -> list[str]:
         return evaluate_workspace(self.store, workspace_id, day, self.clock(), self.post, metrics)
 
-    def sweep(self, now: datetime) -> list[str]:
-        """Every minute: the day that closed (once per local day), then today, so a transition
-        whose post failed or was cut off is made again and delivered under the same key."""
-        outcomes: list[str] = []
-        for workspace_id in sorted({r.workspace_id for r in self.store.rules()}):
-            if not _installed(self.store, workspace_id):
-                continue
-            ctx = open_context(self.store, workspace_id, SYSTEM_ACTOR, now)
-            if self._closed.get(workspace_id) != ctx.today:
-                self._closed[workspace_id] = ctx.today
-                outcomes += evaluate_workspace(self.store, workspace_id,
-                                               ctx.today - timedelta(days=1), now, self.post)
-            outcomes += evaluate_workspace(self.store, workspace_id, ctx.today, now, self.post)
-        return outcomes
+    def wake(self, timer: Timer, now: datetime) -> Woken:
+        """The workspace's alert timer, due at the close of its day: the day that closed, then
+        today; sooner while a transition is not out yet, so it is made again under the same key."""
+        workspace_id = timer.workspace_id
+        if not self.store.rules(workspace_id) or not _installed(self.store, workspace_id):
+            return Woken(None)
+        ctx = open_context(self.store, workspace_id, SYSTEM_ACTOR, now)
+        outcomes = evaluate_workspace(self.store, workspace_id, ctx.today - timedelta(days=1),
+                                      now, self.post)
+        outcomes += evaluate_workspace(self.store, workspace_id, ctx.today, now, self.post)
+        if PENDING & set(outcomes):
+            return Woken(now + RETRY, tuple(outcomes))
+        tomorrow = local_instant(ctx.today + timedelta(days=1), time(0, 0), ctx.workspace.timezone)
+        return Woken(tomorrow, tuple(outcomes))
 
     def post(self, rule: AlertRule, note: Notification, values: Values) -> Outcome:
         def build() -> AlertPost:
@@ -353,6 +355,8 @@ class Alerting:
                 tuple(self.store.authors_of(ws.id, catalogue.metrics_of(key), values.period)),
             )
 
+        # should this process die while posting, the workspace's timer makes it again
+        self.store.wake(rule.workspace_id, ALERTS_TIMER, at=self.clock() + RETRY)
         return self.poster.deliver(rule.workspace_id, f"alert:{rule.id}:{note.seq}",
                                    kind=f"alert-{note.kind.value}", channel=rule.channel_id,
                                    due_at=note.at, build=build)

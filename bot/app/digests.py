@@ -20,6 +20,7 @@ from bot.app.insights import WhyResult, why_brief
 from bot.app.names import find_kpi, period_for
 from bot.app.ports import Outcome, Poster
 from bot.app.reports import report
+from bot.app.timers import PENDING, Woken, retry_at
 from kpis.alerts import Op, Status
 from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
 from kpis.compare import Change
@@ -29,6 +30,7 @@ from kpis.rollup import bucket_data, kpi_values, value_of
 from kpis.schedule import last_due, next_due, parse_time
 from kpis.unusual import Expectation, expect, history_needed
 from storage.repository import Store, Subscription
+from storage.timers import Timer
 
 log = logging.getLogger("kpibot.digests")
 
@@ -339,38 +341,37 @@ class Due:
         return digest_key(s.workspace_id, s.channel_id, s.kind, self.period)
 
 
-Scheduled = list[tuple[Subscription, str]]
+def due_now(sub: Subscription, timezone: str, now: datetime, grace: timedelta = GRACE) -> Due | None:
+    """The subscription's latest scheduled time with its period, while within the grace window
+    (a digest missed by a restart or an outage is still sent; an older one is not)."""
+    due_at = last_due(parse_time(sub.at_time), sub.weekday, timezone, now)
+    if now - due_at > grace:
+        return None
+    return Due(sub, due_at, digest_period(sub.kind, local_date(due_at, timezone)))
 
 
-def scheduled(store: Store) -> Scheduled:
-    """Every subscription with its workspace's time zone (one read of each workspace), but
-    those of workspaces the app is uninstalled from."""
-    zones: dict[str, str | None] = {}
-    found = []
-    for sub in store.subscriptions():
-        if sub.workspace_id not in zones:
-            workspace = store.workspace(sub.workspace_id)
-            zones[sub.workspace_id] = workspace.timezone if workspace and workspace.installed else None
-        timezone = zones[sub.workspace_id]
-        if timezone is not None:
-            found.append((sub, timezone))
-    return found
-
-
-def due_digests(
-    store: Store, now: datetime, grace: timedelta = GRACE, subs: Scheduled | None = None
-) -> list[Due]:
-    """Each subscription's latest scheduled time within the grace window, with its period."""
-    found = []
-    for sub, timezone in scheduled(store) if subs is None else subs:
-        try:
-            due_at = last_due(parse_time(sub.at_time), sub.weekday, timezone, now)
-        except (ValueError, PeriodError):
-            log.warning("subscription %d has an unusable schedule", sub.id)
-            continue
-        if now - due_at <= grace:
-            found.append(Due(sub, due_at, digest_period(sub.kind, local_date(due_at, timezone))))
-    return found
+def wake_digest(store: Store, poster: Poster, timer: Timer, now: datetime,
+                clock: Callable[[], datetime]) -> Woken:
+    """A subscription's timer: its digest if due and not out yet, then its next time."""
+    sub = store.subscription(int(timer.subject))
+    workspace = None if sub is None else store.workspace(sub.workspace_id)
+    if sub is None or workspace is None or not workspace.installed:
+        return Woken(None)
+    try:
+        due = due_now(sub, workspace.timezone, now)
+        after = next_due(parse_time(sub.at_time), sub.weekday, workspace.timezone, now)
+    except (ValueError, PeriodError):
+        log.warning("subscription %d has an unusable schedule", sub.id)
+        return Woken(now + timedelta(days=1))
+    if due is None:
+        return Woken(after)
+    done = store.delivery(due.key)
+    if done is not None and (done.delivered_at or done.failed_at):
+        return Woken(after)
+    outcome = send_due(store, poster, due, clock)
+    if outcome in PENDING:
+        return Woken(retry_at(store, [due.key], now), (outcome,))
+    return Woken(after, (outcome,))
 
 
 def send_due(store: Store, poster: Poster, due: Due, clock: Callable[[], datetime]) -> Outcome:
