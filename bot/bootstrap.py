@@ -25,6 +25,7 @@ from bot.settings import Settings, secret
 from bot.slack.app import build_app, clients_for, courier_client, installation_store
 from bot.slack.courier import Courier
 from bot.slack.directory import SlackDirectory
+from bot.slack.pacing import Pacer
 from bot.slack.runtime import Services
 from storage import Store, open_store
 from storage.repository import utcnow
@@ -61,7 +62,8 @@ def bootstrap(
     installations = installation_store(settings, store)
     client_for = clients_for(settings, store, installations)
     lease = timedelta(seconds=settings.kpibot_claim_lease_seconds)
-    courier = Courier(store, client_for, metrics, clock, lease=lease)
+    pacer = Pacer(clock, history_interval=timedelta(seconds=settings.kpibot_history_interval_seconds))
+    courier = Courier(store, client_for, metrics, clock, lease=lease, pacer=pacer)
     alerting = Alerting(store, courier, clock)
     directory = SlackDirectory(store, client_for)
 
@@ -82,6 +84,7 @@ def bootstrap(
 
 def posting_courier(settings: Settings, store: Store, clock: Callable[[], datetime]) -> Courier:
     """A Courier for one-off posts from the CLI (`kpibot digest --post`), on the bot token."""
-    client: WebClient = courier_client(settings, secret(settings.slack_bot_token))
+    client: WebClient = courier_client(settings, secret(settings.slack_bot_token),
+                                       wait_out_429=True)
     return Courier(store, lambda _workspace_id: client, Metrics(), clock,
                    lease=timedelta(seconds=settings.kpibot_claim_lease_seconds))

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     kpibot_admins: str = Field(default="")
     #: how long a claimed delivery is reserved for its claimer before a crash is assumed
     kpibot_claim_lease_seconds: int = Field(default=300, ge=5, le=3600)
+    #: the least time between two conversations.history (or .replies) calls of a workspace
+    #: when the Courier checks whether a post went out: Slack's 2025 limit for commercially
+    #: distributed apps outside the Marketplace is one a minute
+    kpibot_history_interval_seconds: int = Field(default=60, ge=1, le=3600)
 
     @property
     def admins(self) -> frozenset[str]:

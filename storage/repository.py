@@ -976,15 +976,19 @@ class Store(ApiRepository, TimerRepository):
 
     def release_delivery(
         self, key: str, owner: str, now: datetime, error: str, *, permanent: bool,
-        retry_after: timedelta = timedelta(0),
+        retry_after: timedelta = timedelta(0), attempted: bool = True,
     ) -> None:
-        """Gives up a claim: for good on a permanent error, else until `retry_after` from now."""
+        """Gives up a claim: for good on a permanent error, else until `retry_after` from now.
+        `attempted=False` (paced, or Slack's 429: nothing was tried) does not count the claim
+        as one of the attempts after which a delivery fails for good."""
         d = DeliveryRow
         values: dict[str, Any] = {"error": error[:200]}
         if permanent:
             values["failed_at"] = now
         else:
             values["expires_at"] = now + retry_after
+        if not attempted:
+            values["attempts"] = d.attempts - 1
         with self._write() as conn:
             conn.execute(update(d).where(d.key == key, d.claimed_by == owner,
                                          d.delivered_at.is_(None)).values(**values))

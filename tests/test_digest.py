@@ -77,6 +77,7 @@ from kpis.schedule import last_due, next_due
 from kpis.unusual import Expectation
 from storage import Store, open_store
 from storage.repository import Write
+from storage.timers import DIGEST_TIMER
 from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, at_once
 from tests.fakeslack import FakeSlack, block_kit_problems
 
@@ -365,15 +366,26 @@ def test_a_process_killed_after_claiming_leaves_a_claim_that_expires_and_is_retr
 
 
 def test_429_then_500_then_success_posts_one_copy(subscribed: SlackBot) -> None:
+    """A 429 gives the delivery back until Retry-After (no worker sleeps through it)."""
     fake = subscribed.fake
-    fake.fail("chat.postMessage", status=429, retry_after=0)
+    fake.fail("chat.postMessage", status=429, retry_after=2)
     fake.fail("chat.postMessage", status=500)
-    scheduler = make_scheduler(subscribed, Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC)))
+    clock = Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC))
+    scheduler = make_scheduler(subscribed, clock)
 
+    assert scheduler.sweep() == ["retry"]
+    [sub] = subscribed.store.subscriptions("T0001")
+    timer_due = subscribed.store.timers("T0001")[(DIGEST_TIMER, str(sub.id))]
+    assert timer_due == clock.now + timedelta(seconds=2)  # Retry-After, not RETRY's minute
+    clock.now += timedelta(seconds=1)
+    assert scheduler.sweep() == []
+    clock.now += timedelta(seconds=1)
     assert scheduler.sweep() == ["posted"]
 
     assert len(top_level(fake)) == 1
     assert [c.status for c in fake.calls_to("chat.postMessage")] == [429, 500, 200]
+    delivery = subscribed.store.delivery("digest:T0001:C0001:daily:2026-03-10")
+    assert delivery is not None and delivery.attempts == 1  # the 429 was not an attempt
 
 
 def test_a_lost_reply_is_not_posted_again(subscribed: SlackBot) -> None:
@@ -778,10 +790,18 @@ def test_unclear_refusals_then_the_fallback_post_once(subscribed: SlackBot) -> N
     fake = subscribed.fake
     fake.native_blocks = False
     fake.lose_reply("chat.postMessage", status=500, times=2)
-    scheduler = make_scheduler(subscribed, Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC)))
+    clock = Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC))
+    scheduler = make_scheduler(subscribed, clock)
 
+    # the second "did it go out?" look would be the minute's second history call: it waits
+    assert scheduler.sweep() == ["retry"]
+    assert len(fake.calls_to("conversations.history")) == 1
+    clock.now += timedelta(seconds=59)
+    assert scheduler.sweep() == []
+    clock.now += timedelta(seconds=1)
     assert scheduler.sweep() == ["posted"]
 
+    assert len(fake.calls_to("conversations.history")) == 2
     assert len(top_level(fake)) == 1 and len(fake.refused_native) == 3
     assert [c.status for c in fake.calls_to("chat.postMessage")] == [500, 500, 200, 200]
 

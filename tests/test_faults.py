@@ -228,7 +228,10 @@ def test_kill9_rounds_deliver_each_digest_and_alert_exactly_once(
     in its channel exactly once, no other message, no chart twice in a thread."""
     world = due_world(kill_db_url, fake)
     bot = BotProcess(tmp_path, bot_env(fake, kill_db_url,
-                                       KPIBOT_CLAIM_LEASE_SECONDS=str(LEASE_SECONDS)))
+                                       KPIBOT_CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
+                                       # several posts cut mid-way each need a history check:
+                                       # at Slack's 1/min the last run would take minutes
+                                       KPIBOT_HISTORY_INTERVAL_SECONDS="2"))
     rng = random.Random(SEED)
     rounds: list[str] = []
     try:
@@ -718,10 +721,12 @@ def digest_copies(fake: FakeSlack, world: InProcess) -> int:
 
 
 def finish(fake: FakeSlack, world: InProcess, wait: float = 0.0) -> int:
-    """Sweeps again (now, and after every retry is due) and counts the copies in the channel."""
+    """Sweeps again (now, and after every retry and history check is due) and counts the copies."""
     time.sleep(wait)
     world.sweep()
     world.clock.offset += timedelta(hours=1)  # past any retry_after (at most 32 min), < grace
+    world.sweep()
+    world.clock.offset += timedelta(minutes=2)  # past the minute between two history checks
     world.sweep()
     return digest_copies(fake, world)
 

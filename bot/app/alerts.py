@@ -21,7 +21,7 @@ from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
 from bot.app.entries import clean_dims
 from bot.app.names import label_of, unit_of, watched_key
 from bot.app.ports import Outcome, Poster
-from bot.app.timers import PENDING, RETRY, Woken
+from bot.app.timers import PENDING, RETRY, Woken, retry_at
 from kpis.alerts import (
     AlertState,
     DurationError,
@@ -357,9 +357,13 @@ class Alerting:
 
         # should this process die while posting, the workspace's timer makes it again
         self.store.wake(rule.workspace_id, ALERTS_TIMER, at=self.clock() + RETRY)
-        return self.poster.deliver(rule.workspace_id, f"alert:{rule.id}:{note.seq}",
-                                   kind=f"alert-{note.kind.value}", channel=rule.channel_id,
-                                   due_at=note.at, build=build)
+        key = f"alert:{rule.id}:{note.seq}"
+        outcome = self.poster.deliver(rule.workspace_id, key, kind=f"alert-{note.kind.value}",
+                                      channel=rule.channel_id, due_at=note.at, build=build)
+        if outcome in PENDING:  # paced or held: look again as soon as it may go
+            now = self.clock()
+            self.store.wake(rule.workspace_id, ALERTS_TIMER, at=retry_at(self.store, [key], now))
+        return outcome
 
 
 def _installed(store: Store, workspace_id: str) -> bool:

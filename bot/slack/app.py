@@ -42,12 +42,15 @@ def web_client(settings: Settings, token: str | None = None) -> WebClient:
     )
 
 
-def courier_client(settings: Settings, token: str | None = None) -> WebClient:
-    """For scheduled posts: waits out 429s (nothing was posted) but never retries a post by
-    itself after a 5xx or a dropped connection: the Courier first checks whether it went out."""
+def courier_client(settings: Settings, token: str | None = None, *,
+                   wait_out_429: bool = False) -> WebClient:
+    """For posts through the Courier: never retries a post by itself after a 5xx or a dropped
+    connection (the Courier first checks whether it went out), and hands a 429 to the Courier,
+    which gives the delivery back until Retry-After rather than keep a worker asleep. A
+    one-off post from the CLI (`wait_out_429`) has nothing else to do and waits it out."""
     return WebClient(
         base_url=settings.slack_api_url, token=token, timeout=20,
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)],
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)] if wait_out_429 else [],
     )
 
 

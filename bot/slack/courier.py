@@ -1,8 +1,10 @@
 """Posting that happens exactly once: digests, alerts and reminders go out through the Courier.
 
 The path is claim -> build -> post -> record the message -> upload charts into its thread ->
-mark delivered. Only the claimer posts. A 429 is waited out by slack-sdk (nothing was
-posted); after a 5xx, a timeout or a dropped connection nobody knows whether Slack posted, so
+mark delivered. Only the claimer posts. Calls are paced per channel and workspace
+(bot/slack/pacing.py); a call that must wait, or that Slack answers 429 (nothing was posted),
+gives the delivery back until then instead of sleeping, so no other workspace waits behind
+it. After a 5xx, a timeout or a dropped connection nobody knows whether Slack posted, so
 the channel's recent history is searched for the delivery key (carried in the message's
 metadata) before trying again. Permanent errors are recorded for App Home, never retried.
 A message Slack refuses with `invalid_blocks` (a workspace without the native table or
@@ -25,6 +27,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.observability import Metrics
 from bot.render.posts import Attachment, Outgoing, outgoing_of
+from bot.slack.pacing import DEFAULT_RETRY_AFTER, Pacer
 from storage import Store
 from storage.repository import Delivery
 
@@ -57,6 +60,18 @@ class Unclear(Exception):
         self.retry_now = retry_now
 
 
+class Paced(Exception):
+    """Not now: Slack's limits (or its 429 with Retry-After) say to wait this long."""
+
+    def __init__(self, wait: timedelta, *, by_slack: bool = False, unclear: bool = False) -> None:
+        super().__init__(f"paced for {wait.total_seconds():.1f} s")
+        self.wait = wait
+        #: Slack answered 429: the whole workspace waits, not only this channel
+        self.by_slack = by_slack
+        #: an earlier call of this attempt may have posted: the next one must look first
+        self.unclear = unclear
+
+
 class NotDelivered(Exception):
     def __init__(self, code: str, *, permanent: bool) -> None:
         super().__init__(code)
@@ -79,6 +94,11 @@ class Courier:
     owner: str = field(default_factory=lambda: f"kpibot-{uuid.uuid4().hex[:10]}")
     lease: timedelta = LEASE
     backoff: float = 1.0
+    #: how much of Slack's limits this process has used (a Pacer of its own when not given)
+    pacer: Pacer | None = None
+
+    def __post_init__(self) -> None:
+        self._pacer = self.pacer or Pacer(self.clock)
 
     def deliver(
         self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
@@ -111,6 +131,8 @@ class Courier:
             done = known is not None and (known.delivered_at or known.failed_at)
             return "skipped" if done else "held"
         try:
+            if delivery.message_ts is None:
+                self._pace(self._pacer.wait_to_post(workspace_id, channel))
             client = self.client_for(workspace_id)
             if client is None:
                 raise NotDelivered("no_installation", permanent=True)
@@ -122,12 +144,14 @@ class Courier:
             comment = outgoing.comment
             if files and delivery.message_ts is not None:
                 # an earlier attempt posted the message: it may have shared charts too
-                shared = self._files_in_thread(client, channel, ts)
+                shared = self._files_in_thread(client, delivery, ts)
                 if shared & {f.filename for f in files}:
                     comment = None  # it went with the first of them
                 files = [f for f in files if f.filename not in shared]
             if files:
                 self._upload(client, channel, ts, files, comment)
+        except Paced as paced:
+            return self._postpone(delivery, paced)
         except NotDelivered as problem:
             return self._give_up(delivery, problem.code, permanent=problem.permanent)
         except Unclear as problem:
@@ -139,6 +163,22 @@ class Courier:
         self.store.mark_delivered(key, self.owner, self.clock())
         log.info("delivered key=%s channel=%s attempt=%d", key, channel, delivery.attempts)
         return "posted"
+
+    def _pace(self, wait: timedelta) -> None:
+        if wait > timedelta(0):
+            raise Paced(wait)
+
+    def _postpone(self, delivery: Delivery, paced: Paced) -> str:
+        """Gives the delivery back until Slack's limit allows it; nothing was attempted, so
+        it does not count towards MAX_ATTEMPTS (unless an unclear call came first)."""
+        if paced.by_slack:
+            self._pacer.rate_limited(delivery.workspace_id, paced.wait)
+        self.store.release_delivery(delivery.key, self.owner, self.clock(), "ratelimited",
+                                    permanent=False, retry_after=paced.wait,
+                                    attempted=paced.unclear)
+        self.metrics.slack_errors.labels(method="paced", error="ratelimited").inc()
+        log.info("delivery paced key=%s for %.1f s", delivery.key, paced.wait.total_seconds())
+        return "retry"
 
     def _give_up(self, delivery: Delivery, code: str, *, permanent: bool) -> str:
         permanent = permanent or delivery.attempts >= MAX_ATTEMPTS
@@ -155,12 +195,15 @@ class Courier:
         """Posts, or finds the copy an earlier unclear attempt left in the channel."""
         unclear = delivery.attempts > 1
         for attempt in range(_IN_PLACE_TRIES):
-            if unclear:
-                found = self._find_posted(client, delivery)
-                if found:
-                    return found
             try:
+                if unclear:
+                    found = self._find_posted(client, delivery)
+                    if found:
+                        return found
                 return self._post(client, delivery, outgoing)
+            except Paced as paced:
+                paced.unclear = unclear
+                raise
             except Unclear as problem:
                 unclear = True
                 if not problem.retry_now or attempt == _IN_PLACE_TRIES - 1:
@@ -201,12 +244,20 @@ class Courier:
 
     def _find_posted(self, client: WebClient, delivery: Delivery) -> str | None:
         oldest = (delivery.due_at - timedelta(minutes=1)).timestamp()
+        self._pace(self._pacer.wait_to_read(delivery.workspace_id, "conversations.history"))
         try:
             response = client.conversations_history(
-                channel=delivery.channel_id, oldest=str(oldest), limit=100,
+                channel=delivery.channel_id, oldest=str(oldest), limit=15,
                 include_all_metadata=True,
             )
-        except (SlackApiError, SlackClientError, OSError) as error:
+        except SlackApiError as error:
+            wait = _retry_after(error)
+            if wait is not None:
+                raise Paced(wait, by_slack=True) from None
+            log.warning("could not check the channel for an earlier copy: %s",
+                        error.response.get("error") if error.response is not None else "?")
+            return None
+        except (SlackClientError, OSError) as error:
             log.warning("could not check the channel for an earlier copy: %s",
                         error.__class__.__name__)
             return None
@@ -217,10 +268,18 @@ class Courier:
                 return str(message["ts"])
         return None
 
-    def _files_in_thread(self, client: WebClient, channel: str, ts: str) -> set[str]:
+    def _files_in_thread(self, client: WebClient, delivery: Delivery, ts: str) -> set[str]:
+        self._pace(self._pacer.wait_to_read(delivery.workspace_id, "conversations.replies"))
         try:
-            response = client.conversations_replies(channel=channel, ts=ts, limit=200)
-        except (SlackApiError, SlackClientError, OSError) as error:
+            response = client.conversations_replies(channel=delivery.channel_id, ts=ts, limit=15)
+        except SlackApiError as error:
+            wait = _retry_after(error)
+            if wait is not None:
+                raise Paced(wait, by_slack=True) from None
+            log.warning("could not check the thread for charts already shared: %s",
+                        error.response.get("error") if error.response is not None else "?")
+            return set()
+        except (SlackClientError, OSError) as error:
             log.warning("could not check the thread for charts already shared: %s",
                         error.__class__.__name__)
             return set()
@@ -244,9 +303,27 @@ def _call(courier: Courier, method: str, work: Callable[[], Any]) -> Any:
         status = error.response.status_code if error.response is not None else 0
         code = str(error.response.get("error", "unknown")) if error.response is not None else "unknown"
         courier.metrics.slack_errors.labels(method=method, error=code).inc()
+        wait = _retry_after(error)
+        if wait is not None:
+            raise Paced(wait, by_slack=True) from None
         if status >= 500:
             raise Unclear(f"http_{status}", retry_now=True) from None
         raise NotDelivered(code, permanent=code in PERMANENT) from None
     except (SlackClientError, OSError) as error:
         courier.metrics.slack_errors.labels(method=method, error=error.__class__.__name__).inc()
         raise Unclear(error.__class__.__name__, retry_now=False) from None
+
+
+def _retry_after(error: SlackApiError) -> timedelta | None:
+    """Slack's Retry-After on a 429 (a default when the header is missing), else None."""
+    response = error.response
+    if response is None or response.status_code != 429:
+        return None
+    headers = {str(k).lower(): v for k, v in (response.headers or {}).items()}
+    value = headers.get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return timedelta(seconds=max(1, int(str(value))))
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER
