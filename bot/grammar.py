@@ -121,7 +121,9 @@ class AlertForm:
 
 @dataclass(frozen=True, kw_only=True)
 class Alerts:
-    """`alerts`: list the rules."""
+    """`alerts`: list the rules; `full` (the Show all button) every one of them."""
+
+    full: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -104,9 +104,9 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
         case g.AlertForm():
             return Spec(alerts.alert_form, lambda form, ctx: Modal(alert_views.alert_modal(form)),
                         admin="add alert rules", form=True)
-        case g.Alerts():
+        case g.Alerts(full=full):
             return Spec(alerts.listed, lambda rows, ctx: alert_views.rules_message(
-                [(r.rule, r.label, r.unit) for r in rows], *_money(ctx), ctx.now))
+                rows, *_money(ctx), ctx.workspace.timezone, ctx.now, full=full))
         case g.AlertRemove(rule_id=rule_id):
             return Spec(lambda ctx: alerts.remove_rule(ctx, rule_id), _say(
                 lambda rule, ctx: f":wastebasket: Alert #{rule.id} on `{rule.rule.kpi}` removed."),

@@ -159,9 +159,10 @@ class Rule:
         return like_for_like(self.window(day), today)
 
     def waits_for_close(self, summed: bool) -> bool:
-        """A `<` or `<=` threshold on a summed value over a week or a month is judged once the
-        period is over: on a Wednesday every weekly total is low."""
-        return summed and self.op in (Op.LT, Op.LE) and self.period in ("weekly", "monthly")
+        """A `<` or `<=` threshold, or an unusual rule, on a summed value over a week or a
+        month is judged once the period is over: on a Wednesday every weekly total is low."""
+        low_side = self.op in (Op.LT, Op.LE) or self.op.is_unusual
+        return summed and low_side and self.period in ("weekly", "monthly")
 
     def condition(
         self,

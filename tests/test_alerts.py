@@ -4,22 +4,30 @@ Slack channel. The clock is frozen at SLACK_NOW (Wed 11 March 2026, New York).""
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.app import alerts as use
-from bot.app.context import open_context
+from bot.app.context import Context, open_context
 from bot.observability import Metrics
+from bot.render.alerts import rules_message
+from bot.render.kit import cell_text
+from bot.render.numbers import format_day
 from bot.settings import Settings
 from bot.slack.app import courier_client
 from bot.slack.courier import Courier, Outgoing
-from kpis.alerts import Notification
+from kpis.alerts import Notification, Status
+from kpis.periods import Period
+from kpis.unusual import MIN_HISTORY_DAYS, expect
 from storage import Store, open_store
 from storage.repository import Write
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SlackBot, at_once
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, at_once
 from tests.fakeslack import FakeSlack
 
 MARKETING = "C0MARKET"
@@ -261,3 +269,123 @@ def test_a_weekly_lower_threshold_on_a_total_waits_for_the_week_to_end(bot: Slac
     bot.command("alert leads < 100 weekly", user_id=SLACK_ADMIN, channel_id=MARKETING)
     log(bot, "leads=30")  # 30 by Wednesday is no news: the week is not over
     assert posts(bot) == []
+
+
+# -- `/kpi alerts`: each rule's value so far, what fires it, its state and next check ------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+TODAY = date(2026, 3, 11)  # SLACK_NOW's day in New York, a Wednesday
+
+
+def _ctx(store: Store) -> Context:
+    return open_context(store, "T0001", SLACK_ADMIN, SLACK_NOW, timezone="America/New_York")
+
+
+def _record(store: Store, metric: str, values: dict[date, float]) -> None:
+    _ctx(store)  # the workspace, in New York
+    store.record("T0001", [Write(metric, day, value, SLACK_MEMBER) for day, value in values.items()],
+                 actor=SLACK_MEMBER, origin="test")
+
+
+def _evaluate(store: Store, day: date) -> list[Notification]:
+    notes: list[Notification] = []
+
+    def post(rule: use.AlertRule, note: Notification, values: use.Values) -> str:
+        notes.append(note)
+        return "posted"
+
+    use.evaluate_workspace(store, "T0001", day, SLACK_NOW, post)
+    return notes
+
+
+def _row(store: Store, rule_id: int) -> tuple[use.Watched, list[str]]:
+    """The rule as listed, and its table row as a reader sees it."""
+    listed = {w.rule.id: w for w in use.listed(_ctx(store))}
+    message = rules_message(list(listed.values()), "USD", "en_US", "America/New_York", SLACK_NOW,
+                            full=True)
+    [table] = [b for b in message["blocks"] if b["type"] == "table"]
+    [row] = [r for r in table["rows"] if cell_text(r[0]).startswith(f"#{rule_id} ")]
+    return listed[rule_id], [re.sub(r"^:[a-z_]+:", "", cell_text(c)).strip() for c in row]
+
+
+def test_a_threshold_rule_shows_todays_value_its_threshold_and_midnight(store: Store) -> None:
+    ctx = _ctx(store)
+    _record(store, "spend", {TODAY - timedelta(days=1): 300.0, TODAY: 100.0})
+    _record(store, "leads", {TODAY - timedelta(days=1): 10.0, TODAY: 5.0})
+    rule = use.add_rule(ctx, MARKETING, "cpl", ">", "15", for_periods=2)
+    _evaluate(store, TODAY - timedelta(days=1))
+    [fired] = _evaluate(store, TODAY)
+
+    shown, row = _row(store, rule.id)
+
+    assert shown.value == pytest.approx(100.0 / 5.0) and shown.period == Period.day(TODAY)
+    assert shown.rule.state.fired_at == fired.at == SLACK_NOW
+    assert shown.next_check == datetime.combine(TODAY + timedelta(days=1), time(0), NEW_YORK)
+    assert not shown.fires_then
+    assert row[1:] == ["$20.00 today so far", "above $15.00", "firing since Wed 11 Mar",
+                       "checked at midnight"]
+
+    use.snooze_rule(ctx, rule.id, "1d")
+    # a day from 15:00 UTC is 11:00 the next morning in New York (daylight time since 8 March)
+    assert _row(store, rule.id)[1][3] == "firing, snoozed until Thu 12 Mar 11:00 EDT"
+
+
+def test_a_pending_rule_counts_its_streak_and_a_weekly_total_waits_for_sunday(store: Store) -> None:
+    ctx = _ctx(store)
+    monday = TODAY - timedelta(days=2)
+    _record(store, "spend", {monday: 300.0})
+    _record(store, "leads", {monday: 30.0, monday + timedelta(days=1): 30.0})
+    streak = use.add_rule(ctx, MARKETING, "cpl", ">", "5", for_periods=3)
+    weekly = use.add_rule(ctx, MARKETING, "leads", "<", "100", period="weekly")
+    _evaluate(store, monday)
+
+    pending, row = _row(store, streak.id)
+    assert pending.value is None  # nothing logged today
+    assert row[1:] == ["no numbers today", "above $5.00", "pending 1 of 3", "fires after 2 more days above"]
+
+    waiting, row = _row(store, weekly.id)
+    assert waiting.value == 30.0 + 30.0 and waiting.period == Period(monday, TODAY)
+    assert waiting.waits and waiting.fires_then and waiting.rule.state.status is Status.OK
+    sunday = monday + timedelta(days=6)
+    assert waiting.next_check == datetime.combine(sunday + timedelta(days=1), time(0), NEW_YORK)
+    assert row[1:] == ["60 this week so far", "below 100", "ok",
+                       "fires if still below at the close of Sun 15 Mar"]
+
+
+def test_an_unusual_rule_shows_the_band_its_evaluation_judges_by(store: Store) -> None:
+    """Five weeks of leads, 40 on Wednesdays and 20 on other days: today's band is the one
+    kpis.unusual draws from those days, and 5 leads today fire the rule against that band."""
+    ctx = _ctx(store)
+    history = {TODAY - timedelta(days=back): 40.0 if back % 7 == 0 else 20.0 for back in range(1, 36)}
+    _record(store, "leads", history)
+    rule = use.add_rule(ctx, MARKETING, "leads", "unusual", "0")
+    assert use.AlertRule.load(store.rule("T0001", rule.id)).rule.sensitivity == "medium"
+    band = expect(history, TODAY, "daily", "medium", value=0.0, count=True)
+    assert band is not None and band.expected == 40.0
+
+    before, row = _row(store, rule.id)
+    assert before.value is None and before.expectation is not None
+    assert (before.expectation.low, before.expectation.high) == (band.low, band.high)
+    assert row[2] == f"outside {math.ceil(band.low)}–{math.floor(band.high)}"
+    assert row[4] == "checked at midnight"
+
+    _record(store, "leads", {TODAY: 5.0})
+    [fired] = _evaluate(store, TODAY)
+    after, row = _row(store, rule.id)
+    assert fired.expectation is not None and fired.expectation.unusual
+    assert (fired.expectation.low, fired.expectation.high) == (band.low, band.high)
+    assert after.value == 5.0 and after.rule.state.status is Status.FIRING
+    assert row[1] == "5 today so far" and row[3] == "firing since Wed 11 Mar"
+
+
+def test_an_unusual_rule_without_28_days_of_history_says_when_it_starts(store: Store) -> None:
+    first = TODAY - timedelta(days=9)
+    _record(store, "leads", {first + timedelta(days=i): 20.0 for i in range(10)})
+    rule = use.add_rule(_ctx(store), MARKETING, "leads", "unusual", "0")
+
+    shown, row = _row(store, rule.id)
+
+    assert shown.value == 20.0 and shown.expectation is None
+    assert shown.watching_from == first + timedelta(days=MIN_HISTORY_DAYS)
+    assert row[2] == f"watching from {format_day(first + timedelta(days=MIN_HISTORY_DAYS))}"
+    assert _evaluate(store, TODAY) == []  # and its evaluation agrees: nothing to judge yet

@@ -10,7 +10,7 @@ import pytest
 
 from bot.app import entries
 from bot.app.context import open_context
-from bot.render.kit import FOLD_LINES, rendered_lines
+from bot.render.kit import FOLD_LINES, cell_text, rendered_lines
 from tests.conftest import SLACK_ADMIN, SLACK_NOW, SlackBot
 
 TODAY = date(2026, 3, 11)
@@ -45,3 +45,30 @@ def test_every_default_answer_fits_above_the_fold(slack_bot: SlackBot, text: str
         else slack_bot.told(reply)
     assert "blocks" in body, body
     assert rendered_lines(body["blocks"]) <= FOLD_LINES, (text, rendered_lines(body["blocks"]))
+
+
+def test_many_alert_rules_show_the_first_above_the_fold_and_all_behind_show_all(
+    slack_bot: SlackBot,
+) -> None:
+    _busy_month(slack_bot)
+    for n in range(15):
+        added = slack_bot.command(f"alert cpl > {10 + n} daily", user_id=SLACK_ADMIN)
+        assert "added" in added.json["text"], added.json
+
+    reply = slack_bot.command("alerts")
+
+    blocks = reply.json["blocks"]
+    assert rendered_lines(blocks) <= FOLD_LINES, rendered_lines(blocks)
+    [table] = [b for b in blocks if b["type"] == "table"]
+    shown = [cell_text(row[0]) for row in table["rows"][1:]]
+    assert 5 <= len(shown) < 15 and shown[0].startswith("#1 Cost per lead > $10.00 daily")
+    [show_all] = [e for b in blocks if b["type"] == "actions" for e in b["elements"]
+                  if e["action_id"] == "alerts_show_all"]
+    assert show_all["text"]["text"] == "Show all 15 rules"
+
+    click = slack_bot.action("alerts_show_all", show_all["value"], is_ephemeral=True)
+
+    full = slack_bot.fake.wait_for(lambda: slack_bot.responses(click))[-1]
+    [table] = [b for b in full["blocks"] if b["type"] == "table"]
+    assert [cell_text(row[0]).split()[0] for row in table["rows"][1:]] == [f"#{n}" for n in range(1, 16)]
+    assert not [b for b in full["blocks"] if b["type"] == "actions"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -35,12 +35,14 @@ from kpis.alerts import (
     parse_duration,
     snooze,
 )
-from kpis.catalogue import Unit
+from kpis.catalogue import Aggregation, Catalogue, Unit
+from kpis.compare import change_pct
 from kpis.goals import is_summed
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period
-from kpis.rollup import value_of
+from kpis.rollup import Dims, bucket_data, kpi_values, value_of
 from kpis.schedule import local_instant
+from kpis.unusual import DEFAULT_SENSITIVITY, Expectation, expect, history_needed, watching_from
 from storage import Store
 from storage.repository import StoredRule
 from storage.timers import ALERTS_TIMER, Timer
@@ -67,7 +69,8 @@ class AlertRule:
     def load(cls, stored: StoredRule) -> AlertRule:
         spec = json.loads(stored.rule)
         rule = Rule(spec["kpi"], spec["op"], float(spec["threshold"]), spec["period"],
-                    int(spec["for_periods"]), tuple(tuple(d) for d in spec.get("dims", ())))
+                    int(spec["for_periods"]), tuple(tuple(d) for d in spec.get("dims", ())),
+                    spec.get("sensitivity", DEFAULT_SENSITIVITY))
         return cls(stored.id, stored.workspace_id, stored.channel_id, rule,
                    _state_from_json(stored.state), spec.get("mention"), stored.version,
                    stored.created_by)
@@ -104,25 +107,28 @@ def _state_from_json(text: str) -> AlertState:
 def add_rule(
     ctx: Context, channel_id: str, kpi: str, op: str, threshold: str, *, period: str = "daily",
     for_periods: int = 1, mention: str | None = None, dims: Iterable[tuple[str, str]] = (),
+    sensitivity: str = DEFAULT_SENSITIVITY,
 ) -> AlertRule:
     """Checks everything, then stores the rule (posting to `channel_id`) in state ok."""
     catalogue = ctx.catalogue
     key = watched_key(catalogue, kpi)
     change_rule = op in ("up", "down")
     try:
-        if change_rule:
+        if op == Op.UNUSUAL:
+            value = 0.0
+        elif change_rule:
             value = parse_number(threshold if threshold.endswith("%") else threshold + "%", "percent") * 100
         else:
             value = parse_number(threshold, unit_of(catalogue, key).value)
     except NumberError as error:
         raise UserError(f"The threshold {error}") from None
     try:
-        rule = Rule(key, Op(op), value, period, for_periods, clean_dims(dims))
+        rule = Rule(key, Op(op), value, period, for_periods, clean_dims(dims), sensitivity)
     except (RuleError, ValueError) as error:
         raise UserError(f"That rule doesn't work: {error}.") from None
     spec = {"kpi": key, "op": str(rule.op), "threshold": rule.threshold, "period": rule.period,
             "for_periods": rule.for_periods, "dims": [list(d) for d in rule.dims],
-            "mention": mention}
+            "sensitivity": rule.sensitivity, "mention": mention}
     stored = ctx.store.add_rule(ctx.workspace.id, channel_id, key, json.dumps(spec),
                                 _state_to_json(AlertState()), ctx.actor)
     ctx.ports.rules_changed(ctx.workspace.id)
@@ -167,14 +173,19 @@ def snooze_rule(ctx: Context, rule_id: int, duration: str) -> tuple[AlertRule, d
 
 @dataclass(frozen=True)
 class Values:
+    """The watched value of a rule's window, what a change rule compares it with, and what an
+    unusual rule expected of it (None: another kind of rule, no value, or too little history)."""
+
     value: float | None
     previous: float | None
     period: Period
+    expectation: Expectation | None = None
 
 
-def rule_values(ctx: Context, rule: Rule, day: date) -> Values:
+def rule_values(ctx: Context, rule: Rule, day: date, *, judging: bool = True) -> Values:
     """The watched value over the rule's window containing `day` (so far, while it runs) and
-    the same part of the window before; no value while a rule waits for its period to end."""
+    the same part of the window before; no value while a rule waits for its period to end
+    (unless not `judging`: `/kpi alerts` shows the value so far all the same)."""
     catalogue = ctx.catalogue
     compared = rule.compared(day, ctx.today)
 
@@ -182,10 +193,78 @@ def rule_values(ctx: Context, rule: Rule, day: date) -> Values:
         data = ctx.store.period_data(ctx.workspace.id, period, catalogue, rule.dims)
         return value_of(catalogue, data, rule.kpi)
 
-    if compared.partial and rule.waits_for_close(is_summed(catalogue, rule.kpi)):
+    if judging and compared.partial and rule.waits_for_close(is_summed(catalogue, rule.kpi)):
         return Values(None, None, compared.period)
     previous = value(compared.previous) if rule.op.is_change else None
-    return Values(value(compared.period), previous, compared.period)
+    current = value(compared.period)
+    expectation = None
+    if rule.op.is_unusual and current is not None:
+        expectation = rule_expectation(ctx, rule, compared.period, current)[0]
+    return Values(current, previous, compared.period, expectation)
+
+
+# -- what is usual: the history kpis.unusual judges by, for rules and the digest ---------------
+
+
+def unusual_history(
+    ctx: Context, keys: Sequence[str], grain: str, period: Period, dims: Dims = (),
+) -> tuple[dict[str, dict[date, float]], frozenset[str]]:
+    """Each key's value in every day (daily) or ISO week (weekly, by its Monday) that
+    `kpis.unusual.expect` reads to judge `period`, `period` included; and the inputs logged
+    within `period`. One read of daily totals; per period when filtered by dimension values."""
+    catalogue = ctx.catalogue
+    span = history_needed(period.start, grain)
+    if grain == "daily":
+        buckets = [Period.day(span.start + timedelta(days=i)) for i in range(span.days)]
+    else:
+        buckets = [Period.iso_week(span.start + timedelta(weeks=i))
+                   for i in range((period.start - span.start).days // 7 + 1)]
+        span = Period(buckets[0].start, buckets[-1].end)
+    inputs = set().union(*(catalogue.metrics_of(k) for k in keys))
+    if dims:
+        data = [ctx.store.period_data(ctx.workspace.id, b, catalogue, dims) for b in buckets]
+        logged = frozenset(k for k in inputs if k in data[-1].totals)
+    else:
+        daily = ctx.store.daily_series(ctx.workspace.id, inputs, span)
+        gauges = [k for k in inputs if catalogue.metrics[k].aggregation is Aggregation.LAST]
+        opening = (ctx.store.period_data(ctx.workspace.id, Period.day(span.start), catalogue).opening
+                   if gauges else {})
+        data = bucket_data(daily, buckets, gauges, opening)
+        logged = frozenset(k for k in inputs
+                           if any(period.start <= d <= period.end for d in daily.get(k, {})))
+    kpis = [k for k in keys if k in catalogue.kpis]
+    history: dict[str, dict[date, float]] = {}
+    for bucket, bucket_values in zip(buckets, data, strict=True):
+        values = kpi_values(catalogue, bucket_values, kpis)
+        for key in keys:
+            if key in catalogue.kpis:
+                value = values.get(key)
+            elif key in bucket_values.totals or key in bucket_values.closing:
+                value = value_of(catalogue, bucket_values, key)
+            else:
+                value = None
+            if value is not None:
+                history.setdefault(key, {})[bucket.start] = value
+    return history, logged
+
+
+def counted(catalogue: Catalogue, key: str) -> bool:
+    """Whether `key` has count noise: only summed counts do (an order value of 3,000 is money)."""
+    metric = catalogue.metrics.get(key)
+    return metric is not None and metric.unit is Unit.COUNT and metric.aggregation is Aggregation.SUM
+
+
+def rule_expectation(
+    ctx: Context, rule: Rule, period: Period, value: float,
+) -> tuple[Expectation | None, date | None]:
+    """What an unusual rule expects of `value` for `period` (None: too little history yet),
+    and the first day of its history (from which `unusual.watching_from` counts)."""
+    key = rule.kpi
+    history, _ = unusual_history(ctx, [key], rule.period, rule.window(period.start), rule.dims)
+    series = history.get(key, {})
+    expectation = expect(series, period.start, rule.period, rule.sensitivity, value=value,
+                         count=counted(ctx.catalogue, key))
+    return expectation, min(series) if series else None
 
 
 Post = Callable[[AlertRule, Notification, Values], str]
@@ -208,7 +287,7 @@ def evaluate_rule(ctx: Context, rule_id: int, day: date, post: Post) -> list[str
         if values.value is None and (last is None or values.period.start > last):
             return outcomes
         state, notes = evaluate(rule.rule, rule.state, values.period.start, values.value,
-                                values.previous, ctx.now)
+                                values.previous, ctx.now, expectation=values.expectation)
         if state == rule.state:
             return outcomes
         posted = [post(rule, note, values) for note in notes if not note.suppressed]
@@ -373,24 +452,79 @@ def _installed(store: Store, workspace_id: str) -> bool:
 
 def _trend(ctx: Context, rule: AlertRule, end: date) -> list[float | None]:
     """The rule's value over its last few days (daily values: a glance, not a chart)."""
-    daily = replace(rule.rule, period="daily", op=Op.GT if rule.rule.op.is_change else rule.rule.op)
+    plain = rule.rule.op.is_change or rule.rule.op.is_unusual
+    daily = replace(rule.rule, period="daily", op=Op.GT if plain else rule.rule.op)
     return [rule_values(ctx, daily, end - timedelta(days=i)).value
             for i in range(TREND_POINTS - 1, -1, -1)]
 
 
 @dataclass(frozen=True)
 class Listed:
-    """A rule as `/kpi alerts` shows it."""
+    """A rule with the label and unit of what it watches."""
 
     rule: AlertRule
     label: str
     unit: Unit
 
 
-def listed(ctx: Context) -> list[Listed]:
+@dataclass(frozen=True)
+class Watched(Listed):
+    """A rule as `/kpi alerts` shows it: its value so far, what it is held against, and when
+    it is next checked.
+
+    `period` is the window so far (today, this week so far, like for like); `previous` the
+    same part of the window before (change rules), `change_pct` the change between them.
+    `expectation` is the band an unusual rule judges by, from `rule_values` like the
+    evaluation's; `watching_from` the first day it can judge while its history is too short
+    (None with no history at all). `next_check` is the next midnight of the workspace's
+    zone (an instant) at which the alert timer checks it, or for a rule that `waits` to be
+    judged until its window closes, that close; `closes` is the window's last day (numbers
+    logged are checked at once besides). `fires_then` says the rule fires at `next_check` if
+    its numbers stay as they are (the evaluation's state machine run on them).
+    """
+
+    period: Period
+    value: float | None
+    previous: float | None
+    change_pct: float | None
+    expectation: Expectation | None
+    watching_from: date | None
+    next_check: datetime
+    closes: date
+    closes_today: bool
+    waits: bool
+    fires_then: bool
+
+
+def listed(ctx: Context) -> list[Watched]:
+    """Every rule whose KPI or metric still exists, with its value so far and next check."""
     catalogue = ctx.catalogue
-    return [Listed(r, label_of(catalogue, r.rule.kpi), unit_of(catalogue, r.rule.kpi))
-            for r in rules(ctx.store, ctx.workspace.id) if r.rule.kpi in catalogue.names]
+    return [watched(ctx, r) for r in rules(ctx.store, ctx.workspace.id) if r.rule.kpi in catalogue.names]
+
+
+def watched(ctx: Context, stored: AlertRule) -> Watched:
+    rule = stored.rule
+    catalogue = ctx.catalogue
+    window = rule.window(ctx.today)
+    waits = window.end >= ctx.today and rule.waits_for_close(is_summed(catalogue, rule.kpi))
+    values = rule_values(ctx, rule, ctx.today, judging=False)
+    expectation, since = values.expectation, None
+    if rule.op.is_unusual and expectation is None:
+        # the band does not depend on the value judged: without a value yet, any shows it
+        expectation, since = rule_expectation(ctx, rule, values.period, values.value or 0.0)
+    close = local_instant((window.end if waits else ctx.today) + timedelta(days=1), time(0, 0),
+                          ctx.workspace.timezone)
+    # what the close makes of the numbers as they are, by the evaluation's own state machine
+    # (a rule judged as numbers come in is already in that state; one that waits is not)
+    after, _ = evaluate(rule, stored.state, values.period.start, values.value, values.previous,
+                        close, expectation=values.expectation)
+    fires_then = after.status is Status.FIRING and stored.state.status is not Status.FIRING
+    return Watched(
+        stored, label_of(catalogue, rule.kpi), unit_of(catalogue, rule.kpi), values.period,
+        values.value, values.previous, change_pct(values.value, values.previous), expectation,
+        watching_from(since, rule.period) if expectation is None and since is not None else None,
+        close, window.end, window.end == ctx.today, waits, fires_then,
+    )
 
 
 def describe_rule(ctx: Context, rule: AlertRule) -> Listed:

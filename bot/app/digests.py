@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
-from bot.app.alerts import AlertRule, rules
+from bot.app.alerts import AlertRule, counted, rules, unusual_history
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
 from bot.app.goals import GoalProgress, goal_progress
 from bot.app.insights import WhyResult, why_brief
@@ -26,9 +26,9 @@ from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
 from kpis.compare import Change
 from kpis.goals import is_summed
 from kpis.periods import Period, PeriodError, local_date, zone
-from kpis.rollup import bucket_data, kpi_values, value_of
+from kpis.rollup import bucket_data, kpi_values
 from kpis.schedule import last_due, next_due, parse_time
-from kpis.unusual import Expectation, expect, history_needed
+from kpis.unusual import Expectation, expect
 from storage.repository import Store, Subscription
 from storage.timers import Timer
 
@@ -191,33 +191,7 @@ def unusual_lines(ctx: Context, kind: str, period: Period, keys: Sequence[str]) 
     if not keys:
         return ()
     grain = "daily" if kind == DAILY else "weekly"
-    span = history_needed(period.start, grain)
-    if grain == "daily":
-        buckets = [Period.day(span.start + timedelta(days=i)) for i in range(span.days)]
-    else:
-        buckets = [Period.iso_week(span.start + timedelta(weeks=i))
-                   for i in range((period.start - span.start).days // 7 + 1)]
-        span = Period(buckets[0].start, buckets[-1].end)
-    inputs = set().union(*(catalogue.metrics_of(k) for k in keys))
-    daily = ctx.store.daily_series(ctx.workspace.id, inputs, span)
-    gauges = [k for k in inputs if catalogue.metrics[k].aggregation is Aggregation.LAST]
-    opening = (ctx.store.period_data(ctx.workspace.id, Period.day(span.start), catalogue).opening
-               if gauges else {})
-    data = bucket_data(daily, buckets, gauges, opening)
-    kpis = [k for k in keys if k in catalogue.kpis]
-    history: dict[str, dict[date, float]] = {}
-    for bucket, bucket_values in zip(buckets, data, strict=True):
-        values = kpi_values(catalogue, bucket_values, kpis)
-        for key in keys:
-            if key in catalogue.kpis:
-                value = values.get(key)
-            elif key in bucket_values.totals or key in bucket_values.closing:
-                value = value_of(catalogue, bucket_values, key)
-            else:
-                value = None
-            if value is not None:
-                history.setdefault(key, {})[bucket.start] = value
-    logged = {k for k in inputs if any(period.start <= d <= period.end for d in daily.get(k, {}))}
+    history, logged = unusual_history(ctx, keys, grain, period)
     judged = {k: series for k, series in history.items() if k in catalogue.kpis or k in logged}
     unit = {**{k: m.unit for k, m in catalogue.metrics.items()},
             **{k: kpi.unit for k, kpi in catalogue.kpis.items()}}
@@ -225,10 +199,7 @@ def unusual_lines(ctx: Context, kind: str, period: Period, keys: Sequence[str]) 
              **{k: kpi.label for k, kpi in catalogue.kpis.items()}}
     found = []
     for key, series in judged.items():
-        # only summed counts have count noise: an order value of 3,000 is money, not a count
-        counted = unit[key] is Unit.COUNT and key in catalogue.metrics and \
-            catalogue.metrics[key].aggregation is Aggregation.SUM
-        expectation = expect(series, period.start, grain, count=counted)
+        expectation = expect(series, period.start, grain, count=counted(catalogue, key))
         if expectation is not None and expectation.unusual:
             found.append(Unusual(key, label[key], unit[key], expectation))
     found.sort(key=lambda u: (-abs(u.expectation.score), u.key))

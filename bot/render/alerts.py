@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+import math
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from bot.app.alerts import AlertForm, AlertRule
+from bot.app.alerts import AlertForm, AlertRule, Watched
 from bot.app.goals import GoalProgress
 from bot.render.kit import (
+    FOLD_LINES,
+    TABLE_CELL_LIMIT,
+    TABLE_MAX_ROWS,
+    Block,
+    Cell,
     Message,
+    actions,
     button,
     context,
+    header,
+    marked_cell,
     message,
     modal,
     option,
     plain,
+    raw_cell,
+    rendered_lines,
     section,
     sections,
     select,
+    table,
 )
-from bot.render.numbers import format_value
-from kpis.alerts import Kind, Notification, describe
+from bot.render.numbers import format_change, format_day, format_local, format_value
+from kpis.alerts import Kind, Notification, Op, Status, describe
 from kpis.catalogue import Unit
+from kpis.unusual import Expectation
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -64,7 +78,10 @@ def alert_message(
 
     text_rule = rule_text(rule, label, unit, currency, locale)
     value = fmt(note.value)
-    if rule.rule.op.is_change:
+    if rule.rule.op.is_unusual:
+        usual = note.expectation
+        against = f"{usual.basis} are usually {_band(usual, fmt)}" if usual else "no usual band yet"
+    elif rule.rule.op.is_change:
         against = f"previous period {fmt(note.previous)}"
     else:
         against = f"threshold {fmt(rule.rule.threshold)}"
@@ -101,28 +118,134 @@ def _person(author: str) -> str:
     return f"<@{author}>" if author[:1] in ("U", "W") and author.isalnum() else author
 
 
+#: rows `/kpi alerts` keeps on a phone whatever else it says; "Show all" has the rest
+MIN_RULE_ROWS = 5
+#: rows of the default listing at most
+MAX_RULE_ROWS = 12
+_SIDE = {Op.GT: "above", Op.GE: "at or above", Op.LT: "below", Op.LE: "at or below",
+         Op.UP: "up", Op.DOWN: "down", Op.UNUSUAL: "outside the band"}
+_WHEN = {"daily": "today", "weekly": "this week", "monthly": "this month"}
+_UNITS = {"daily": "day", "weekly": "week", "monthly": "month"}
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= TABLE_CELL_LIMIT else text[:TABLE_CELL_LIMIT - 1] + "…"
+
+
+def _band(expectation: Expectation, fmt: Callable[[float | None], str]) -> str:
+    low, high = expectation.low, expectation.high
+    if expectation.count:  # a count's band reads in whole numbers, as the alert says it
+        low, high = math.ceil(low - 1e-9), math.floor(high + 1e-9)
+    return f"{fmt(low)}–{fmt(high)}"
+
+
+def _fires(w: Watched, fmt: Callable[[float | None], str], locale: str, today: date) -> str:
+    """What fires the rule: `above $15.00`, `down 20.0% from 90`, `outside 35–45`."""
+    rule = w.rule.rule
+    if rule.op.is_unusual:
+        if w.expectation is not None:
+            return f"outside {_band(w.expectation, fmt)}"
+        if w.watching_from is not None and w.watching_from > today:
+            return f"watching from {format_day(w.watching_from)}"
+        return "watching: too little history yet" if w.watching_from else "watching: no numbers yet"
+    if rule.op.is_change:
+        pct = format_value(rule.threshold / 100, Unit.PERCENT, locale=locale)
+        return f"{_SIDE[rule.op]} {pct}" + (f" from {fmt(w.previous)}" if w.previous is not None else "")
+    return f"{_SIDE[rule.op]} {fmt(rule.threshold)}"
+
+
+def _state(w: Watched, zone: str, now: datetime) -> Cell:
+    """ok, pending n of N, firing since a day, or snoozed until a time (the workspace's zone)."""
+    state, rule = w.rule.state, w.rule.rule
+    if state.status is Status.FIRING:
+        mark, said = "red_circle", "firing"
+        if state.fired_at is not None and not state.snoozed(now):
+            said += f" since {format_local(state.fired_at, zone, with_time=False)}"
+    elif state.status is Status.PENDING:
+        mark, said = "large_yellow_circle", f"pending {state.streak} of {rule.for_periods}"
+    else:
+        mark, said = "white_circle", "ok"
+    if state.snoozed(now) and state.snoozed_until is not None:
+        mark, said = "zzz", f"{said}, snoozed until {format_local(state.snoozed_until, zone)}"
+    return marked_cell(mark, _cut(said))
+
+
+def next_text(w: Watched) -> str:
+    """When the rule is next checked, and whether it fires then if nothing changes."""
+    rule, state = w.rule.rule, w.rule.state
+    side = _SIDE[rule.op]
+    close = "today" if w.closes_today else format_day(w.closes)
+    if w.fires_then:
+        return f"fires if still {side} at the close of {close}"
+    if w.waits:
+        return f"judged at the close of {close}"
+    if state.status is Status.PENDING and state.streak < rule.for_periods:
+        more = rule.for_periods - state.streak
+        unit = _UNITS.get(rule.period, "day")
+        return f"fires after {more} more {unit}{'' if more == 1 else 's'} {side}"
+    return "checked at midnight"
+
+
+def rule_cells(w: Watched, currency: str, locale: str, zone: str, now: datetime) -> list[Cell]:
+    """One rule's row: the rule, its value so far, what fires it, its state, its next check."""
+    rule = w.rule.rule
+
+    def fmt(v: float | None) -> str:
+        return format_value(v, w.unit, currency=currency, locale=locale)
+
+    when = _WHEN.get(rule.period) or f"last {rule.period[:-1]} days"
+    so_far = " so far" if rule.period in _WHEN else ""
+    shown = f"{fmt(w.value)} {when}{so_far}" if w.value is not None else f"no numbers {when}"
+    if rule.op.is_change and w.value is not None and w.change_pct is not None:
+        shown += f" ({format_change(w.change_pct, locale=locale)})"
+    today = now.astimezone(ZoneInfo(zone)).date()
+    return [raw_cell(_cut(f"#{w.rule.id} {rule_text(w.rule, w.label, w.unit, currency, locale)}")),
+            raw_cell(_cut(shown)), raw_cell(_cut(_fires(w, fmt, locale, today))),
+            _state(w, zone, now), raw_cell(_cut(next_text(w)))]
+
+
 def rules_message(
-    rules: Sequence[tuple[AlertRule, str, Unit]], currency: str, locale: str, now: datetime,
+    rules: Sequence[Watched], currency: str, locale: str, zone: str, now: datetime, *,
+    full: bool = False,
 ) -> Message:
-    """`/kpi alerts`: every rule with its state, channel and id."""
+    """`/kpi alerts`: a table, one rule a row (its value so far, what fires it, its state and
+    next check), within FOLD_LINES on a phone; "Show all" (or `full`) has every rule."""
     if not rules:
         return message("No alert rules yet. Add one with `/kpi alert cpl > 15 daily for 2` "
                        "(or `/kpi alert` for the form).")
-    lines = []
-    for rule, label, unit in rules:
-        state = rule.state
-        status = {"ok": ":white_circle: ok", "pending": ":large_yellow_circle: pending",
-                  "firing": ":red_circle: firing"}[state.status.value]
-        if state.status.value == "firing" and state.fired_at:
-            status += f" for {since_text(state.fired_at, now)}"
-        if state.last_held is None and state.last_period is not None:
-            status += " · no data"
-        if state.snoozed(now) and state.snoozed_until:
-            status += f" · snoozed until {state.snoozed_until:%d %b %H:%M} UTC"
-        lines.append(f"*#{rule.id}* {rule_text(rule, label, unit, currency, locale)} → <#{rule.channel_id}>  {status}")
-    blocks = [section("*Alert rules*"), *sections(lines),
-              context("`/kpi alert remove ID` · `/kpi alert snooze ID 1d`")]
-    return message(f"{len(rules)} alert rules", blocks)
+    head = [raw_cell(h) for h in ("Rule", "Now", "Fires", "State", "Next")]
+    rows = [rule_cells(w, currency, locale, zone, now) for w in rules]
+    firing = sum(w.rule.state.status is Status.FIRING for w in rules)
+    title = f"{len(rules)} alert rule{'' if len(rules) == 1 else 's'}" + \
+        (f", {firing} firing" if firing else "")
+
+    def notes(shown: int) -> list[str]:
+        channels = list(dict.fromkeys(w.rule.channel_id for w in rules[:shown]))
+        posts = f"Posts to <#{channels[0]}>." if len(channels) == 1 else "Posts to " + ", ".join(
+            f"#{w.rule.id} <#{w.rule.channel_id}>" for w in rules[:shown]) + "."
+        return [posts, f"Checked as numbers are logged and at midnight ({zone}).",
+                "`/kpi alert remove ID` · `/kpi alert snooze ID 1d`"]
+
+    def assemble(shown: int, kept: int) -> list[Block]:
+        blocks: list[Block] = [header(title), table([head, *rows[:shown]],
+                                                     align=("left", "right", "left", "left", "left"))]
+        if kept:
+            blocks.append(context(" ".join(notes(shown)[:kept])))
+        if shown < len(rows):
+            blocks.append(actions(button(f"Show all {len(rows)} rules", "alerts_show_all", "all")))
+        return blocks
+
+    if full:
+        return message(title, assemble(min(len(rows), TABLE_MAX_ROWS - 1), 3))
+
+    def fits(shown: int, kept: int) -> bool:
+        return rendered_lines(assemble(shown, kept)) <= FOLD_LINES
+
+    shown = min(len(rows), MIN_RULE_ROWS)
+    kept = next((k for k in (3, 2, 1) if fits(shown, k)), 0)
+    while shown < min(len(rows), MAX_RULE_ROWS) and fits(shown + 1, kept):
+        shown += 1
+    return message(title, assemble(shown, kept))
 
 
 def goal_line(progress: GoalProgress, currency: str, locale: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -93,3 +93,16 @@ def format_moment(moment: datetime, zone: str) -> str:
     local = moment.astimezone(ZoneInfo(zone)) if moment.tzinfo else moment.replace(
         tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def format_day(day: date) -> str:
+    """A day in a short line: `Sun 15 Mar`."""
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def format_local(moment: datetime, zone: str, *, with_time: bool = True) -> str:
+    """A moment in the workspace's zone, short: `Thu 12 Mar 11:00 EDT`, or its day alone."""
+    local = moment.astimezone(ZoneInfo(zone)) if moment.tzinfo else moment.replace(
+        tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
+    day = format_day(local.date())
+    return f"{day} {local:%H:%M} {local.tzname()}" if with_time else day

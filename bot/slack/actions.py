@@ -63,6 +63,7 @@ def register(app: App, services: Services) -> None:
     app.action("undo_last")(answers(_undo, "undo"))
     app.action("share_report")(answers(_share, "share"))
     app.action("report_show_all")(answers(_show_all, "show all"))
+    app.action("alerts_show_all")(answers(_all_rules, "show all rules"))
     app.action("alert_snooze")(answers(_snooze, "snooze"))
     app.action("open_report")(answers(_report, "open report"))
     app.action("open_log_form")(opens(g.LogForm()))
@@ -100,6 +101,13 @@ def _show_all(services: Services, who: Who, spec: dict[str, Any]) -> Message:
     """Every row of the report clicked, only to the clicker."""
     asked = _asked(services, who, spec)
     return report_view.report_message(asked.report, full=True)
+
+
+def _all_rules(services: Services, who: Who, spec: dict[str, Any]) -> Message:
+    """Every alert rule with its value and next check, only to the clicker."""
+    reply = services.run(who, g.Alerts(full=True))
+    assert isinstance(reply, dict)
+    return reply
 
 
 def _share(services: Services, who: Who, spec: dict[str, Any]) -> Message:
