@@ -18,6 +18,7 @@ from kpis.catalogue import DIMENSIONS
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import NAMED_RANGES
 from kpis.suggest import did_you_mean
+from kpis.unusual import DEFAULT_SENSITIVITY, SENSITIVITIES, UNUSUAL_PERIODS
 
 MAX_LENGTH = 4000
 MAX_LOG_PAIRS = 60
@@ -98,9 +99,11 @@ class DigestOff:
 
 @dataclass(frozen=True, kw_only=True)
 class AlertAdd:
-    """`alert KPI OP VALUE [PERIOD] [for N] [@mention] [DIM=VALUE ...]`.
+    """`alert KPI OP VALUE [PERIOD] [for N] [@mention] [DIM=VALUE ...]`, or
+    `alert KPI unusual [daily|weekly] [low|medium|high] [for N] [@mention] [DIM=VALUE ...]`.
 
-    `op` is one of `> >= < <=`, or `up`/`down` for a change rule whose threshold is a percent.
+    `op` is one of `> >= < <=`, `up`/`down` for a change rule whose threshold is a percent, or
+    `unusual` (no threshold: the band comes from the same weekday or recent weeks).
     `mention` is kept in the form Slack expands when posting: `<@U1>`, `<!subteam^S1>`,
     `<!channel>`.
     """
@@ -112,6 +115,7 @@ class AlertAdd:
     for_periods: int = 1
     mention: str | None = None
     dims: tuple[tuple[str, str], ...] = ()
+    sensitivity: str = DEFAULT_SENSITIVITY
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -764,6 +768,7 @@ def _parse_digest(rest: str) -> Command:
 # --- alerts -----------------------------------------------------------------------------------
 
 _ALERT_EXAMPLE = "/kpi alert cpl > 20 daily"
+_UNUSUAL_EXAMPLE = "/kpi alert leads unusual daily medium"
 # KPI, then a comparison that may touch it or the value: `cpl>20`, `cpl >= 20`, `cpl ≥ 20`.
 _ALERT_HEAD = re.compile(r"(?P<kpi>[^\s<>=!≥≤]+)\s*(?P<op>[<>]=?|=[<>]|[=!]=?|≥|≤)?\s*(?P<tail>.*)")
 _OP_SPELLINGS = {"=>": ">=", "=<": "<=", "≥": ">=", "≤": "<="}
@@ -867,16 +872,32 @@ def _alert_add(rest: str) -> AlertAdd:
     if head is None:
         raise CommandError(f"Write the alert like `{_ALERT_EXAMPLE}`.")
     kpi = _name(head["kpi"], "KPI", "`cpl`")
-    op, words = _operator(head)
-    threshold = _threshold(op, words)
+    tail = head["tail"].split()
+    unusual = head["op"] is None and bool(tail) and tail[0].lower() == "unusual"
+    if unusual:
+        op, threshold, words = "unusual", "", tail
+    else:
+        op, words = _operator(head)
+        threshold = _threshold(op, words)
     period: str | None = None
+    sensitivity: str | None = None
     for_periods: int | None = None
     mention: str | None = None
     dims: dict[str, str] = {}
     options = iter(words[1:])
     for word in options:
         low = word.lower()
-        if low in ALERT_PERIODS or _DAYS.fullmatch(low):
+        if unusual and low in SENSITIVITIES:
+            if sensitivity is not None:
+                raise CommandError(f"Give one sensitivity, not both `{sensitivity}` and `{low}`.")
+            sensitivity = low
+        elif unusual and (low in ALERT_PERIODS or _DAYS.fullmatch(low)) and low not in UNUSUAL_PERIODS:
+            raise CommandError(
+                f"`unusual` compares a day with the same weekday of recent weeks (`daily`) or a "
+                f"week with recent weeks (`weekly`), not {_code(low)}. Write it like "
+                f"`{_UNUSUAL_EXAMPLE}`."
+            )
+        elif low in ALERT_PERIODS or _DAYS.fullmatch(low):
             if period is not None:
                 raise CommandError(f"Give one period, not both `{period}` and `{low}`.")
             period = low if low in ALERT_PERIODS else _range(low)
@@ -892,6 +913,12 @@ def _alert_add(rest: str) -> AlertAdd:
             if key in dims:
                 raise CommandError(f"`{key}` is given twice; give each dimension once.")
             dims[key] = _dimension(key, value)
+        elif unusual:
+            raise CommandError(
+                f"I don't know what {_code(word)} means in an unusual alert."
+                f"{did_you_mean(low, (*UNUSUAL_PERIODS, *SENSITIVITIES, 'for'))} The sensitivity "
+                f"is `low`, `medium` (the default) or `high`; write it like `{_UNUSUAL_EXAMPLE}`."
+            )
         else:
             raise CommandError(
                 f"I don't know what {_code(word)} means in an alert."
@@ -906,6 +933,7 @@ def _alert_add(rest: str) -> AlertAdd:
         for_periods=for_periods or 1,
         mention=mention,
         dims=tuple(dims.items()),
+        sensitivity=sensitivity or DEFAULT_SENSITIVITY,
     )
 
 

@@ -100,7 +100,8 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
             return Spec(lambda ctx: alerts.add_rule(
                 ctx, ctx.in_channel(), command.kpi, command.op, command.threshold,
                 period=command.period, for_periods=command.for_periods, mention=command.mention,
-                dims=command.dims), _rule_added, admin="add alert rules")
+                dims=command.dims, sensitivity=command.sensitivity), _rule_added,
+                admin="add alert rules")
         case g.AlertForm():
             return Spec(alerts.alert_form, lambda form, ctx: Modal(alert_views.alert_modal(form)),
                         admin="add alert rules", form=True)
@@ -211,7 +212,8 @@ def _export(done: entries.Export, ctx: Context) -> Reply:
 
 
 def _rule_added(rule: alerts.AlertRule, ctx: Context) -> Reply:
-    shown = alerts.describe_rule(ctx, rule)
+    shown = alerts.watched(ctx, rule) if rule.rule.op.is_unusual else alerts.describe_rule(ctx, rule)
     text = alert_views.rule_text(rule, shown.label, shown.unit, *_money(ctx))
+    watching = alert_views.watching_note(shown, *_money(ctx)) if isinstance(shown, alerts.Watched) else ""
     return message(f":bell: Alert #{rule.id} added: {text}. I'll post in <#{rule.channel_id}> "
-                   "when it starts firing and when it is back to normal, never in between.")
+                   f"when it starts firing and when it is back to normal, never in between.{watching}")

@@ -389,3 +389,22 @@ def test_an_unusual_rule_without_28_days_of_history_says_when_it_starts(store: S
     assert shown.watching_from == first + timedelta(days=MIN_HISTORY_DAYS)
     assert row[2] == f"watching from {format_day(first + timedelta(days=MIN_HISTORY_DAYS))}"
     assert _evaluate(store, TODAY) == []  # and its evaluation agrees: nothing to judge yet
+
+
+def test_an_unusual_rule_is_accepted_and_says_from_when_it_can_judge(bot: SlackBot) -> None:
+    added = bot.command("alert leads unusual", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    text = added.json["text"]
+    assert "Alert #1 added: Leads unusual daily medium" in text, added.json
+    assert f"no numbers for Leads yet: it starts watching {MIN_HISTORY_DAYS} days after" in text
+
+    log(bot, "leads=30 date=2026-03-09")
+    added = bot.command("alert leads unusual high", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    assert "Alert #2 added: Leads unusual daily high" in added.json["text"]
+    assert "it starts watching on Mon 6 Apr" in added.json["text"]  # 28 days after 9 March
+    assert [r.rule.sensitivity for r in use.rules(bot.store, "T0001")] == ["medium", "high"]
+
+
+def test_an_unknown_sensitivity_names_the_three_and_stores_nothing(bot: SlackBot) -> None:
+    refused = bot.command("alert leads unusual extreme", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    assert "`low`, `medium` (the default) or `high`" in refused.json["text"], refused.json
+    assert bot.store.rules("T0001") == []

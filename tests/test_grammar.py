@@ -151,6 +151,18 @@ ROWS: list[tuple[str, Command]] = [
         AlertAdd(kpi="leads", op="down", threshold="20%", period="weekly"),
     ),
     ("alert revenue UP 10%", AlertAdd(kpi="revenue", op="up", threshold="10%")),
+    # alert KPI unusual [daily|weekly] [low|medium|high] [for N] ...
+    ("alert leads unusual", AlertAdd(kpi="leads", op="unusual", threshold="")),
+    (
+        "alert leads Unusual weekly HIGH for 2",
+        AlertAdd(kpi="leads", op="unusual", threshold="", period="weekly", for_periods=2,
+                 sensitivity="high"),
+    ),
+    (
+        "alert cpl unusual low source=facebook",
+        AlertAdd(kpi="cpl", op="unusual", threshold="", sensitivity="low",
+                 dims=(("source", "facebook"),)),
+    ),
     ("alert", AlertForm()),
     # alerts · alert remove ID · alert snooze ID DURATION
     ("alerts", Alerts()),
@@ -258,6 +270,10 @@ ERRORS: list[tuple[str, str]] = [
     ("alert cpl > 20 sorce=facebook", "Did you mean `source`?"),
     ("alert leads down -5%", "positive percent"),
     ("alert leads down 5 apples", "I don't know what `apples` means"),
+    ("alert leads unusual extreme", "The sensitivity is `low`, `medium` (the default) or `high`"),
+    ("alert leads unusual hihg", "Did you mean `high`?"),
+    ("alert leads unusual monthly", "`unusual` compares a day with the same weekday"),
+    ("alert leads unusual low high", "Give one sensitivity"),
     ("alert remove", "Which alert?"),
     ("alert remove three", "`three` is not an alert number"),
     ("alert remove 3 4", "I don't know what to do with `4`"),

@@ -37,7 +37,7 @@ from bot.render.kit import (
 from bot.render.numbers import format_change, format_day, format_local, format_value
 from kpis.alerts import Kind, Notification, Op, Status, describe
 from kpis.catalogue import Unit
-from kpis.unusual import Expectation
+from kpis.unusual import MIN_HISTORY_DAYS, Expectation
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -152,6 +152,20 @@ def _fires(w: Watched, fmt: Callable[[float | None], str], locale: str, today: d
         pct = format_value(rule.threshold / 100, Unit.PERCENT, locale=locale)
         return f"{_SIDE[rule.op]} {pct}" + (f" from {fmt(w.previous)}" if w.previous is not None else "")
     return f"{_SIDE[rule.op]} {fmt(rule.threshold)}"
+
+
+def watching_note(w: Watched, currency: str, locale: str) -> str:
+    """For a new unusual rule: the band it judges by, or from when it can judge."""
+    def fmt(v: float | None) -> str:
+        return format_value(v, w.unit, currency=currency, locale=locale)
+
+    if w.expectation is not None:
+        return f" {w.expectation.basis} are usually {_band(w.expectation, fmt)}."
+    if w.watching_from is not None:
+        return (f" It needs {MIN_HISTORY_DAYS} days of history to know what is usual: it starts "
+                f"watching on {format_day(w.watching_from)}.")
+    return (f" There are no numbers for {w.label} yet: it starts watching {MIN_HISTORY_DAYS} "
+            "days after the first day logged.")
 
 
 def _state(w: Watched, zone: str, now: datetime) -> Cell:
