@@ -24,6 +24,7 @@ MODULES = (
     "bench.load_bench",
     "bench.unusual_bench",
     "bench.api_bench",
+    "bench.logpath_bench",
 )
 HEADER = ("figure", "value", "target", "reference", "met")
 
