@@ -4,7 +4,8 @@ The log goes through the use case the Slack listener calls (`Services.answer` of
 `bot.bootstrap` builds, with `tests.fakeslack.FakeSlack` as the Web API) on a temporary SQLite
 file, from the parsed command to the reply. After 20 warm-up logs, `--runs` x 10 logs (500 by
 default) are timed with `time.process_time`, and every statement the store's engine sends is
-counted (`before_cursor_execute`). Each log is a new (user, day) pair, as a team's day is.
+counted (`before_cursor_execute`); SQLite's explicit BEGINs are shown apart, as PostgreSQL's
+driver begins transactions out of the event's sight. Each log is a new (user, day) pair, as a team's day is.
 
 The before figure is main's code measured the same way (a `git archive` of main in a temporary
 directory, run in a child process); its row says why when there is no main to measure.
@@ -57,10 +58,11 @@ def measure(logs: int, directory: Path) -> dict[str, Any]:
     bot = bootstrap(settings, store=store, clock=lambda: datetime(2026, 3, 11, 15, 0, tzinfo=UTC))
     client = WebClient(base_url=fake.api_url, token="xoxb-test")
     first = date(2026, 3, 9)
-    statements = [0]
+    statements = [0, 0]  # statements, and of them SQLite's explicit BEGINs
 
-    def count(*_: Any) -> None:
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         statements[0] += 1
+        statements[1] += statement.lstrip().upper().startswith("BEGIN")
 
     def log(n: int) -> Any:
         day = first - timedelta(days=n // len(USERS))
@@ -81,7 +83,8 @@ def measure(logs: int, directory: Path) -> dict[str, Any]:
         bot.close()
         store.engine.dispose()
         fake.stop()
-    return {"cpu_ms": cpu * 1000 / logs, "statements": statements[0] / logs}
+    return {"cpu_ms": cpu * 1000 / logs, "statements": (statements[0] - statements[1]) / logs,
+            "begins": statements[1] / logs}
 
 
 def _measure_main(logs: int) -> dict[str, Any] | str:
@@ -117,12 +120,14 @@ def logpath(options: Options) -> list[Row]:
         now = measure(logs, Path(tmp))
     before = _measure_main(logs)
     cpu_ref = (f"{BASE_REF}: {before['cpu_ms']:.2f} ms" if isinstance(before, dict) else before)
-    sql_ref = (f"{BASE_REF}: {before['statements']:.1f}" if isinstance(before, dict) else before)
+    sql_ref = (f"{BASE_REF}: {before['statements']:.1f} + {before.get('begins', 0):.1f} BEGIN"
+               if isinstance(before, dict) else before)
     print(f"  {logs} logs: {now['cpu_ms']:.2f} ms CPU and {now['statements']:.1f} statements "
           f"per log ({cpu_ref}; {sql_ref})", flush=True)
     return [
         Row("log: CPU per /kpi log, in process (SQLite file)", f"{now['cpu_ms']:.2f} ms",
             f"<= {CPU_TARGET_MS:g} ms", cpu_ref, now["cpu_ms"] <= CPU_TARGET_MS),
-        Row("log: SQL statements per /kpi log", f"{now['statements']:.1f}",
+        Row("log: SQL statements per /kpi log (besides BEGIN)",
+            f"{now['statements']:.2f} + {now['begins']:.2f} BEGIN",
             f"<= {STATEMENT_TARGET}", sql_ref, now["statements"] <= STATEMENT_TARGET),
     ]
