@@ -25,6 +25,7 @@ MODULES = (
     "bench.unusual_bench",
     "bench.api_bench",
     "bench.scale_bench",
+    "bench.logpath_bench",
 )
 HEADER = ("figure", "value", "target", "reference", "met")
 

@@ -73,7 +73,10 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # Writers take the lock up front: a deferred transaction that upgrades to a write
         # fails at once with "database is locked" instead of waiting for its turn.
-        readonly = conn.get_execution_options().get("readonly", False)
+        options = conn.get_execution_options()
+        if options.get("single", False):
+            return  # one statement (Store._read_one) is atomic in autocommit mode
+        readonly = options.get("readonly", False)
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 

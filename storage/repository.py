@@ -6,30 +6,43 @@ that period reports read pre-aggregated days (cost grows with the period, not th
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Engine,
     MetaData,
+    String,
     Table,
     and_,
+    bindparam,
     case,
     delete,
+    exists,
+    false,
     func,
     insert,
+    literal_column,
     or_,
     select,
+    true,
+    union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
 
@@ -37,6 +50,7 @@ from kpis.catalogue import (
     DEFAULT,
     DEFAULT_PACKS,
     DIMENSIONS,
+    ORGANIC_SOURCES,
     Aggregation,
     Catalogue,
     custom_kpi,
@@ -171,6 +185,15 @@ class StoredEntry:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A stored batch, and the period's data just before and just after it (when asked)."""
+
+    batch: ChangeBatch
+    before: PeriodData | None = None
+    after: PeriodData | None = None
+
+
+@dataclass(frozen=True)
 class HistoryLine:
     at: datetime
     actor: str
@@ -213,6 +236,13 @@ class Store(ApiRepository, TimerRepository):
         with self.engine.connect().execution_options(readonly=True) as conn, conn.begin():
             yield conn
 
+    @contextmanager
+    def _read_one(self) -> Iterator[Connection]:
+        """A read of one statement, which is consistent by itself: no BEGIN on SQLite."""
+        with self.engine.connect().execution_options(readonly=True, single=True) as conn, \
+                conn.begin():
+            yield conn
+
     def _retrying(self, work: Callable[[], T], attempts: int = 5) -> T:
         """Retries transient lock errors (SQLite's 'database is locked', a PostgreSQL deadlock)
         so they never reach a user."""
@@ -235,8 +265,8 @@ class Store(ApiRepository, TimerRepository):
     # -- workspaces -----------------------------------------------------------------------
 
     def workspace(self, workspace_id: str) -> Workspace | None:
-        with self._read() as conn:
-            row = conn.execute(select(WorkspaceRow).where(WorkspaceRow.id == workspace_id)).first()
+        with self._read_one() as conn:
+            row = conn.execute(_WORKSPACE, {"ws": workspace_id}).first()
         return None if row is None else _workspace(row)
 
     def workspace_ids(self) -> list[str]:
@@ -345,22 +375,18 @@ class Store(ApiRepository, TimerRepository):
 
     def catalogue(self, workspace_id: str) -> Catalogue:
         """The built-in catalogue plus this workspace's own metrics and KPIs."""
-        with self._read() as conn:
-            rows = conn.execute(
-                select(DefinitionRow).where(DefinitionRow.workspace_id == workspace_id)
-                .order_by(DefinitionRow.id)
-            ).all()
+        with self._read_one() as conn:
+            rows = conn.execute(_DEFINITIONS, {"ws": workspace_id}).all()
+        return _built_catalogue(tuple(tuple(r) for r in rows))
+
+    def workspace_and_catalogue(self, workspace_id: str) -> tuple[Workspace, Catalogue] | None:
+        """The workspace and its catalogue in one statement (a request needs both)."""
+        with self._read_one() as conn:
+            rows = conn.execute(_WORKSPACE_AND_DEFINITIONS, {"ws": workspace_id}).all()
         if not rows:
-            return DEFAULT
-        metrics = [
-            custom_metric(r.key, label=r.label, unit=r.unit, aggregation=r.aggregation)
-            for r in rows if r.formula is None
-        ]
-        kpis = [
-            custom_kpi(r.key, r.formula, label=r.label, unit=r.unit, better=r.better)
-            for r in rows if r.formula is not None
-        ]
-        return Catalogue.build(metrics, kpis)
+            return None
+        definitions = tuple(tuple(r)[-_DEFINITION_WIDTH:] for r in rows if r.d_key is not None)
+        return _workspace(rows[0]), _built_catalogue(definitions)
 
     def define(
         self, workspace_id: str, key: str, *, formula: str | None, unit: str, actor: str,
@@ -393,17 +419,88 @@ class Store(ApiRepository, TimerRepository):
         self, workspace_id: str, writes: Sequence[Write], *, actor: str, origin: str
     ) -> ChangeBatch:
         """Stores all `writes` in one transaction (all or nothing) with an audit row each."""
+        return self._record(workspace_id, writes, actor, origin).batch
+
+    def record_in_period(
+        self, workspace_id: str, writes: Sequence[Write], *, actor: str, origin: str,
+        period: Period, catalogue: Catalogue,
+    ) -> Recorded:
+        """`record`, with the period's data as it was before the writes and as it is after,
+        read once in the same transaction (the writes' own totals come back from their update)."""
+        return self._record(workspace_id, writes, actor, origin, (period, catalogue))
+
+    def _record(
+        self, workspace_id: str, writes: Sequence[Write], actor: str, origin: str,
+        reading: tuple[Period, Catalogue] | None = None,
+    ) -> Recorded:
         batch = str(uuid.uuid4())
 
-        def work() -> ChangeBatch:
-            changes: list[Changed] = []
+        def work() -> Recorded:
+            keys = [(w.metric, w.day) for w in writes]
+            before = after = None
             with self._write() as conn:
-                self._lock_days(conn, workspace_id, ((w.metric, w.day) for w in writes))
-                for w in writes:
-                    changes.append(self._apply(conn, workspace_id, w, batch, actor, origin))
-            return ChangeBatch(batch, actor, origin, tuple(changes))
+                if reading is None:
+                    self._lock_days(conn, workspace_id, keys)
+                else:  # on PostgreSQL the read takes the locks
+                    before = self._period_read(conn, workspace_id, *reading, locks=keys)
+                if len({_entry_key(w) for w in writes}) == len(writes):
+                    changes, totals = self._write_batch(conn, workspace_id, writes, batch, actor,
+                                                        origin)
+                else:  # a key written twice: each write replaces the one before it
+                    changes = [self._apply(conn, workspace_id, w, batch, actor, origin)
+                               for w in writes]
+                    totals = None
+                if reading is not None and before is not None:
+                    after = _after_writes(before, reading[1], writes, totals)
+                    if after is None:
+                        after = self._period_read(conn, workspace_id, *reading)
+            return Recorded(ChangeBatch(batch, actor, origin, tuple(changes)), before, after)
 
         return self._retrying(work)
+
+    def _write_batch(
+        self, conn: Connection, workspace_id: str, writes: Sequence[Write], batch: str,
+        actor: str, origin: str,
+    ) -> tuple[list[Changed], dict[tuple[str, date], tuple[float, int]]]:
+        """Writes of distinct keys in three statements: the audit rows (each reading the value
+        it replaces), the entries, and each day's totals of the plain metrics (the returned
+        totals; weighted means are refreshed one by one)."""
+        now = self.clock()
+        params = []
+        for w in writes:
+            key = {"workspace_id": workspace_id, "metric": w.metric, "day": w.day,
+                   "author": w.author, **_dims_columns(w.dims)}
+            params.append({**key, **{f"k_{name}": v for name, v in key.items()}, "batch": batch,
+                           "actor": actor, "at": now, "new_value": w.value, "origin": origin})
+        audited = {(r.metric, r.day, r.author, *(getattr(r, n) for n in DIMENSIONS)): r
+                   for r in conn.execute(_INSERT_CHANGES, params)}
+        entries = []
+        changes = []
+        for w, p in zip(writes, params, strict=True):
+            row = audited[(w.metric, w.day, w.author, *(p[n] for n in DIMENSIONS))]
+            entries.append({"workspace_id": workspace_id, "metric": w.metric, "day": w.day,
+                            "author": w.author, "value": w.value, "origin": origin,
+                            "written_at": now, "write_seq": row.id,
+                            **{n: p[n] for n in DIMENSIONS}})
+            changes.append(Changed(w.metric, w.day, w.author, tuple(sorted(w.dims)),
+                                   row.old_value, w.value))
+        conn.execute(_UPSERT_ENTRIES[conn.dialect.name], entries).all()
+        by_day: dict[date, set[str]] = {}
+        for w in writes:
+            by_day.setdefault(w.day, set()).add(w.metric)
+        totals: dict[tuple[str, date], tuple[float, int]] = {}
+        for day, metrics in sorted(by_day.items()):
+            plain = sorted(m for m in metrics if m not in _WEIGHT_OF)
+            if plain:
+                for metric, total, count in conn.execute(
+                        _REFRESH_TOTALS[conn.dialect.name],
+                        {"ws": workspace_id, "day": day, "metrics": plain}):
+                    totals[(metric, day)] = (float(total), int(count))
+            means = {m for m in metrics if m in _WEIGHT_OF}
+            means |= {mean for m in metrics for mean in _WEIGHED_BY.get(m, ())}
+            for mean in sorted(means):
+                self._refresh_day(conn, workspace_id, mean, day)
+        return changes, totals
 
     def _apply(
         self, conn: Connection, workspace_id: str, w: Write, batch: str, actor: str, origin: str,
@@ -412,9 +509,8 @@ class Store(ApiRepository, TimerRepository):
     ) -> Changed:
         """One write with its audit row. `restored` (an undo) gives the entry back the
         (written_at, write_seq, origin) of the value it restores, so a gauge's latest write
-        of the day is what it was before the undone change."""
+        of the day is what it was before the undone change. The caller holds the day's lock."""
         dims = _dims_columns(w.dims)
-        self._lock_day(conn, workspace_id, w.metric, w.day)
         key = and_(
             EntryRow.workspace_id == workspace_id, EntryRow.metric == w.metric,
             EntryRow.day == w.day, EntryRow.author == w.author,
@@ -479,26 +575,12 @@ class Store(ApiRepository, TimerRepository):
     def _lock_days(
         self, conn: Connection, workspace_id: str, keys: Iterable[tuple[str, date]]
     ) -> None:
-        """Takes every (metric, day) lock of a transaction up front, in one global order, so
-        two batches touching the same days in different orders cannot deadlock. A count that
-        weighs a mean (sales for days_to_close) locks the mean's day too."""
-        locked = set(keys)
-        locked |= {(mean, day) for metric, day in locked for mean in _WEIGHED_BY.get(metric, ())}
-        for metric, day in sorted(locked):
-            self._lock_day(conn, workspace_id, metric, day)
-
-    def _lock_day(self, conn: Connection, workspace_id: str, metric: str, day: date) -> None:
-        """Serialises writers of one (metric, day) so the daily total is never stale."""
+        """Serialises writers of each (metric, day) so its daily total is never stale: every
+        lock of a transaction up front, in one global order, so two batches touching the same
+        days in different orders cannot deadlock. On PostgreSQL, transaction-scoped advisory
+        locks; SQLite's BEGIN IMMEDIATE already serialises writers."""
         if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            conn.execute(pg_insert(DailyTotalRow).values(
-                workspace_id=workspace_id, metric=metric, day=day, total=0.0, count=0, latest=None,
-            ).on_conflict_do_nothing())
-            conn.execute(select(DailyTotalRow.count).where(
-                DailyTotalRow.workspace_id == workspace_id, DailyTotalRow.metric == metric,
-                DailyTotalRow.day == day,
-            ).with_for_update())
+            conn.execute(_LOCK_DAYS, {"locks": _lock_keys(workspace_id, keys)}).all()
 
     def _refresh_day(self, conn: Connection, workspace_id: str, metric: str, day: date) -> None:
         where = (EntryRow.workspace_id == workspace_id, EntryRow.metric == metric, EntryRow.day == day)
@@ -519,9 +601,8 @@ class Store(ApiRepository, TimerRepository):
         if not count and conn.dialect.name != "postgresql":
             conn.execute(delete(DailyTotalRow).where(*day_key))
             return
-        # Updated in place, never deleted and re-inserted: on PostgreSQL a writer waiting in
-        # _lock_day's FOR UPDATE follows an updated row, but a re-inserted one let it through
-        # unlocked (a lost total or a duplicate key). An emptied day keeps a row with count 0.
+        # Updated in place, never deleted and re-inserted; on PostgreSQL an emptied day keeps a
+        # row with count 0 (every read skips those).
         values = dict(total=float(total), count=int(count), latest=latest)
         if not conn.execute(update(DailyTotalRow).where(*day_key).values(**values)).rowcount:
             conn.execute(insert(DailyTotalRow).values(
@@ -594,7 +675,11 @@ class Store(ApiRepository, TimerRepository):
     def period_data(
         self, workspace_id: str, period: Period, catalogue: Catalogue, dims: Dims = ()
     ) -> PeriodData:
-        """The period's aggregated inputs, computed in SQL (pre-aggregated days when unfiltered)."""
+        """The period's aggregated inputs, computed in SQL (pre-aggregated days when unfiltered,
+        in one statement)."""
+        if not dims:
+            with self._read_one() as conn:
+                return self._period_read(conn, workspace_id, period, catalogue)
         gauges = [k for k, m in catalogue.metrics.items() if m.aggregation is Aggregation.LAST]
         e = EntryRow
         filters = [getattr(e, name) == value for name, value in dims]
@@ -608,6 +693,32 @@ class Store(ApiRepository, TimerRepository):
             year = {k: v for k, (v, _) in self._totals(
                 conn, workspace_id, year_of(period), filters, year_keys).items()} if year_keys else {}
         return PeriodData(period, totals, closing, opening, paid, year)
+
+    def _period_read(
+        self, conn: Connection, workspace_id: str, period: Period, catalogue: Catalogue,
+        locks: Iterable[tuple[str, date]] | None = None,
+    ) -> PeriodData:
+        """The unfiltered period data in one statement (_PERIOD_READ). With `locks` on
+        PostgreSQL the same statement first takes those days' locks (_lock_days)."""
+        readings = _readings(catalogue)
+        year = year_of(period)
+        params: dict[str, Any] = {
+            "ws": workspace_id, "start": period.start, "end": period.end,
+            "year_start": year.start, "year_end": year.end, "gauges": readings.gauges,
+            "paid_metrics": readings.paid, "year_metrics": readings.year,
+            "organic": _ORGANIC_DEFAULTS,
+        }
+        statement = _PERIOD_READ
+        if locks is not None and conn.dialect.name == "postgresql":
+            statement = _PERIOD_READ_LOCKING
+            params["locks"] = _lock_keys(workspace_id, locks)
+        found: dict[str, dict[str, Any]] = {kind: {} for kind in _PERIOD_KINDS}
+        for kind, metric, value, count in conn.execute(statement, params):
+            if value is not None:
+                found[kind][metric] = (float(value), int(count)) if kind == "total" else float(value)
+        totals = found["total"]
+        return PeriodData(period, totals, found["closing"], found["opening"],
+                          {k: v for k, v in found["paid"].items() if k in totals}, found["year"])
 
     def _totals(
         self, conn: Connection, workspace_id: str, period: Period, filters: list[Any],
@@ -1185,3 +1296,214 @@ def _delivery(row: Any) -> Delivery:
 def _rule(row: Any) -> StoredRule:
     return StoredRule(row.id, row.workspace_id, row.channel_id, row.kpi, row.rule, row.state,
                       row.version, row.created_by)
+
+
+# -- statements built once ---------------------------------------------------------------------
+# The request path (a /kpi log and the context every command opens) runs these prebuilt
+# statements with bound parameters: SQLAlchemy compiles each once and finds it in its cache by
+# a memoised key, instead of building and hashing a new expression tree per call.
+
+_WORKSPACE = select(WorkspaceRow).where(WorkspaceRow.id == bindparam("ws"))
+_DEFINITION_COLUMNS = (DefinitionRow.key, DefinitionRow.label, DefinitionRow.formula,
+                       DefinitionRow.unit, DefinitionRow.aggregation, DefinitionRow.better)
+_DEFINITION_WIDTH = len(_DEFINITION_COLUMNS)
+_DEFINITIONS = (select(*_DEFINITION_COLUMNS)
+                .where(DefinitionRow.workspace_id == bindparam("ws")).order_by(DefinitionRow.id))
+_WORKSPACE_AND_DEFINITIONS = (
+    select(*WorkspaceRow.__table__.columns,
+           *(c.label(f"d_{c.key}") for c in _DEFINITION_COLUMNS))
+    .outerjoin(DefinitionRow, DefinitionRow.workspace_id == WorkspaceRow.id)
+    .where(WorkspaceRow.id == bindparam("ws")).order_by(DefinitionRow.id)
+)
+
+
+@lru_cache(maxsize=512)
+def _built_catalogue(rows: tuple[tuple[Any, ...], ...]) -> Catalogue:
+    """The catalogue of these definition rows, built once per distinct set of definitions."""
+    if not rows:
+        return DEFAULT
+    metrics = [custom_metric(key, label=label, unit=unit, aggregation=aggregation)
+               for key, label, formula, unit, aggregation, _ in rows if formula is None]
+    kpis = [custom_kpi(key, formula, label=label, unit=unit, better=better)
+            for key, label, formula, unit, _, better in rows if formula is not None]
+    return Catalogue.build(metrics, kpis)
+
+
+@dataclass(frozen=True)
+class _Readings:
+    """What a catalogue makes storage read besides sums: gauges, `paid(...)`, `year(...)`."""
+
+    gauges: tuple[str, ...]
+    paid: tuple[str, ...]
+    year: tuple[str, ...]
+
+
+_READINGS: dict[int, tuple[Catalogue, _Readings]] = {}
+
+
+def _readings(catalogue: Catalogue) -> _Readings:
+    """Worked out once per catalogue object (the store builds one per set of definitions)."""
+    found = _READINGS.get(id(catalogue))
+    if found is not None and found[0] is catalogue:
+        return found[1]
+    gauges = sorted(k for k, m in catalogue.metrics.items() if m.aggregation is Aggregation.LAST)
+    readings = _Readings(tuple(gauges), tuple(sorted(catalogue.read_as("paid"))),
+                         tuple(sorted(catalogue.read_as("year"))))
+    if len(_READINGS) > 1024:
+        _READINGS.clear()
+    _READINGS[id(catalogue)] = (catalogue, readings)
+    return readings
+
+
+def _exact(*values: float) -> bool:
+    """Whole numbers that floats add and subtract exactly, in any order."""
+    return all(v.is_integer() and abs(v) < 2.0**52 for v in values)
+
+
+def _after_writes(
+    before: PeriodData, catalogue: Catalogue, writes: Sequence[Write],
+    totals: dict[tuple[str, date], tuple[float, int]] | None,
+) -> PeriodData | None:
+    """A one-day period's data after `writes`, from the data before them and the writes' own
+    refreshed totals, when that is exactly what a new read would give; None when only a new
+    read can tell (a gauge, a weighted mean, a `paid(...)` sum with sources, a `year(...)` sum
+    of fractions)."""
+    period = before.period
+    if totals is None or period.start != period.end or any(w.day != period.start for w in writes):
+        return None
+    readings = _readings(catalogue)
+    for w in writes:
+        if w.metric in readings.gauges or w.metric in _WEIGHT_OF or w.metric in _WEIGHED_BY:
+            return None
+        if w.metric in readings.paid and (w.metric in before.paid or dict(w.dims).get("source")):
+            return None
+    new_totals = dict(before.totals)
+    year = dict(before.year)
+    for (metric, _), (total, count) in totals.items():
+        if metric in readings.year:
+            was = before.year.get(metric)
+            day_before = before.totals.get(metric, (0.0, 0))[0]
+            if was is None:
+                year[metric] = total
+            elif _exact(was, day_before, total):
+                year[metric] = was - day_before + total
+            else:
+                return None
+        new_totals[metric] = (total, count)
+    return replace(before, totals=new_totals, year=year)
+
+
+def _entry_key(w: Write) -> tuple[Any, ...]:
+    return (w.metric, w.day, w.author, *_dims_columns(w.dims).values())
+
+
+def _lock_keys(workspace_id: str, keys: Iterable[tuple[str, date]]) -> list[int]:
+    """The advisory lock of each (metric, day), in one global order; a count that weighs a
+    mean (sales for days_to_close) locks the mean's day too."""
+    locked = set(keys)
+    locked |= {(mean, day) for metric, day in locked for mean in _WEIGHED_BY.get(metric, ())}
+    return [
+        int.from_bytes(hashlib.blake2b(f"{workspace_id}\0{metric}\0{day.isoformat()}".encode(),
+                                       digest_size=8).digest(), "big", signed=True)
+        for metric, day in sorted(locked)
+    ]
+
+
+_ENTRY_KEY = ("workspace_id", "metric", "day", "author", *DIMENSIONS)
+_ORGANIC_DEFAULTS = tuple(sorted(ORGANIC_SOURCES))
+
+
+def _statements() -> dict[str, Any]:
+    """The write path's and the period read's statements, built once at import."""
+    e, c, d, s = EntryRow, ChangeRow, DailyTotalRow, SourceClassRow
+    old_value = select(e.value).where(
+        *(getattr(e, name) == bindparam(f"k_{name}") for name in _ENTRY_KEY)).scalar_subquery()
+    built: dict[str, Any] = {
+        "changes": insert(c).values(old_value=old_value).returning(
+            c.id, c.metric, c.day, c.author, *(getattr(c, n) for n in DIMENSIONS), c.old_value),
+    }
+    later = aliased(EntryRow)
+    latest = (select(later.value).where(later.workspace_id == e.workspace_id,
+                                         later.metric == e.metric, later.day == e.day)
+              .order_by(later.write_seq.desc()).limit(1).scalar_subquery())
+    day_sums = (
+        select(e.workspace_id, e.metric, e.day, func.coalesce(func.sum(e.value), 0.0),
+               func.count(), latest)
+        .where(e.workspace_id == bindparam("ws"), e.day == bindparam("day"),
+               e.metric.in_(bindparam("metrics", expanding=True)))
+        .group_by(e.workspace_id, e.metric, e.day)
+    )
+    for dialect, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert)):
+        entries = dialect_insert(e)
+        built[f"entries:{dialect}"] = entries.on_conflict_do_update(
+            index_elements=list(_ENTRY_KEY),
+            set_={name: getattr(entries.excluded, name)
+                  for name in ("value", "origin", "written_at", "write_seq")},
+        ).returning(e.id)
+        totals = dialect_insert(d).from_select(
+            ["workspace_id", "metric", "day", "total", "count", "latest"], day_sums)
+        built[f"totals:{dialect}"] = totals.on_conflict_do_update(
+            index_elements=["workspace_id", "metric", "day"],
+            set_={name: getattr(totals.excluded, name) for name in ("total", "count", "latest")},
+        ).returning(d.metric, d.total, d.count)
+
+    ws: Any = bindparam("ws")
+    start: Any = bindparam("start")
+    end: Any = bindparam("end")
+
+    def kind(name: str) -> Any:
+        return literal_column(f"'{name}'", String).label("kind")
+
+    sums = (select(kind("total"), d.metric, func.sum(d.total), func.sum(d.count))
+            .where(d.workspace_id == ws, d.day >= start, d.day <= end, d.count > 0)
+            .group_by(d.metric))
+
+    def stocks(name: str, bound: Any) -> Any:
+        rank = func.row_number().over(
+            partition_by=(e.metric, *(getattr(e, n) for n in DIMENSIONS)),
+            order_by=(e.day.desc(), e.write_seq.desc()),
+        ).label("rank")
+        ranked = (select(e.metric, e.value, rank)
+                  .where(e.workspace_id == ws, e.metric.in_(bindparam("gauges", expanding=True)),
+                         bound).subquery())
+        return (select(kind(name), ranked.c.metric, func.sum(ranked.c.value), literal_column("0"))
+                .where(ranked.c.rank == 1).group_by(ranked.c.metric))
+
+    def classified(paid: bool) -> Any:
+        return exists().where(s.workspace_id == e.workspace_id, s.source == e.source,
+                              s.paid.is_(true() if paid else false()))
+
+    # kpis.catalogue.organic_sources in SQL: the defaults, less those the workspace counts as
+    # paid, plus those it counts as organic
+    organic = or_(and_(e.source.in_(bindparam("organic", expanding=True)), ~classified(True)),
+                  classified(False))
+    paid = (select(kind("paid"), e.metric, func.sum(case((organic, 0.0), else_=e.value)),
+                   literal_column("0"))
+            .where(e.workspace_id == ws, e.metric.in_(bindparam("paid_metrics", expanding=True)),
+                   e.day >= start, e.day <= end)
+            .group_by(e.metric).having(func.max(e.source) != ""))
+    year = (select(kind("year"), d.metric, func.sum(d.total), func.sum(d.count))
+            .where(d.workspace_id == ws, d.day >= bindparam("year_start"),
+                   d.day <= bindparam("year_end"), d.count > 0,
+                   d.metric.in_(bindparam("year_metrics", expanding=True)))
+            .group_by(d.metric))
+    reads = (sums, stocks("closing", e.day <= end), stocks("opening", e.day < start), paid, year)
+    built["period"] = union_all(*reads)
+
+    key = func.unnest(bindparam("locks", type_=ARRAY(BigInteger))).column_valued("k")
+    locking = select(func.pg_advisory_xact_lock(key).label("locked")).subquery()
+    built["lock"] = select(func.count()).select_from(locking)
+    built["period+lock"] = union_all(
+        select(kind("lock"), literal_column("''"), literal_column("0.0"), func.count())
+        .select_from(locking), *reads)
+    return built
+
+
+_BUILT = _statements()
+_INSERT_CHANGES = _BUILT["changes"]
+_UPSERT_ENTRIES = {dialect: _BUILT[f"entries:{dialect}"] for dialect in ("sqlite", "postgresql")}
+_REFRESH_TOTALS = {dialect: _BUILT[f"totals:{dialect}"] for dialect in ("sqlite", "postgresql")}
+_PERIOD_READ = _BUILT["period"]
+_PERIOD_READ_LOCKING = _BUILT["period+lock"]
+_LOCK_DAYS = _BUILT["lock"]
+_PERIOD_KINDS = ("total", "closing", "opening", "paid", "year", "lock")

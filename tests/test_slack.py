@@ -1015,13 +1015,13 @@ def test_a_slow_database_still_acks_in_time(
     slack_bot: SlackBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slack_bot.command("help")
-    record = slack_bot.store.record
+    record = slack_bot.store.record_in_period  # what a log stores through
 
     def slow_record(*args: Any, **kwargs: Any) -> Any:
         time.sleep(3)
         return record(*args, **kwargs)
 
-    monkeypatch.setattr(slack_bot.store, "record", slow_record)
+    monkeypatch.setattr(slack_bot.store, "record_in_period", slow_record)
 
     reply = slack_bot.command("log spend=250")
 
@@ -1042,7 +1042,7 @@ def test_a_database_outage_gets_a_busy_answer(
     def down(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(slack_bot.store, "record", down)
+    monkeypatch.setattr(slack_bot.store, "record_in_period", down)
 
     reply = slack_bot.command("log leads=2")
 
@@ -1122,14 +1122,16 @@ def test_metrics_are_prometheus_text(slack_bot: SlackBot) -> None:
 
 
 def slow_down_catalogue(bot: SlackBot, monkeypatch: pytest.MonkeyPatch, seconds: float = 3) -> None:
-    """Every read of the catalogue takes `seconds`: a database slower than Slack's window."""
-    catalogue = bot.store.catalogue
+    """Every read of the catalogue (alone, or with the workspace as a request opens it) takes
+    `seconds`: a database slower than Slack's window."""
+    for name in ("catalogue", "workspace_and_catalogue"):
+        read = getattr(bot.store, name)
 
-    def slow_catalogue(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(seconds)
-        return catalogue(*args, **kwargs)
+        def slow(*args: Any, _read: Any = read, **kwargs: Any) -> Any:
+            time.sleep(seconds)
+            return _read(*args, **kwargs)
 
-    monkeypatch.setattr(bot.store, "catalogue", slow_catalogue)
+        monkeypatch.setattr(bot.store, name, slow)
 
 
 def test_a_slow_database_still_acks_the_log_form_in_time(

@@ -287,17 +287,13 @@ def test_undo_after_undo_keeps_the_original_write_order(db: Store) -> None:
 def test_record_is_all_or_nothing(db: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     log(db, Write("spend", DAY, 100, "ana"))
     before = (entries(db), totals(db).totals, len(db.history("T1", limit=100)))
-    real_apply = db._apply
-    calls = 0
+    real_batch = db._write_batch
 
-    def failing_apply(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise RuntimeError("the disk is on fire")
-        return real_apply(*args, **kwargs)
+    def failing_batch(*args: Any, **kwargs: Any) -> Any:
+        real_batch(*args, **kwargs)  # audit rows, entries and totals all written, then:
+        raise RuntimeError("the disk is on fire")
 
-    monkeypatch.setattr(db, "_apply", failing_apply)
+    monkeypatch.setattr(db, "_write_batch", failing_batch)
     with pytest.raises(RuntimeError):
         log(
             db,

@@ -394,10 +394,9 @@ class Alerting:
         self.debouncer = Debouncer(self._after_log)
 
     def logged(self, workspace_id: str, day: date, metrics: Iterable[str]) -> None:
-        """Numbers were logged: evaluate the rules they feed once the burst is over (not
-        while the app is uninstalled from the workspace: nothing could be posted)."""
-        if self.store.rules(workspace_id) and _installed(self.store, workspace_id):
-            self.debouncer.poke(workspace_id, day, metrics)
+        """Numbers were logged: evaluate the rules they feed once the burst is over. Whether
+        there are rules is looked up then, once per burst, not on every log."""
+        self.debouncer.poke(workspace_id, day, metrics)
 
     def rules_changed(self, workspace_id: str) -> None:
         """A new rule is judged on today's numbers at once (debounced like a log)."""
@@ -405,6 +404,9 @@ class Alerting:
         self.logged(workspace_id, ctx.today, set(ctx.catalogue.metrics))
 
     def _after_log(self, workspace_id: str, day: date, metrics: frozenset[str]) -> list[str]:
+        """Not while the app is uninstalled from the workspace: nothing could be posted."""
+        if not self.store.rules(workspace_id) or not _installed(self.store, workspace_id):
+            return []
         return evaluate_workspace(self.store, workspace_id, day, self.clock(), self.post, metrics)
 
     def wake(self, timer: Timer, now: datetime) -> Woken:

@@ -32,6 +32,8 @@ class Context:
     now: datetime
     channel: str | None = None
     ports: Ports = field(default=NO_PORTS, compare=False)
+    #: the workspace's catalogue when it was read with the workspace (open_context)
+    definitions: Catalogue | None = field(default=None, compare=False, repr=False)
 
     @property
     def today(self) -> date:
@@ -40,7 +42,8 @@ class Context:
     @cached_property
     def catalogue(self) -> Catalogue:
         """Read once per request (a use case reads it several times), in the workspace's language."""
-        return self.store.catalogue(self.workspace.id).localized(self.workspace.locale)
+        found = self.definitions or self.store.catalogue(self.workspace.id)
+        return _localized(found, self.workspace.locale)
 
     def in_channel(self) -> str:
         """The channel the request came from, for commands that post or watch there."""
@@ -52,9 +55,30 @@ class Context:
 def open_context(
     store: Store, workspace_id: str, actor: str, now: datetime, *, timezone: str = "UTC",
     enterprise_id: str | None = None, locale: str = "en_US", channel: str | None = None,
-    ports: Ports = NO_PORTS,
+    ports: Ports = NO_PORTS, found: tuple[Workspace, Catalogue] | None = None,
 ) -> Context:
-    """The context of `workspace_id`, created (with these settings) when it is new."""
-    workspace, _ = store.ensure_workspace(workspace_id, timezone=timezone,
-                                          enterprise_id=enterprise_id, locale=locale)
-    return Context(store, workspace, actor, now, channel, ports)
+    """The context of `workspace_id`, created (with these settings) when it is new; `found` is
+    the workspace and catalogue when the caller has just read them."""
+    found = found or store.workspace_and_catalogue(workspace_id)
+    if found is None:
+        workspace, _ = store.ensure_workspace(workspace_id, timezone=timezone,
+                                              enterprise_id=enterprise_id, locale=locale)
+        return Context(store, workspace, actor, now, channel, ports)
+    return Context(store, found[0], actor, now, channel, ports, definitions=found[1])
+
+
+_LOCALIZED: dict[tuple[int, str], tuple[Catalogue, Catalogue]] = {}
+
+
+def _localized(catalogue: Catalogue, locale: str) -> Catalogue:
+    """`catalogue.localized(locale)`, made once per catalogue object and locale (the store
+    gives the same object for the same definitions)."""
+    key = (id(catalogue), locale)
+    cached = _LOCALIZED.get(key)
+    if cached is not None and cached[0] is catalogue:
+        return cached[1]
+    if len(_LOCALIZED) > 1024:
+        _LOCALIZED.clear()
+    made = catalogue.localized(locale)
+    _LOCALIZED[key] = (catalogue, made)
+    return made

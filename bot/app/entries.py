@@ -91,10 +91,13 @@ def log_numbers(
             raise UserError(f"`{metric.key}` appears twice in one log; keep one value.")
         seen.add(metric.key)
         writes.append(Write(metric.key, the_day, parse_value(metric, raw), author or ctx.actor, dimensions))
-    period = Period.day(the_day)
-    before = kpi_values(catalogue, ctx.store.period_data(ctx.workspace.id, period, catalogue))
-    batch = ctx.store.record(ctx.workspace.id, writes, actor=ctx.actor, origin=origin)
-    after = kpi_values(catalogue, ctx.store.period_data(ctx.workspace.id, period, catalogue))
+    recorded = ctx.store.record_in_period(ctx.workspace.id, writes, actor=ctx.actor,
+                                          origin=origin, period=Period.day(the_day),
+                                          catalogue=catalogue)
+    assert recorded.before is not None and recorded.after is not None
+    batch = recorded.batch
+    before = kpi_values(catalogue, recorded.before)
+    after = kpi_values(catalogue, recorded.after)
     moved = tuple(
         Moved(k, before.get(k), after.get(k))
         for k in catalogue.kpis_using(seen) if k in after and before.get(k) != after.get(k)

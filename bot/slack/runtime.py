@@ -50,15 +50,16 @@ class Services:
     def context(self, who: Who) -> Context:
         """The asker's context; a new workspace takes the asker's time zone from users.info."""
         settings: dict[str, Any] = {}
-        workspace = self.store.workspace(who.team_id)
-        if workspace is None:
+        found = self.store.workspace_and_catalogue(who.team_id)
+        if found is None:
             timezone, locale = self._user_settings(who)
             settings = {"timezone": timezone, "locale": locale, "enterprise_id": who.enterprise_id}
-        elif not workspace.installed:
+        elif not found[0].installed:
             # Slack sends a workspace's requests only while the app is installed there
             reinstalled(self.store, who.team_id, self.ports.schedule_changed)
+            found = None
         return open_context(self.store, who.team_id, who.user_id, self.clock(),
-                            channel=who.channel_id, ports=self.ports, **settings)
+                            channel=who.channel_id, ports=self.ports, found=found, **settings)
 
     def run(self, who: Who, command: Command) -> Reply:
         """The one way a command runs: the registry's admin rule, then its use case and renderer."""
