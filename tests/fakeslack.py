@@ -134,8 +134,15 @@ class FakeSlack:
         client_id: str | None = None,
         client_secret: str | None = None,
         native_blocks: bool = True,
+        messages_per_channel_second: int | None = None,
     ) -> None:
         self.team_id = team_id
+        #: Slack's chat.postMessage limit: more than this many posts to one channel within a
+        #: second are answered 429 with Retry-After: 1 (None: no limit)
+        self.messages_per_channel_second = messages_per_channel_second
+        self._channel_posts: dict[str, list[float]] = {}
+        #: the 429s the channel limit answered
+        self.rate_limited = 0
         #: False: `table` and `data_visualization` blocks are refused with invalid_blocks
         self.native_blocks = native_blocks
         #: the messages refused for carrying native blocks while native_blocks is False
@@ -534,6 +541,10 @@ class FakeSlack:
             pass
 
     def _dispatch(self, call: Call) -> _Reply:
+        if call.method == "chat.postMessage" and self._over_channel_limit(call):
+            call.faulted = True
+            call.fault = "status:429"
+            return self._status_fault(_Fault(kind="status", times=1, status=429, retry_after=1))
         fault = self._take_fault(call.method)
         if fault is not None:
             call.faulted = True
@@ -561,6 +572,21 @@ class FakeSlack:
         if call.path.startswith("/api/"):
             return self._api(call)
         return _Reply(404, "not_found")
+
+    def _over_channel_limit(self, call: Call) -> bool:
+        limit = self.messages_per_channel_second
+        if limit is None:
+            return False
+        channel = str(call.params.get("channel") or "")
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._channel_posts.get(channel, []) if now - t < 1.0]
+            if len(recent) >= limit:
+                self.rate_limited += 1
+                self._channel_posts[channel] = recent
+                return True
+            self._channel_posts[channel] = [*recent, now]
+            return False
 
     def _status_fault(self, fault: _Fault) -> _Reply:
         headers = self._api_headers()

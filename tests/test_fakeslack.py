@@ -467,3 +467,19 @@ def test_a_revoked_token_answers_token_revoked_and_is_counted(fake, client):
     other = WebClient(base_url=fake.api_url, token="xoxb-other", retry_handlers=[])
     assert other.chat_postMessage(channel="C0001", text="fine")["ok"]
     assert [m["text"] for m in fake.posted_messages("C0001")] == ["before", "fine"]
+
+
+def test_the_channel_limit_answers_429_past_n_messages_a_second():
+    limited = FakeSlack(messages_per_channel_second=2).start()
+    try:
+        client = WebClient(base_url=limited.api_url, token="xoxb-test")
+        for _ in range(2):
+            client.chat_postMessage(channel="C0001", text="hi")
+        client.chat_postMessage(channel="C0002", text="another channel has its own second")
+        with pytest.raises(SlackApiError) as refused:
+            client.chat_postMessage(channel="C0001", text="one too many")
+        assert refused.value.response.status_code == 429
+        assert refused.value.response.headers.get("Retry-After") == "1"
+        assert limited.rate_limited == 1 and len(limited.messages_in("C0001")) == 2
+    finally:
+        limited.stop()
