@@ -36,6 +36,9 @@ class Options:
     warmups: int = 3
     explain: bool = False
     rebuild: bool = False
+    #: `make bench QUICK=1`: fewer runs and smaller inputs; benchmarks that take minutes
+    #: (the morning of 10,000 workspaces) give a "skipped" row
+    quick: bool = False
 
 
 Benchmark = Callable[[Options], Iterable[Row]]

@@ -26,6 +26,7 @@ MODULES = (
     "bench.api_bench",
     "bench.scale_bench",
     "bench.logpath_bench",
+    "bench.morning_bench",
 )
 HEADER = ("figure", "value", "target", "reference", "met")
 
@@ -37,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--explain", action="store_true",
                         help="also print SQLite's EXPLAIN QUERY PLAN of the report's queries")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached databases")
+    parser.add_argument("--quick", action="store_true",
+                        help="everyday use: 30 runs, smaller inputs, the minutes-long ones left out")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this benchmark (repeatable)")
     args = parser.parse_args(argv)
@@ -50,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
 
-    options = Options(runs=args.runs, warmups=args.warmups, explain=args.explain,
-                      rebuild=args.rebuild)
+    runs = min(args.runs, 30) if args.quick else args.runs
+    options = Options(runs=runs, warmups=args.warmups, explain=args.explain,
+                      rebuild=args.rebuild, quick=args.quick)
     rows: list[Row] = []
     started = time.perf_counter()
     for name in names:
@@ -61,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print()
     print(text_table(rows))
-    if args.only:  # a partial run must not replace the full table the README links to
+    if args.only or args.quick:  # a partial run must not replace the full table the README links to
         print(f"\n({elapsed:.1f} s; bench/results.md is only written by a full run)")
     else:
         (HERE / "results.md").write_text(markdown(rows, elapsed), encoding="utf-8")
