@@ -643,3 +643,40 @@ def test_report_filtered_by_a_dimension_value(cli: Cli) -> None:
     assert report["kpis"]["cpl"]["value"] == 10.0
     status, _, err = cli("report", "today", "--by", "sauce")
     assert status == 2 and "Did you mean source?" in err
+
+
+# -- names after options (issue 13 part 5) -----------------------------------------------------
+
+
+def test_report_keeps_every_name_given_after_from_and_to(cli: Cli) -> None:
+    cli.ok("log", "leads=10", "spend=200", "new_customers=2")
+    report = cli.report("--from", str(TODAY), "--to", str(TODAY), "leads", "cpl")
+    assert set(report["metrics"]) == {"leads", "spend"}  # leads asked for, spend feeds cpl
+    assert set(report["kpis"]) == {"cpl"}
+    assert report["metrics"]["leads"]["value"] == 10
+    mixed = cli.report("cpl", "--by", "source", "today", "leads")
+    assert set(mixed["kpis"]) == {"cpl"} and "leads" in mixed["metrics"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("report", "--from", str(TODAY), "--to", str(TODAY), "leeds"),
+        ("report", "--from", str(TODAY), "--to", str(TODAY), "cpl", "leeds"),
+        ("report", "today", "leeds", "--json"),
+    ],
+)
+def test_report_of_an_unknown_name_exits_2_with_the_slack_refusal(
+    cli: Cli, args: tuple[str, ...]
+) -> None:
+    cli.ok("log", "leads=10")
+    status, out, err = cli(*args)
+    assert status == 2 and not out
+    assert err.strip() == ("kpibot report: I don't know a KPI or metric called leeds. "
+                           "Did you mean leads? See /kpi metrics for the list.")
+
+
+def test_report_refuses_a_period_given_twice(cli: Cli) -> None:
+    status, out, err = cli("report", "30d", "--from", str(TODAY), "--to", str(TODAY))
+    assert status == 2 and not out
+    assert err.strip() == "kpibot report: give the period once: 30d or --from/--to, not both"
