@@ -343,19 +343,36 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_source(args: argparse.Namespace) -> int:
-    """How a source value counts for paid CAC and paid CPL; without arguments, all of them."""
-    from bot.app import definitions
-    from bot.render.blocks import source_classified_text, sources_text
+#: subcommands that are `/kpi` commands typed in a terminal, with the words of interface.md
+SLASH_COMMANDS = {
+    "define": ("KEY = FORMULA", "a custom KPI, the same as /kpi define"),
+    "source": ("[NAME paid|organic]", "how a source value counts for paid CAC and paid CPL "
+                                      "(none: list them), the same as /kpi source"),
+    "why": ("NAME [RANGE]", "what moved a KPI against the previous period, the same as /kpi why"),
+    "whatif": ("STEP=+N% ...", "a funnel projection over the last 30 days, the same as /kpi whatif"),
+}
 
-    ctx = _context(args, _store(args))
-    if args.name is None:
-        print(sources_text(definitions.sources(ctx)).replace("*", "").replace("`", ""))
-        return 0
-    if args.kind is None:
-        raise CliError("say how the source counts: kpibot source NAME paid|organic")
-    done = definitions.classify_source(ctx, args.name, args.kind == "paid")
-    print(source_classified_text(done).removeprefix(":white_check_mark: ").replace("`", ""))
+
+def cmd_slash(args: argparse.Namespace) -> int:
+    """A `/kpi` command from the terminal: the grammar parses the words, the registry runs the
+    same use case and renderer as Slack, and the answer is printed as plain text.
+
+    The operator at the terminal is an admin (`Spec.admin` is not asked), but changes go through
+    the same use cases, so they are stored with the same checks and the same author fields."""
+    from bot.grammar import parse_command
+    from bot.registry import spec_for
+    from bot.render.text import terminal_text
+
+    command = parse_command(" ".join([args.command, *args.words]))
+    spec = spec_for(command)
+    if spec.form:
+        usage, _ = SLASH_COMMANDS[args.command]
+        raise CliError(f"give the words here (Slack opens a form for them): kpibot {args.command} {usage}")
+    ctx = _context(args, _store(args), create=spec.admin is not None)
+    reply = spec.run(ctx)
+    if not isinstance(reply, dict):
+        raise CliError(f"{args.command} answers with a file or a form in Slack, not text")
+    print(terminal_text(reply), end="")
     return 0
 
 
@@ -450,9 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?", help="the token id to revoke")
     p.add_argument("--name", help="who uses the token, e.g. zapier (create)")
 
-    p = add("source", cmd_source, "how a source value counts for paid CAC and paid CPL")
-    p.add_argument("name", nargs="?", help="the source value, e.g. webinar (none: list them)")
-    p.add_argument("kind", nargs="?", choices=["paid", "organic"])
+    for name, (usage, about) in SLASH_COMMANDS.items():
+        p = add(name, cmd_slash, about)
+        p.add_argument("words", nargs="*", metavar=usage)
+        p.add_argument("--as", dest="as_user", help="who makes the change (default: your user name)")
 
     p = add("webhook", cmd_webhook, "store a webhook's endpoint secret")
     p.add_argument("provider", choices=["stripe"])
