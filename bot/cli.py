@@ -19,6 +19,7 @@ from bot.app import entries
 from bot.app.context import Context, UserError, open_context
 from bot.app.names import not_in_future, period_for
 from bot.app.reports import report
+from bot.grammar import CommandError, range_and_names
 from bot.settings import Settings
 from kpis.catalogue import DEFAULT_PACKS
 from kpis.periods import Period, PeriodError, parse_date
@@ -34,8 +35,23 @@ class CliError(Exception):
 class _Parser(argparse.ArgumentParser):
     """A usage mistake is bad input too: one line on stderr (not the usage block), status 2."""
 
+    _intermixing = False
+
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None,
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """A subcommand's options and words in any order: `report --from A --to B cpl leads`
+        keeps both names (plain argparse gives the first one to an earlier positional)."""
+        if self._intermixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def _now() -> datetime:
@@ -88,7 +104,7 @@ def _pairs(items: Sequence[str], what: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _range(args: argparse.Namespace, ctx: Context, default: str = "week") -> Period:
+def _range(args: argparse.Namespace, ctx: Context, spec: str | None = None) -> Period:
     if args.start or args.end:
         if not (args.start and args.end):
             raise CliError("give both --from and --to (YYYY-MM-DD)")
@@ -97,7 +113,7 @@ def _range(args: argparse.Namespace, ctx: Context, default: str = "week") -> Per
         except PeriodError as error:
             raise CliError(str(error)) from None
         return not_in_future(ctx, period)
-    return period_for(ctx, getattr(args, "period", None), default)
+    return period_for(ctx, spec, "week")
 
 
 # -- subcommands ----------------------------------------------------------------------------
@@ -129,7 +145,10 @@ def cmd_log(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     store = _store(args)
     ctx = _context(args, store, create=False)
-    result = report(ctx, _range(args, ctx), args.kpis or (), tuple(_pairs(args.dim or [], "NAME")), args.by)
+    spec, names = range_and_names(args.words, "kpibot report week cpl")
+    if spec and (args.start or args.end):
+        raise CliError(f"give the period once: {spec} or --from/--to, not both")
+    result = report(ctx, _range(args, ctx, spec), names, tuple(_pairs(args.dim or [], "NAME")), args.by)
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -324,19 +343,36 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_source(args: argparse.Namespace) -> int:
-    """How a source value counts for paid CAC and paid CPL; without arguments, all of them."""
-    from bot.app import definitions
-    from bot.render.blocks import source_classified_text, sources_text
+#: subcommands that are `/kpi` commands typed in a terminal, with the words of interface.md
+SLASH_COMMANDS = {
+    "define": ("KEY = FORMULA", "a custom KPI, the same as /kpi define"),
+    "source": ("[NAME paid|organic]", "how a source value counts for paid CAC and paid CPL "
+                                      "(none: list them), the same as /kpi source"),
+    "why": ("NAME [RANGE]", "what moved a KPI against the previous period, the same as /kpi why"),
+    "whatif": ("STEP=+N% ...", "a funnel projection over the last 30 days, the same as /kpi whatif"),
+}
 
-    ctx = _context(args, _store(args))
-    if args.name is None:
-        print(sources_text(definitions.sources(ctx)).replace("*", "").replace("`", ""))
-        return 0
-    if args.kind is None:
-        raise CliError("say how the source counts: kpibot source NAME paid|organic")
-    done = definitions.classify_source(ctx, args.name, args.kind == "paid")
-    print(source_classified_text(done).removeprefix(":white_check_mark: ").replace("`", ""))
+
+def cmd_slash(args: argparse.Namespace) -> int:
+    """A `/kpi` command from the terminal: the grammar parses the words, the registry runs the
+    same use case and renderer as Slack, and the answer is printed as plain text.
+
+    The operator at the terminal is an admin (`Spec.admin` is not asked), but changes go through
+    the same use cases, so they are stored with the same checks and the same author fields."""
+    from bot.grammar import parse_command
+    from bot.registry import spec_for
+    from bot.render.text import terminal_text
+
+    command = parse_command(" ".join([args.command, *args.words]))
+    spec = spec_for(command)
+    if spec.form:
+        usage, _ = SLASH_COMMANDS[args.command]
+        raise CliError(f"give the words here (Slack opens a form for them): kpibot {args.command} {usage}")
+    ctx = _context(args, _store(args), create=spec.admin is not None)
+    reply = spec.run(ctx)
+    if not isinstance(reply, dict):
+        raise CliError(f"{args.command} answers with a file or a form in Slack, not text")
+    print(terminal_text(reply), end="")
     return 0
 
 
@@ -391,8 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", action="append", metavar="NAME=VALUE", help="source, rep, campaign or product")
 
     p = add("report", cmd_report, "KPIs for a period against the previous one")
-    p.add_argument("period", nargs="?", help="today, yesterday, week, last-week, month, last-month, 7d, 30d, 90d or A..B")
-    p.add_argument("kpis", nargs="*", help="only these KPIs or metrics")
+    p.add_argument("words", nargs="*", metavar="RANGE|NAME",
+                   help="one period (today, yesterday, week, last-week, month, last-month, 7d, 30d, "
+                        "90d or A..B) and any KPIs or metrics, in any order")
     p.add_argument("--from", dest="start")
     p.add_argument("--to", dest="end")
     p.add_argument("--dim", action="append", metavar="NAME=VALUE",
@@ -430,9 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?", help="the token id to revoke")
     p.add_argument("--name", help="who uses the token, e.g. zapier (create)")
 
-    p = add("source", cmd_source, "how a source value counts for paid CAC and paid CPL")
-    p.add_argument("name", nargs="?", help="the source value, e.g. webinar (none: list them)")
-    p.add_argument("kind", nargs="?", choices=["paid", "organic"])
+    for name, (usage, about) in SLASH_COMMANDS.items():
+        p = add(name, cmd_slash, about)
+        p.add_argument("words", nargs="*", metavar=usage)
+        p.add_argument("--as", dest="as_user", help="who makes the change (default: your user name)")
 
     p = add("webhook", cmd_webhook, "store a webhook's endpoint secret")
     p.add_argument("provider", choices=["stripe"])
@@ -458,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, name, None)
     try:
         return int(args.handler(args))
-    except (CliError, UserError) as error:
+    except (CliError, UserError, CommandError) as error:
         message = str(error).replace("`", "").splitlines()[0]
         print(f"kpibot {args.command}: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -495,6 +495,11 @@ def _range_and_names(tokens: list[str], example: str) -> tuple[str | None, list[
                 + _RANGE_HELP
             )
     return found, names
+
+
+def range_and_names(tokens: Sequence[str], example: str) -> tuple[str | None, list[str]]:
+    """The same split for words that arrive already separated (`kpibot report 30d cpl`)."""
+    return _range_and_names(list(tokens), example)
 
 
 def _choice(token: str, choices: tuple[str, ...], what: str, example: str) -> str:

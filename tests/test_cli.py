@@ -17,13 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 import bot.cli
 from bot.cli import main
+from bot.render.text import terminal_text
+from storage import Store
+from storage.models import DefinitionRow
+from storage.repository import Write
+from tests.conftest import SLACK_NOW, SlackBot
 
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
 TODAY = NOW.date()
 KPIBOT = Path(sys.executable).with_name("kpibot")
+SLACK_TEAM = "T0001"
 
 
 class Cli:
@@ -580,7 +587,7 @@ def test_sources_decide_paid_cac_and_paid_cpl(cli: Cli) -> None:
     ("args", "words"),
     [
         (("source", "webinr", "organic"), ["No entry has source=webinr", "webinar"]),
-        (("source", "webinar"), ["paid|organic"]),
+        (("source", "webinar"), ["Say a source and how it counts", "/kpi source webinar organic"]),
     ],
 )
 def test_a_source_classification_of_an_unknown_source_stores_nothing(
@@ -643,3 +650,172 @@ def test_report_filtered_by_a_dimension_value(cli: Cli) -> None:
     assert report["kpis"]["cpl"]["value"] == 10.0
     status, _, err = cli("report", "today", "--by", "sauce")
     assert status == 2 and "Did you mean source?" in err
+
+
+# -- names after options (issue 13 part 5) -----------------------------------------------------
+
+
+def test_report_keeps_every_name_given_after_from_and_to(cli: Cli) -> None:
+    cli.ok("log", "leads=10", "spend=200", "new_customers=2")
+    report = cli.report("--from", str(TODAY), "--to", str(TODAY), "leads", "cpl")
+    assert set(report["metrics"]) == {"leads", "spend"}  # leads asked for, spend feeds cpl
+    assert set(report["kpis"]) == {"cpl"}
+    assert report["metrics"]["leads"]["value"] == 10
+    mixed = cli.report("cpl", "--by", "source", "today", "leads")
+    assert set(mixed["kpis"]) == {"cpl"} and "leads" in mixed["metrics"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("report", "--from", str(TODAY), "--to", str(TODAY), "leeds"),
+        ("report", "--from", str(TODAY), "--to", str(TODAY), "cpl", "leeds"),
+        ("report", "today", "leeds", "--json"),
+    ],
+)
+def test_report_of_an_unknown_name_exits_2_with_the_slack_refusal(
+    cli: Cli, args: tuple[str, ...]
+) -> None:
+    cli.ok("log", "leads=10")
+    status, out, err = cli(*args)
+    assert status == 2 and not out
+    assert err.strip() == ("kpibot report: I don't know a KPI or metric called leeds. "
+                           "Did you mean leads? See /kpi metrics for the list.")
+
+
+def test_report_refuses_a_period_given_twice(cli: Cli) -> None:
+    status, out, err = cli("report", "30d", "--from", str(TODAY), "--to", str(TODAY))
+    assert status == 2 and not out
+    assert err.strip() == "kpibot report: give the period once: 30d or --from/--to, not both"
+
+
+
+# -- /kpi commands from the terminal (interface.md, Release 2: the same words) ----------------
+
+
+def seed_cpl_week(store: Store) -> None:
+    """The week before SLACK_NOW against the one before it: spend +10%, leads -11%, CPL +23.6%."""
+    store.ensure_workspace(SLACK_TEAM, timezone="America/New_York")
+    for day, spend, leads, sales in ((date(2026, 3, 2), (600, 400), (60, 40), 10),
+                                     (date(2026, 3, 9), (660, 440), (45, 44), 12)):
+        store.record(SLACK_TEAM, [
+            Write("spend", day, spend[0], "ads", (("source", "facebook"),)),
+            Write("spend", day, spend[1], "ads", (("source", "google"),)),
+            Write("leads", day, leads[0], "ads", (("source", "facebook"),)),
+            Write("leads", day, leads[1], "ads", (("source", "google"),)),
+            Write("sales", day, sales, "ads", ()),
+        ], actor="ads", origin="cli")
+
+
+@pytest.fixture
+def both(slack_bot: SlackBot, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+         tmp_path: Path) -> tuple[SlackBot, Cli]:
+    """The Slack bot and the CLI on one database and one clock."""
+    monkeypatch.setattr(bot.cli, "_now", lambda: SLACK_NOW)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    seed_cpl_week(slack_bot.store)
+    return slack_bot, Cli(str(slack_bot.store.engine.url), capsys)
+
+
+@pytest.mark.parametrize(
+    ("words", "undo"),
+    [
+        ("why cpl", None),
+        ("why leads week", None),
+        ("whatif ctr=+10% close_rate=+5%", None),
+        ("source", None),
+        ("source google organic", "source google paid"),
+        ("define cost_per_sale = spend / sales", None),  # a second define replaces the first
+    ],
+)
+def test_a_kpi_command_prints_what_slack_answers(
+    both: tuple[SlackBot, Cli], words: str, undo: str | None
+) -> None:
+    slack, cli = both
+    answer = slack.command(words)
+    assert answer.status == 200
+    if undo:  # the CLI then finds what Slack found
+        cli.ok(*undo.split(), "--workspace", SLACK_TEAM)
+    printed = cli.ok(*words.split(), "--workspace", SLACK_TEAM)
+    assert printed == terminal_text(answer.json)
+    assert len(printed.splitlines()) >= 1 and ":" not in printed.split()[0]  # no emoji codes
+
+
+def test_why_prints_the_numbers_that_moved(both: tuple[SlackBot, Cli]) -> None:
+    _, cli = both
+    out = cli.ok("why", "cpl", "--workspace", SLACK_TEAM)
+    assert out.splitlines()[:2] == [
+        "Why CPL moved", "CPL +23.6%: leads −11.0%, spend +10.0%; leads fell mostly from facebook"]
+    assert "1. leads: 100 → 89 (−11.0%), +13.0 pts of CPL's +23.6%" in out
+    assert "• facebook: 60 → 45 (−15)" in out
+    assert "2026-03-04..2026-03-10, against 2026-02-25..2026-03-03" in out
+
+
+def test_whatif_prints_the_compounding_and_stores_nothing(both: tuple[SlackBot, Cli]) -> None:
+    slack, cli = both
+    before = cli.ok("export", "--workspace", SLACK_TEAM)
+    out = cli.ok("whatif", "ctr=+10%", "close_rate=+5%", "--workspace", SLACK_TEAM)
+    assert "Compounding: 1.10x (CTR) × 1.05x (close rate) = 1.16x the sales" in out
+    assert "Leads: 189 → 207.9 (+10.0%)" in out and "Sales: 22 → 25.41 (+15.5%)" in out
+    assert cli.ok("export", "--workspace", SLACK_TEAM) == before
+
+
+def test_define_is_stored_with_its_author_and_shows_in_reports(both: tuple[SlackBot, Cli]) -> None:
+    slack, cli = both
+    out = cli.ok("define", "cost_per_sale", "=", "spend / sales", "--as", "ops", "--workspace",
+                 SLACK_TEAM)
+    assert out == ("Defined cost_per_sale = spend / sales. It shows in reports as soon as its "
+                   "inputs have data.\n")
+    kpis = cli.report("2026-03-09", "cost_per_sale", "--workspace", SLACK_TEAM)["kpis"]
+    assert kpis["cost_per_sale"]["value"] == pytest.approx(1100 / 12)
+    with slack.store.engine.connect() as conn:
+        row = conn.execute(select(DefinitionRow.created_by, DefinitionRow.formula)
+                           .where(DefinitionRow.key == "cost_per_sale")).one()
+    assert tuple(row) == ("ops", "spend / sales")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("define", "cps", "=", "spend", "/", "sails"), ["unknown name sails", "did you mean sales?"]),
+        (("define", "cps", "spend", "/", "sales"), ["Write a definition like /kpi define"]),
+        (("define", "leads", "=", "spend", "/", "sales"), ["leads is a built-in name"]),
+        (("why",), ["Which KPI should I explain?"]),
+        (("why", "cpll"), ["I don't know a KPI or metric called cpll", "Did you mean cpl?"]),
+        (("whatif",), ["kpibot whatif STEP=+N%"]),
+        (("whatif", "ctr=ten"), ["ctr=ten is not a change"]),
+        (("whatif", "clicks=+10%"), ["clicks"]),
+        (("source", "gogle", "organic"), ["No entry has source=gogle", "google"]),
+        (("source", "google", "free"), ["A source is paid or organic, not free"]),
+    ],
+)
+def test_a_bad_kpi_command_exits_2_with_one_line_and_stores_nothing(
+    cli: Cli, args: tuple[str, ...], words: list[str]
+) -> None:
+    cli.ok("log", "spend=100", "sales=2", "leads=10", "--dim", "source=google")
+    before = cli.ok("export"), cli.ok("source")
+    status, out, err = cli(*args)
+    assert status == 2 and not out
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"kpibot {args[0]}: ")
+    for word in words:
+        assert word in err
+    assert (cli.ok("export"), cli.ok("source")) == before
+    assert "cps" not in cli.report("today", "--json")["kpis"]
+
+
+def test_kpi_commands_in_the_installed_program(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'kpi.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(KPIBOT), *args, "--db", db], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=120)
+
+    assert run("log", "spend=100", "sales=4").returncode == 0
+    done = run("define", "cost_per_sale = spend / sales")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Defined cost_per_sale = spend / sales.")
+    bad = run("define", "cost_per_sale = spend / sails")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.count("\n") == 1 and "did you mean sales?" in bad.stderr
