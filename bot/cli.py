@@ -345,7 +345,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 #: subcommands that are `/kpi` commands typed in a terminal, with the words of interface.md
 SLASH_COMMANDS = {
-    "define": ("KEY = FORMULA", "a custom KPI, the same as /kpi define"),
+    "define": ("KEY = FORMULA [as UNIT] [higher|lower]", "a custom KPI, the same as /kpi define"),
+    "metric": ("add KEY [UNIT] [sum|last|mean] [LABEL ...] | remove KEY",
+               "the team's own input metrics, the same as /kpi metric"),
     "source": ("[NAME paid|organic]", "how a source value counts for paid CAC and paid CPL "
                                       "(none: list them), the same as /kpi source"),
     "why": ("NAME [RANGE]", "what moved a KPI against the previous period, the same as /kpi why"),

@@ -166,10 +166,30 @@ class Metrics:
 
 @dataclass(frozen=True, kw_only=True)
 class Define:
-    """`define KEY = FORMULA`; the formula is checked where the other names are known."""
+    """`define KEY = FORMULA [as UNIT] [higher|lower]`; the formula is checked where the other
+    names are known. `unit` is a kpis.catalogue.Unit value, `better` a Better value."""
 
     key: str
     formula: str
+    unit: str = "ratio"
+    better: str = "neutral"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricAdd:
+    """`metric add KEY [UNIT] [sum|last|mean] [LABEL ...]`: the team's own input metric."""
+
+    key: str
+    unit: str = "count"
+    aggregation: str = "sum"
+    label: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricRemove:
+    """`metric remove KEY`: refused while a KPI uses it; its entries are kept."""
+
+    key: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -302,6 +322,8 @@ Command: TypeAlias = (
     | Goals
     | Metrics
     | Define
+    | MetricAdd
+    | MetricRemove
     | SourceClass
     | Sources
     | History
@@ -975,10 +997,49 @@ def _parse_goal(rest: str) -> Goal:
     return Goal(kpi=_name(words[0], "KPI", "`leads`"), value=words[1], period=period or "monthly")
 
 
+#: the unit words of interface.md -> kpis.catalogue.Unit values (`number` is a plain number)
+METRIC_UNITS = {"count": "count", "currency": "currency", "percent": "percent", "number": "score",
+                "days": "days", "hours": "hours"}
+KPI_UNITS = {**METRIC_UNITS, "ratio": "ratio"}
+AGGREGATIONS = ("sum", "last", "mean")
+
+
+def _defined_key(token: str, what: str, example: str) -> str:
+    key = token.lower()
+    if not _DEFINED_NAME.fullmatch(key):
+        raise CommandError(
+            f"{_code(token)} can't be a {what} name: start with a letter and use letters, digits "
+            f"and `_` (up to 40), like `{example}`."
+        )
+    if key in ("date", *DIMENSIONS):
+        raise CommandError(f"`{key}` is a reserved word; pick another name, like `{example}`.")
+    return key
+
+
+def _define_tail(formula: str, example: str) -> tuple[str, str, str]:
+    """The formula without its trailing `as UNIT` and `higher|lower`, and those two."""
+    words = formula.split()
+    better = "neutral"
+    if words and words[-1].lower() in ("higher", "lower"):
+        better = words.pop().lower()
+    unit = "ratio"
+    if len(words) >= 2 and words[-2].lower() == "as":
+        unit = KPI_UNITS.get(words[-1].lower(), "")
+        if not unit:
+            raise CommandError(f"{_code(words[-1])} is not a unit.{did_you_mean(words[-1], KPI_UNITS)} "
+                               f"Use {_listing(KPI_UNITS)}, like `{example}`.")
+        words = words[:-2]
+    if words and words[-1].lower() in ("higher", "lower") and better == "neutral":
+        better = words.pop().lower()
+    return " ".join(words), unit, better
+
+
 def _parse_define(rest: str) -> Define:
     example = "/kpi define big_mac = revenue / 5.58"
     raw_key, equals, formula = rest.partition("=")
     key = raw_key.strip().lower()
+    formula, unit, better = _define_tail(formula, "/kpi define cost_per_sale = spend / sales as "
+                                                  "currency lower")
     if not equals or not key or not formula.strip():
         raise CommandError(f"Write a definition like `{example}`.")
     if not _DEFINED_NAME.fullmatch(key):
@@ -988,7 +1049,33 @@ def _parse_define(rest: str) -> Define:
         )
     if key in ("date", *DIMENSIONS):
         raise CommandError(f"`{key}` is a reserved word; pick another name, like `big_mac`.")
-    return Define(key=key, formula=formula.strip())
+    return Define(key=key, formula=formula.strip(), unit=unit, better=better)
+
+
+def _parse_metric(rest: str) -> MetricAdd | MetricRemove:
+    example = "/kpi metric add add_to_carts count sum Add to carts"
+    usage = f"Write `{example}` or `/kpi metric remove add_to_carts`."
+    words = rest.split()
+    action = words[0].lower() if words else ""
+    if action not in ("add", "remove") or len(words) < 2:
+        raise CommandError(f"Say what to do with a metric. {usage}")
+    key = _defined_key(words[1], "metric", "add_to_carts")
+    if action == "remove":
+        _nothing_more("metric remove", words[2:], "/kpi metric remove add_to_carts")
+        return MetricRemove(key=key)
+    rest_words = words[2:]
+    unit = "count"
+    if rest_words and rest_words[0].lower() in METRIC_UNITS:
+        unit = METRIC_UNITS[rest_words.pop(0).lower()]
+    elif rest_words and rest_words[0].lower() not in AGGREGATIONS and (
+            hint := did_you_mean(rest_words[0], (*METRIC_UNITS, *AGGREGATIONS))):
+        raise CommandError(f"{_code(rest_words[0])} is not a unit or a way to add up.{hint} Units "
+                           f"are {_listing(METRIC_UNITS)}; then `sum`, `last` or `mean`, like "
+                           f"`{example}`.")
+    aggregation = "sum"
+    if rest_words and rest_words[0].lower() in AGGREGATIONS:
+        aggregation = rest_words.pop(0).lower()
+    return MetricAdd(key=key, unit=unit, aggregation=aggregation, label=" ".join(rest_words)[:200])
 
 
 def _parse_source(rest: str) -> SourceClass | Sources:
@@ -1102,6 +1189,7 @@ _PARSERS: dict[str, Callable[[str], Command]] = {
     "goals": _bare("goals", Goals),
     "metrics": _bare("metrics", Metrics),
     "define": _parse_define,
+    "metric": _parse_metric,
     "source": _parse_source,
     "sources": _bare("sources", Sources),
     "history": _parse_history,

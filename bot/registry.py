@@ -126,11 +126,21 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
         case g.Metrics():
             return Spec(definitions.vocabulary, lambda v, ctx: blocks.metrics_message(
                 v.catalogue, v.packs, v.currency))
-        case g.Define(key=key, formula=formula):
-            return Spec(lambda ctx: definitions.define_kpi(ctx, key, formula), _say(
+        case g.Define(key=key, formula=formula, unit=unit, better=better):
+            return Spec(lambda ctx: definitions.define_kpi(ctx, key, formula, unit=unit,
+                                                           better=better), _say(
                 lambda kpi, ctx: f":white_check_mark: Defined `{kpi.key}` = `{kpi.formula.text}`. "
                                  "It shows in reports as soon as its inputs have data."),
                 admin="define KPIs")
+        case g.MetricAdd(key=key, unit=unit, aggregation=aggregation, label=label):
+            return Spec(lambda ctx: definitions.add_metric(ctx, key, unit=unit,
+                                                           aggregation=aggregation, label=label),
+                        _say(lambda metric, ctx: blocks.metric_added_text(metric)),
+                        admin="add metrics")
+        case g.MetricRemove(key=key):
+            return Spec(lambda ctx: definitions.remove_metric(ctx, key),
+                        _say(lambda metric, ctx: blocks.metric_removed_text(metric)),
+                        admin="remove metrics")
         case g.SourceClass(source=source, paid=paid):
             return Spec(lambda ctx: definitions.classify_source(ctx, source, paid),
                         _say(lambda done, ctx: blocks.source_classified_text(done)),

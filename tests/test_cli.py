@@ -727,15 +727,19 @@ def both(slack_bot: SlackBot, capsys: pytest.CaptureFixture[str], monkeypatch: p
         ("source", None),
         ("source google organic", "source google paid"),
         ("define cost_per_sale = spend / sales", None),  # a second define replaces the first
+        ("metric add add_to_carts count sum Add to carts", None),
+        ("metric remove add_to_carts", "metric add add_to_carts"),
     ],
 )
 def test_a_kpi_command_prints_what_slack_answers(
     both: tuple[SlackBot, Cli], words: str, undo: str | None
 ) -> None:
     slack, cli = both
+    if undo:  # the state Slack starts from, then again for the CLI
+        cli.ok(*undo.split(), "--workspace", SLACK_TEAM)
     answer = slack.command(words)
     assert answer.status == 200
-    if undo:  # the CLI then finds what Slack found
+    if undo:
         cli.ok(*undo.split(), "--workspace", SLACK_TEAM)
     printed = cli.ok(*words.split(), "--workspace", SLACK_TEAM)
     assert printed == terminal_text(answer.json)
@@ -781,6 +785,13 @@ def test_define_is_stored_with_its_author_and_shows_in_reports(both: tuple[Slack
         (("define", "cps", "=", "spend", "/", "sails"), ["unknown name sails", "did you mean sales?"]),
         (("define", "cps", "spend", "/", "sales"), ["Write a definition like /kpi define"]),
         (("define", "leads", "=", "spend", "/", "sales"), ["leads is a built-in name"]),
+        (("define", "cps", "=", "spend / sales", "as", "dollars"), ["dollars is not a unit"]),
+        (("metric", "add", "cps", "curency"), ["Did you mean currency?"]),
+        (("metric", "add", "leads"), ["leads is a built-in metric"]),
+        (("metric", "add", "cpl"), ["cpl is a KPI already"]),
+        (("metric", "remove", "leads"), ["leads is built in"]),
+        (("metric", "remove", "cps"), ["I don't track a metric called cps"]),
+        (("metric", "drop", "cps"), ["Say what to do with a metric"]),
         (("why",), ["Which KPI should I explain?"]),
         (("why", "cpll"), ["I don't know a KPI or metric called cpll", "Did you mean cpl?"]),
         (("whatif",), ["kpibot whatif STEP=+N%"]),
@@ -819,3 +830,28 @@ def test_kpi_commands_in_the_installed_program(tmp_path: Path) -> None:
     bad = run("define", "cost_per_sale = spend / sails")
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "did you mean sales?" in bad.stderr
+
+
+
+def test_a_teams_own_metric_is_logged_computed_and_removed_only_when_unused(cli: Cli) -> None:
+    out = cli.ok("metric", "add", "add_to_carts", "count", "sum", "Add", "to", "carts", "--as", "ops")
+    assert out.startswith("Added the metric add_to_carts (Add to carts: count, sum over a period).")
+    cli.ok("log", "add_to_carts=40", "sales=6")
+    cli.ok("define", "cart_rate = sales / add_to_carts as percent higher")
+    report = cli.report("today", "cart_rate", "add_to_carts")
+    assert report["kpis"]["cart_rate"]["value"] == pytest.approx(0.15)
+    assert report["metrics"]["add_to_carts"]["value"] == 40
+    assert "cart_rate                 15.0%" in cli.ok("report", "today", "cart_rate")
+
+    status, out, err = cli("metric", "remove", "add_to_carts")
+    assert status == 2 and not out
+    assert err.strip() == ("kpibot metric: add_to_carts is used by cart_rate; redefine or remove "
+                           "those KPIs first.")
+    assert "add_to_carts" in cli.report("today")["metrics"]
+
+    cli.ok("define", "cart_rate = sales / leads as percent higher")
+    assert cli.ok("metric", "remove", "add_to_carts").startswith("Removed the metric add_to_carts.")
+    assert "add_to_carts" not in cli.report("today")["metrics"]
+    assert [r["value"] for r in cli.export() if r["metric"] == "add_to_carts"] == ["40"]  # kept
+    cli.ok("metric", "add", "add_to_carts")
+    assert cli.report("today")["metrics"]["add_to_carts"]["value"] == 40

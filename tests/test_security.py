@@ -474,6 +474,14 @@ MATRIX = [
         _shows("Defined `lead_value`"),
         lambda bot, team, user: "lead_value" in bot.store.catalogue(team).kpis,
     ), "Only admins can define KPIs"), id="define"),
+    pytest.param(Row("metric add add_to_carts count sum Add to carts", _and(
+        _shows("Added the metric `add_to_carts`"),
+        lambda bot, team, user: "add_to_carts" in bot.store.catalogue(team).metrics,
+    ), "Only admins can add metrics"), id="metric-add"),
+    pytest.param(Row("metric remove add_to_carts", _and(
+        _shows("Removed the metric `add_to_carts`"),
+        lambda bot, team, user: "add_to_carts" not in bot.store.catalogue(team).metrics,
+    ), "Only admins can remove metrics", setup="metric add add_to_carts"), id="metric-remove"),
     pytest.param(Row("source tiktok organic", _and(
         _shows("`source=tiktok` counts as organic"),
         lambda bot, team, user: len(_rows_of(bot, team, "source_classes")) == 1,

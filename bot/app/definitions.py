@@ -1,5 +1,5 @@
-"""The team's own vocabulary: custom KPIs (checked before they are stored) and how each
-source value counts, paid or organic."""
+"""The team's own vocabulary: custom metrics and KPIs (checked before they are stored) and how
+each source value counts, paid or organic."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import re
 from dataclasses import dataclass
 
 from bot.app.context import Context, UserError
-from kpis.catalogue import ORGANIC_SOURCES, PAID_SOURCES, Catalogue, Kpi, custom_kpi
+from bot.app.names import find_metric
+from kpis.catalogue import (
+    ORGANIC_SOURCES,
+    PAID_SOURCES,
+    Catalogue,
+    Kpi,
+    Metric,
+    custom_kpi,
+    custom_metric,
+)
 from kpis.formula import FormulaError, check_cycles, check_names
 from kpis.suggest import nearest
 
@@ -33,6 +42,42 @@ def define_kpi(ctx: Context, key: str, formula_text: str, *, unit: str = "ratio"
     ctx.store.define(ctx.workspace.id, name, formula=formula_text.strip(), unit=unit,
                      better=better, actor=ctx.actor)
     return kpi
+
+
+def add_metric(ctx: Context, key: str, *, unit: str = "count", aggregation: str = "sum",
+               label: str = "") -> Metric:
+    """The team's own input metric; adding one it already has replaces its unit and label."""
+    name = key.strip().lower()
+    if not _KEY.match(name):
+        raise UserError(f"`{key}` can't be a metric name: use lower-case letters, digits and _, "
+                        "starting with a letter (e.g. `add_to_carts`).")
+    catalogue = ctx.catalogue
+    if name in catalogue.kpis:
+        raise UserError(f"`{name}` is a KPI already; choose another name, e.g. `{name}_count`.")
+    if name in catalogue.metrics and catalogue.metrics[name].pack != "custom":
+        raise UserError(f"`{name}` is a built-in metric; log it as it is, or choose another name, "
+                        f"e.g. `my_{name}`.")
+    metric = custom_metric(name, label=label, unit=unit, aggregation=aggregation)
+    ctx.store.define(ctx.workspace.id, name, formula=None, unit=metric.unit.value,
+                     aggregation=metric.aggregation.value, label=label, actor=ctx.actor)
+    return metric
+
+
+def remove_metric(ctx: Context, key: str) -> Metric:
+    """Only a team's own metric, and not while a KPI uses it; its entries are kept, so adding
+    it again brings them back."""
+    catalogue = ctx.catalogue
+    metric = find_metric(catalogue, key)
+    if metric.pack != "custom":
+        raise UserError(f"`{metric.key}` is built in; only metrics added with `/kpi metric add` "
+                        "can be removed.")
+    users = sorted(k for k in catalogue.kpis
+                   if any(i.rpartition(":")[2] == metric.key for i in catalogue.inputs_of(k)))
+    if users:
+        raise UserError(f"`{metric.key}` is used by {', '.join(f'`{u}`' for u in users)}; "
+                        "redefine or remove those KPIs first.")
+    ctx.store.remove_definition(ctx.workspace.id, metric.key)
+    return metric
 
 
 @dataclass(frozen=True)

@@ -343,6 +343,22 @@ def scheduled_text(done: Any, ctx: Any) -> str:
             f"`/kpi digest now {sub.kind}` shows it now; `/kpi digest off` stops it.")
 
 
+_UNIT_WORDS = {"score": "number"}
+
+
+def metric_added_text(metric: Any) -> str:
+    """`/kpi metric add`: what was added and how to log it."""
+    unit = _UNIT_WORDS.get(metric.unit.value, metric.unit.value)
+    return (f":white_check_mark: Added the metric `{metric.key}` ({metric.label}: {unit}, "
+            f"{metric.aggregation.value} over a period). Log it like `/kpi log {metric.key}=12`; "
+            "formulas in `/kpi define` can use it.")
+
+
+def metric_removed_text(metric: Any) -> str:
+    return (f":wastebasket: Removed the metric `{metric.key}`. Its entries are kept: "
+            f"`/kpi metric add {metric.key}` brings them back.")
+
+
 def source_classified_text(done: Any) -> str:
     """`/kpi source NAME paid|organic`: what changed and what it changes."""
     kind = "paid" if done.paid else "organic"
