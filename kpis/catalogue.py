@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
+from typing import TypeAlias
 
 from kpis.formula import (
     PARTIAL_FUNCTIONS,
@@ -308,6 +310,11 @@ KPIS: tuple[Kpi, ...] = tuple(
 #: the KPIs a digest and App Home lead with, in order
 HEADLINE_KPIS = ("cpl", "booking_rate", "show_rate", "close_rate", "cac", "roas", "ad_profit", "aov")
 
+#: what a formula needs (Catalogue._need_of): inputs, KPIs, groups of which one must be met
+_Need: TypeAlias = tuple[frozenset[str], tuple[str, ...], tuple[tuple["_Need", ...], ...]]
+_NOTHING: _Need = (frozenset(), (), ())
+_NEVER: _Need = (frozenset(), (), ((),))
+
 
 @dataclass(frozen=True)
 class Catalogue:
@@ -328,9 +335,27 @@ class Catalogue:
         order = dependency_order({k: v.formula for k, v in all_kpis.items()})
         return cls(all_metrics, all_kpis, tuple(k for k in order if k in all_kpis))
 
-    @property
+    @cached_property
     def names(self) -> frozenset[str]:
         return frozenset(self.metrics) | frozenset(self.kpis)
+
+    # What the methods below work out once per catalogue: it never changes once built, and
+    # the store hands out the same object for the same definitions.
+    @cached_property
+    def _inputs(self) -> dict[str, frozenset[str]]:
+        return {}
+
+    @cached_property
+    def _made_of(self) -> dict[str, frozenset[str]]:
+        return {}
+
+    @cached_property
+    def _orders(self) -> dict[frozenset[str], tuple[str, ...]]:
+        return {}
+
+    @cached_property
+    def _users(self) -> dict[frozenset[str], tuple[str, ...]]:
+        return {}
 
     def localized(self, locale: str) -> Catalogue:
         """The same catalogue with built-in labels in the locale's language (a workspace's own
@@ -353,6 +378,9 @@ class Catalogue:
         it uses."""
         if key in self.metrics:
             return frozenset({key})
+        known = self._inputs.get(key)
+        if known is not None:
+            return known
         found: set[str] = set()
         for name in self.kpis[key].formula.names:
             if name in BUILTIN_NAMES:
@@ -361,37 +389,105 @@ class Catalogue:
                 found.add(name)
             else:
                 found |= self.inputs_of(name)
-        return frozenset(found)
+        self._inputs[key] = inputs = frozenset(found)
+        return inputs
 
-    def computable(self, key: str, available: Collection[str]) -> bool:
+    def computable(self, key: str, available: Collection[str],
+                   known: dict[str, bool] | None = None) -> bool:
         """Whether `key` has the inputs it needs among `available`: all of them, except inside
-        `first(...)` and `sum(...)`, which need one."""
+        `first(...)` and `sum(...)`, which need one. `known` keeps the KPIs' answers for the
+        same `available` (a KPI is asked once for each KPI that uses it)."""
         if key in self.metrics or reading_of(key):
             return key in available
         if key not in self.kpis:
             return key in BUILTIN_NAMES
-        return self._needs_met(self.kpis[key].formula.expr, available)
+        if known is not None and key in known:
+            return known[key]
+        need = self._needs.get(key)
+        if need is None:
+            self._needs[key] = need = self._need_of(self.kpis[key].formula.expr)
+        met = self._met(need, available, known)
+        if known is not None:
+            known[key] = met
+        return met
 
-    def _needs_met(self, expr: Expr, available: Collection[str]) -> bool:
+    @cached_property
+    def _needs(self) -> dict[str, _Need]:
+        return {}
+
+    @cached_property
+    def _computable(self) -> dict[tuple[tuple[str, ...], frozenset[str]], tuple[str, ...]]:
+        return {}
+
+    def computable_of(self, keys: tuple[str, ...], available: frozenset[str]) -> tuple[str, ...]:
+        """Those of `keys` that are computable from `available`, in their order; remembered
+        per set of inputs with data (a workspace's days have the same few)."""
+        memo = (keys, available)
+        known = self._computable.get(memo)
+        if known is None:
+            answers: dict[str, bool] = {}
+            known = tuple(k for k in keys if self.computable(k, available, answers))
+            if len(self._computable) >= _MEMO_SIZE:
+                self._computable.clear()
+            self._computable[memo] = known
+        return known
+
+    def _met(self, need: _Need, available: Collection[str], known: dict[str, bool] | None) -> bool:
+        inputs, kpis, choices = need
+        return (inputs.issubset(available)
+                and all(self.computable(k, available, known) for k in kpis)
+                and all(any(self._met(n, available, known) for n in c) for c in choices))
+
+    def _need_of(self, expr: Expr) -> _Need:
+        """What a formula needs, worked out once: inputs that must all have data, KPIs that
+        must be computable, and groups (`first`, `sum`) of which one must be met."""
         if isinstance(expr, Number):
-            return True
+            return _NOTHING
         if isinstance(expr, Name):
-            return self.computable(expr.name, available)
+            if expr.name in self.metrics:
+                return frozenset({expr.name}), (), ()
+            if expr.name in self.kpis:
+                return frozenset(), (expr.name,), ()
+            return _NOTHING if expr.name in BUILTIN_NAMES else _NEVER
         if isinstance(expr, Reading):
-            return f"{expr.kind}:{expr.name}" in available
+            return frozenset({f"{expr.kind}:{expr.name}"}), (), ()
         if isinstance(expr, Unary):
-            return self._needs_met(expr.operand, available)
-        if isinstance(expr, Binary):
-            return self._needs_met(expr.left, available) and self._needs_met(expr.right, available)
-        met = (self._needs_met(arg, available) for arg in expr.args)
-        return any(met) if expr.func in PARTIAL_FUNCTIONS else all(met)
+            return self._need_of(expr.operand)
+        parts = ((expr.left, expr.right) if isinstance(expr, Binary) else expr.args)
+        needs = [self._need_of(part) for part in parts]
+        if isinstance(expr, Call) and expr.func in PARTIAL_FUNCTIONS:
+            return frozenset(), (), (tuple(needs),)
+        return (frozenset().union(*(n[0] for n in needs)),
+                tuple(k for n in needs for k in n[1]),
+                tuple(c for n in needs for c in n[2]))
 
     def metrics_of(self, key: str) -> frozenset[str]:
         """The logged metrics a KPI (or a metric, itself) is made from; a reading (`opening:`,
         `paid:`, `year:`) counts as its metric. Unknown keys have none."""
         if key not in self.names:
             return frozenset()
-        return frozenset(i.partition(":")[2] or i for i in self.inputs_of(key))
+        known = self._made_of.get(key)
+        if known is None:
+            self._made_of[key] = known = frozenset(i.partition(":")[2] or i
+                                                   for i in self.inputs_of(key))
+        return known
+
+    def evaluation_order(self, keys: Iterable[str]) -> tuple[str, ...]:
+        """`keys` and the KPIs their formulas use, in catalogue order: what to evaluate to
+        know the values of `keys` (and nothing more)."""
+        wanted = frozenset(keys)
+        known = self._orders.get(wanted)
+        if known is None:
+            needed: set[str] = set()
+            pending = [k for k in wanted if k in self.kpis]
+            while pending:
+                key = pending.pop()
+                if key not in needed:
+                    needed.add(key)
+                    pending += [n for n in self.kpis[key].formula.names if n in self.kpis]
+            known = tuple(k for k in self.order if k in needed)
+            _remember(self._orders, wanted, known)
+        return known
 
     def read_as(self, kind: str) -> frozenset[str]:
         """The metrics some KPI reads as `kind(metric)`: what storage must aggregate that way."""
@@ -412,8 +508,12 @@ class Catalogue:
 
     def kpis_using(self, metrics: Iterable[str]) -> list[str]:
         """KPIs (in catalogue order) that read any of `metrics`: what a log entry moves."""
-        wanted = set(metrics)
-        return [key for key in self.order if self.metrics_of(key) & wanted]
+        wanted = frozenset(metrics)
+        known = self._users.get(wanted)
+        if known is None:
+            known = tuple(key for key in self.order if self.metrics_of(key) & wanted)
+            _remember(self._users, wanted, known)
+        return list(known)
 
     def metrics_in(self, packs: Iterable[str]) -> list[Metric]:
         chosen = set(packs)
@@ -425,6 +525,17 @@ class Catalogue:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
+
+
+_MEMO_SIZE = 4096
+
+
+def _remember(memo: dict[frozenset[str], tuple[str, ...]], key: frozenset[str],
+              value: tuple[str, ...]) -> None:
+    """Keeps a memo keyed by sets of names bounded (a set per combination ever asked)."""
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
 
 
 def custom_kpi(key: str, formula_text: str, *, label: str = "", unit: str = "ratio", better: str = "neutral") -> Kpi:

@@ -10,6 +10,7 @@ import operator
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple, TypeAlias
 
 from kpis.suggest import nearest
@@ -121,8 +122,9 @@ class Formula:
     text: str
     expr: Expr
 
-    @property
+    @cached_property
     def names(self) -> frozenset[str]:
+        """Worked out once per formula: a log asks every KPI's names."""
         return frozenset(_key(node) for node in _references(self.expr))
 
 

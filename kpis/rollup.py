@@ -97,16 +97,15 @@ def value_of(catalogue: Catalogue, data: PeriodData, key: str) -> float | None:
 def kpi_values(
     catalogue: Catalogue, data: PeriodData, keys: Iterable[str] | None = None
 ) -> dict[str, float | None]:
-    """KPIs whose every input has data; the value is None where a denominator is empty."""
+    """KPIs whose every input has data; the value is None where a denominator is empty. With
+    `keys`, only those and the KPIs their formulas use are evaluated."""
     scope = formula_scope(catalogue, data)
-    available = set(scope) - BUILTIN_NAMES
+    available = frozenset(scope) - BUILTIN_NAMES
     wanted = set(catalogue.order if keys is None else keys)
+    order = catalogue.order if keys is None else catalogue.evaluation_order(wanted)
     result: dict[str, float | None] = {}
-    for key in catalogue.order:
-        kpi = catalogue.kpis[key]
-        if not catalogue.computable(key, available):
-            continue
-        scope[key] = evaluate(kpi.formula, scope)
+    for key in catalogue.computable_of(order, available):
+        scope[key] = evaluate(catalogue.kpis[key].formula, scope)
         if key in wanted:
             result[key] = scope[key]
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -408,3 +409,33 @@ def test_an_unknown_sensitivity_names_the_three_and_stores_nothing(bot: SlackBot
     refused = bot.command("alert leads unusual extreme", user_id=SLACK_ADMIN, channel_id=MARKETING)
     assert "`low`, `medium` (the default) or `high`" in refused.json["text"], refused.json
     assert bot.store.rules("T0001") == []
+
+
+def test_the_debouncer_evaluates_a_burst_once_with_every_metric_it_logged() -> None:
+    runs: list[tuple[str, date, frozenset[str]]] = []
+    both = threading.Event()
+
+    def run(workspace_id: str, day: date, metrics: frozenset[str]) -> None:
+        runs.append((workspace_id, day, metrics))
+        if len(runs) == 2:
+            both.set()
+
+    debouncer = use.Debouncer(run, delay=1.0)
+    for metric in ("leads", "spend", "leads"):
+        debouncer.poke("T1", date(2026, 3, 9), [metric])
+    debouncer.poke("T1", date(2026, 3, 8), ["sales"])
+    assert both.wait(30)
+    assert sorted(runs) == [("T1", date(2026, 3, 8), frozenset({"sales"})),
+                            ("T1", date(2026, 3, 9), frozenset({"leads", "spend"}))]
+
+
+def test_flushing_the_debouncer_runs_what_is_pending_once_in_day_order() -> None:
+    runs: list[tuple[str, date, frozenset[str]]] = []
+    debouncer = use.Debouncer(lambda w, d, m: runs.append((w, d, m)), delay=600.0)
+    debouncer.poke("T1", date(2026, 3, 9), ["leads"])
+    debouncer.poke("T1", date(2026, 3, 8), ["spend"])
+    debouncer.poke("T1", date(2026, 3, 9), ["spend"])
+    debouncer.flush()
+    debouncer.flush()
+    assert runs == [("T1", date(2026, 3, 8), frozenset({"spend"})),
+                    ("T1", date(2026, 3, 9), frozenset({"leads", "spend"}))]

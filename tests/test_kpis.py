@@ -11,12 +11,14 @@ import subprocess
 import sys
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpis.catalogue import (
+    BUILTIN_NAMES,
     DEFAULT,
     DIMENSIONS,
     KPIS,
@@ -31,7 +33,7 @@ from kpis.catalogue import (
     custom_metric,
 )
 from kpis.compare import Verdict, change_pct, compare
-from kpis.formula import parse
+from kpis.formula import PARTIAL_FUNCTIONS, Binary, Name, Number, Reading, Unary, parse
 from kpis.periods import (
     NAMED_RANGES,
     Period,
@@ -899,3 +901,45 @@ def test_every_built_in_has_a_spanish_label_and_custom_ones_keep_theirs() -> Non
     assert set(LABELS_ES) == set(DEFAULT.metrics) | set(DEFAULT.kpis)
     custom = Catalogue.build(kpis=[custom_kpi("cost_per_show", "spend / shows", label="Cost per show")])
     assert custom.localized("es_CO").kpis["cost_per_show"].label == "Cost per show"
+
+
+def _needs_met(catalogue: Catalogue, expr: Any, available: set[str]) -> bool:
+    """The rule of `Catalogue.computable`, walked over the formula as written."""
+    if isinstance(expr, Number):
+        return True
+    if isinstance(expr, Name):
+        if expr.name in catalogue.kpis:
+            return _needs_met(catalogue, catalogue.kpis[expr.name].formula.expr, available)
+        return expr.name in available if expr.name in catalogue.metrics else expr.name in BUILTIN_NAMES
+    if isinstance(expr, Reading):
+        return f"{expr.kind}:{expr.name}" in available
+    if isinstance(expr, Unary):
+        return _needs_met(catalogue, expr.operand, available)
+    if isinstance(expr, Binary):
+        return _needs_met(catalogue, expr.left, available) and _needs_met(catalogue, expr.right, available)
+    met = [_needs_met(catalogue, arg, available) for arg in expr.args]
+    return any(met) if expr.func in PARTIAL_FUNCTIONS else all(met)
+
+
+#: readings some built-in KPI takes, beside the metrics
+_SCOPE_KEYS = sorted({*DEFAULT.metrics, *(n for k in DEFAULT.kpis.values()
+                                          for n in k.formula.names if ":" in n)})
+
+
+@settings(max_examples=150, deadline=None)
+@given(available=st.sets(st.sampled_from(_SCOPE_KEYS)),
+       keys=st.sets(st.sampled_from(sorted(DEFAULT.kpis)), min_size=1))
+def test_kpi_values_of_some_keys_are_those_of_all(available: set[str], keys: set[str]) -> None:
+    """Evaluating only some KPIs (and what they use) gives exactly their values among all; a
+    KPI is computable exactly when its formula, walked as written, has its inputs."""
+    for key in DEFAULT.order:
+        assert DEFAULT.computable(key, available) == _needs_met(
+            DEFAULT, DEFAULT.kpis[key].formula.expr, available), key
+    data = PeriodData(WEEK, totals={k: (3.0, 2) for k in available if k in DEFAULT.metrics},
+                      closing={k: 5.0 for k in available if k in DEFAULT.metrics},
+                      opening={k.partition(":")[2]: 4.0 for k in available if k.startswith("opening:")},
+                      paid={k.partition(":")[2]: 1.0 for k in available if k.startswith("paid:")},
+                      year={k.partition(":")[2]: 9.0 for k in available if k.startswith("year:")})
+    every = kpi_values(DEFAULT, data)
+    assert kpi_values(DEFAULT, data, keys) == {k: v for k, v in every.items() if k in keys}
+    assert kpi_values(DEFAULT, data, iter(sorted(keys))) == {k: v for k, v in every.items() if k in keys}

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
@@ -322,30 +323,53 @@ def evaluate_workspace(
 
 
 class Debouncer:
-    """Coalesces a burst of logs into one evaluation a couple of seconds after the last."""
+    """Coalesces a burst of logs into one evaluation a couple of seconds after the last.
+
+    A log only moves its burst's deadline: one thread, alive while bursts are pending, waits
+    for the earliest deadline and starts each due evaluation on its own thread (a thread per
+    burst, not one started and cancelled per log)."""
 
     def __init__(self, run: Callable[[str, date, frozenset[str]], Any],
                  delay: float = DEBOUNCE_SECONDS) -> None:
         self.run = run
         self.delay = delay
-        self._pending: dict[tuple[str, date], tuple[threading.Timer, frozenset[str]]] = {}
-        self._lock = threading.Lock()
+        #: key -> (deadline, metrics), in deadline order: a poke moves its key to the end
+        self._pending: dict[tuple[str, date], tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Condition()
+        self._waiting = False
 
     def poke(self, workspace_id: str, day: date, metrics: Iterable[str]) -> None:
         key = (workspace_id, day)
         with self._lock:
-            timer, seen = self._pending.pop(key, (None, frozenset()))
-            if timer is not None:
-                timer.cancel()
-            touched = seen | frozenset(metrics)
-            timer = threading.Timer(self.delay, self._fire, args=(key,))
-            timer.daemon = True
-            self._pending[key] = (timer, touched)
-            timer.start()
+            _, seen = self._pending.pop(key, (0.0, frozenset()))
+            self._pending[key] = (monotonic() + self.delay, seen | frozenset(metrics))
+            if not self._waiting:
+                self._waiting = True
+                threading.Thread(target=self._wait, name="alerts-debounce", daemon=True).start()
 
-    def _fire(self, key: tuple[str, date]) -> None:
-        with self._lock:
-            _, touched = self._pending.pop(key, (None, frozenset()))
+    def _wait(self) -> None:
+        """Until nothing is pending: sleeps to the earliest deadline, then starts what is due
+        (a later poke of a key only moves its deadline on, which the next look finds)."""
+        while True:
+            with self._lock:
+                while True:
+                    if not self._pending:
+                        self._waiting = False
+                        return
+                    left = next(iter(self._pending.values()))[0] - monotonic()
+                    if left <= 0:
+                        break
+                    self._lock.wait(left)
+                now = monotonic()
+                due = [(key, touched) for key, (deadline, touched) in self._pending.items()
+                       if deadline <= now]
+                for key, _ in due:
+                    del self._pending[key]
+            for key, touched in due:
+                threading.Thread(target=self._fire, args=(key, touched), name="alerts-evaluate",
+                                 daemon=True).start()
+
+    def _fire(self, key: tuple[str, date], touched: frozenset[str]) -> None:
         try:
             self.run(key[0], key[1], touched)
         except Exception:
@@ -356,8 +380,8 @@ class Debouncer:
         with self._lock:
             pending = sorted(self._pending.items(), key=lambda item: item[0][1])
             self._pending.clear()
-        for key, (timer, touched) in pending:
-            timer.cancel()
+            self._lock.notify_all()
+        for key, (_, touched) in pending:
             self.run(key[0], key[1], touched)
 
 

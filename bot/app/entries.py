@@ -96,11 +96,12 @@ def log_numbers(
                                           catalogue=catalogue)
     assert recorded.before is not None and recorded.after is not None
     batch = recorded.batch
-    before = kpi_values(catalogue, recorded.before)
-    after = kpi_values(catalogue, recorded.after)
+    moving = catalogue.kpis_using(seen)  # only the KPIs the logged metrics feed can move
+    before = kpi_values(catalogue, recorded.before, moving)
+    after = kpi_values(catalogue, recorded.after, moving)
     moved = tuple(
         Moved(k, before.get(k), after.get(k))
-        for k in catalogue.kpis_using(seen) if k in after and before.get(k) != after.get(k)
+        for k in moving if k in after and before.get(k) != after.get(k)
     )
     ctx.ports.logged(ctx.workspace.id, the_day, {c.metric for c in batch.changes})
     ctx.ports.counted(origin, len(batch.changes))
