@@ -50,7 +50,25 @@ def log(bot: SlackBot, text: str) -> None:
 
 
 def posts(bot: SlackBot) -> list[dict[str, Any]]:
+    """The channel's top-level messages as they read now (updates applied)."""
     return bot.fake.messages_in(MARKETING)
+
+
+def replies(bot: SlackBot, top: dict[str, Any]) -> list[dict[str, Any]]:
+    """The replies in the thread of `top`, oldest first."""
+    return [m for m in bot.fake.messages_in(MARKETING, top_level=False)
+            if m.get("thread_ts") == top["ts"]]
+
+
+def now_reads(bot: SlackBot, top: dict[str, Any]) -> dict[str, Any]:
+    """`top` as the channel shows it now."""
+    [message] = [m for m in posts(bot) if m["ts"] == top["ts"]]
+    return message
+
+
+def buttons_of(message: dict[str, Any]) -> dict[str, str]:
+    return {e["action_id"]: e.get("value", "") for b in message["blocks"] if b["type"] == "actions"
+            for e in b["elements"]}
 
 
 def test_cpl_above_15_for_two_days_fires_once_and_resolves_once(bot: SlackBot) -> None:
@@ -67,12 +85,12 @@ def test_cpl_above_15_for_two_days_fires_once_and_resolves_once(bot: SlackBot) -
     log(bot, "spend=250 leads=10")  # today, still above: nothing new
     log(bot, "spend=260")
     assert len(posts(bot)) == 1
-    log(bot, "spend=100")  # today's CPL corrected to 10: back to normal
-    assert len(posts(bot)) == 2
-    resolved = posts(bot)[-1]
+    log(bot, "spend=100")  # today's CPL corrected to 10: back to normal, in the thread
+    assert len(posts(bot)) == 1
+    [resolved] = replies(bot, firing)
     assert resolved["text"].startswith("Resolved: Cost per lead is $10.00")
     log(bot, "leads=11")  # still fine: quiet
-    assert len(posts(bot)) == 2
+    assert len(posts(bot)) == 1 and len(replies(bot, firing)) == 1
 
     listing = bot.command("alerts", user_id=SLACK_MEMBER)
     assert "#1" in listing.json["text"] or "#1" in json.dumps(listing.json["blocks"])
@@ -237,7 +255,7 @@ def test_the_alert_buttons_snooze_and_open_the_report(bot: SlackBot) -> None:
         return shown if "snoozed alert" in shown and '"Was"' in shown else ""
 
     shown = bot.fake.wait_for(answered)
-    assert "snoozed alert #1 until Wed 18 Mar" in shown  # the 7-day button
+    assert "snoozed alert #1 until Wed 18 Mar 11:00 EDT" in shown  # the 7-day button
     [rule] = use.rules(bot.store, "T0001")
     assert rule.state.snoozed_until is not None
 
