@@ -650,3 +650,22 @@ def test_a_daily_rule_trends_its_days_and_opens_the_day_that_fired(bot: SlackBot
     # numbers at all, so the line starts at Saturday instead of with blanks
     assert "Last 4 days: `▄▂▁█` ◀ fired at 30" in shown
     assert json.loads(buttons_of(firing)["open_report"]) == {"range": "2026-03-10", "kpis": ["leads"]}
+
+
+def test_back_to_normal_of_a_firing_never_posted_goes_to_the_channel(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    """Snoozed before it fired, the alert posted no firing message: when it is back to normal
+    after the snooze, there is no thread to reply in, so the channel hears it."""
+    bot, clock = timed
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    bot.command("alert snooze 1 1d", user_id=SLACK_MEMBER)
+    log(bot, "spend=300 leads=10")
+    assert posts(bot) == []
+    clock.now += timedelta(days=2)
+
+    log(bot, "spend=100 leads=10")
+
+    [resolved] = posts(bot)
+    assert resolved["text"].startswith("Resolved: Cost per lead is $10.00 after 2 days")
+    assert "thread_ts" not in resolved and bot.fake.calls_to("chat.update") == []

@@ -1,4 +1,5 @@
-"""What the Courier posts: a digest, an alert transition or a nudge, rendered once here.
+"""What the Courier posts: a digest, an alert's message (or its update, or a note in its
+thread) or a nudge, rendered once here.
 
 Use cases hand the Poster a domain payload; this is the one place that turns each kind into
 the message (and the files for its thread) that goes out.
