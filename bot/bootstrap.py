@@ -73,7 +73,7 @@ def bootstrap(
     scheduler = Scheduler(store, courier, clock, {ALERTS_TIMER: alerting.wake, NUDGES_TIMER: nudges},
                           workers=default_workers(), lease=lease)
     ports = Ports(poster=courier, logged=alerting.logged, schedule_changed=scheduler.wake_up,
-                  rules_changed=alerting.rules_changed,
+                  rules_changed=alerting.rules_changed, snoozed=alerting.snoozed,
                   counted=lambda origin, n: metrics.entries.labels(origin=origin).inc(n),
                   installations=installations)
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kpibot")

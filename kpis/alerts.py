@@ -359,6 +359,26 @@ def describe(
     return text
 
 
+def trend_periods(rule: Rule, fired: Period, count: int) -> list[Period]:
+    """The rule's own last `count` periods, oldest first, ending with `fired` (the one whose
+    value fired it): days, ISO weeks or months, like for like when `fired` was a period so far
+    (a week so far: the same days of each week before); N-day windows of N days each."""
+    if rule.period not in PERIOD_KINDS:
+        periods = [fired]
+        while len(periods) < count:
+            periods.insert(0, periods[0].previous())
+        return periods
+    window = rule.window(fired.start)
+    whole = fired == window
+    elapsed = timedelta(days=(fired.end - window.start).days)
+    periods = [fired]
+    while len(periods) < count:
+        window = rule.window(window.start - timedelta(days=1))
+        end = window.end if whole else min(window.end, window.start + elapsed)
+        periods.insert(0, Period(window.start, end))
+    return periods
+
+
 def _number(value: float) -> str:
     return f"{value:,.10g}"
 
@@ -366,4 +386,5 @@ def _number(value: float) -> str:
 __all__ = [
     "AlertState", "DurationError", "Kind", "MAX_SNOOZE", "Notification", "Op", "PERIOD_KINDS",
     "Rule", "RuleError", "Status", "describe", "evaluate", "parse_duration", "snooze",
+    "trend_periods",
 ]

@@ -7,8 +7,10 @@ import json
 import math
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +30,15 @@ from kpis.periods import Period
 from kpis.unusual import MIN_HISTORY_DAYS, expect
 from storage import Store, open_store
 from storage.repository import Write
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, at_once
+from tests.conftest import (
+    SLACK_ADMIN,
+    SLACK_MEMBER,
+    SLACK_NOW,
+    SlackBot,
+    at_once,
+    serve_bot,
+    table_rows,
+)
 from tests.fakeslack import FakeSlack
 
 MARKETING = "C0MARKET"
@@ -51,7 +61,25 @@ def log(bot: SlackBot, text: str) -> None:
 
 
 def posts(bot: SlackBot) -> list[dict[str, Any]]:
+    """The channel's top-level messages as they read now (updates applied)."""
     return bot.fake.messages_in(MARKETING)
+
+
+def replies(bot: SlackBot, top: dict[str, Any]) -> list[dict[str, Any]]:
+    """The replies in the thread of `top`, oldest first."""
+    return [m for m in bot.fake.messages_in(MARKETING, top_level=False)
+            if m.get("thread_ts") == top["ts"]]
+
+
+def now_reads(bot: SlackBot, top: dict[str, Any]) -> dict[str, Any]:
+    """`top` as the channel shows it now."""
+    [message] = [m for m in posts(bot) if m["ts"] == top["ts"]]
+    return message
+
+
+def buttons_of(message: dict[str, Any]) -> dict[str, str]:
+    return {e["action_id"]: e.get("value", "") for b in message["blocks"] if b["type"] == "actions"
+            for e in b["elements"]}
 
 
 def test_cpl_above_15_for_two_days_fires_once_and_resolves_once(bot: SlackBot) -> None:
@@ -68,12 +96,12 @@ def test_cpl_above_15_for_two_days_fires_once_and_resolves_once(bot: SlackBot) -
     log(bot, "spend=250 leads=10")  # today, still above: nothing new
     log(bot, "spend=260")
     assert len(posts(bot)) == 1
-    log(bot, "spend=100")  # today's CPL corrected to 10: back to normal
-    assert len(posts(bot)) == 2
-    resolved = posts(bot)[-1]
+    log(bot, "spend=100")  # today's CPL corrected to 10: back to normal, in the thread
+    assert len(posts(bot)) == 1
+    [resolved] = replies(bot, firing)
     assert resolved["text"].startswith("Resolved: Cost per lead is $10.00")
     log(bot, "leads=11")  # still fine: quiet
-    assert len(posts(bot)) == 2
+    assert len(posts(bot)) == 1 and len(replies(bot, firing)) == 1
 
     listing = bot.command("alerts", user_id=SLACK_MEMBER)
     assert "#1" in listing.json["text"] or "#1" in json.dumps(listing.json["blocks"])
@@ -238,7 +266,7 @@ def test_the_alert_buttons_snooze_and_open_the_report(bot: SlackBot) -> None:
         return shown if "snoozed alert" in shown and '"Was"' in shown else ""
 
     shown = bot.fake.wait_for(answered)
-    assert "snoozed alert #1 until Wed 18 Mar" in shown  # the 7-day button
+    assert "snoozed alert #1 until Wed 18 Mar 11:00 EDT" in shown  # the 7-day button
     [rule] = use.rules(bot.store, "T0001")
     assert rule.state.snoozed_until is not None
 
@@ -439,3 +467,236 @@ def test_flushing_the_debouncer_runs_what_is_pending_once_in_day_order() -> None
     debouncer.flush()
     assert runs == [("T1", date(2026, 3, 8), frozenset({"spend"})),
                     ("T1", date(2026, 3, 9), frozenset({"leads", "spend"}))]
+
+
+# -- the alert's whole story in one place: its thread, and its message updated ------------------
+
+
+@dataclass
+class Clock:
+    """The bot's clock, moved on by the test."""
+
+    now: datetime = SLACK_NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def timed(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[tuple[SlackBot, Clock]]:
+    """The whole bot with a clock the test moves (days pass between firing and resolving)."""
+    clock = Clock()
+    store = open_store(f"sqlite:///{tmp_path / 'threads.db'}")
+    try:
+        with serve_bot(fake_slack, store, clock=clock) as served:
+            fake_slack.add_channel(MARKETING, "marketing")
+            store.ensure_workspace("T0001", timezone="America/New_York")
+            assert served.services.courier is not None
+            served.services.courier.backoff = 0.01
+            yield served, clock
+    finally:
+        store.engine.dispose()
+        assert fake_slack.violations == [] and fake_slack.server_errors == []
+
+
+def action_ids(message: dict[str, Any]) -> set[str]:
+    return set(buttons_of(message))
+
+
+def fire_then_resolve(bot: SlackBot, clock: Clock) -> dict[str, Any]:
+    """CPL 30 on Wednesday fires `cpl > 15`; Saturday's 10 is back to normal three days later."""
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+    assert "Firing since Wed 11 Mar" in json.dumps(firing["blocks"])
+    assert {"alert_snooze", "open_report"} <= action_ids(firing)
+    clock.now += timedelta(days=3)
+    log(bot, "spend=100 leads=10")
+    return firing
+
+
+def test_back_to_normal_is_a_reply_in_the_thread_and_the_message_says_resolved(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    bot, clock = timed
+
+    firing = fire_then_resolve(bot, clock)
+
+    [top] = posts(bot)  # one message at the top of the channel, updated in place
+    [reply] = replies(bot, firing)
+    assert top["ts"] == firing["ts"]
+    assert reply["text"].startswith("Resolved: Cost per lead is $10.00 after 3 days")
+    shown = json.dumps(top["blocks"])
+    assert "Resolved after 3 days (Sat 14 Mar)" in shown and "Firing since" not in shown
+    assert "resolved after 3 days" in top["text"]
+    assert action_ids(top) == {"open_report"}  # no Snooze once resolved
+    assert "$30.00" in shown  # still what fired
+    assert len(bot.fake.calls_to("chat.update")) == 1
+    # and quiet afterwards: a later evaluation sends nothing more
+    log(bot, "leads=11")
+    assert len(posts(bot)) == 1 and len(replies(bot, firing)) == 1
+    assert len(bot.fake.calls_to("chat.update")) == 1
+
+
+def test_a_lost_reply_on_the_thread_reply_and_on_the_update_still_tells_it_once(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    """Slack carries out the reply and the update but answers 500: the Courier finds the reply
+    in the thread instead of posting it again, and sends the update (the whole message) again."""
+    bot, clock = timed
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+    bot.fake.lose_reply("chat.postMessage", 500)
+    bot.fake.lose_reply("chat.update", 500)
+    clock.now += timedelta(days=3)
+
+    log(bot, "spend=100 leads=10")
+
+    assert [c.fault for c in bot.fake.calls_to("chat.update")] == ["lost:500", None]
+    assert [c.fault for c in bot.fake.calls_to("chat.postMessage")][-1] == "lost:500"
+    assert bot.fake.calls_to("conversations.replies")  # looked in the thread, found it
+    [top] = posts(bot)
+    [reply] = replies(bot, firing)
+    assert reply["text"].startswith("Resolved:")
+    assert "Resolved after 3 days" in json.dumps(top["blocks"]) and action_ids(top) == {"open_report"}
+    [rule] = use.rules(bot.store, "T0001")
+    assert not rule.thread.owes
+
+
+def test_an_update_that_does_not_go_through_is_sent_by_the_alerts_timer(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    bot, clock = timed
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+    bot.fake.fail("chat.update", 500, times=3)  # Slack down for the update's three tries
+    clock.now += timedelta(days=3)
+    log(bot, "spend=100 leads=10")
+    assert "Firing since" in json.dumps(now_reads(bot, firing)["blocks"])
+    [rule] = use.rules(bot.store, "T0001")
+    assert rule.thread.owes  # kept in the rule's state until it is out
+
+    clock.now += timedelta(minutes=5)  # past the delivery's retry and the timer's RETRY
+    assert bot.services.scheduler is not None
+    bot.services.scheduler.sweep()
+
+    top = now_reads(bot, firing)
+    assert "Resolved after 3 days" in json.dumps(top["blocks"]) and action_ids(top) == {"open_report"}
+    assert len(replies(bot, firing)) == 1 and len(posts(bot)) == 1
+    [rule] = use.rules(bot.store, "T0001")
+    assert not rule.thread.owes
+
+
+def test_a_snooze_click_is_said_in_the_thread_and_shown_on_the_message(bot: SlackBot) -> None:
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+
+    [one_day] = [e["value"] for b in firing["blocks"] if b["type"] == "actions"
+                 for e in b["elements"] if e["text"]["text"] == "Snooze 1 day"]
+    click = bot.action("alert_snooze", one_day, user_id=SLACK_MEMBER)
+
+    # 15:00 UTC + 1 day is 11:00 on Thursday in New York (daylight time since 8 March)
+    assert click.status == 200
+    [note] = bot.fake.wait_for(lambda f: replies(bot, firing))
+    assert note["text"] == f":zzz: <@{SLACK_MEMBER}> snoozed this until Thu 12 Mar 11:00 EDT."
+    confirmed = json.dumps(bot.told(click))
+    assert f"<@{SLACK_MEMBER}> snoozed alert #1 until Thu 12 Mar 11:00 EDT" in confirmed
+    top = now_reads(bot, firing)
+    assert (f"Firing since Wed 11 Mar, snoozed by <@{SLACK_MEMBER}> until Thu 12 Mar 11:00 EDT"
+            in json.dumps(top["blocks"]))
+    assert "alert_snooze" in action_ids(top)  # still firing: it may be snoozed longer
+    assert len(posts(bot)) == 1
+
+    typed = bot.command("alert snooze 1 7d", user_id=SLACK_ADMIN)  # typed: the thread hears it too
+    assert "is snoozed until Wed 18 Mar 11:00 EDT" in typed.json["text"]
+    assert [r["text"] for r in replies(bot, firing)][-1] == (
+        f":zzz: <@{SLACK_ADMIN}> snoozed this until Wed 18 Mar 11:00 EDT.")
+    assert f"snoozed by <@{SLACK_ADMIN}> until Wed 18 Mar" in json.dumps(now_reads(bot, firing)["blocks"])
+
+
+def test_resolving_while_snoozed_updates_the_message_without_a_reply(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    bot, clock = timed
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+    bot.command("alert snooze 1 7d", user_id=SLACK_MEMBER)
+    clock.now += timedelta(days=2)
+
+    log(bot, "spend=100 leads=10")
+
+    assert [r["text"] for r in replies(bot, firing)] == [
+        f":zzz: <@{SLACK_MEMBER}> snoozed this until Wed 18 Mar 11:00 EDT."]  # snoozed: no reply
+    top = now_reads(bot, firing)
+    assert "Resolved after 2 days" in json.dumps(top["blocks"]) and action_ids(top) == {"open_report"}
+
+
+def test_a_weekly_rule_trends_its_own_weeks_like_for_like_and_opens_the_week_so_far(
+    bot: SlackBot,
+) -> None:
+    """On Wednesday 11 March `leads > 100 weekly` fires on 130 leads since Monday. Its trend
+    is Monday to Wednesday of each of the six weeks before (10, 30, ... 110; the 1,000 logged
+    on each Thursday are not in a week so far) and then this week's 130, marked as the one
+    that fired; Open report opens this week as it stood on Wednesday."""
+    bot.command("alert leads > 100 weekly", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    monday = date(2026, 3, 9)
+    history = {monday: 50.0, monday + timedelta(days=1): 40.0}
+    for back in range(1, 7):
+        week = monday - timedelta(weeks=back)
+        history[week] = 130.0 - 20.0 * back
+        history[week + timedelta(days=3)] = 1000.0
+    bot.store.record("T0001", [Write("leads", day, value, SLACK_MEMBER) for day, value in history.items()],
+                     actor=SLACK_MEMBER, origin="test")
+
+    log(bot, "leads=40")
+
+    [firing] = posts(bot)
+    shown = json.dumps(firing["blocks"], ensure_ascii=False)
+    assert "Last 7 weeks, Mon–Wed of each: `▁▂▃▄▅▆█` ◀ fired at 130" in shown
+    assert "n/a" not in shown
+    spec = json.loads(buttons_of(firing)["open_report"])
+    assert spec == {"range": "2026-03-09..2026-03-15", "kpis": ["leads"], "as_of": "2026-03-11"}
+
+    opened = bot.action("open_report", buttons_of(firing)["open_report"], user_id=SLACK_MEMBER)
+    report = bot.told(opened)
+    # the week so far against the same days of the week before, as the rule judged it
+    assert report["text"] == "KPIs 2026-03-09..2026-03-11 so far vs 2026-03-02..2026-03-04"
+    assert table_rows(report)[1] == ("Leads", "130", "110", "+18.2%")
+
+
+def test_a_daily_rule_trends_its_days_and_opens_the_day_that_fired(bot: SlackBot) -> None:
+    bot.command("alert leads > 25 daily", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    bot.store.record("T0001", [Write("leads", TODAY - timedelta(days=back), 5.0 * back, SLACK_MEMBER)
+                               for back in range(2, 5)], actor=SLACK_MEMBER, origin="test")
+
+    log(bot, "leads=30 date=yesterday")  # 20, 15, 10 the days before: 30 fires for Tuesday
+
+    [firing] = posts(bot)
+    shown = json.dumps(firing["blocks"], ensure_ascii=False)
+    # 20, 15, 10, then 30 that fired; the three days before the first one logged have no
+    # numbers at all, so the line starts at Saturday instead of with blanks
+    assert "Last 4 days: `▄▂▁█` ◀ fired at 30" in shown
+    assert json.loads(buttons_of(firing)["open_report"]) == {"range": "2026-03-10", "kpis": ["leads"]}
+
+
+def test_back_to_normal_of_a_firing_never_posted_goes_to_the_channel(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    """Snoozed before it fired, the alert posted no firing message: when it is back to normal
+    after the snooze, there is no thread to reply in, so the channel hears it."""
+    bot, clock = timed
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    bot.command("alert snooze 1 1d", user_id=SLACK_MEMBER)
+    log(bot, "spend=300 leads=10")
+    assert posts(bot) == []
+    clock.now += timedelta(days=2)
+
+    log(bot, "spend=100 leads=10")
+
+    [resolved] = posts(bot)
+    assert resolved["text"].startswith("Resolved: Cost per lead is $10.00 after 2 days")
+    assert "thread_ts" not in resolved and bot.fake.calls_to("chat.update") == []

@@ -22,6 +22,7 @@ from kpis.alerts import (
     evaluate,
     parse_duration,
     snooze,
+    trend_periods,
 )
 from kpis.catalogue import Better, Catalogue, custom_kpi
 from kpis.goals import MIN_WHOLE_DAYS, Goal, Pace, goal_period, is_summed, pace
@@ -452,3 +453,27 @@ def test_which_numbers_accumulate() -> None:
     assert all(is_summed(catalogue, key) for key in summed)
     assert not any(is_summed(catalogue, key) for key in other)
     assert not is_summed(catalogue, "no_such_key")
+
+
+def test_a_rule_trends_its_own_periods_like_for_like() -> None:
+    """A weekly rule that fired on a week so far trends the same days of earlier weeks; one
+    that fired on a whole week, whole weeks; a month so far the same days of earlier months
+    (cut at a shorter month's end); a rolling window the windows of as many days before."""
+    wednesday = date(2026, 3, 11)
+    weekly = Rule("leads", Op.GT, 100, "weekly")
+    assert trend_periods(weekly, Period(date(2026, 3, 9), wednesday), 3) == [
+        Period(date(2026, 2, 23), date(2026, 2, 25)), Period(date(2026, 3, 2), date(2026, 3, 4)),
+        Period(date(2026, 3, 9), wednesday)]
+    assert trend_periods(weekly, Period.iso_week(date(2026, 3, 2)), 2) == [
+        Period.iso_week(date(2026, 2, 23)), Period.iso_week(date(2026, 3, 2))]
+    monthly = Rule("leads", Op.GT, 100, "monthly")
+    assert trend_periods(monthly, Period(date(2026, 3, 1), date(2026, 3, 30)), 3) == [
+        Period(date(2026, 1, 1), date(2026, 1, 30)), Period(date(2026, 2, 1), date(2026, 2, 28)),
+        Period(date(2026, 3, 1), date(2026, 3, 30))]
+    assert trend_periods(monthly, Period.month(date(2026, 2, 1)), 2) == [
+        Period.month(date(2026, 1, 1)), Period.month(date(2026, 2, 1))]
+    rolling = Rule("leads", Op.GT, 100, "7d")
+    assert trend_periods(rolling, Period.rolling(7, wednesday), 2) == [
+        Period.rolling(7, wednesday - timedelta(days=7)), Period.rolling(7, wednesday)]
+    daily = Rule("leads", Op.GT, 100)
+    assert trend_periods(daily, Period.day(wednesday), 7)[0] == Period.day(date(2026, 3, 5))

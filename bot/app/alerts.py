@@ -5,6 +5,14 @@ through the Courier under the key `alert:{rule}:{seq}` and only then saves the n
 (compare-and-set on its version). A crash between the two re-creates the same transition with
 the same key on the next evaluation, and two processes racing produce one key: either way the
 channel hears each transition once.
+
+An alert's story stays in one place: "back to normal" is a reply in the thread of its firing
+message (the Courier's `thread_of`), and the firing message itself is updated in place
+(`edits`) to say whether it is firing since a day, snoozed by whom until when, or resolved
+after how long. What that message should show is kept in the rule's state (`Thread`), saved
+with the transition or the snooze; the updates and the snooze notes go out afterwards under
+keys of their own, and whatever is not out yet (a crash, a 5xx) is sent by the next
+evaluation, which the alerts timer makes within RETRY.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from time import monotonic
 from typing import Any
@@ -35,6 +43,7 @@ from kpis.alerts import (
     evaluate,
     parse_duration,
     snooze,
+    trend_periods,
 )
 from kpis.catalogue import Aggregation, Catalogue, Unit
 from kpis.compare import change_pct
@@ -53,6 +62,38 @@ DEBOUNCE_SECONDS = 2.0
 _SAVE_TRIES = 4
 
 
+def message_key(rule_id: int, seq: int) -> str:
+    """The delivery key of a rule's transition `seq`: its message's, once it is posted."""
+    return f"alert:{rule_id}:{seq}"
+
+
+@dataclass(frozen=True)
+class Thread:
+    """The rule's latest firing message: the note and period it was posted for (so that it
+    can be rendered again in full), what it should show now, and how much of that is out.
+
+    Each change of what the message shows (a snooze, resolving) adds one to `revision`, each
+    snooze one to `snoozes`; `shown` and `announced` say up to which of them went out. Only
+    the latest of each is delivered: an update carries the whole message, so it stands for
+    the ones before it. No `note`: the latest firing was snoozed, nothing was posted.
+    """
+
+    note: Notification | None = None
+    period: Period | None = None
+    resolved_at: datetime | None = None
+    snoozed_by: str | None = None
+    snoozed_until: datetime | None = None
+    snoozes: int = 0
+    announced: int = 0
+    revision: int = 0
+    shown: int = 0
+
+    @property
+    def owes(self) -> bool:
+        """Something the message or its thread should say is not out yet."""
+        return self.note is not None and (self.snoozes > self.announced or self.revision > self.shown)
+
+
 @dataclass(frozen=True)
 class AlertRule:
     """A stored rule read back: the pure rule, its state, where it posts and whom it mentions."""
@@ -65,6 +106,7 @@ class AlertRule:
     mention: str | None
     version: int
     created_by: str
+    thread: Thread = field(default_factory=Thread)
 
     @classmethod
     def load(cls, stored: StoredRule) -> AlertRule:
@@ -72,34 +114,92 @@ class AlertRule:
         rule = Rule(spec["kpi"], spec["op"], float(spec["threshold"]), spec["period"],
                     int(spec["for_periods"]), tuple(tuple(d) for d in spec.get("dims", ())),
                     spec.get("sensitivity", DEFAULT_SENSITIVITY))
-        return cls(stored.id, stored.workspace_id, stored.channel_id, rule,
-                   _state_from_json(stored.state), spec.get("mention"), stored.version,
-                   stored.created_by)
+        state, thread = _stored_state(stored.state)
+        return cls(stored.id, stored.workspace_id, stored.channel_id, rule, state,
+                   spec.get("mention"), stored.version, stored.created_by, thread)
 
 
 # -- state as JSON ----------------------------------------------------------------------------
 
 
-def _state_to_json(state: AlertState) -> str:
+def _iso(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _state_to_json(state: AlertState, thread: Thread | None = None) -> str:
     data = asdict(state)
     for key, value in data.items():
         if isinstance(value, date | datetime):
             data[key] = value.isoformat()
     data["status"] = state.status.value
+    if thread is not None and thread.note is not None:
+        data["thread"] = _thread_to_json(thread, thread.note)
     return json.dumps(data)
 
 
-def _state_from_json(text: str) -> AlertState:
-    data: dict[str, Any] = json.loads(text or "{}")
+def _thread_to_json(thread: Thread, note: Notification) -> dict[str, Any]:
+    usual = None
+    if note.expectation is not None:
+        usual = {**asdict(note.expectation), "day": note.expectation.day.isoformat()}
+    period = thread.period or Period.day(note.period_start)
+    return {
+        "note": {"kind": note.kind.value, "seq": note.seq, "period_start": note.period_start.isoformat(),
+                 "value": note.value, "previous": note.previous, "threshold": note.threshold,
+                 "at": note.at.isoformat(), "expectation": usual},
+        "period": [period.start.isoformat(), period.end.isoformat()],
+        "resolved_at": _iso(thread.resolved_at), "snoozed_by": thread.snoozed_by,
+        "snoozed_until": _iso(thread.snoozed_until), "snoozes": thread.snoozes,
+        "announced": thread.announced, "revision": thread.revision, "shown": thread.shown,
+    }
+
+
+def _thread_from_json(data: dict[str, Any] | None) -> Thread:
     if not data:
-        return AlertState()
+        return Thread()
+    n = data["note"]
+    usual = n.get("expectation")
+    expectation = Expectation(**{**usual, "day": date.fromisoformat(usual["day"])}) if usual else None
+    note = Notification(Kind(n["kind"]), int(n["seq"]), date.fromisoformat(n["period_start"]),
+                        n["value"], n["previous"], float(n["threshold"]),
+                        datetime.fromisoformat(n["at"]), expectation=expectation)
+    start, end = (date.fromisoformat(d) for d in data["period"])
+    return Thread(note, Period(start, end), _moment(data.get("resolved_at")),
+                  data.get("snoozed_by"), _moment(data.get("snoozed_until")),
+                  int(data.get("snoozes", 0)), int(data.get("announced", 0)),
+                  int(data.get("revision", 0)), int(data.get("shown", 0)))
+
+
+def _stored_state(text: str) -> tuple[AlertState, Thread]:
+    data: dict[str, Any] = json.loads(text or "{}")
+    thread = _thread_from_json(data.pop("thread", None))
+    if not data:
+        return AlertState(), thread
     for key in ("since", "fired_at", "snoozed_until"):
         if data.get(key):
             data[key] = datetime.fromisoformat(data[key])
     if data.get("last_period"):
         data["last_period"] = date.fromisoformat(data["last_period"])
     data["status"] = Status(data.get("status", "ok"))
-    return AlertState(**data)
+    return AlertState(**data), thread
+
+
+def _state_from_json(text: str) -> AlertState:
+    return _stored_state(text)[0]
+
+
+def thread_after(thread: Thread, notes: Iterable[Notification], period: Period) -> Thread:
+    """What the firing message is after these transitions: a new one for a firing that was
+    posted (none for one snoozed), and the one before marked resolved when it resolves."""
+    for note in notes:
+        if note.kind is Kind.FIRING:
+            thread = Thread() if note.suppressed else Thread(note, period)
+        elif thread.note is not None and thread.resolved_at is None:
+            thread = replace(thread, resolved_at=note.at, revision=thread.revision + 1)
+    return thread
 
 
 # -- rules --------------------------------------------------------------------------------------
@@ -164,7 +264,17 @@ def snooze_rule(ctx: Context, rule_id: int, duration: str) -> tuple[AlertRule, d
     until = ctx.now + length
     for _ in range(_SAVE_TRIES):
         rule = find_rule(ctx, rule_id)
-        if ctx.store.save_rule_state(rule.id, rule.version, _state_to_json(snooze(rule.state, until))):
+        thread = rule.thread
+        # a firing alert's message and thread say who snoozed it, until when
+        told = (rule.state.status is Status.FIRING and thread.note is not None
+                and thread.resolved_at is None)
+        if told:
+            thread = replace(thread, snoozed_by=ctx.actor, snoozed_until=until,
+                             snoozes=thread.snoozes + 1, revision=thread.revision + 1)
+        state = _state_to_json(snooze(rule.state, until), thread)
+        if ctx.store.save_rule_state(rule.id, rule.version, state):
+            if told:
+                ctx.ports.snoozed(ctx.workspace.id, rule.id)
             return find_rule(ctx, rule_id), until
     raise UserError("The rule is being updated right now; try the snooze again.")
 
@@ -269,10 +379,16 @@ def rule_expectation(
 
 
 Post = Callable[[AlertRule, Notification, Values], str]
+#: brings a rule's firing message and thread up to date (`Alerting.tell`)
+Tell = Callable[[AlertRule], list[str]]
+#: what a delivery ends as when it is not out (yet): the state that wanted it is kept
+NOT_OUT = frozenset({"retry", "held", "stopped"})
 
 
-def evaluate_rule(ctx: Context, rule_id: int, day: date, post: Post) -> list[str]:
-    """Evaluates one rule for the window containing `day`; posts transitions, saves the state.
+def evaluate_rule(ctx: Context, rule_id: int, day: date, post: Post,
+                  tell: Tell | None = None) -> list[str]:
+    """Evaluates one rule for the window containing `day`; posts transitions, saves the state,
+    then (with `tell`) updates the firing message to what the new state shows.
 
     A newer period with no data yet does not move the rule on: numbers logged late for the
     period before still count.
@@ -293,11 +409,14 @@ def evaluate_rule(ctx: Context, rule_id: int, day: date, post: Post) -> list[str
             return outcomes
         posted = [post(rule, note, values) for note in notes if not note.suppressed]
         outcomes += posted
-        if any(outcome in ("retry", "held", "stopped") for outcome in posted):
+        if NOT_OUT & set(posted):
             # not out yet: keep the old state, so the next evaluation makes the same
             # transition (same key) and delivers it then
             return outcomes
-        if ctx.store.save_rule_state(rule.id, rule.version, _state_to_json(state)):
+        thread = thread_after(rule.thread, notes, values.period)
+        if ctx.store.save_rule_state(rule.id, rule.version, _state_to_json(state, thread)):
+            if tell is not None and thread.owes:
+                outcomes += tell(replace(rule, state=state, thread=thread, version=rule.version + 1))
             return outcomes
     log.warning("rule %d kept changing under evaluation; the next evaluation catches up", rule_id)
     return []
@@ -305,18 +424,27 @@ def evaluate_rule(ctx: Context, rule_id: int, day: date, post: Post) -> list[str
 
 def evaluate_workspace(
     store: Store, workspace_id: str, day: date | None, now: datetime, post: Post,
-    metrics: Iterable[str] | None = None,
+    metrics: Iterable[str] | None = None, tell: Tell | None = None,
 ) -> list[str]:
-    """Evaluates the workspace's rules that `metrics` feed (all when None) for `day` (today)."""
+    """Evaluates the workspace's rules that `metrics` feed (all when None) for `day` (today).
+
+    With `tell`, a rule whose firing message is not up to date (an update or a snooze note
+    that did not go out) is brought up to date first, and evaluated only once it is, so that
+    an old message says it resolved before a new one is posted."""
     ctx = open_context(store, workspace_id, SYSTEM_ACTOR, now)
     catalogue = ctx.catalogue
     touched = set(metrics) if metrics is not None else None
     outcomes: list[str] = []
     for stored in store.rules(workspace_id):
-        if touched is not None and not catalogue.metrics_of(stored.kpi) & touched:
-            continue
         try:
-            outcomes += evaluate_rule(ctx, stored.id, day or ctx.today, post)
+            if tell is not None and (loaded := AlertRule.load(stored)).thread.owes:
+                told = tell(loaded)
+                outcomes += told
+                if NOT_OUT & set(told):
+                    continue
+            if touched is not None and not catalogue.metrics_of(stored.kpi) & touched:
+                continue
+            outcomes += evaluate_rule(ctx, stored.id, day or ctx.today, post, tell)
         except Exception:
             log.exception("alert rule %d could not be evaluated", stored.id)
     return outcomes
@@ -395,7 +523,14 @@ TREND_POINTS = 7
 
 @dataclass(frozen=True)
 class AlertPost:
-    """One transition of a rule, with what its message shows, for the Poster to render and post."""
+    """A rule's message for the Poster to render: its firing message (posted, or its update
+    with the firing's note), or the "back to normal" reply in that message's thread.
+
+    `period` is the period the note judged (a week so far when it fired mid-week); `trend`
+    the rule's value in its own last periods, `period` last. The firing message says it is
+    firing since `note.at`, resolved at `resolved_at`, or snoozed by `snoozed_by` until
+    `snoozed_until`, in the workspace's `timezone`.
+    """
 
     rule: AlertRule
     note: Notification
@@ -403,9 +538,23 @@ class AlertPost:
     unit: Unit
     currency: str
     locale: str
-    period: str
+    period: Period
     trend: tuple[float | None, ...]
     authors: tuple[str, ...]
+    timezone: str = "UTC"
+    resolved_at: datetime | None = None
+    snoozed_by: str | None = None
+    snoozed_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SnoozePost:
+    """Said in a firing message's thread: who snoozed the alert, until when."""
+
+    rule_id: int
+    by: str
+    until: datetime
+    timezone: str
 
 
 class Alerting:
@@ -416,6 +565,82 @@ class Alerting:
         self.poster = poster
         self.clock = clock
         self.debouncer = Debouncer(self._after_log)
+
+    def snoozed(self, workspace_id: str, rule_id: int) -> list[Outcome]:
+        """A firing rule was snoozed: its thread and message say so now (the alerts timer
+        retries what does not go out)."""
+        stored = self.store.rule(workspace_id, rule_id)
+        if stored is None or not _installed(self.store, workspace_id):
+            return []
+        return self.tell(AlertRule.load(stored))
+
+    def tell(self, rule: AlertRule) -> list[Outcome]:
+        """Brings the rule's firing message up to date: the latest snooze said in its thread,
+        the message updated to its whole present state, each under a key of its own; once
+        both are out, the rule's state records it."""
+        thread = rule.thread
+        if thread.note is None or not thread.owes:
+            return []
+        workspace_id = rule.workspace_id
+        parent = message_key(rule.id, thread.note.seq)
+        now = self.clock()
+        # should this process die while posting, the workspace's timer tells it again
+        self.store.wake(workspace_id, ALERTS_TIMER, at=now + RETRY)
+        sent: dict[str, Outcome] = {}
+        by, until = thread.snoozed_by, thread.snoozed_until
+        if thread.snoozes > thread.announced and by is not None and until is not None:
+            key = f"{parent}:snooze:{thread.snoozes}"
+            sent[key] = self.poster.deliver(
+                workspace_id, key, kind="alert-snoozed", channel=rule.channel_id, due_at=now,
+                thread_of=parent,
+                build=lambda: SnoozePost(rule.id, by, until, self._zone(workspace_id)))
+        if thread.revision > thread.shown:
+            key = f"{parent}:update:{thread.revision}"
+            sent[key] = self.poster.deliver(
+                workspace_id, key, kind="alert-update", channel=rule.channel_id, due_at=now,
+                edits=parent, build=lambda: self._message_now(workspace_id, rule.id))
+        outcomes = list(sent.values())
+        if NOT_OUT & set(outcomes):
+            pending = [k for k, o in sent.items() if o in PENDING]
+            if pending:
+                self.store.wake(workspace_id, ALERTS_TIMER,
+                                at=retry_at(self.store, pending, self.clock()))
+            return outcomes
+        self._told(rule, thread)
+        return outcomes
+
+    def _told(self, rule: AlertRule, thread: Thread) -> None:
+        """Records that the message shows `thread`'s revision and said its snooze."""
+        assert thread.note is not None
+        for _ in range(_SAVE_TRIES):
+            stored = self.store.rule(rule.workspace_id, rule.id)
+            if stored is None:
+                return
+            now = AlertRule.load(stored)
+            if now.thread.note is None or now.thread.note.seq != thread.note.seq:
+                return  # a newer firing message has a story of its own
+            done = replace(now.thread, announced=max(now.thread.announced, thread.snoozes),
+                           shown=max(now.thread.shown, thread.revision))
+            if done == now.thread or self.store.save_rule_state(
+                    stored.id, stored.version, _state_to_json(now.state, done)):
+                return
+
+    def _zone(self, workspace_id: str) -> str:
+        workspace = self.store.workspace(workspace_id)
+        return workspace.timezone if workspace is not None else "UTC"
+
+    def _message_now(self, workspace_id: str, rule_id: int) -> AlertPost:
+        """The firing message as it should read now, from the rule's stored state: an update
+        carries it whole, so a repeated or late one never shows less than the present."""
+        ctx = open_context(self.store, workspace_id, SYSTEM_ACTOR, self.clock())
+        stored = self.store.rule(workspace_id, rule_id)
+        if stored is None:
+            raise LookupError(f"alert rule {rule_id} is gone")
+        rule = AlertRule.load(stored)
+        thread = rule.thread
+        if thread.note is None or thread.period is None:
+            raise LookupError(f"alert rule {rule_id} has no firing message")
+        return _alert_post(ctx, rule, thread.note, thread.period, thread)
 
     def logged(self, workspace_id: str, day: date, metrics: Iterable[str]) -> None:
         """Numbers were logged: evaluate the rules they feed once the burst is over. Whether
@@ -431,7 +656,8 @@ class Alerting:
         """Not while the app is uninstalled from the workspace: nothing could be posted."""
         if not self.store.rules(workspace_id) or not _installed(self.store, workspace_id):
             return []
-        return evaluate_workspace(self.store, workspace_id, day, self.clock(), self.post, metrics)
+        return evaluate_workspace(self.store, workspace_id, day, self.clock(), self.post, metrics,
+                                  self.tell)
 
     def wake(self, timer: Timer, now: datetime) -> Woken:
         """The workspace's alert timer, due at the close of its day: the day that closed, then
@@ -441,30 +667,28 @@ class Alerting:
             return Woken(None)
         ctx = open_context(self.store, workspace_id, SYSTEM_ACTOR, now)
         outcomes = evaluate_workspace(self.store, workspace_id, ctx.today - timedelta(days=1),
-                                      now, self.post)
-        outcomes += evaluate_workspace(self.store, workspace_id, ctx.today, now, self.post)
+                                      now, self.post, tell=self.tell)
+        outcomes += evaluate_workspace(self.store, workspace_id, ctx.today, now, self.post,
+                                       tell=self.tell)
         if PENDING & set(outcomes):
             return Woken(now + RETRY, tuple(outcomes))
         tomorrow = local_instant(ctx.today + timedelta(days=1), time(0, 0), ctx.workspace.timezone)
         return Woken(tomorrow, tuple(outcomes))
 
     def post(self, rule: AlertRule, note: Notification, values: Values) -> Outcome:
+        """A firing at the top of the channel; "back to normal" in the firing message's
+        thread (at the top when that firing was snoozed and never posted)."""
         def build() -> AlertPost:
             ctx = open_context(self.store, rule.workspace_id, SYSTEM_ACTOR, self.clock())
-            catalogue = ctx.catalogue
-            key = rule.rule.kpi
-            ws = ctx.workspace
-            return AlertPost(
-                rule, note, label_of(catalogue, key), unit_of(catalogue, key), ws.currency,
-                ws.locale, str(values.period), tuple(_trend(ctx, rule, values.period.end)),
-                tuple(self.store.authors_of(ws.id, catalogue.metrics_of(key), values.period)),
-            )
+            return _alert_post(ctx, rule, note, values.period)
 
         # should this process die while posting, the workspace's timer makes it again
         self.store.wake(rule.workspace_id, ALERTS_TIMER, at=self.clock() + RETRY)
-        key = f"alert:{rule.id}:{note.seq}"
+        key = message_key(rule.id, note.seq)
+        firing = message_key(rule.id, note.seq - 1) if note.kind is Kind.RESOLVED else None
         outcome = self.poster.deliver(rule.workspace_id, key, kind=f"alert-{note.kind.value}",
-                                      channel=rule.channel_id, due_at=note.at, build=build)
+                                      channel=rule.channel_id, due_at=note.at, build=build,
+                                      thread_of=firing)
         if outcome in PENDING:  # paced or held: look again as soon as it may go
             now = self.clock()
             self.store.wake(rule.workspace_id, ALERTS_TIMER, at=retry_at(self.store, [key], now))
@@ -476,12 +700,29 @@ def _installed(store: Store, workspace_id: str) -> bool:
     return workspace is not None and workspace.installed
 
 
-def _trend(ctx: Context, rule: AlertRule, end: date) -> list[float | None]:
-    """The rule's value over its last few days (daily values: a glance, not a chart)."""
-    plain = rule.rule.op.is_change or rule.rule.op.is_unusual
-    daily = replace(rule.rule, period="daily", op=Op.GT if plain else rule.rule.op)
-    return [rule_values(ctx, daily, end - timedelta(days=i)).value
-            for i in range(TREND_POINTS - 1, -1, -1)]
+def _alert_post(ctx: Context, rule: AlertRule, note: Notification, period: Period,
+                thread: Thread | None = None) -> AlertPost:
+    """What a rule's message shows: for a firing note, its trend and who logged its inputs,
+    and what `thread` says of it since (nothing yet when it is first posted)."""
+    catalogue = ctx.catalogue
+    key = rule.rule.kpi
+    ws = ctx.workspace
+    firing = note.kind is Kind.FIRING
+    trend = tuple(_trend(ctx, rule, period, note.value)) if firing else ()
+    authors = tuple(ctx.store.authors_of(ws.id, catalogue.metrics_of(key), period)) if firing else ()
+    thread = thread or Thread()
+    return AlertPost(rule, note, label_of(catalogue, key), unit_of(catalogue, key), ws.currency,
+                     ws.locale, period, trend, authors, ws.timezone, thread.resolved_at,
+                     thread.snoozed_by, thread.snoozed_until)
+
+
+def _trend(ctx: Context, rule: AlertRule, fired: Period, value: float | None) -> list[float | None]:
+    """The rule's value in each of its own last periods (days, weeks so far, months), the one
+    that fired last with the value it fired on: a glance, not a chart."""
+    catalogue = ctx.catalogue
+    before = trend_periods(rule.rule, fired, TREND_POINTS)[:-1]
+    return [*(value_of(catalogue, ctx.store.period_data(ctx.workspace.id, p, catalogue, rule.rule.dims),
+                       rule.rule.kpi) for p in before), value]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,11 @@ class Poster(Protocol):
     """Posts a payload once under `key`, whoever asks and however often."""
 
     def deliver(self, workspace_id: str, key: str, *, kind: str, channel: str,
-                due_at: datetime, build: Callable[[], object]) -> Outcome: ...
+                due_at: datetime, build: Callable[[], object], thread_of: str | None = None,
+                edits: str | None = None) -> Outcome:
+        """`thread_of`: posted in the thread of the message delivered under that key (at the
+        top level when there is none); `edits`: that message is updated in place instead."""
+        ...
 
 
 class Directory(Protocol):
@@ -53,6 +57,10 @@ def _no_rules(workspace_id: str) -> None:
     return None
 
 
+def _not_snoozed(workspace_id: str, rule_id: int) -> None:
+    return None
+
+
 def _not_counted(origin: str, count: int) -> None:
     return None
 
@@ -68,6 +76,8 @@ class Ports:
     schedule_changed: Callable[[], None] = _nothing_scheduled
     #: a rule was added: it is judged on today's numbers at once
     rules_changed: Callable[[str], None] = _no_rules
+    #: a firing rule was snoozed: its firing message and thread say so
+    snoozed: Callable[[str, int], object] = _not_snoozed
     #: how many values came in, and from where (slack, form, cli, api): for the operator's metrics
     counted: Callable[[str, int], None] = _not_counted
     #: the installs' tokens, deleted when the app is uninstalled or its tokens revoked

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 from bot.app.context import Context, UserError
 from bot.app.entries import clean_dims
@@ -11,7 +12,7 @@ from bot.app.goals import GoalProgress, goal_progress
 from bot.app.names import find_name, period_for
 from kpis.catalogue import DIMENSIONS, Better, Catalogue
 from kpis.compare import Change, compare, significance
-from kpis.periods import Period, like_for_like
+from kpis.periods import Period, PeriodError, like_for_like, parse_date
 from kpis.rollup import Dims, PeriodData, kpi_values, methods_used, metric_values
 from kpis.suggest import did_you_mean
 from storage.repository import Workspace
@@ -79,9 +80,11 @@ class Report:
 
 def report(
     ctx: Context, period: Period, kpis: Sequence[str] = (), dims: Dims = (), by: str | None = None,
+    as_of: date | None = None,
 ) -> Report:
     """Metrics and KPIs of `period` against the previous period, like for like while
-    `period` has not ended; with `by`, the same for each value of that dimension."""
+    `period` has not ended (on `as_of`, when given: the week an alert fired in, as it stood
+    that day); with `by`, the same for each value of that dimension."""
     catalogue = ctx.catalogue
     keys = [find_name(catalogue, k) for k in kpis]
     dims = clean_dims(dims)
@@ -90,7 +93,7 @@ def report(
         if by in dict(dims):
             raise UserError(f"The report already keeps only `{by}={dict(dims)[by]}`; break it "
                             f"down by another dimension, or drop the filter.")
-    compared = like_for_like(period, ctx.today)
+    compared = like_for_like(period, min(as_of, ctx.today) if as_of else ctx.today)
     period, previous = compared.period, compared.previous
     metric_changes, kpi_changes, current_data = _compared(ctx, period, previous, keys, dims)
     groups: tuple[Group, ...] = ()
@@ -176,10 +179,14 @@ class Requested:
 
 def requested(
     ctx: Context, range_spec: str | None, names: Sequence[str] = (), dims: Dims = (),
-    by: str | None = None,
+    by: str | None = None, as_of: str | None = None,
 ) -> Requested:
     period = period_for(ctx, range_spec)
-    done = report(ctx, period, names, dims, by)
+    try:
+        day = parse_date(as_of) if as_of else None
+    except PeriodError as error:
+        raise UserError(str(error)) from None
+    done = report(ctx, period, names, dims, by, day)
     # goals are the team's: a filtered or broken-down report does not repeat them
     goals = () if done.dims or done.by else tuple(goal_progress(ctx))
     return Requested(done, str(period), tuple(names), goals, done.dims, done.by)

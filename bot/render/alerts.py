@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.app.alerts import AlertForm, AlertRule, Watched
+from bot.app.alerts import AlertForm, AlertPost, AlertRule, SnoozePost, Watched
 from bot.app.goals import GoalProgress
 from bot.render.kit import (
     FOLD_LINES,
@@ -35,7 +35,7 @@ from bot.render.kit import (
     table,
 )
 from bot.render.numbers import format_change, format_day, format_local, format_value
-from kpis.alerts import Kind, Notification, Op, Status, describe
+from kpis.alerts import Kind, Op, Status, describe
 from kpis.catalogue import Unit
 from kpis.unusual import MIN_HISTORY_DAYS, Expectation
 
@@ -54,13 +54,13 @@ def since_text(moment: datetime | None, now: datetime) -> str:
 
 
 def sparkline(values: Sequence[float | None]) -> str:
-    """The last values as a small trend; a gap is a space."""
+    """The values as a small trend; a period without numbers is a dot."""
     known = [v for v in values if v is not None]
     if not known:
         return ""
     lo, hi = min(known), max(known)
     span = hi - lo or 1.0
-    return "".join(" " if v is None else _SPARK[int((v - lo) / span * (len(_SPARK) - 1))] for v in values)
+    return "".join("·" if v is None else _SPARK[int((v - lo) / span * (len(_SPARK) - 1))] for v in values)
 
 
 def rule_text(rule: AlertRule, label: str, unit: Unit, currency: str, locale: str) -> str:
@@ -68,50 +68,106 @@ def rule_text(rule: AlertRule, label: str, unit: Unit, currency: str, locale: st
                     fmt=lambda v: format_value(v, unit, currency=currency, locale=locale))
 
 
-def alert_message(
-    rule: AlertRule, note: Notification, *, label: str, unit: Unit, currency: str, locale: str,
-    period: str, trend: Sequence[float | None], authors: Sequence[str],
-) -> Message:
-    """A firing or resolved alert: what crossed what, the trend, who logged, and buttons."""
-    def fmt(v: float | None) -> str:
-        return format_value(v, unit, currency=currency, locale=locale)
-
-    text_rule = rule_text(rule, label, unit, currency, locale)
-    value = fmt(note.value)
-    if rule.rule.op.is_unusual:
+def _against(post: AlertPost, fmt: Callable[[float | None], str]) -> str:
+    rule, note = post.rule.rule, post.note
+    if rule.op.is_unusual:
         usual = note.expectation
-        against = f"{usual.basis} are usually {_band(usual, fmt)}" if usual else "no usual band yet"
-    elif rule.rule.op.is_change:
-        against = f"previous period {fmt(note.previous)}"
-    else:
-        against = f"threshold {fmt(rule.rule.threshold)}"
-    if note.kind is Kind.FIRING:
-        head = f":rotating_light: *{label}* is {value} for {period}: {against} (rule #{rule.id}: {text_rule})"
-        fallback = f"Alert: {label} is {value} ({text_rule})"
-    else:
+        return f"{usual.basis} are usually {_band(usual, fmt)}" if usual else "no usual band yet"
+    if rule.op.is_change:
+        return f"previous period {fmt(note.previous)}"
+    return f"threshold {fmt(rule.threshold)}"
+
+
+def alert_message(post: AlertPost) -> Message:
+    """An alert's message: the firing one (what crossed what, its state now, the trend of the
+    rule's own periods, who logged, the buttons), or the "back to normal" reply in its thread."""
+    def fmt(v: float | None) -> str:
+        return format_value(v, post.unit, currency=post.currency, locale=post.locale)
+
+    rule, note, label = post.rule, post.note, post.label
+    text_rule = rule_text(rule, label, post.unit, post.currency, post.locale)
+    value, against = fmt(note.value), _against(post, fmt)
+    mention = f"{rule.mention} " if rule.mention else ""
+    if note.kind is Kind.RESOLVED:
         lasted = f" after {since_text(note.at - note.duration, note.at)}" if note.duration else ""
-        head = f":white_check_mark: *{label}* is back to normal{lasted}: {value} for {period} ({against}, rule #{rule.id})"
-        fallback = f"Resolved: {label} is {value}{lasted} ({text_rule})"
-    if rule.mention:
-        head = f"{rule.mention} {head}"
-    details = []
-    line = sparkline(trend)
-    if line:
-        details.append(f"Last {len(trend)} values: `{line}`  latest {fmt(trend[-1]) if trend[-1] is not None else 'n/a'}")
-    if authors:
-        details.append("Inputs logged by " + ", ".join(_person(a) for a in authors[:8]))
-    blocks: list[dict[str, Any]] = [section(head)]
+        head = (f"{mention}:white_check_mark: *{label}* is back to normal{lasted}: {value} for "
+                f"{post.period} ({against}, rule #{rule.id})")
+        return message(f"Resolved: {label} is {value}{lasted} ({text_rule})", [section(head)])
+    head = (f"{mention}:rotating_light: *{label}* is {value} for {post.period}: {against} "
+            f"(rule #{rule.id}: {text_rule})")
+    state, said = _firing_state(post)
+    details = [d for d in (_trend_text(post, fmt), _authors_text(post.authors)) if d]
+    blocks: list[Block] = [section(head), context(state)]
     if details:
         blocks.append(context(" · ".join(details)))
-    def value_of(duration: str) -> str:
-        return json.dumps({"rule": rule.id, "for": duration})
+    buttons = [] if post.resolved_at is not None else [
+        button("Snooze 1 day", "alert_snooze", json.dumps({"rule": rule.id, "for": "1d"})),
+        button("Snooze 7 days", "alert_snooze", json.dumps({"rule": rule.id, "for": "7d"})),
+    ]
+    blocks.append(actions(*buttons, button("Open report", "open_report", report_value(post))))
+    return message(f"Alert: {label} is {value} ({text_rule}), {said}", blocks)
 
-    blocks.append({"type": "actions", "elements": [
-        button("Snooze 1 day", "alert_snooze", value_of("1d")),
-        button("Snooze 7 days", "alert_snooze", value_of("7d")),
-        button("Open report", "open_report", json.dumps({"range": "30d", "kpis": [rule.rule.kpi]})),
-    ]})
-    return message(fallback, blocks)
+
+def _firing_state(post: AlertPost) -> tuple[str, str]:
+    """What the firing message says of its alert now, with its mark and without."""
+    fired = post.note.at
+    if post.resolved_at is not None:
+        said = f"resolved after {since_text(fired, post.resolved_at)}"
+        when = format_local(post.resolved_at, post.timezone, with_time=False)
+        return f":white_check_mark: {said[:1].upper()}{said[1:]} ({when})", said
+    said = f"firing since {format_local(fired, post.timezone, with_time=False)}"
+    if post.snoozed_by is not None and post.snoozed_until is not None:
+        said += (f", snoozed by {_person(post.snoozed_by)} until "
+                 f"{format_local(post.snoozed_until, post.timezone)}")
+        return f":zzz: {said[:1].upper()}{said[1:]}", said
+    return f":red_circle: {said[:1].upper()}{said[1:]}", said
+
+
+_PLURALS = {"daily": "days", "weekly": "weeks", "monthly": "months"}
+
+
+def _trend_text(post: AlertPost, fmt: Callable[[float | None], str]) -> str:
+    """`Last 7 weeks, Mon–Wed of each: ▂▃▃▂▄▃█ ◀ fired at 65`: the rule's own periods, like
+    for like, from the first with numbers; the one that fired last and marked."""
+    values = list(post.trend)
+    while values and values[0] is None:
+        values.pop(0)
+    if len(values) < 2:
+        return ""
+    rule, period = post.rule.rule, post.period
+    units = _PLURALS.get(rule.period) or f"{rule.period[:-1]}-day windows"
+    each = ""
+    if rule.period in ("weekly", "monthly") and period != rule.window(period.start):
+        if rule.period == "monthly":
+            each = f", days 1–{period.end.day} of each"
+        elif period.start == period.end:
+            each = f", the {period.start:%A} of each"
+        else:
+            each = f", {period.start:%a}–{period.end:%a} of each"
+    return f"Last {len(values)} {units}{each}: `{sparkline(values)}` ◀ fired at {fmt(values[-1])}"
+
+
+def _authors_text(authors: Sequence[str]) -> str:
+    return "Inputs logged by " + ", ".join(_person(a) for a in authors[:8]) if authors else ""
+
+
+def report_value(post: AlertPost) -> str:
+    """What "Open report" opens: the period that fired, like for like (a day; a week or a
+    month, or the part of it up to the day it fired, compared with the same part before)."""
+    rule, period = post.rule.rule, post.period
+    spec: dict[str, Any] = {"range": str(period), "kpis": [rule.kpi]}
+    if rule.period in ("weekly", "monthly"):
+        whole = rule.window(period.start)
+        spec["range"] = str(whole)
+        if period != whole:
+            spec["as_of"] = period.end.isoformat()
+    return json.dumps(spec)
+
+
+def snooze_note_message(post: SnoozePost) -> Message:
+    """Said in the firing message's thread when someone snoozes the alert."""
+    text = f":zzz: {_person(post.by)} snoozed this until {format_local(post.until, post.timezone)}."
+    return message(text)
 
 
 def _person(author: str) -> str:
@@ -311,12 +367,13 @@ def alert_modal(form: AlertForm) -> dict[str, Any]:
 
 def snoozed_text(snoozed: tuple[AlertRule, datetime], ctx: Any) -> str:
     rule, until = snoozed
-    return (f":zzz: Alert #{rule.id} is snoozed until {until:%a %d %b %H:%M} UTC; "
+    return (f":zzz: Alert #{rule.id} is snoozed until {format_local(until, ctx.workspace.timezone)}; "
             "I keep checking, and post again after that only if its state changes.")
 
 
-def snooze_clicked_text(user_id: str, rule: AlertRule, until: datetime) -> str:
-    return f":zzz: <@{user_id}> snoozed alert #{rule.id} until {until:%a %d %b %H:%M} UTC."
+def snooze_clicked_text(user_id: str, rule: AlertRule, until: datetime, zone: str) -> str:
+    """The clicker's confirmation, in the workspace's zone like the thread's note."""
+    return f":zzz: <@{user_id}> snoozed alert #{rule.id} until {format_local(until, zone)}."
 
 
 def goals_message(progress: Sequence[GoalProgress], currency: str, locale: str) -> Message:

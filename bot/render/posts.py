@@ -1,4 +1,5 @@
-"""What the Courier posts: a digest, an alert transition or a nudge, rendered once here.
+"""What the Courier posts: a digest, an alert's message (or its update, or a note in its
+thread) or a nudge, rendered once here.
 
 Use cases hand the Poster a domain payload; this is the one place that turns each kind into
 the message (and the files for its thread) that goes out.
@@ -10,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.app.alerts import AlertPost
+from bot.app.alerts import AlertPost, SnoozePost
 from bot.app.digests import Digest
 from bot.app.reminders import NudgePost
-from bot.render.alerts import alert_message
+from bot.render.alerts import alert_message, snooze_note_message
 from bot.render.digest import digest_charts, digest_details, digest_message, fallback_blocks
 from bot.render.insights import nudge_message
 from bot.render.kit import MAX_BLOCKS, sections
@@ -53,11 +54,10 @@ def outgoing_of(payload: object) -> Outgoing:
                         fallback_blocks=[*fallback_blocks(payload), *extra][:MAX_BLOCKS],
                         comment=details if files else None)
     if isinstance(payload, AlertPost):
-        body = alert_message(
-            payload.rule, payload.note, label=payload.label, unit=payload.unit,
-            currency=payload.currency, locale=payload.locale, period=payload.period,
-            trend=payload.trend, authors=payload.authors,
-        )
+        body = alert_message(payload)
+        return Outgoing(body["text"], body["blocks"])
+    if isinstance(payload, SnoozePost):
+        body = snooze_note_message(payload)
         return Outgoing(body["text"], body["blocks"])
     if isinstance(payload, NudgePost):
         body = nudge_message(payload.missing, payload.active_days)

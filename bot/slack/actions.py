@@ -81,19 +81,23 @@ def _undo(services: Services, who: Who, spec: dict[str, Any]) -> Message:
 def _snooze(services: Services, who: Who, spec: dict[str, Any]) -> Message:
     ctx = services.context(who)
     rule, until = alerts.snooze_rule(ctx, int(spec.get("rule", 0)), str(spec.get("for", "1d")))
-    return message(alert_views.snooze_clicked_text(who.user_id, rule, until))
+    return message(alert_views.snooze_clicked_text(who.user_id, rule, until, ctx.workspace.timezone))
 
 
 def _asked(services: Services, who: Who, spec: dict[str, Any]) -> reports.Requested:
-    """The report a button's value names: its range, names, filters and breakdown."""
+    """The report a button's value names: its range (as it stood on `as_of`), names,
+    filters and breakdown."""
     ctx = services.context(who)
     dims = tuple((str(k), str(v)) for k, v in (spec.get("dims") or {}).items())
-    return reports.requested(ctx, spec.get("range"), spec.get("kpis") or (), dims, spec.get("by"))
+    return reports.requested(ctx, spec.get("range"), spec.get("kpis") or (), dims, spec.get("by"),
+                             as_of=spec.get("as_of"))
 
 
 def _report(services: Services, who: Who, spec: dict[str, Any]) -> Message:
+    """An alert's "Open report": the period that fired, like for like."""
     ctx = services.context(who)
-    asked = reports.requested(ctx, spec.get("range") or "30d", spec.get("kpis") or ())
+    asked = reports.requested(ctx, spec.get("range") or "30d", spec.get("kpis") or (),
+                              as_of=spec.get("as_of"))
     return report_view.report_message(asked.report, share_value=json.dumps(spec))
 
 

@@ -10,6 +10,13 @@ metadata) before trying again. Permanent errors are recorded for App Home, never
 A message Slack refuses with `invalid_blocks` (a workspace without the native table or
 data_visualization blocks) is posted once more, at once, with its `fallback_blocks`: Slack
 posted nothing the first time, so it is still one message.
+
+A delivery may belong to an earlier one (its parent, by key): `thread_of` posts it as a reply
+in the parent message's thread (searched for in that thread after an unclear attempt), and
+`edits` updates the parent message in place with `chat.update` (an update carries the whole
+message, so an unclear one is simply made again). Until the parent's message is known to be
+out the delivery waits; a parent that never went out (snoozed, or failed for good) means a
+reply goes to the channel itself and an update has nothing to do.
 """
 
 from __future__ import annotations
@@ -43,7 +50,10 @@ PERMANENT = frozenset({
     "no_permission", "restricted_action", "team_access_not_granted", "not_authed",
     "method_not_supported_for_channel_type", "ekm_access_denied", "user_not_found",
     "cannot_dm_bot", "user_disabled", "no_installation",
+    "message_not_found", "cant_update_message", "edit_window_closed",
 })
+#: how long a reply or an update waits for its parent message to be recorded as posted
+PARENT_WAIT = timedelta(seconds=60)
 _IN_PLACE_TRIES = 3
 
 
@@ -102,19 +112,23 @@ class Courier:
 
     def deliver(
         self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
-        build: Callable[[], object],
+        build: Callable[[], object], thread_of: str | None = None, edits: str | None = None,
     ) -> str:
-        """'posted'; 'skipped' (done before) or 'held' (being done elsewhere); 'retry' (later);
-        'failed' (for good); or 'stopped': the app is uninstalled there, nothing is claimed
-        and Slack is not called (the tokens are revoked), so it goes out after a reinstall."""
+        """'posted'; 'skipped' (done before, or an edit of a message never posted) or 'held'
+        (being done elsewhere); 'retry' (later); 'failed' (for good); or 'stopped': the app is
+        uninstalled there, nothing is claimed and Slack is not called (the tokens are
+        revoked), so it goes out after a reinstall.
+
+        `thread_of`: a reply in the thread of the message delivered under that key; `edits`:
+        that message is updated in place instead of posting one."""
         outcome = self._deliver(workspace_id, key, kind=kind, channel=channel, due_at=due_at,
-                                build=build)
+                                build=build, parent_key=edits or thread_of, edits=edits is not None)
         self.metrics.delivered(kind, outcome)
         return outcome
 
     def _deliver(
         self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
-        build: Callable[[], object],
+        build: Callable[[], object], parent_key: str | None, edits: bool,
     ) -> str:
         workspace = self.store.workspace(workspace_id)
         if workspace is not None and not workspace.installed:
@@ -130,14 +144,38 @@ class Courier:
             known = self.store.delivery(key)
             done = known is not None and (known.delivered_at or known.failed_at)
             return "skipped" if done else "held"
+        parent_ts: str | None = None
+        if parent_key is not None:
+            parent = self.store.delivery(parent_key)
+            if parent is not None and parent.message_ts is None and not (
+                    parent.delivered_at or parent.failed_at):
+                # its message may be out without being recorded yet (a crash, a 5xx): wait
+                self.store.release_delivery(key, self.owner, self.clock(), "waiting for its parent",
+                                            permanent=False, retry_after=PARENT_WAIT,
+                                            attempted=False)
+                return "retry"
+            parent_ts = parent.message_ts if parent is not None else None
+            if edits and parent_ts is None:
+                self.store.mark_delivered(key, self.owner, self.clock())
+                return "skipped"  # the message was never posted: nothing shows a state
         try:
+            if edits:
+                assert parent_key is not None and parent_ts is not None
+                client = self.client_for(workspace_id)
+                if client is None:
+                    raise NotDelivered("no_installation", permanent=True)
+                self._update(client, delivery, parent_key, parent_ts, outgoing_of(build()))
+                self.store.record_posted(key, self.owner, parent_ts)
+                self.store.mark_delivered(key, self.owner, self.clock())
+                log.info("updated key=%s channel=%s attempt=%d", key, channel, delivery.attempts)
+                return "posted"
             if delivery.message_ts is None:
                 self._pace(self._pacer.wait_to_post(workspace_id, channel))
             client = self.client_for(workspace_id)
             if client is None:
                 raise NotDelivered("no_installation", permanent=True)
             outgoing = outgoing_of(build())
-            ts = delivery.message_ts or self._post_once(client, delivery, outgoing)
+            ts = delivery.message_ts or self._post_once(client, delivery, outgoing, parent_ts)
             if delivery.message_ts is None:
                 self.store.record_posted(key, self.owner, ts)
             files = outgoing.files
@@ -191,16 +229,18 @@ class Courier:
 
     # -- posting ---------------------------------------------------------------------------
 
-    def _post_once(self, client: WebClient, delivery: Delivery, outgoing: Outgoing) -> str:
-        """Posts, or finds the copy an earlier unclear attempt left in the channel."""
+    def _post_once(self, client: WebClient, delivery: Delivery, outgoing: Outgoing,
+                   thread_ts: str | None = None) -> str:
+        """Posts (in `thread_ts`'s thread when given), or finds the copy an earlier unclear
+        attempt left in the channel or that thread."""
         unclear = delivery.attempts > 1
         for attempt in range(_IN_PLACE_TRIES):
             try:
                 if unclear:
-                    found = self._find_posted(client, delivery)
+                    found = self._find_posted(client, delivery, thread_ts)
                     if found:
                         return found
-                return self._post(client, delivery, outgoing)
+                return self._post(client, delivery, outgoing, thread_ts)
             except Paced as paced:
                 paced.unclear = unclear
                 raise
@@ -211,11 +251,13 @@ class Courier:
                 time.sleep(self.backoff * 2 ** attempt)
         raise AssertionError("unreachable")
 
-    def _post(self, client: WebClient, delivery: Delivery, outgoing: Outgoing) -> str:
+    def _post(self, client: WebClient, delivery: Delivery, outgoing: Outgoing,
+              thread_ts: str | None = None) -> str:
         kwargs: dict[str, Any] = {
             "channel": delivery.channel_id, "text": outgoing.text, "blocks": outgoing.blocks,
             "metadata": {"event_type": METADATA_EVENT, "event_payload": {"key": delivery.key}},
             "unfurl_links": False, "unfurl_media": False,
+            **({"thread_ts": thread_ts} if thread_ts else {}),
         }
         try:
             response = self._post_or_fall_back(client, kwargs, outgoing)
@@ -226,6 +268,32 @@ class Courier:
                   lambda: client.conversations_join(channel=delivery.channel_id))
             response = self._post_or_fall_back(client, kwargs, outgoing)
         return str(response["ts"])
+
+    def _update(self, client: WebClient, delivery: Delivery, parent_key: str, ts: str,
+                outgoing: Outgoing) -> None:
+        """Updates the parent message in place. It keeps its own key in its metadata; the
+        update carries the whole message, so after an unclear answer it is simply sent again.
+        Not paced like a post (chat.update has a limit of its own, well above an alert's
+        few updates); Slack's 429 pauses the workspace as for any call."""
+        kwargs: dict[str, Any] = {
+            "channel": delivery.channel_id, "ts": ts, "text": outgoing.text,
+            "blocks": outgoing.blocks,
+            "metadata": {"event_type": METADATA_EVENT, "event_payload": {"key": parent_key}},
+        }
+        plain = {**kwargs, "blocks": outgoing.fallback_blocks}
+        for attempt in range(_IN_PLACE_TRIES):
+            try:
+                try:
+                    _call(self, "chat.update", lambda: client.chat_update(**kwargs))
+                except NotDelivered as problem:
+                    if problem.code != "invalid_blocks" or outgoing.fallback_blocks is None:
+                        raise
+                    _call(self, "chat.update", lambda: client.chat_update(**plain))
+                return
+            except Unclear as problem:
+                if not problem.retry_now or attempt == _IN_PLACE_TRIES - 1:
+                    raise
+                time.sleep(self.backoff * 2 ** attempt)
 
     def _post_or_fall_back(self, client: WebClient, kwargs: dict[str, Any],
                            outgoing: Outgoing) -> Any:
@@ -242,14 +310,24 @@ class Courier:
         plain = {**kwargs, "blocks": outgoing.fallback_blocks}
         return _call(self, "chat.postMessage", lambda: client.chat_postMessage(**plain))
 
-    def _find_posted(self, client: WebClient, delivery: Delivery) -> str | None:
+    def _find_posted(self, client: WebClient, delivery: Delivery,
+                     thread_ts: str | None = None) -> str | None:
+        """The ts of the message carrying this delivery's key: among the channel's latest, or
+        in the thread of `thread_ts` (replies are not in the channel's history)."""
         oldest = (delivery.due_at - timedelta(minutes=1)).timestamp()
-        self._pace(self._pacer.wait_to_read(delivery.workspace_id, "conversations.history"))
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        self._pace(self._pacer.wait_to_read(delivery.workspace_id, method))
         try:
-            response = client.conversations_history(
-                channel=delivery.channel_id, oldest=str(oldest), limit=15,
-                include_all_metadata=True,
-            )
+            if thread_ts:
+                response = client.conversations_replies(
+                    channel=delivery.channel_id, ts=thread_ts, oldest=str(oldest), limit=15,
+                    include_all_metadata=True,
+                )
+            else:
+                response = client.conversations_history(
+                    channel=delivery.channel_id, oldest=str(oldest), limit=15,
+                    include_all_metadata=True,
+                )
         except SlackApiError as error:
             wait = _retry_after(error)
             if wait is not None:
