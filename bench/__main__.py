@@ -26,6 +26,7 @@ MODULES = (
     "bench.api_bench",
     "bench.scale_bench",
     "bench.logpath_bench",
+    "bench.socket_bench",
 )
 HEADER = ("figure", "value", "target", "reference", "met")
 
