@@ -10,8 +10,8 @@ inside the old session's `run_forever`, whose select waits out its 10 s timeout.
 - pings every `ping_interval` with a `ping_timeout`, so a silent link is dropped;
 - a watchdog reconnects when a session has said no `hello` within `hello_timeout`;
 - a closing session reconnects only if it is still the current one (no URL churn);
-- the session being replaced is read on until the new one says hello (Slack may still send
-  envelopes on it after its `disconnect`), then closed;
+- the session being replaced is read on for `retire_after` seconds (Slack may still send
+  envelopes on it after its `disconnect`), then closed, unless Slack closed it first;
 - an ack sent while the new session is still opening waits for it (up to `send_wait`);
 - frames already read off the socket are handled before waiting for more (websocket-client
   leaves the second of two frames that came in one TCP read until the next bytes arrive).
@@ -38,6 +38,7 @@ PING_INTERVAL = 4.0
 PING_TIMEOUT = 2.0
 HELLO_TIMEOUT = 5.0
 SEND_WAIT = 2.0
+RETIRE_AFTER = 2.0
 
 
 class _DrainingDispatcher(DispatcherBase):
@@ -77,14 +78,14 @@ class SturdySocketModeClient(SocketModeClient):
 
     def __init__(self, app_token: str, *, ping_timeout: float = PING_TIMEOUT,
                  hello_timeout: float = HELLO_TIMEOUT, send_wait: float = SEND_WAIT,
-                 **kwargs: Any) -> None:
+                 retire_after: float = RETIRE_AFTER, **kwargs: Any) -> None:
         self.ping_timeout = ping_timeout
+        self.retire_after = retire_after
         self.hello_timeout = hello_timeout
         self.send_wait = send_wait
         self._hello: dict[int, float] = {}  # id(session) -> when it said hello
         self._opened_at = 0.0
         self._connected = threading.Condition()
-        self._retiring: list[WebSocketApp] = []
         super().__init__(app_token, **kwargs)
 
     def connect(self) -> None:
@@ -104,10 +105,8 @@ class SturdySocketModeClient(SocketModeClient):
             self.current_app_monitor.start()
         threading.Thread(target=self._run, args=(session,), daemon=True,
                          name="socket-mode-session").start()
-        if old is not None:  # read on until the new one says hello: envelopes may still come
-            with self._connected:
-                self._retiring.append(old)
-            timer = threading.Timer(self.hello_timeout, self._retire, args=(old,))
+        if old is not None:  # read on for a while: envelopes may still come on it
+            timer = threading.Timer(self.retire_after, self._retire, args=(old,))
             timer.daemon = True
             timer.start()
         self.logger.info("A new session has been established")
@@ -140,10 +139,6 @@ class SturdySocketModeClient(SocketModeClient):
             try:
                 if json.loads(message).get("type") == "hello":
                     self._hello[id(ws)] = time.monotonic()
-                    with self._connected:
-                        retiring, self._retiring = self._retiring, []
-                    for old in retiring:
-                        self._retire(old)
             except ValueError:
                 pass
         self.enqueue_message(message)
