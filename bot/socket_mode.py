@@ -12,16 +12,13 @@ inside the old session's `run_forever`, whose select waits out its 10 s timeout.
 - a closing session reconnects only if it is still the current one (no URL churn);
 - the session being replaced is read on for `retire_after` seconds (Slack may still send
   envelopes on it after its `disconnect`), then closed, unless Slack closed it first;
-- an ack sent while the new session is still opening waits for it (up to `send_wait`);
-- frames already read off the socket are handled before waiting for more (websocket-client
-  leaves the second of two frames that came in one TCP read until the next bytes arrive).
+- an ack sent while the new session is still opening waits for it (up to `send_wait`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import selectors
 import threading
 import time
 from typing import Any
@@ -30,7 +27,6 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode.websocket_client import SocketModeHandler
 from slack_sdk.socket_mode.websocket_client import SocketModeClient
 from websocket import WebSocketApp, WebSocketException
-from websocket._dispatcher import DispatcherBase
 
 log = logging.getLogger("kpibot.socket_mode")
 
@@ -39,38 +35,6 @@ PING_TIMEOUT = 2.0
 HELLO_TIMEOUT = 5.0
 SEND_WAIT = 2.0
 RETIRE_AFTER = 2.0
-
-
-class _DrainingDispatcher(DispatcherBase):
-    """websocket-client's read loop, except that frames already read off the socket are handled
-    before it waits on select(): two frames in one TCP read (a `disconnect` and the envelope
-    after it, two envelopes) otherwise leave the second unhandled until more bytes arrive."""
-
-    def read(self, sock: Any, read_callback: Any, check_callback: Any) -> None:
-        ws = self.app.sock
-        if ws is None or ws.sock is None:
-            return
-        selector = selectors.DefaultSelector()
-        selector.register(ws.sock, selectors.EVENT_READ)
-        try:
-            while self.app.keep_running:
-                ready = _buffered(ws) or selector.select(self.ping_timeout)
-                if ready and not read_callback():
-                    break
-                check_callback()
-        finally:
-            selector.close()
-
-
-def _buffered(ws: Any) -> bool:
-    pending = getattr(ws.sock, "pending", None)  # TLS bytes decrypted but not read
-    return any(ws.frame_buffer.recv_buffer) or bool(pending and pending())
-
-
-class _WebSocketApp(WebSocketApp):
-    def create_dispatcher(self, ping_timeout: Any, dispatcher: Any = None, is_ssl: bool = False,
-                          handleDisconnect: Any = None) -> Any:
-        return _DrainingDispatcher(self, ping_timeout or 10)
 
 
 class SturdySocketModeClient(SocketModeClient):
@@ -93,7 +57,7 @@ class SturdySocketModeClient(SocketModeClient):
         old = self.current_session
         if self.wss_uri is None:
             self.wss_uri = self.issue_new_wss_url()
-        session = _WebSocketApp(
+        session = WebSocketApp(
             self.wss_uri, on_open=self._on_open, on_message=self._on_message,
             on_error=self._on_error, on_close=self._on_close,
         )
