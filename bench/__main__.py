@@ -27,6 +27,7 @@ MODULES = (
     "bench.scale_bench",
     "bench.logpath_bench",
     "bench.morning_bench",
+    "bench.socket_bench",
 )
 HEADER = ("figure", "value", "target", "reference", "met")
 

@@ -145,6 +145,8 @@ class FakeSlack:
         self.rate_limited = 0
         #: False: `table` and `data_visualization` blocks are refused with invalid_blocks
         self.native_blocks = native_blocks
+        #: a tests.fakesocket.FakeSocket: apps.connections.open then hands out its ws:// URLs
+        self.socket_mode: Any = None
         #: the messages refused for carrying native blocks while native_blocks is False
         self.refused_native: list[dict[str, Any]] = []
         self.team_name = team_name
@@ -1075,6 +1077,8 @@ class FakeSlack:
         }
 
     def _apps_connections_open(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        if self.socket_mode is not None:
+            return {"ok": True, "url": self.socket_mode.new_url()}
         ticket = secrets.token_hex(8)
         url = f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}&app_id={self.app_id}"
         return {"ok": True, "url": url}

@@ -63,8 +63,11 @@ class BotProcess:
     """
 
     def __init__(self, workdir: Path, env: Mapping[str, str], *, port: int | None = None,
-                 name: str = "kpibot") -> None:
+                 name: str = "kpibot", socket_mode: bool = False) -> None:
+        """`socket_mode`: plain `kpibot serve`, which connects over Socket Mode when `env` has
+        SLACK_APP_TOKEN (there is then no /healthz to wait for)."""
         self.workdir = workdir
+        self.socket_mode = socket_mode
         self.port = port or free_port()
         self.name = name
         self.log_path = workdir / f"{name}.log"
@@ -85,8 +88,9 @@ class BotProcess:
         log = self.log_path.open("ab")
         log.write(f"\n==== start {self.starts} at {time.time():.3f}\n".encode())
         log.flush()
+        args = ["serve"] if self.socket_mode else ["serve", "--http", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [*kpibot_executable(), "serve", "--http", "--port", str(self.port)],
+            [*kpibot_executable(), *args],
             cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
