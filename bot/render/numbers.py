@@ -85,7 +85,7 @@ def _money(value: float, currency: str, loc: Locale, whole: bool) -> str:
                                    currency_digits=False)
         return format_currency(value, currency, locale=loc)
     pattern, symbol = fast
-    text = pattern.apply(value, loc)
+    text: str = pattern.apply(value, loc)
     return text.replace("¤¤", currency.upper()).replace("¤", symbol) if "¤" in text else text
 
 
