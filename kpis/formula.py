@@ -127,6 +127,16 @@ class Formula:
         """Worked out once per formula: a log asks every KPI's names."""
         return frozenset(_key(node) for node in _references(self.expr))
 
+    @cached_property
+    def run(self) -> Callable[[Mapping[str, float | None]], float | None]:
+        """The formula as nested functions, built once: what `evaluate` calls, computing
+        exactly what `_value` does without walking the tree on every evaluation."""
+        return _compiled(self.expr)
+
+    def __getstate__(self) -> dict[str, object]:
+        """The fields only: what is worked out once (`names`, `run`) is made again on use."""
+        return {"text": self.text, "expr": self.expr}
+
 
 def parse(text: str) -> Formula:
     """Check syntax only, so formulas can be stored before their inputs exist."""
@@ -153,7 +163,7 @@ def check_names(formula: Formula, known: Collection[str]) -> None:
 
 def evaluate(formula: Formula, values: Mapping[str, float | None]) -> float | None:
     """None means "no value" (shown as n/a): a missing input must not look like a zero."""
-    return _value(formula.expr, values)
+    return formula.run(values)
 
 
 def evaluate_expr(expr: Expr, values: Mapping[str, float | None]) -> float | None:
@@ -271,6 +281,54 @@ def _value(expr: Expr, values: Mapping[str, float | None]) -> float | None:
         else:
             result = min(numbers) if expr.func == "min" else max(numbers)
     return float(result) if result is not None and math.isfinite(result) else None
+
+
+Compiled: TypeAlias = Callable[[Mapping[str, float | None]], float | None]
+
+
+def _finite(result: float | None) -> float | None:
+    return float(result) if result is not None and math.isfinite(result) else None
+
+
+def _compiled(expr: Expr) -> Compiled:
+    """`_value(expr, ...)` as a function of the values, node by node the same rules."""
+    if isinstance(expr, Number):
+        constant = _finite(expr.value)
+        return lambda values: constant
+    if isinstance(expr, Name | Reading):
+        key = _key(expr)
+        return lambda values: _finite(values.get(key))
+    if isinstance(expr, Unary):
+        operand = _compiled(expr.operand)
+        negate = expr.op == "-"
+
+        def unary(values: Mapping[str, float | None]) -> float | None:
+            found = operand(values)
+            return None if found is None else _finite(-found if negate else found)
+        return unary
+    if isinstance(expr, Binary):
+        left, right, apply = _compiled(expr.left), _compiled(expr.right), _BINARY[expr.op]
+
+        def binary(values: Mapping[str, float | None]) -> float | None:
+            a, b = left(values), right(values)
+            return None if a is None or b is None else _finite(apply(a, b))
+        return binary
+    parts = tuple(_compiled(arg) for arg in expr.args)
+    func = expr.func
+
+    def call(values: Mapping[str, float | None]) -> float | None:
+        args = [part(values) for part in parts]
+        numbers = [arg for arg in args if arg is not None]
+        if func in PARTIAL_FUNCTIONS:
+            if not numbers:
+                return None
+            return _finite(numbers[0] if func == "first" else math.fsum(numbers))
+        if len(numbers) < len(args):
+            return None
+        if func == "abs":
+            return _finite(abs(numbers[0]))
+        return _finite(min(numbers) if func == "min" else max(numbers))
+    return call
 
 
 class _Token(NamedTuple):

@@ -698,20 +698,18 @@ class Store(ApiRepository, TimerRepository):
         self, conn: Connection, workspace_id: str, period: Period, catalogue: Catalogue,
         locks: Iterable[tuple[str, date]] | None = None,
     ) -> PeriodData:
-        """The unfiltered period data in one statement (_PERIOD_READ). With `locks` on
+        """The unfiltered period data in one statement (_period_statement). With `locks` on
         PostgreSQL the same statement first takes those days' locks (_lock_days)."""
         readings = _readings(catalogue)
         year = year_of(period)
         params: dict[str, Any] = {
             "ws": workspace_id, "start": period.start, "end": period.end,
-            "year_start": year.start, "year_end": year.end, "gauges": readings.gauges,
-            "paid_metrics": readings.paid, "year_metrics": readings.year,
-            "organic": _ORGANIC_DEFAULTS,
+            "year_start": year.start, "year_end": year.end,
         }
-        statement = _PERIOD_READ
-        if locks is not None and conn.dialect.name == "postgresql":
-            statement = _PERIOD_READ_LOCKING
-            params["locks"] = _lock_keys(workspace_id, locks)
+        locking = locks is not None and conn.dialect.name == "postgresql"
+        if locking:
+            params["locks"] = _lock_keys(workspace_id, locks or ())
+        statement = _period_statement(readings, locking)
         found: dict[str, dict[str, Any]] = {kind: {} for kind in _PERIOD_KINDS}
         for kind, metric, value, count in conn.execute(statement, params):
             if value is not None:
@@ -1414,8 +1412,8 @@ _ORGANIC_DEFAULTS = tuple(sorted(ORGANIC_SOURCES))
 
 
 def _statements() -> dict[str, Any]:
-    """The write path's and the period read's statements, built once at import."""
-    e, c, d, s = EntryRow, ChangeRow, DailyTotalRow, SourceClassRow
+    """The write path's statements, built once at import."""
+    e, c, d = EntryRow, ChangeRow, DailyTotalRow
     old_value = select(e.value).where(
         *(getattr(e, name) == bindparam(f"k_{name}") for name in _ENTRY_KEY)).scalar_subquery()
     built: dict[str, Any] = {
@@ -1447,14 +1445,30 @@ def _statements() -> dict[str, Any]:
             set_={name: getattr(totals.excluded, name) for name in ("total", "count", "latest")},
         ).returning(d.metric, d.total, d.count)
 
+    return built
+
+
+def _kind(name: str) -> Any:
+    return literal_column(f"'{name}'", String).label("kind")
+
+
+def _listed(column: Any, values: Sequence[str]) -> Any:
+    """`column IN ('a', 'b')` written into the statement: the period read's lists are fixed
+    per catalogue, so each catalogue's statement is compiled once, with nothing to expand per
+    execution (an expanding parameter rewrites the SQL on every call)."""
+    if not values:
+        return false()
+    return column.in_([literal_column("'" + v.replace("'", "''") + "'", String) for v in values])
+
+
+def _period_reads(readings: _Readings) -> tuple[Any, ...]:
+    """The five parts of the unfiltered period read (sums, closing and opening gauges, paid
+    sums, year sums), for a catalogue's readings."""
+    e, d, s = EntryRow, DailyTotalRow, SourceClassRow
     ws: Any = bindparam("ws")
     start: Any = bindparam("start")
     end: Any = bindparam("end")
-
-    def kind(name: str) -> Any:
-        return literal_column(f"'{name}'", String).label("kind")
-
-    sums = (select(kind("total"), d.metric, func.sum(d.total), func.sum(d.count))
+    sums = (select(_kind("total"), d.metric, func.sum(d.total), func.sum(d.count))
             .where(d.workspace_id == ws, d.day >= start, d.day <= end, d.count > 0)
             .group_by(d.metric))
 
@@ -1464,9 +1478,9 @@ def _statements() -> dict[str, Any]:
             order_by=(e.day.desc(), e.write_seq.desc()),
         ).label("rank")
         ranked = (select(e.metric, e.value, rank)
-                  .where(e.workspace_id == ws, e.metric.in_(bindparam("gauges", expanding=True)),
-                         bound).subquery())
-        return (select(kind(name), ranked.c.metric, func.sum(ranked.c.value), literal_column("0"))
+                  .where(e.workspace_id == ws, _listed(e.metric, readings.gauges), bound)
+                  .subquery())
+        return (select(_kind(name), ranked.c.metric, func.sum(ranked.c.value), literal_column("0"))
                 .where(ranked.c.rank == 1).group_by(ranked.c.metric))
 
     def classified(paid: bool) -> Any:
@@ -1475,35 +1489,47 @@ def _statements() -> dict[str, Any]:
 
     # kpis.catalogue.organic_sources in SQL: the defaults, less those the workspace counts as
     # paid, plus those it counts as organic
-    organic = or_(and_(e.source.in_(bindparam("organic", expanding=True)), ~classified(True)),
-                  classified(False))
-    paid = (select(kind("paid"), e.metric, func.sum(case((organic, 0.0), else_=e.value)),
+    organic = or_(and_(_listed(e.source, _ORGANIC_DEFAULTS), ~classified(True)), classified(False))
+    paid = (select(_kind("paid"), e.metric, func.sum(case((organic, 0.0), else_=e.value)),
                    literal_column("0"))
-            .where(e.workspace_id == ws, e.metric.in_(bindparam("paid_metrics", expanding=True)),
+            .where(e.workspace_id == ws, _listed(e.metric, readings.paid),
                    e.day >= start, e.day <= end)
             .group_by(e.metric).having(func.max(e.source) != ""))
-    year = (select(kind("year"), d.metric, func.sum(d.total), func.sum(d.count))
+    year = (select(_kind("year"), d.metric, func.sum(d.total), func.sum(d.count))
             .where(d.workspace_id == ws, d.day >= bindparam("year_start"),
                    d.day <= bindparam("year_end"), d.count > 0,
-                   d.metric.in_(bindparam("year_metrics", expanding=True)))
+                   _listed(d.metric, readings.year))
             .group_by(d.metric))
-    reads = (sums, stocks("closing", e.day <= end), stocks("opening", e.day < start), paid, year)
-    built["period"] = union_all(*reads)
-
-    key = func.unnest(bindparam("locks", type_=ARRAY(BigInteger))).column_valued("k")
-    locking = select(func.pg_advisory_xact_lock(key).label("locked")).subquery()
-    built["lock"] = select(func.count()).select_from(locking)
-    built["period+lock"] = union_all(
-        select(kind("lock"), literal_column("''"), literal_column("0.0"), func.count())
-        .select_from(locking), *reads)
-    return built
+    return sums, stocks("closing", e.day <= end), stocks("opening", e.day < start), paid, year
 
 
+_PERIOD_STATEMENTS: dict[tuple[_Readings, bool], Any] = {}
+
+
+def _period_statement(readings: _Readings, locking: bool) -> Any:
+    """The period read of a catalogue's readings (taking the days' advisory locks first when
+    `locking`, PostgreSQL only), built once per set of readings."""
+    key = (readings, locking)
+    found = _PERIOD_STATEMENTS.get(key)
+    if found is None:
+        reads = _period_reads(readings)
+        if locking:
+            found = union_all(select(_kind("lock"), literal_column("''"), literal_column("0.0"),
+                                     func.count()).select_from(_LOCKING), *reads)
+        else:
+            found = union_all(*reads)
+        if len(_PERIOD_STATEMENTS) >= 256:
+            _PERIOD_STATEMENTS.clear()
+        _PERIOD_STATEMENTS[key] = found
+    return found
+
+
+_LOCKING = select(func.pg_advisory_xact_lock(
+    func.unnest(bindparam("locks", type_=ARRAY(BigInteger))).column_valued("k")).label("locked")
+).subquery()
 _BUILT = _statements()
 _INSERT_CHANGES = _BUILT["changes"]
 _UPSERT_ENTRIES = {dialect: _BUILT[f"entries:{dialect}"] for dialect in ("sqlite", "postgresql")}
 _REFRESH_TOTALS = {dialect: _BUILT[f"totals:{dialect}"] for dialect in ("sqlite", "postgresql")}
-_PERIOD_READ = _BUILT["period"]
-_PERIOD_READ_LOCKING = _BUILT["period+lock"]
-_LOCK_DAYS = _BUILT["lock"]
+_LOCK_DAYS = select(func.count()).select_from(_LOCKING)
 _PERIOD_KINDS = ("total", "closing", "opening", "paid", "year", "lock")

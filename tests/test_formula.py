@@ -18,6 +18,7 @@ from kpis.formula import (
     check_names,
     dependency_order,
     evaluate,
+    evaluate_expr,
     parse,
 )
 
@@ -298,7 +299,8 @@ def _combine(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.tuples(inner, st.sampled_from("+-*/"), inner).map(" ".join),
         inner.map(lambda text: f"-({text})"),
         inner.map(lambda text: f"({text})"),
-        st.tuples(st.sampled_from(["min", "max"]), st.lists(inner, min_size=1, max_size=3)).map(
+        st.tuples(st.sampled_from(["min", "max", "first", "sum"]),
+                  st.lists(inner, min_size=1, max_size=3)).map(
             lambda call: f"{call[0]}({', '.join(call[1])})"
         ),
         inner.map(lambda text: f"abs({text})"),
@@ -317,3 +319,16 @@ def test_evaluate_never_raises(text: str, values: dict[str, float | None]) -> No
     assume(len(text) <= 500)
     result = evaluate(parse(text), values)
     assert result is None or math.isfinite(result)
+
+
+@given(
+    _formulas,
+    st.dictionaries(st.sampled_from([*_NAMES, "opening:a", "opening:c"]), _values),
+)
+def test_a_formula_computes_what_walking_its_tree_computes(
+    text: str, values: dict[str, float | None],
+) -> None:
+    """`evaluate` runs the formula built once into functions; `evaluate_expr` walks the tree."""
+    assume(len(text) <= 500)
+    formula = parse(text)
+    assert evaluate(formula, values) == evaluate_expr(formula.expr, values)

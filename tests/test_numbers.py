@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
+from babel.numbers import format_currency
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.app.settings import LOCALES
+from bot.render.numbers import _locale, _whole_currency, format_value
+from kpis.catalogue import Unit
 from kpis.numbers import UNITS, NumberError, parse_number
 
 
@@ -115,3 +119,23 @@ def test_formatted_money_reads_back_as_its_rounded_value(value: float) -> None:
 def test_whole_numbers_read_back_with_or_without_thousands_separators(value: int) -> None:
     assert parse_number(str(value), "count") == value
     assert parse_number(f"{value:,}", "count") == value
+
+
+MONEY_CURRENCIES = ("USD", "EUR", "GBP", "JPY", "BHD", "COP", "BRL", "MXN", "CHF", "INR", "XYZ")
+MONEY_LOCALES = (*LOCALES, "en_IN", "de_CH", "ar_EG", "ja_JP", "not_a_locale")
+
+
+@pytest.mark.parametrize("locale", MONEY_LOCALES)
+@pytest.mark.parametrize("currency", MONEY_CURRENCIES)
+def test_money_is_formatted_exactly_as_babel_formats_it(locale: str, currency: str) -> None:
+    """format_value skips Babel's currency-name lookup; the text must not change for it."""
+    loc = _locale(locale)
+    for value in (0.0, -0.0, 0.005, 1.005, 2.675, 12.5, 1234.5, -1234.5, 9999.995, 10_000.0,
+                  123_456.789, -98_765.4321, 1e15):
+        assert format_value(value, Unit.CURRENCY, currency=currency, locale=locale) == (
+            format_currency(value, currency, format=_whole_currency(loc), locale=loc,
+                            currency_digits=False) if abs(value) >= 10_000
+            else format_currency(value, currency, locale=loc)), value
+        assert format_value(value, Unit.CURRENCY, currency=currency, locale=locale,
+                            cents=False) == format_currency(
+            value, currency, format=_whole_currency(loc), locale=loc, currency_digits=False)

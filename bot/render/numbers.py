@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from datetime import date, datetime
@@ -9,7 +10,15 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import (
+    NumberPattern,
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_currency_precision,
+    get_currency_symbol,
+    parse_pattern,
+)
 
 from kpis.catalogue import Unit
 
@@ -48,18 +57,56 @@ def format_value(
     unit = Unit(unit)
     loc = _locale(locale)
     if unit is Unit.CURRENCY:
-        if cents is False or (cents is None and abs(value) >= 10_000):
-            # cents add noise to big numbers: the locale's pattern without them
+        whole = cents is False or (cents is None and abs(value) >= 10_000)
+        return _money(value, currency, loc, whole)
+    if unit is Unit.PERCENT:
+        return format_percent(value, _pattern("#,##0.0%"), locale=loc)
+    if unit is Unit.COUNT:
+        return format_decimal(value, _pattern("#,##0" if value == int(value) else "#,##0.##"),
+                              locale=loc)
+    if unit is Unit.RATIO:
+        return format_decimal(value, _pattern("#,##0.00"), locale=loc) + "x"
+    return format_decimal(value, _pattern("#,##0.0"), locale=loc) + _SUFFIX.get(unit, "")
+
+
+@lru_cache(maxsize=32)
+def _pattern(text: str) -> NumberPattern:
+    return parse_pattern(text)
+
+
+def _money(value: float, currency: str, loc: Locale, whole: bool) -> str:
+    """`format_currency` (with the locale's pattern less cents when `whole`: cents add noise
+    to big numbers), without the currency's plural name Babel looks up for every number even
+    when the pattern shows none."""
+    fast = _money_pattern(currency, loc, whole)
+    if fast is None:
+        if whole:
             return format_currency(value, currency, format=_whole_currency(loc), locale=loc,
                                    currency_digits=False)
         return format_currency(value, currency, locale=loc)
-    if unit is Unit.PERCENT:
-        return format_percent(value, "#,##0.0%", locale=loc)
-    if unit is Unit.COUNT:
-        return format_decimal(value, "#,##0" if value == int(value) else "#,##0.##", locale=loc)
-    if unit is Unit.RATIO:
-        return format_decimal(value, "#,##0.00", locale=loc) + "x"
-    return format_decimal(value, "#,##0.0", locale=loc) + _SUFFIX.get(unit, "")
+    pattern, symbol = fast
+    text: str = pattern.apply(value, loc)
+    return text.replace("¤¤", currency.upper()).replace("¤", symbol) if "¤" in text else text
+
+
+@lru_cache(maxsize=256)
+def _money_pattern(currency: str, loc: Locale, whole: bool) -> tuple[NumberPattern, str] | None:
+    """The currency pattern with the currency's decimals fixed in it, and its symbol: applied
+    with no currency, it leaves `¤` for the symbol. None where that would not be exactly
+    `format_currency`: a pattern that names the currency (`¤¤¤`), or a quote in what
+    replaces `¤` (Babel replaces it before removing quotes)."""
+    try:
+        base = parse_pattern(_whole_currency(loc)) if whole else loc.currency_formats["standard"]
+        symbol = get_currency_symbol(currency, loc)
+        digits = base.frac_prec if whole else (get_currency_precision(currency),) * 2
+    except (KeyError, ValueError):
+        return None
+    shown = "".join((*base.prefix, *base.suffix))
+    if "¤¤¤" in shown or "'" in symbol or "'" in currency:
+        return None
+    pattern = copy.copy(base)
+    pattern.frac_prec = digits
+    return pattern, symbol
 
 
 def format_change(change_pct: float | None, *, locale: str = "en_US") -> str:
