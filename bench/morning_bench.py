@@ -50,23 +50,58 @@ def due_minute(now: datetime) -> datetime:
     return (local.replace(second=0, microsecond=0) + timedelta(minutes=1)).astimezone(UTC)
 
 
-def fill(store: Any, workspaces: int, due: datetime) -> tuple[int, int]:
-    """The workspaces, subscriptions, timers and numbers; returns (due digests, entries)."""
+def fill_numbers(store: Any, workspaces: int, today: date) -> int:
+    """The workspaces and their numbers, before the minute is chosen (at 10,000 workspaces the
+    copy takes longer than any lead we would wait); returns the entries copied."""
     from sqlalchemy import insert, text
 
     from bot.app.context import open_context
     from bot.demo import fill as demo_fill
+    from storage.models import WorkspaceRow
+
+    open_context(store, TEMPLATE, "U0BENCH", datetime.now(UTC), timezone=ZONE)  # creates it
+    demo_fill(store, TEMPLATE, today, DAYS)
+    created = datetime.now(UTC) - timedelta(days=60)
+    with store.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL statement_timeout = 0"))  # a bulk copy, not a request
+        conn.execute(insert(WorkspaceRow), [
+            {"id": ws, "name": "", "timezone": ZONE, "currency": "USD", "locale": "en_US",
+             "packs": "marketing,sales", "created_at": created} for ws in _ids(workspaces)])
+        copied = {"n": workspaces // 3, "t": TEMPLATE}
+        entries = conn.execute(text(
+            "INSERT INTO entries (workspace_id, metric, day, author, value, origin, written_at, "
+            "write_seq, source, rep, campaign, product) "
+            "SELECT w.id, e.metric, e.day, e.author, e.value, e.origin, e.written_at, e.write_seq, "
+            "e.source, e.rep, e.campaign, e.product FROM entries e "
+            "CROSS JOIN (SELECT id FROM workspaces WHERE id LIKE 'TM0%' ORDER BY id LIMIT :n) w "
+            "WHERE e.workspace_id = :t"), copied).rowcount
+        conn.execute(text(
+            "INSERT INTO daily_totals (workspace_id, metric, day, total, count, latest) "
+            "SELECT w.id, d.metric, d.day, d.total, d.count, d.latest FROM daily_totals d "
+            "CROSS JOIN (SELECT id FROM workspaces WHERE id LIKE 'TM0%' ORDER BY id LIMIT :n) w "
+            "WHERE d.workspace_id = :t"), copied)
+        conn.execute(text("DELETE FROM timers WHERE workspace_id = :t"), {"t": TEMPLATE})
+        conn.execute(text("ANALYZE"))
+    return int(entries or 0)
+
+
+def _ids(workspaces: int) -> list[str]:
+    return [f"TM{n:06d}" for n in range(workspaces)]
+
+
+def fill_schedules(store: Any, workspaces: int, due: datetime) -> int:
+    """The subscriptions and their timers for `due`; returns the digests due then."""
+    from sqlalchemy import insert, text
+
     from kpis.schedule import next_due, parse_time
-    from storage.models import SubscriptionRow, TimerRow, WorkspaceRow
+    from storage.models import SubscriptionRow, TimerRow
     from storage.timers import DIGEST_TIMER, NUDGES_TIMER
 
     local_due = due.astimezone(ZoneInfo(ZONE))
-    today: date = local_due.date()
-    ctx = open_context(store, TEMPLATE, "U0BENCH", due, timezone=ZONE)
-    demo_fill(store, TEMPLATE, ctx.today, DAYS)
     at, later = f"{local_due:%H:%M}", f"{(local_due + timedelta(hours=12)):%H:%M}"
     due_count = workspaces // 3
-    ids = [f"TM{n:06d}" for n in range(workspaces)]
+    ids = _ids(workspaces)
     created = due - timedelta(days=60)
     subs: list[dict[str, Any]] = []
     for n, ws in enumerate(ids):
@@ -74,11 +109,8 @@ def fill(store: Any, workspaces: int, due: datetime) -> tuple[int, int]:
         subs.append({"workspace_id": ws, "channel_id": f"C{n:07d}", "kind": "daily", "weekday": None,
                      "at_time": time_of, "created_by": "U0ADMIN", "created_at": created})
         if n < due_count and n % 10 == 0:
-            subs.append({**subs[-1], "kind": "weekly", "weekday": today.weekday()})
+            subs.append({**subs[-1], "kind": "weekly", "weekday": local_due.weekday()})
     with store.engine.begin() as conn:
-        conn.execute(insert(WorkspaceRow), [
-            {"id": ws, "name": "", "timezone": ZONE, "currency": "USD", "locale": "en_US",
-             "packs": "marketing,sales", "created_at": created} for ws in ids])
         rows = conn.execute(insert(SubscriptionRow).returning(
             SubscriptionRow.id, SubscriptionRow.workspace_id, SubscriptionRow.at_time,
             SubscriptionRow.weekday, sort_by_parameter_order=True), subs).all()
@@ -88,22 +120,8 @@ def fill(store: Any, workspaces: int, due: datetime) -> tuple[int, int]:
                     "due_at": next_due(parse_time(time_of), weekday, ZONE, due - timedelta(seconds=1)),
                     "claim": None} for sub_id, ws, time_of, weekday in rows]
         conn.execute(insert(TimerRow), timers)
-        conn.execute(text("DELETE FROM timers WHERE workspace_id = :t"), {"t": TEMPLATE})
-        entries = conn.execute(text(
-            "INSERT INTO entries (workspace_id, metric, day, author, value, origin, written_at, "
-            "write_seq, source, rep, campaign, product) "
-            "SELECT w.id, e.metric, e.day, e.author, e.value, e.origin, e.written_at, e.write_seq, "
-            "e.source, e.rep, e.campaign, e.product FROM entries e "
-            "CROSS JOIN (SELECT id FROM workspaces WHERE id LIKE 'TM0%' ORDER BY id LIMIT :n) w "
-            "WHERE e.workspace_id = :t"), {"n": due_count, "t": TEMPLATE}).rowcount
-        conn.execute(text(
-            "INSERT INTO daily_totals (workspace_id, metric, day, total, count, latest) "
-            "SELECT w.id, d.metric, d.day, d.total, d.count, d.latest FROM daily_totals d "
-            "CROSS JOIN (SELECT id FROM workspaces WHERE id LIKE 'TM0%' ORDER BY id LIMIT :n) w "
-            "WHERE d.workspace_id = :t"), {"n": due_count, "t": TEMPLATE})
         conn.execute(text("ANALYZE"))
-    expected = sum(1 for s in subs if s["at_time"] == at)
-    return expected, int(entries or 0)
+    return sum(1 for s in subs if s["at_time"] == at)
 
 
 def run(url: str, workspaces: int, processes: int) -> dict[str, Any]:
@@ -114,9 +132,11 @@ def run(url: str, workspaces: int, processes: int) -> dict[str, Any]:
     from tests.faultkit import BotProcess, message_key
 
     started = time.perf_counter()
-    due = due_minute(datetime.now(UTC))
     store = open_store(url)
-    expected, entries = fill(store, workspaces, due)
+    today = due_minute(datetime.now(UTC)).astimezone(ZoneInfo(ZONE)).date()
+    entries = fill_numbers(store, workspaces, today)
+    due = due_minute(datetime.now(UTC))
+    expected = fill_schedules(store, workspaces, due)
     print(f"   {workspaces:,} workspaces, {expected:,} digests due at {due:%H:%M} UTC, "
           f"{entries:,} entries copied, in {time.perf_counter() - started:.0f} s", flush=True)
     if datetime.now(UTC) > due - timedelta(seconds=20):
