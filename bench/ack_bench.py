@@ -1,8 +1,9 @@
 """Slack acknowledgement latency of `/kpi log leads=.. spend=..` under load, against bare Bolt.
 
-The requirement is Slack's: every request acknowledged within 3 s. The ratio to bare Bolt is
-shown for information: `/kpi log` stores the numbers and computes the KPIs they moved before it
-acknowledges (so the ack itself is the answer), which bare Bolt does not.
+The requirement is Slack's: every request acknowledged within 3 s. The p99 ratio to bare Bolt
+has a target of 5 (issue 16) although `/kpi log` stores the numbers and computes the KPIs they
+moved before it acknowledges (so the ack itself is the answer), which bare Bolt does not. Each
+round also prints the servers' CPU per request (the clients run in another process).
 
 Slack gives an app 3 s to answer a slash command. This benchmark serves the real kpibot WSGI
 app (`bot.server.wsgi_app` around the app `bot.bootstrap` builds) with waitress (32 threads) on
@@ -54,6 +55,7 @@ SERVER_THREADS = 32
 WARMUP = 50
 ROUNDS = 4  # A-B-B-A
 ACK_LIMIT_S = 3.0
+RATIO_TARGET = 5.0  # issue 16: a log may cost at most 5x an ack that does nothing
 SETTLE_S = 15.0  # how long late (response_url) writes may take to land after the load
 SEED = 20260101
 
@@ -270,14 +272,16 @@ def ack_latency(options: Options) -> list[Row]:
             leads_sent += batch.leads
             order = ("kpibot", "bare") if r % 2 == 0 else ("bare", "kpibot")
             for name in order:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 got = clients.submit(run_load, ports[name], batch.bodies).result()
                 elapsed = time.perf_counter() - started
+                cpu = time.process_time() - cpu_started  # the servers' (the clients run apart)
                 results[name] += got
                 timed[name] += [latency for latency, _, _ in got]
                 print(f"   round {r + 1}/{ROUNDS} {name:6}: {count} requests in {elapsed:.2f} s, "
                       f"p50 {ms(percentile([x for x, _, _ in got], 50))}, "
-                      f"p99 {ms(percentile([x for x, _, _ in got], 99))}", flush=True)
+                      f"p99 {ms(percentile([x for x, _, _ in got], 99))}, "
+                      f"server CPU {cpu * 1000 / count:.2f} ms per request", flush=True)
 
         deadline = time.monotonic() + SETTLE_S
         while True:
@@ -308,8 +312,9 @@ def ack_latency(options: Options) -> list[Row]:
             k99 < ACK_LIMIT_S),
         Row("bare Bolt ack p50", ms(b50), "—", "reference", True),
         Row("bare Bolt ack p99", ms(b99), "—", "reference", True),
-        Row("p99 ratio kpibot / bare Bolt", f"{ratio:.2f}", "— (cost of replying in the ack)",
-            "bare Bolt p99", True),
+        Row("p99 ratio kpibot / bare Bolt", f"{ratio:.2f}", f"<= {RATIO_TARGET:g}",
+            "bare Bolt p99; the ack carries the stored numbers and the KPIs they moved",
+            ratio <= RATIO_TARGET),
         Row("acks 200 within 3 s", f"{on_time('kpibot')}/{total}", "all",
             f"bare Bolt {on_time('bare')}/{len(results['bare'])}",
             on_time("kpibot") == total and on_time("bare") == len(results["bare"])),

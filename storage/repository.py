@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -223,12 +224,21 @@ class Store(ApiRepository, TimerRepository):
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.engine = engine
         self.clock = clock
+        # SQLite has one writer at a time, and a writer that finds the lock taken polls for it
+        # in sleeps of up to 100 ms; threads of this process queue on a lock of ours instead,
+        # so a write waits only as long as the writes ahead of it take.
+        self._writer: threading.RLock | None = (
+            threading.RLock() if engine.dialect.name == "sqlite" else None)
 
     # -- transactions ---------------------------------------------------------------------
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        if self._writer is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._writer, self.engine.begin() as conn:
             yield conn
 
     @contextmanager
