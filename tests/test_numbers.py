@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from babel.numbers import format_currency
+from babel.numbers import format_currency, parse_pattern
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.app.settings import LOCALES
-from bot.render.numbers import _locale, _whole_currency, format_value
+from bot.render.numbers import _locale, _plain, _whole_currency, format_value
 from kpis.catalogue import Unit
 from kpis.numbers import UNITS, NumberError, parse_number
 
@@ -139,3 +139,18 @@ def test_money_is_formatted_exactly_as_babel_formats_it(locale: str, currency: s
         assert format_value(value, Unit.CURRENCY, currency=currency, locale=locale,
                             cents=False) == format_currency(
             value, currency, format=_whole_currency(loc), locale=loc, currency_digits=False)
+
+
+PLAIN_PATTERNS = ("#,##0.0%", "#,##0", "#,##0.##", "#,##0.00", "#,##0.0")
+FINITE = st.one_of(
+    st.floats(min_value=-1e15, max_value=1e15, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, 0.005, 0.05, 1.005, 2.675, 0.125, 9999.995, -0.0004, 1e-9]),
+)
+
+
+@given(value=FINITE, pattern=st.sampled_from(PLAIN_PATTERNS),
+       locale=st.sampled_from(MONEY_LOCALES))
+def test_numbers_render_exactly_as_babel_renders_them(value: float, pattern: str, locale: str) -> None:
+    """The symbols are looked up once per locale; the text is Babel's, to the character."""
+    loc = _locale(locale)
+    assert _plain(pattern, loc).render(value) == parse_pattern(pattern).apply(value, loc)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import math
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -13,10 +15,11 @@ from babel import Locale
 from babel.numbers import (
     NumberPattern,
     format_currency,
-    format_decimal,
-    format_percent,
     get_currency_precision,
     get_currency_symbol,
+    get_decimal_quantum,
+    get_decimal_symbol,
+    get_group_symbol,
     parse_pattern,
 )
 
@@ -60,18 +63,70 @@ def format_value(
         whole = cents is False or (cents is None and abs(value) >= 10_000)
         return _money(value, currency, loc, whole)
     if unit is Unit.PERCENT:
-        return format_percent(value, _pattern("#,##0.0%"), locale=loc)
+        return _plain("#,##0.0%", loc).render(value)
     if unit is Unit.COUNT:
-        return format_decimal(value, _pattern("#,##0" if value == int(value) else "#,##0.##"),
-                              locale=loc)
+        return _plain("#,##0" if value == int(value) else "#,##0.##", loc).render(value)
     if unit is Unit.RATIO:
-        return format_decimal(value, _pattern("#,##0.00"), locale=loc) + "x"
-    return format_decimal(value, _pattern("#,##0.0"), locale=loc) + _SUFFIX.get(unit, "")
+        return _plain("#,##0.00", loc).render(value) + "x"
+    return _plain("#,##0.0", loc).render(value) + _SUFFIX.get(unit, "")
 
 
-@lru_cache(maxsize=32)
-def _pattern(text: str) -> NumberPattern:
-    return parse_pattern(text)
+@dataclass(frozen=True)
+class _Plain:
+    """A number pattern with its locale's symbols looked up once. `render` is Babel's
+    NumberPattern.apply for patterns without exponent, significant digits or quotes, which
+    are all this module uses; Babel looks the symbols up again for every number, and the log
+    reply formats half a dozen (tests/test_numbers.py holds the two to the same text)."""
+
+    pattern: NumberPattern
+    group: str
+    decimal: str
+    quantum: Decimal
+
+    def render(self, value: float) -> str:
+        p = self.pattern
+        number = Decimal(str(value))
+        if p.scale:
+            number = number.scaleb(p.scale)
+        negative = int(number.is_signed())
+        whole, _, fraction = f"{abs(number).normalize().quantize(self.quantum):f}".partition(".")
+        if len(whole) < p.int_prec[0]:
+            whole = "0" * (p.int_prec[0] - len(whole)) + whole
+        size, grouped = p.grouping[0], ""
+        while len(whole) > size:
+            grouped = self.group + whole[-size:] + grouped
+            whole = whole[:-size]
+            size = p.grouping[1]
+        least, most = p.frac_prec
+        fraction = (fraction or "0").ljust(least, "0")
+        if most == 0 or (least == 0 and int(fraction) == 0):
+            fraction = ""
+        else:
+            while len(fraction) > least and fraction[-1] == "0":
+                fraction = fraction[:-1]
+            fraction = self.decimal + fraction
+        return p.prefix[negative] + whole + grouped + fraction + p.suffix[negative]
+
+
+@lru_cache(maxsize=256)
+def _plain(pattern: str | NumberPattern, loc: Locale) -> _Plain | _Babel:
+    parsed = parse_pattern(pattern)
+    group, decimal = get_group_symbol(loc), get_decimal_symbol(loc)
+    quoted = "'" in "".join((*parsed.prefix, *parsed.suffix, group, decimal))
+    if parsed.exp_prec or "@" in parsed.pattern or quoted:
+        return _Babel(parsed, loc)
+    return _Plain(parsed, group, decimal, get_decimal_quantum(parsed.frac_prec[1]))
+
+
+@dataclass(frozen=True)
+class _Babel:
+    """What `_Plain` does not cover, left to Babel."""
+
+    pattern: NumberPattern
+    loc: Locale
+
+    def render(self, value: float) -> str:
+        return str(self.pattern.apply(value, self.loc))
 
 
 def _money(value: float, currency: str, loc: Locale, whole: bool) -> str:
@@ -85,7 +140,7 @@ def _money(value: float, currency: str, loc: Locale, whole: bool) -> str:
                                    currency_digits=False)
         return format_currency(value, currency, locale=loc)
     pattern, symbol = fast
-    text: str = pattern.apply(value, loc)
+    text = _plain(pattern, loc).render(value)
     return text.replace("¤¤", currency.upper()).replace("¤", symbol) if "¤" in text else text
 
 
@@ -114,7 +169,7 @@ def format_change(change_pct: float | None, *, locale: str = "en_US") -> str:
     if change_pct is None:
         return NA
     sign = "+" if change_pct > 0 else "−" if change_pct < 0 else "±"
-    return sign + format_decimal(abs(change_pct), "#,##0.0", locale=_locale(locale)) + "%"
+    return sign + _plain("#,##0.0", _locale(locale)).render(abs(change_pct)) + "%"
 
 
 def format_points(points: float | None, *, locale: str = "en_US") -> str:
@@ -122,7 +177,7 @@ def format_points(points: float | None, *, locale: str = "en_US") -> str:
     if points is None:
         return NA
     sign = "+" if points > 0 else "−" if points < 0 else "±"
-    return sign + format_decimal(abs(points), "#,##0.0", locale=_locale(locale)) + " pts"
+    return sign + _plain("#,##0.0", _locale(locale)).render(abs(points)) + " pts"
 
 
 def format_delta(change_pct: float | None, points: float | None, unit: Unit, *,
