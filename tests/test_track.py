@@ -427,3 +427,15 @@ def test_only_admins_set_up(slack_bot: SlackBot) -> None:
 
     assert "Only admins can set up the workspace" in texts(slack_bot.told(reply))
     assert slack_bot.fake.calls_to("views.open") == []
+
+
+def test_a_setup_form_submitted_by_a_member_is_refused_on_the_form(slack_bot: SlackBot) -> None:
+    slack_bot.command("setup")
+    _, view = opened_view(slack_bot)
+
+    done = slack_bot.submit(view, {"metrics": {"value": ["leads"]},
+                                   "goal:1": {"value": "leads 5"}}, user_id=SLACK_MEMBER)
+
+    assert done.json["response_action"] == "errors"
+    assert done.json["errors"]["metrics"].startswith("Only admins can set up the workspace.")
+    assert _tracked(slack_bot) == () and slack_bot.store.goals(T1) == []
