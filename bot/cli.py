@@ -350,6 +350,8 @@ SLASH_COMMANDS = {
                "the team's own input metrics, the same as /kpi metric"),
     "source": ("[NAME paid|organic]", "how a source value counts for paid CAC and paid CPL "
                                       "(none: list them), the same as /kpi source"),
+    "track": ("[NAME ...]", "exactly these metrics are asked for in the log form, App Home and "
+                            "reminders (none: list them), the same as /kpi track"),
     "why": ("NAME [RANGE]", "what moved a KPI against the previous period, the same as /kpi why"),
     "whatif": ("STEP=+N% ...", "a funnel projection over the last 30 days, the same as /kpi whatif"),
 }

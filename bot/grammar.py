@@ -22,6 +22,8 @@ from kpis.unusual import DEFAULT_SENSITIVITY, SENSITIVITIES, UNUSUAL_PERIODS
 
 MAX_LENGTH = 4000
 MAX_LOG_PAIRS = 60
+#: a log form submits one value per tracked metric, and a log takes at most MAX_LOG_PAIRS
+MAX_TRACKED = MAX_LOG_PAIRS
 RANGES = NAMED_RANGES
 LOG_DATES = ("today", "yesterday")
 DIGEST_KINDS = ("daily", "weekly")
@@ -156,7 +158,35 @@ class Goal:
 
 @dataclass(frozen=True, kw_only=True)
 class Goals:
-    """`goals`: every goal with its progress and pace."""
+    """`goals`: every goal with its progress and pace; `full` (the Show all button) every one."""
+
+    full: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class GoalRemove:
+    """`goal remove NAME [weekly|monthly]`; no period removes every goal on NAME."""
+
+    key: str
+    period: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Track:
+    """`track NAME ...` (spaces or commas between names): exactly these metrics are asked
+    for in the log form, App Home and reminders; whether each exists is checked later."""
+
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setup:
+    """`setup`: open the set-up form (metrics to track, the daily digest, goals)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tracking:
+    """`track` alone: which metrics the workspace asks for, and why (chosen, or its packs)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -320,6 +350,10 @@ Command: TypeAlias = (
     | AlertSnooze
     | Goal
     | Goals
+    | GoalRemove
+    | Track
+    | Tracking
+    | Setup
     | Metrics
     | Define
     | MetricAdd
@@ -987,14 +1021,44 @@ def _parse_alert(rest: str) -> Command:
 # --- goal, define, history, tz --------------------------------------------------------------
 
 
-def _parse_goal(rest: str) -> Goal:
+def _parse_goal(rest: str) -> Goal | GoalRemove:
     example = "/kpi goal leads 500 monthly"
     words = rest.split()
+    # `goal remove 500` is a goal on a metric called `remove`: a target starts with a digit or
+    # a currency sign, never like a name
+    if words and words[0].lower() == "remove" and (len(words) == 1 or _NAME.fullmatch(words[1].lower())):
+        return _goal_remove(words[1:])
     if len(words) < 2 or not any(ch.isdigit() for ch in words[1]):
         raise CommandError(f"A goal needs a KPI and a target; write it like `{example}`.")
     _nothing_more("goal", words[3:], example)
     period = _choice(words[2], GOAL_PERIODS, "a goal period", example) if len(words) > 2 else None
     return Goal(kpi=_name(words[0], "KPI", "`leads`"), value=words[1], period=period or "monthly")
+
+
+def _goal_remove(words: list[str]) -> GoalRemove:
+    example = "/kpi goal remove revenue"
+    if not words:
+        raise CommandError(f"Which goal? Write it like `{example}` (`/kpi goals` lists them).")
+    _nothing_more(f"goal remove {words[0]}", words[2:], example)
+    period = _choice(words[1], GOAL_PERIODS, "a goal period", "/kpi goal remove revenue monthly") \
+        if len(words) > 1 else None
+    return GoalRemove(key=_name(words[0], "KPI or metric", "`revenue`"), period=period)
+
+
+def _parse_track(rest: str) -> Track | Tracking:
+    example = "/kpi track leads spend sales"
+    words = rest.replace(",", " ").split()
+    if not words:
+        return Tracking()
+    if len(words) > MAX_TRACKED:
+        raise CommandError(f"That is {len(words)} metrics; the log form asks for at most "
+                           f"{MAX_TRACKED}. Track fewer, like `{example}`.")
+    names: list[str] = []
+    for word in words:
+        key = _name(word, "metric", "`leads`")
+        if key not in names:
+            names.append(key)
+    return Track(metrics=tuple(names))
 
 
 #: the unit words of interface.md -> kpis.catalogue.Unit values (`number` is a plain number)
@@ -1187,6 +1251,8 @@ _PARSERS: dict[str, Callable[[str], Command]] = {
     "alerts": _bare("alerts", Alerts),
     "goal": _parse_goal,
     "goals": _bare("goals", Goals),
+    "track": _parse_track,
+    "setup": _bare("setup", Setup),
     "metrics": _bare("metrics", Metrics),
     "define": _parse_define,
     "metric": _parse_metric,

@@ -23,7 +23,9 @@ from bot.app import (
     insights,
     reminders,
     reports,
+    setup,
     tokens,
+    tracking,
 )
 from bot.app import settings as workspace_settings
 from bot.app.context import Context
@@ -76,7 +78,8 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
             return Spec(lambda ctx: None, lambda _, ctx: blocks.help_message())
         case g.LogForm():
             return Spec(entries.log_form, lambda form, ctx: Modal(
-                blocks.log_modal(form.metrics, form.today, form.currency, _metadata(ctx))), form=True)
+                blocks.log_modal(form.metrics, form.today, form.currency, _metadata(ctx),
+                                 form.prefilled)), form=True)
         case g.Log(values=values, date=day, dims=dims, via=via):
             return Spec(lambda ctx: entries.log_numbers(ctx, values, day=day, dims=dims, origin=via),
                         lambda result, ctx: blocks.log_reply(result, ctx.catalogue, *_money(ctx)))
@@ -120,12 +123,26 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
                 lambda progress, ctx: ":dart: Goal set. " + alert_views.goal_line(progress, *_money(ctx))
                 + "\nDigests, reports and App Home show its progress from now on."),
                 admin="set goals")
-        case g.Goals():
+        case g.Goals(full=full):
             return Spec(goals.goals, lambda progress, ctx: alert_views.goals_message(
-                progress, *_money(ctx)))
+                progress, *_money(ctx), full=full))
+        case g.GoalRemove(key=key, period=which):
+            return Spec(lambda ctx: goals.remove_goal(ctx, key, which), _say(
+                lambda removed, ctx: alert_views.goal_removed_text(removed, ctx.catalogue,
+                                                                   *_money(ctx))),
+                admin="remove goals")
+        case g.Track(metrics=names):
+            return Spec(lambda ctx: tracking.track(ctx, names), _say(
+                lambda tracked, ctx: blocks.tracked_text(tracked, changed=True)),
+                admin="choose the tracked metrics")
+        case g.Setup():
+            return Spec(setup.setup_form, lambda form, ctx: Modal(
+                blocks.setup_modal(form, _metadata(ctx))), admin="set up the workspace", form=True)
+        case g.Tracking():
+            return Spec(tracking.tracking, _say(lambda tracked, ctx: blocks.tracked_text(tracked)))
         case g.Metrics():
             return Spec(definitions.vocabulary, lambda v, ctx: blocks.metrics_message(
-                v.catalogue, v.packs, v.currency))
+                v.catalogue, v.packs, v.currency, v.tracked if v.chosen else None))
         case g.Define(key=key, formula=formula, unit=unit, better=better):
             return Spec(lambda ctx: definitions.define_kpi(ctx, key, formula, unit=unit,
                                                            better=better), _say(

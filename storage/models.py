@@ -67,6 +67,8 @@ class WorkspaceRow(Base):
     #: set when Slack said the app was uninstalled or its bot token revoked: nothing is posted
     #: for the workspace (its numbers stay) until it is installed again
     uninstalled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: the metrics `/kpi track` chose, comma-separated in their order; NULL: the packs' metrics
+    tracked: Mapped[str | None] = mapped_column(Text)
 
 
 class DefinitionRow(Base):

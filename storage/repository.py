@@ -106,6 +106,8 @@ class Workspace:
     reminder_time: str = "17:00"
     #: when the app was uninstalled (or its bot token revoked); None while installed
     uninstalled_at: datetime | None = None
+    #: the metrics `/kpi track` chose, in its order; empty: the packs' metrics are asked for
+    tracked: tuple[str, ...] = ()
 
     @property
     def installed(self) -> bool:
@@ -320,6 +322,8 @@ class Store(ApiRepository, TimerRepository):
     def update_workspace(self, workspace_id: str, **fields: Any) -> Workspace:
         if "packs" in fields:
             fields["packs"] = ",".join(fields["packs"])
+        if "tracked" in fields:
+            fields["tracked"] = ",".join(fields["tracked"]) or None
         with self._write() as conn:
             conn.execute(update(WorkspaceRow).where(WorkspaceRow.id == workspace_id).values(**fields))
             if {"timezone", "reminder_time"} & fields.keys():
@@ -914,6 +918,16 @@ class Store(ApiRepository, TimerRepository):
                 DailyTotalRow.count > 0,
             )))
 
+    def own_values_on(self, workspace_id: str, author: str, day: date) -> dict[str, float]:
+        """metric -> the value `author` logged for `day` with no dimension: what a log form
+        without source, rep or campaign would replace."""
+        e = EntryRow
+        with self._read() as conn:
+            return {metric: float(value) for metric, value in conn.execute(
+                select(e.metric, e.value).where(
+                    e.workspace_id == workspace_id, e.author == author, e.day == day,
+                    *(getattr(e, name) == "" for name in DIMENSIONS)))}
+
     def entries_between(
         self, workspace_id: str, start: date | None = None, end: date | None = None
     ) -> list[StoredEntry]:
@@ -1176,6 +1190,21 @@ class Store(ApiRepository, TimerRepository):
 
         self._retrying(work)
 
+    def remove_goals(self, workspace_id: str, key: str, period: str | None = None) -> list[StoredGoal]:
+        """Removes the goals on `key` (of one period, or all of them): the ones removed."""
+        g = GoalRow
+        where = [g.workspace_id == workspace_id, g.key == key,
+                 *([g.period == period] if period is not None else [])]
+
+        def work() -> list[StoredGoal]:
+            with self._write() as conn:
+                removed = [StoredGoal(r.key, r.period, r.value, r.created_by) for r in
+                           conn.execute(select(g).where(*where).order_by(g.period))]
+                conn.execute(delete(g).where(*where))
+                return removed
+
+        return self._retrying(work)
+
     def goals(self, workspace_id: str) -> list[StoredGoal]:
         g = GoalRow
         with self._read() as conn:
@@ -1263,6 +1292,7 @@ def _workspace(row: Any) -> Workspace:
         packs=tuple(p for p in row.packs.split(",") if p), name=row.name,
         enterprise_id=row.enterprise_id, reminder_time=row.reminder_time,
         uninstalled_at=row.uninstalled_at,
+        tracked=tuple(m for m in (row.tracked or "").split(",") if m),
     )
 
 

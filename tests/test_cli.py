@@ -729,6 +729,8 @@ def both(slack_bot: SlackBot, capsys: pytest.CaptureFixture[str], monkeypatch: p
         ("define cost_per_sale = spend / sales", None),  # a second define replaces the first
         ("metric add add_to_carts count sum Add to carts", None),
         ("metric remove add_to_carts", "metric add add_to_carts"),
+        ("track leads,spend sales", "track bookings"),
+        ("track", None),
     ],
 )
 def test_a_kpi_command_prints_what_slack_answers(

@@ -24,6 +24,7 @@ from bot.grammar import (
     DigestSchedule,
     Export,
     Goal,
+    GoalRemove,
     Goals,
     Help,
     History,
@@ -34,6 +35,8 @@ from bot.grammar import (
     Metrics,
     Report,
     Settings,
+    Track,
+    Tracking,
     Tz,
     Undo,
     parse_command,
@@ -178,6 +181,17 @@ ROWS: list[tuple[str, Command]] = [
     ("goal leads 500", Goal(kpi="leads", value="500", period="monthly")),
     ("goal revenue $50k weekly", Goal(kpi="revenue", value="$50k", period="weekly")),
     ("goals", Goals()),
+    # goal remove NAME [weekly|monthly]
+    ("goal remove revenue", GoalRemove(key="revenue")),
+    ("goal Remove Revenue weekly", GoalRemove(key="revenue", period="weekly")),
+    ("goal remove 500 monthly", Goal(kpi="remove", value="500", period="monthly")),
+    ("goal remove $5k", Goal(kpi="remove", value="$5k", period="monthly")),
+    # track NAME ... (spaces or commas), or alone to list
+    ("track leads spend sales", Track(metrics=("leads", "spend", "sales"))),
+    ("track leads,spend, sales", Track(metrics=("leads", "spend", "sales"))),
+    ("track Leads leads LEADS", Track(metrics=("leads",))),
+    ("track", Tracking()),
+    ("track ,", Tracking()),
     # metrics · define KEY = FORMULA
     ("metrics", Metrics()),
     ("define big_mac = revenue / 5.58", Define(key="big_mac", formula="revenue / 5.58")),
@@ -298,6 +312,11 @@ ERRORS: list[tuple[str, str]] = [
     ("alert snooze 3 0d", "`0d` is not a snooze time"),
     # goal, define, history, tz, and commands that take nothing more
     ("goal leads", "A goal needs a KPI and a target"),
+    ("goal remove", "Which goal? Write it like `/kpi goal remove revenue`"),
+    ("goal remove revenue daily", "`daily` is not a goal period"),
+    ("goal remove revenue weekly now", "I don't know what to do with `now`"),
+    ("track leads sp@nd", "`sp@nd` is not a metric name"),
+    ("track " + " ".join(f"m{i}" for i in range(61)), "That is 61 metrics"),
     ("goal leads 500 yearly", "`yearly` is not a goal period"),
     ("goal leads 500 weekly now", "I don't know what to do with `now`"),
     ("define big_mac", "Write a definition like"),
@@ -413,3 +432,14 @@ def render(log: Log, separator: str, equals: str) -> str:
 @given(logs(), st.sampled_from([" ", ",", ", ", " ,"]), st.sampled_from(["=", " = ", "= "]))
 def test_a_rendered_log_parses_back_to_itself(log: Log, separator: str, equals: str) -> None:
     assert parse_command(render(log, separator, equals)) == log
+
+
+@given(st.lists(METRIC_KEYS, min_size=1, max_size=60),
+       st.lists(st.sampled_from([" ", ",", ", ", " ,", "  ", ",,", "\u00a0"]), min_size=60,
+                max_size=60))
+def test_a_typed_track_list_parses_to_its_names_in_order_once_each(
+    keys: list[str], separators: list[str]
+) -> None:
+    typed = "track " + "".join(f"{key.upper() if i % 2 else key}{separators[i]}"
+                               for i, key in enumerate(keys))
+    assert parse_command(typed) == Track(metrics=tuple(dict.fromkeys(keys)))

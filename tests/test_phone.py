@@ -33,7 +33,9 @@ COMMANDS = [
     "report", "report today", "report last-month", "report 30d", "report 30d cpl cac leads",
     "report 30d by source", "report 30d cpl by source", "report 30d source=facebook",
     "alerts", "goals", "sources", "alert cpl > 15 daily", "goal leads 500 monthly",
-    "digest daily 09:00", "undo",
+    "digest daily 09:00", "undo", "track", "track " + " ".join(f"m{i}" for i in range(3)),
+    "track spend leads revenue sales bookings shows clicks impressions reach page_views mqls sqls "
+    "new_customers cash_collected", "goal remove leads",
 ]
 
 

@@ -432,6 +432,12 @@ def _settings_opened(bot: SlackBot, team: str, user: str, reply: SlackReply) -> 
     assert call.ok and as_dict(call.params["view"])["callback_id"] == "settings_form"
 
 
+def _setup_opened(bot: SlackBot, team: str, user: str, reply: SlackReply) -> None:
+    assert reply.status == 200
+    call = bot.fake.wait_for(lambda f: [c for c in f.calls_to("views.open") if c.status])[-1]
+    assert call.ok and as_dict(call.params["view"])["callback_id"] == "setup_form"
+
+
 WHO_CAN = ("Workspace admins and owners", f"<@{SLACK_OPERATOR}>")
 ALERT = "alert cpl > 20 daily"
 MATRIX = [
@@ -469,6 +475,7 @@ MATRIX = [
     pytest.param(Row("help", _shows("/kpi log")), id="help"),
     pytest.param(Row("goals", _shows("No goals yet")), id="goals"),
     pytest.param(Row("sources", _shows("No entry has a source yet")), id="sources"),
+    pytest.param(Row("track", _shows("Tracking the", "`leads`")), id="track-list"),
     # settings, definitions, schedules, alert rules and goals: admins only
     pytest.param(Row("define lead_value = spend / leads", _and(
         _shows("Defined `lead_value`"),
@@ -515,6 +522,14 @@ MATRIX = [
     pytest.param(Row("goal leads 500 monthly", _and(
         _shows("Goal set"), lambda bot, team, user: len(_rows_of(bot, team, "goals")) == 1,
     ), "Only admins can set goals"), id="goal"),
+    pytest.param(Row("goal remove leads", _and(
+        _shows("Removed the monthly goal"), lambda bot, team, user: _rows_of(bot, team, "goals") == [],
+    ), "Only admins can remove goals", setup="goal leads 500 monthly"), id="goal-remove"),
+    pytest.param(Row("track leads spend", _and(
+        _shows("Tracking 2 metrics"),
+        lambda bot, team, user: getattr(bot.store.workspace(team), "tracked", ()) == ("leads", "spend"),
+    ), "Only admins can choose the tracked metrics"), id="track"),
+    pytest.param(Row("setup", _setup_opened, "Only admins can set up the workspace"), id="setup"),
     pytest.param(Row("token create zapier", _and(
         _shows("shown only now", "kpi_"),
         lambda bot, team, user: [t.name for t in bot.store.tokens(team)] == ["zapier"],

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.app.context import Context, UserError
 from bot.app.names import find_metric
+from bot.app.tracking import asked_for
 from kpis.catalogue import (
     ORGANIC_SOURCES,
     PAID_SOURCES,
@@ -87,10 +88,15 @@ class Vocabulary:
     catalogue: Catalogue
     packs: tuple[str, ...]
     currency: str
+    #: what the log form and reminders ask for (bot.app.tracking.asked_for)
+    tracked: tuple[Metric, ...] = ()
+    chosen: bool = False
 
 
 def vocabulary(ctx: Context) -> Vocabulary:
-    return Vocabulary(ctx.catalogue, tuple(ctx.workspace.packs), ctx.workspace.currency)
+    return Vocabulary(ctx.catalogue, tuple(ctx.workspace.packs), ctx.workspace.currency,
+                      tuple(asked_for(ctx.catalogue, ctx.workspace)),
+                      any(k in ctx.catalogue.metrics for k in ctx.workspace.tracked))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from bot.app.names import find_kpi, period_for
 from bot.app.ports import Outcome, Poster
 from bot.app.reports import report
 from bot.app.timers import PENDING, Woken, retry_at
+from bot.app.tracking import asked_for
 from kpis.alerts import Op, Status
 from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
 from kpis.compare import Change
@@ -166,7 +167,7 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
             key=lambda item: -abs(item.change.change_pct or 0.0),
         )[:MOVERS]
     ]
-    tracked = catalogue.metrics_in(ws.packs)
+    tracked = asked_for(catalogue, ws)
     missing = tuple(m.label for m in tracked if m.key not in result.metrics)
     funnel = _funnel(catalogue, {k: c.value for k, c in result.metrics.items()})
     trends = tuple(t for t in kpi_trends(ctx, headline_keys, kind, period.end) if t.has_data)

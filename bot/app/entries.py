@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,7 +16,8 @@ from decimal import Decimal
 
 from bot.app.context import Context, UserError
 from bot.app.names import find_metric, period_for
-from kpis.catalogue import DIMENSIONS, Catalogue, Metric
+from bot.app.tracking import asked_for
+from kpis.catalogue import DIMENSIONS, Catalogue, Metric, Unit
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period, PeriodError, resolve_day
 from kpis.rollup import Dims, kpi_values
@@ -216,16 +218,42 @@ def _csv_write(ctx: Context, catalogue: Catalogue, cells: dict[str, str]) -> Wri
 
 @dataclass(frozen=True)
 class LogForm:
-    """What the log form asks for: the tracked metrics, for the workspace's today."""
+    """What the log form asks for: the tracked metrics, for the workspace's today, each filled
+    with what the asker already logged for it that day (metric -> the number as typed)."""
 
     metrics: tuple[Metric, ...]
     today: date
     currency: str
+    prefilled: dict[str, str] = field(default_factory=dict)
 
 
 def log_form(ctx: Context) -> LogForm:
-    return LogForm(tuple(ctx.catalogue.metrics_in(ctx.workspace.packs)), ctx.today,
-                   ctx.workspace.currency)
+    metrics = tuple(asked_for(ctx.catalogue, ctx.workspace))
+    own = ctx.store.own_values_on(ctx.workspace.id, ctx.actor, ctx.today)
+    return LogForm(metrics, ctx.today, ctx.workspace.currency,
+                   {m.key: form_text(m.unit, own[m.key]) for m in metrics if m.key in own})
+
+
+def form_text(unit: Unit, value: float) -> str:
+    """`value` as a form's field shows it and parse_number reads it back in `unit`: a percent
+    as its number of percent (0.125 -> `12.5`)."""
+    exact = Decimal(repr(value))
+    return _plain_number(exact * 100 if unit is Unit.PERCENT else exact)
+
+
+def changed_values(ctx: Context, day: str | None, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The form's values that differ from what the asker already has for the day without a
+    dimension (a prefilled field left alone is not logged again, so adding a source to the
+    form cannot count the numbers already logged twice)."""
+    try:
+        the_day = resolve_day(day, ctx.today)
+    except PeriodError as error:
+        raise UserError(str(error)) from None
+    own = ctx.store.own_values_on(ctx.workspace.id, ctx.actor, the_day)
+    catalogue = ctx.catalogue
+    return [(key, raw) for key, raw in pairs
+            if key not in own or not math.isclose(parse_value(find_metric(catalogue, key), raw),
+                                                  own[key], rel_tol=1e-9, abs_tol=1e-12)]
 
 
 @dataclass(frozen=True)

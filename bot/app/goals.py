@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from bot.app.context import Context, UserError
-from bot.app.names import label_of, unit_of, watched_key
+from bot.app.names import find_name, label_of, unit_of
 from kpis.catalogue import Better, Unit
 from kpis.goals import GOAL_PERIODS, MIN_WHOLE_DAYS, Pace, goal_period, is_summed, pace
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period
 from kpis.rollup import value_of
+from kpis.suggest import did_you_mean
+from storage.repository import StoredGoal
 
 
 @dataclass(frozen=True)
@@ -24,17 +26,39 @@ class GoalProgress:
     pace: Pace
 
 
-def set_goal(ctx: Context, kpi: str, value: str, period: str) -> GoalProgress:
+def checked_goal(ctx: Context, kpi: str, value: str, period: str) -> tuple[str, float]:
+    """The goal's key and target, or a UserError saying what is wrong; nothing is stored (the
+    setup form checks every goal with it before it stores any)."""
     catalogue = ctx.catalogue
-    key = watched_key(catalogue, kpi)
+    key = find_name(catalogue, kpi)  # a goal on a metric (revenue, leads) is as good as on a KPI
     if period not in GOAL_PERIODS:
         raise UserError(f"`{period}` is not a goal period: use weekly or monthly.")
     try:
-        target = parse_number(value, unit_of(catalogue, key).value)
+        return key, parse_number(value, unit_of(catalogue, key).value)
     except NumberError as error:
         raise UserError(f"The goal {error}") from None
+
+
+def set_goal(ctx: Context, kpi: str, value: str, period: str) -> GoalProgress:
+    key, target = checked_goal(ctx, kpi, value, period)
     ctx.store.set_goal(ctx.workspace.id, key, period, target, ctx.actor)
     return next(g for g in goal_progress(ctx) if g.key == key and g.period_kind == period)
+
+
+def remove_goal(ctx: Context, name: str, period: str | None = None) -> list[StoredGoal]:
+    """`/kpi goal remove NAME [weekly|monthly]`: the goals removed; a name with no goal is
+    answered with the goals there are."""
+    key = name.strip().lower()
+    existing = ctx.store.goals(ctx.workspace.id)
+    if not any(g.key == key and period in (None, g.period) for g in existing):
+        if not existing:
+            raise UserError("There are no goals to remove. Set one with "
+                            "`/kpi goal revenue 50000 monthly`.")
+        listed = ", ".join(f"`{g.key}` ({g.period})" for g in existing)
+        which = f"{period} goal" if period else "goal"
+        raise UserError(f"There is no {which} on `{key}`."
+                        f"{did_you_mean(key, {g.key for g in existing})} The goals are: {listed}.")
+    return ctx.store.remove_goals(ctx.workspace.id, key, period)
 
 
 def goals(ctx: Context) -> list[GoalProgress]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from bot.app.context import Context
 from bot.app.goals import GoalProgress, goal_progress
 from bot.app.reports import Report, report
+from bot.app.tracking import asked_for
 from kpis.catalogue import HEADLINE_KPIS, Metric
 from kpis.periods import Period
 from storage.repository import Subscription
@@ -36,6 +37,8 @@ class Home:
     problems: tuple[Problem, ...]
     goals: tuple[GoalProgress, ...]
     notices: tuple[Notice, ...] = ()
+    #: an admin chose nothing the set-up form sets yet (tracked metrics, a digest, a goal)
+    needs_setup: bool = False
 
 
 def home(ctx: Context, *, is_admin: bool) -> Home:
@@ -43,12 +46,14 @@ def home(ctx: Context, *, is_admin: bool) -> Home:
     headline = [k for k in HEADLINE_KPIS if k in catalogue.kpis]
     week = report(ctx, Period.iso_week(ctx.today), headline)
     logged = ctx.store.metrics_logged_on(ctx.workspace.id, ctx.today)
-    missing = tuple(m for m in catalogue.metrics_in(ctx.workspace.packs) if m.key not in logged)
+    missing = tuple(m for m in asked_for(catalogue, ctx.workspace) if m.key not in logged)
     problems = tuple(
         Problem(d.kind, d.channel_id, d.error or "", d.failed_at)
         for d in ctx.store.deliveries(ctx.workspace.id, failed_only=True, limit=PROBLEMS_SHOWN)
         if d.failed_at is not None
     ) if is_admin else ()
     notices = tuple(ctx.store.notices(ctx.workspace.id, PROBLEMS_SHOWN)) if is_admin else ()
-    return Home(week, missing, is_admin, tuple(ctx.store.subscriptions(ctx.workspace.id)),
-                problems, tuple(goal_progress(ctx)), notices)
+    schedules = tuple(ctx.store.subscriptions(ctx.workspace.id))
+    goals = tuple(goal_progress(ctx))
+    needs_setup = not (ctx.workspace.tracked or schedules or ctx.store.goals(ctx.workspace.id))
+    return Home(week, missing, is_admin, schedules, problems, goals, notices, needs_setup)

@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from bot.app.context import Context, UserError
 from bot.app.ports import Directory, Outcome, Poster
 from bot.app.timers import PENDING, Woken, retry_at
+from bot.app.tracking import asked_for
 from kpis.periods import PeriodError, local_date
 from kpis.schedule import ScheduleError, last_due, local_instant, next_due, parse_time
 from storage.repository import Store, Workspace
@@ -112,7 +113,7 @@ def missing_today(store: Store, workspace_id: str, now: datetime) -> Missing:
         raise UserError(f"Workspace {workspace_id} is gone.")
     day = local_date(now, workspace.timezone)
     logged = store.metrics_logged_on(workspace_id, day)
-    tracked = store.catalogue(workspace_id).metrics_in(workspace.packs)
+    tracked = asked_for(store.catalogue(workspace_id), workspace)
     missing = tuple(m.key for m in tracked if m.key not in logged)
     return Missing(day, missing, len(logged), workspace.reminder_time)
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from bot.app.alerts import AlertForm, AlertPost, AlertRule, SnoozePost, Watched
 from bot.app.goals import GoalProgress
+from bot.app.names import label_of, unit_of
 from bot.render.kit import (
     FOLD_LINES,
     TABLE_CELL_LIMIT,
@@ -36,8 +37,9 @@ from bot.render.kit import (
 )
 from bot.render.numbers import format_change, format_day, format_local, format_value
 from kpis.alerts import Kind, Op, Status, describe
-from kpis.catalogue import Unit
+from kpis.catalogue import Catalogue, Unit
 from kpis.unusual import MIN_HISTORY_DAYS, Expectation
+from storage.repository import StoredGoal
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -376,9 +378,42 @@ def snooze_clicked_text(user_id: str, rule: AlertRule, until: datetime, zone: st
     return f":zzz: <@{user_id}> snoozed alert #{rule.id} until {format_local(until, zone)}."
 
 
-def goals_message(progress: Sequence[GoalProgress], currency: str, locale: str) -> Message:
-    """`/kpi goals`: one line per goal, progress and pace."""
+def goals_message(progress: Sequence[GoalProgress], currency: str, locale: str, *,
+                  full: bool = False) -> Message:
+    """`/kpi goals`: one line per goal, progress and pace, within FOLD_LINES on a phone;
+    "Show all" (or `full`) has every goal."""
     if not progress:
         return message("No goals yet. Set one with `/kpi goal revenue 50000 monthly`.")
-    lines = ["*Goals*", *(goal_line(p, currency, locale) for p in progress)]
-    return message(f"Goals: {len(progress)}", sections(lines))
+    lines = [goal_line(p, currency, locale) for p in progress]
+    title = f"Goals: {len(progress)}"
+    note = context("`/kpi goal revenue 50000 monthly` sets one · `/kpi goal remove revenue` "
+                   "removes one")
+
+    def assemble(shown: int, noted: bool) -> list[Block]:
+        blocks = [*sections(["*Goals*", *lines[:shown]])]
+        if noted:
+            blocks.append(note)
+        if shown < len(lines):
+            blocks.append(actions(button(f"Show all {len(lines)} goals", "goals_show_all", "all")))
+        return blocks
+
+    if full:
+        return message(title, assemble(len(lines), True))
+    shown, noted = 1, False
+    while shown < len(lines) and rendered_lines(assemble(shown + 1, False)) <= FOLD_LINES:
+        shown += 1
+    noted = rendered_lines(assemble(shown, True)) <= FOLD_LINES
+    return message(title, assemble(shown, noted))
+
+
+def goal_removed_text(removed: Sequence[StoredGoal], catalogue: Catalogue, currency: str,
+                      locale: str) -> str:
+    """`/kpi goal remove NAME`: which goals went, with their targets."""
+    def target(goal: StoredGoal) -> str:
+        unit = unit_of(catalogue, goal.key) if goal.key in catalogue.names else Unit.SCORE
+        return format_value(goal.value, unit, currency=currency, locale=locale)
+
+    label = label_of(catalogue, removed[0].key)
+    which = " and ".join(f"the {g.period} goal of {target(g)}" for g in removed)
+    return (f":wastebasket: Removed {which} on {label} (`{removed[0].key}`). Digests, reports "
+            "and App Home no longer show it; `/kpi goals` lists the others.")

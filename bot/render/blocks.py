@@ -14,6 +14,8 @@ from typing import Any
 
 from bot.app.home import Home
 from bot.app.settings import LOCALES
+from bot.app.setup import SETUP_GOALS, SetupForm
+from bot.grammar import MAX_TRACKED
 from bot.render.alerts import goal_line
 from bot.render.kit import (
     Message,
@@ -42,10 +44,10 @@ HELP_LINES = (
     "*Log numbers*: `/kpi log leads=12 spend=340` · `/kpi log bookings=4 date=yesterday source=facebook` · `/kpi` opens the form",
     "*Reports*: `/kpi report` (this week) · `/kpi report last-month` · `/kpi report 30d cpl cac` · `/kpi report 2026-11-01..2026-11-15`",
     "*Charts and digests*: `/kpi chart cpl 30d` · `/kpi digest now` · `/kpi digest daily 09:00` · `/kpi digest weekly monday 09:00` · `/kpi digest off`",
-    "*Alerts and goals*: `/kpi alert cpl > 15 daily for 2` · `/kpi alert leads unusual` · `/kpi alerts` · `/kpi alert remove 3` · `/kpi goal revenue 50000 monthly` · `/kpi goals`",
+    "*Alerts and goals*: `/kpi alert cpl > 15 daily for 2` · `/kpi alert leads unusual` · `/kpi alerts` · `/kpi alert remove 3` · `/kpi goal revenue 50000 monthly` · `/kpi goals` · `/kpi goal remove revenue`",
     "*Why and what if*: `/kpi why cpl` · `/kpi why leads last-week` · `/kpi whatif ctr=+10% close_rate=+5% aov=+25%` · `/kpi whatif` opens the form",
     "*Reminders*: `/kpi remind off` · `/kpi remind on` · `/kpi remind 17:00` (admins: the workspace's time)",
-    "*Definitions*: `/kpi metrics` · `/kpi define big_mac_gap = (official_rate - implied_rate) / official_rate` · `/kpi sources` · `/kpi source webinar organic`",
+    "*Definitions*: `/kpi metrics` · `/kpi track leads spend sales` (what the form and reminders ask for) · `/kpi define big_mac_gap = (official_rate - implied_rate) / official_rate` · `/kpi sources` · `/kpi source webinar organic`",
     "*Corrections*: `/kpi history leads` · `/kpi undo` (logging the same metric for the same day again replaces your value)",
     "*Data and settings*: `/kpi export 90d` · `/kpi tz America/Bogota` · `/kpi settings` · `/kpi token create zapier` (API tokens)",
     "Numbers: `1234.5`, `1,234.5`, `$1,234`, `1.5k`, `2m`, `12%` for percent metrics.",
@@ -182,9 +184,12 @@ def estimate_note(report: Any) -> str:
     return " ".join(notes)
 
 
-def metrics_message(catalogue: Catalogue, packs: Sequence[str], currency: str) -> Message:
-    tracked = catalogue.metrics_in(packs)
-    lines = [f"*Tracked metrics* (packs: {', '.join(packs)}; log with `/kpi log KEY=VALUE`)"]
+def metrics_message(catalogue: Catalogue, packs: Sequence[str], currency: str,
+                    chosen: Sequence[Metric] | None = None) -> Message:
+    """`/kpi metrics`; `chosen` is the list `/kpi track` set, when one was."""
+    tracked = list(chosen) if chosen else catalogue.metrics_in(packs)
+    why = "chosen with `/kpi track`" if chosen else f"packs: {', '.join(packs)}"
+    lines = [f"*Tracked metrics* ({why}; log with `/kpi log KEY=VALUE`)"]
     lines += [f"`{m.key}` {m.label} ({_unit_name(m, currency)}, {m.aggregation.value})" for m in tracked]
     lines.append("*KPIs*")
     lines += [f"`{k.key}` {k.label} = `{k.formula.text}`" for k in catalogue.kpis_in(packs)]
@@ -201,10 +206,12 @@ def _unit_name(metric: Metric, currency: str) -> str:
 # -- views ----------------------------------------------------------------------------------
 
 
-def _number_input(metric: Metric, currency: str) -> dict[str, Any]:
+def _number_input(metric: Metric, currency: str, value: str | None = None) -> dict[str, Any]:
     decimals = metric.unit not in (Unit.COUNT,)
     element: dict[str, Any] = {"type": "number_input", "action_id": "value",
                                "is_decimal_allowed": decimals}
+    if value is not None:
+        element["initial_value"] = value
     if metric.minimum is not None:
         element["min_value"] = str(int(metric.minimum)) if not decimals else str(metric.minimum)
     if metric.maximum is not None and metric.unit is not Unit.PERCENT:
@@ -214,13 +221,16 @@ def _number_input(metric: Metric, currency: str) -> dict[str, Any]:
             "label": {"type": "plain_text", "text": (metric.label + suffix)[:2000]}, "element": element}
 
 
-def log_modal(metrics: Sequence[Metric], today: date, currency: str, metadata: dict[str, str]) -> dict[str, Any]:
-    """The log form: date, one number per tracked metric, optional dimensions."""
+def log_modal(metrics: Sequence[Metric], today: date, currency: str, metadata: dict[str, str],
+              prefilled: dict[str, str] | None = None) -> dict[str, Any]:
+    """The log form: date, one number per tracked metric (filled with what the asker already
+    logged for the day), optional dimensions."""
+    prefilled = prefilled or {}
     blocks: list[dict[str, Any]] = [
         {"type": "input", "block_id": "day", "label": {"type": "plain_text", "text": "Day"},
          "element": {"type": "datepicker", "action_id": "value", "initial_date": today.isoformat()}},
     ]
-    blocks += [_number_input(m, currency) for m in metrics[:90]]
+    blocks += [_number_input(m, currency, prefilled.get(m.key)) for m in metrics[:90]]
     blocks += [
         {"type": "input", "block_id": "d:source", "optional": True,
          "label": {"type": "plain_text", "text": "Source (e.g. facebook)"},
@@ -277,6 +287,63 @@ def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str
     }
 
 
+def setup_modal(form: SetupForm, metadata: dict[str, str]) -> dict[str, Any]:
+    """`/kpi setup`: the metrics to track (picked one by one), the daily digest's channel and
+    time, and up to three goals written as `/kpi goal` takes them."""
+    def option(value: str, text: str) -> dict[str, Any]:
+        return {"text": {"type": "plain_text", "text": text[:75]}, "value": value}
+
+    by_pack: dict[str, list[dict[str, Any]]] = {}
+    for m in form.metrics:
+        by_pack.setdefault(m.pack, []).append(option(m.key, f"{m.label} ({m.key})"))
+    groups: list[dict[str, Any]] = [
+        {"label": {"type": "plain_text", "text": pack.title()[:75]}, "options": options[:100]}
+        for pack, options in by_pack.items()][:100]
+    offered = {o["value"]: o for g in groups for o in g["options"]}
+    metrics: dict[str, Any] = {"type": "multi_static_select", "action_id": "value",
+                               "option_groups": groups, "max_selected_items": MAX_TRACKED,
+                               "placeholder": {"type": "plain_text", "text": "Pick a metric"}}
+    chosen = [offered[k] for k in form.tracked if k in offered][:MAX_TRACKED]
+    if chosen:
+        metrics["initial_options"] = chosen
+    channel: dict[str, Any] = {"type": "conversations_select", "action_id": "value",
+                               "filter": {"include": ["public", "private"], "exclude_bot_users": True}}
+    if form.digest_channel or form.channel:
+        channel["initial_conversation"] = form.digest_channel or form.channel
+    blocks: list[dict[str, Any]] = [
+        section("Choose what the team logs, where the daily digest goes, and goals to aim for. "
+                "Each part does what `/kpi track`, `/kpi digest daily HH:MM` and `/kpi goal` do."),
+        {"type": "input", "block_id": "metrics", "label": {"type": "plain_text", "text": "Metrics to track"},
+         "hint": {"type": "plain_text", "text": "The log form, App Home and reminders ask for exactly these."},
+         "element": metrics},
+        {"type": "input", "block_id": "digest_channel", "optional": True,
+         "label": {"type": "plain_text", "text": "Daily digest in"},
+         "hint": {"type": "plain_text", "text": "Leave empty for no daily digest change."},
+         "element": channel},
+        {"type": "input", "block_id": "digest_time", "optional": True,
+         "label": {"type": "plain_text", "text": "Daily digest at"},
+         "element": {"type": "timepicker", "action_id": "value", "initial_time": form.digest_time}},
+    ]
+    for n in range(SETUP_GOALS):
+        element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 80,
+                                   "placeholder": {"type": "plain_text", "text": "revenue 50000 monthly"}}
+        if n < len(form.goals):
+            element["initial_value"] = form.goals[n]
+        blocks.append({"type": "input", "block_id": f"goal:{n + 1}", "optional": True,
+                       "label": {"type": "plain_text", "text": f"Goal {n + 1}"},
+                       "hint": {"type": "plain_text", "text": "A KPI or metric, a target, then weekly "
+                                                              "or monthly (monthly if left out)."},
+                       "element": element})
+    return {
+        "type": "modal", "callback_id": "setup_form",
+        "title": {"type": "plain_text", "text": "Set up KPI bot"},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps(metadata)[:3000],
+        "blocks": blocks,
+    }
+
+
 #: how an admin fixes a delivery that failed for good
 _FIX = {
     "channel_not_found": "The channel is gone: schedule the digest again in another channel.",
@@ -327,7 +394,8 @@ def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
             blocks += sections([":warning: *Numbers I refused* (nothing was stored for these)",
                                 *(f"• {format_moment(n.created_at, ws.timezone)}: {n.message}"
                                   for n in home.notices)])[:5]
-        blocks.append({"type": "actions", "elements": [_button("Settings", "open_settings"),
+        setup = [_button("Set up", "open_setup", style="primary")] if home.needs_setup else []
+        blocks.append({"type": "actions", "elements": [*setup, _button("Settings", "open_settings"),
                                                        _button("Add an alert", "open_alert_form")]})
     else:
         blocks.append(context(admin_hint))
@@ -380,6 +448,32 @@ def sources_text(found: Any) -> str:
         lines.append(f"• `{source}`: {'paid' if paid else 'organic'}{note}")
     lines.append("Change one with `/kpi source NAME paid|organic`.")
     return "\n".join(lines)
+
+
+#: metric names a track answer lists before "and N more", so it fits on a phone
+_TRACKED_SHOWN = 12
+
+
+def tracked_text(tracked: Any, *, changed: bool = False) -> str:
+    """`/kpi track`: what the log form, App Home and reminders ask for, and how to change it."""
+    shown = _TRACKED_SHOWN if len(tracked.metrics) > _TRACKED_SHOWN + 2 else len(tracked.metrics)
+    keys = ", ".join(f"`{m.key}`" for m in tracked.metrics[:shown]) + (
+        f" and {len(tracked.metrics) - shown} more (`/kpi metrics` lists them)"
+        if shown < len(tracked.metrics) else "")
+    count = f"{len(tracked.metrics)} metric{'' if len(tracked.metrics) == 1 else 's'}"
+    if changed:
+        dropped = [k for k in tracked.before if k not in {m.key for m in tracked.metrics}]
+        gone = (f" No longer asked for: {', '.join(f'`{k}`' for k in dropped[:6])}"
+                f"{f' and {len(dropped) - 6} more' if len(dropped) > 6 else ''} (their numbers "
+                "are kept)."
+                if dropped else "")
+        return (f":white_check_mark: Tracking {count}: {keys}. The log form, App Home and "
+                f"reminders ask for exactly these.{gone}")
+    if tracked.chosen:
+        return (f"Tracking {count}, chosen with `/kpi track`: {keys}. The log form, App Home and "
+                "reminders ask for these; `/kpi track NAME ...` changes the list.")
+    return (f"Tracking the {count} of the packs {', '.join(tracked.packs)}: {keys}. An admin can "
+            "choose exactly which with `/kpi track leads spend sales`.")
 
 
 def unsubscribed_text(stopped: int, kind: str | None) -> str:

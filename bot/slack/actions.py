@@ -1,4 +1,4 @@
-"""Button clicks: Undo, Share in channel, Show all, Snooze, Open report, and the buttons that
+"""Button clicks: Undo, Share in channel, Show all (reports, rules, goals), Snooze, Open report, and the buttons that
 open forms."""
 
 from __future__ import annotations
@@ -64,10 +64,12 @@ def register(app: App, services: Services) -> None:
     app.action("share_report")(answers(_share, "share"))
     app.action("report_show_all")(answers(_show_all, "show all"))
     app.action("alerts_show_all")(answers(_all_rules, "show all rules"))
+    app.action("goals_show_all")(answers(_all_goals, "show all goals"))
     app.action("alert_snooze")(answers(_snooze, "snooze"))
     app.action("open_report")(answers(_report, "open report"))
     app.action("open_log_form")(opens(g.LogForm()))
     app.action("open_settings")(opens(g.Settings()))
+    app.action("open_setup")(opens(g.Setup()))
     app.action("open_alert_form")(opens(g.AlertForm()))
 
 
@@ -110,6 +112,13 @@ def _show_all(services: Services, who: Who, spec: dict[str, Any]) -> Message:
 def _all_rules(services: Services, who: Who, spec: dict[str, Any]) -> Message:
     """Every alert rule with its value and next check, only to the clicker."""
     reply = services.run(who, g.Alerts(full=True))
+    assert isinstance(reply, dict)
+    return reply
+
+
+def _all_goals(services: Services, who: Who, spec: dict[str, Any]) -> Message:
+    """Every goal with its progress, only to the clicker."""
+    reply = services.run(who, g.Goals(full=True))
     assert isinstance(reply, dict)
     return reply
 

@@ -1,4 +1,5 @@
-"""Form submissions: the log, settings, alert and what-if forms, errors on the offending field.
+"""Form submissions: the log, settings, set-up, alert and what-if forms, errors on the
+offending field.
 
 Each form becomes the command it stands for and runs through the registry like typed text."""
 
@@ -9,6 +10,7 @@ import logging
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from slack_bolt import App
@@ -18,10 +20,13 @@ from slack_sdk.errors import SlackApiError
 from bot import grammar as g
 from bot.app import insights
 from bot.app.context import Context, UserError
-from bot.app.entries import clean_dims, parse_value
+from bot.app.entries import changed_values, clean_dims, parse_value
+from bot.app.goals import checked_goal
 from bot.app.names import find_metric
 from bot.app.settings import settings_problems
-from bot.render.kit import Message
+from bot.app.setup import DEFAULT_DIGEST_TIME, SETUP_GOALS
+from bot.app.tracking import tracking_problems
+from bot.render.kit import Message, message
 from bot.slack.runtime import ACK_BUDGET_SECONDS, Services, Who, guarded
 from kpis.catalogue import PACKS
 from kpis.periods import PeriodError, resolve_day
@@ -95,6 +100,33 @@ def register(app: App, services: Services) -> None:
 
         guarded(save, "settings")()
 
+    @app.view("setup_form")
+    def setup_form(ack: Any, body: dict[str, Any], view: dict[str, Any], client: WebClient,
+                   context: Any) -> None:
+        services.metrics.requests.labels(kind="view_submission").inc()
+        who = Who.of(context, body, client)
+        metadata = _metadata(view)
+        try:
+            commands, errors = setup_commands(services.context(who), view["state"]["values"])
+        except Exception:
+            log.exception("setup form check failed")
+            ack(response_action="errors", errors={"metrics": "Something went wrong on our side; "
+                                                             "nothing was saved. Please try again."})
+            return
+        if not services.is_admin(who):
+            errors = {"metrics": "Only admins can set up the workspace. " + services.admin_hint()}
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+
+        def run(command: g.Command, channel: str | None) -> Message:
+            return services.answer(replace(who, channel_id=channel or who.channel_id), command)
+
+        answers = [guarded(partial(run, c, channel), "setup form")() for c, channel in commands]
+        _tell(services, client, who, metadata,
+              message("\n".join(a.get("text", "") for a in answers if a.get("text"))))
+
     @app.view("alert_form")
     def alert_form(ack: Any, body: dict[str, Any], client: WebClient, context: Any, view: dict[str, Any]) -> None:
         services.metrics.requests.labels(kind="view_submission").inc()
@@ -138,6 +170,61 @@ def register(app: App, services: Services) -> None:
         ack()
         reply = guarded(lambda: services.answer(who, g.WhatIf(changes=tuple(changes))), "whatif form")()
         _tell(services, client, who, _metadata(view), reply)
+
+
+def _picked(state: dict[str, Any], block_id: str) -> Any:
+    """What one input of a form holds, whatever its element (text, select, time, channel)."""
+    element: dict[str, Any] = next(iter((state.get(block_id) or {}).values()), {}) or {}
+    for key in ("value", "selected_time", "selected_conversation", "selected_channel"):
+        if element.get(key) not in (None, ""):
+            return element[key]
+    if "selected_options" in element:
+        return [o["value"] for o in element["selected_options"] or []]
+    return None
+
+
+def setup_commands(ctx: Context, state: dict[str, Any]) -> tuple[list[tuple[g.Command, str | None]], dict[str, str]]:
+    """The set-up form as the commands it stands for, each with the channel it runs in, read
+    with the one grammar and checked by the use cases' own checks before any of them runs; or
+    the problems, each on its field."""
+    errors: dict[str, str] = {}
+    commands: list[tuple[g.Command, str | None]] = []
+
+    def parsed(text: str, field: str) -> g.Command | None:
+        try:
+            return g.parse_command(text)
+        except g.CommandError as error:
+            errors[field] = str(error)[:2000]
+            return None
+
+    names = [str(n) for n in _picked(state, "metrics") or []]
+    problems = tracking_problems(ctx.catalogue, names)
+    if not names:
+        errors["metrics"] = "Pick at least one metric to track."
+    elif problems:
+        errors["metrics"] = " ".join(problems)[:2000]
+    elif (track := parsed("track " + " ".join(names), "metrics")) is not None:
+        commands.append((track, None))
+    channel = _picked(state, "digest_channel")
+    if channel:
+        at = _picked(state, "digest_time") or DEFAULT_DIGEST_TIME
+        if (digest := parsed(f"digest daily {at}", "digest_time")) is not None:
+            commands.append((digest, str(channel)))
+    for n in range(1, SETUP_GOALS + 1):
+        field = f"goal:{n}"
+        written = str(_picked(state, field) or "").strip()
+        if not written:
+            continue
+        goal = parsed(f"goal {written}", field)
+        if isinstance(goal, g.GoalRemove):
+            errors[field] = "Write a goal to set, like `revenue 50000 monthly`."
+        elif isinstance(goal, g.Goal):
+            try:
+                checked_goal(ctx, goal.kpi, goal.value, goal.period)
+                commands.append((goal, None))
+            except UserError as error:
+                errors[field] = str(error)[:2000]
+    return commands, errors
 
 
 _Checked = tuple[Context, dict[str, str], list[tuple[str, str]], str, list[tuple[str, str]]]
@@ -251,4 +338,10 @@ def _validate_log(ctx: Context, state: dict[str, Any]) -> tuple[dict[str, str], 
     if not pairs and not errors:
         first = next((b for b in state if b.startswith("m:")), "day")
         errors[first] = "Enter at least one number to log."
+    elif pairs and not errors:
+        entered = pairs
+        pairs = changed_values(ctx, day, pairs)
+        if not pairs:
+            errors[f"m:{entered[0][0]}"] = ("These are the numbers you already logged for that "
+                                            "day; change one to log it.")
     return errors, pairs, day, dims
