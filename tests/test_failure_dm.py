@@ -8,8 +8,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.app.digests import due_now, tell_creator
 from bot.render.blocks import FIXES
 from bot.render.kit import FOLD_LINES, rendered_lines
+from bot.slack.app import courier_client
+from bot.slack.courier import Courier, Outgoing
 from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SlackBot
 from tests.fakeslack import FakeSlack
 from tests.test_digest import Clock, make_scheduler
@@ -102,3 +105,25 @@ def test_a_failing_alert_dms_the_admin_who_made_the_rule_once(slack_bot: SlackBo
     assert len(dms_to(fake, SLACK_ADMIN)) == 1
     assert [d for d in slack_bot.store.deliveries("T0001", failed_only=True)
             if d.kind.startswith("alert")]
+
+
+def test_no_dm_is_attempted_for_a_workspace_whose_tokens_were_revoked(slack_bot: SlackBot) -> None:
+    """A digest that failed just before the app was uninstalled: its notice waits, Slack is
+    not called (the tokens are revoked)."""
+    fake = slack_bot.fake
+    store = slack_bot.store
+    store.ensure_workspace("T0001", timezone="America/New_York")
+    fake.delete_channel(GONE)
+    sub = store.subscribe("T0001", GONE, "daily", "09:00", actor=SLACK_ADMIN)
+    clock = Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC))
+    client = courier_client(slack_bot.services.settings, "xoxb-test")
+    courier = Courier(store, lambda _ws: client, slack_bot.services.metrics, clock, backoff=0.01)
+    due = due_now(sub, "America/New_York", clock.now)
+    assert due is not None
+    assert courier.deliver("T0001", due.key, kind="digest-daily", channel=GONE, due_at=clock.now,
+                           build=lambda: Outgoing("x", [])) == "failed"
+    store.mark_uninstalled("T0001", clock.now)
+
+    told = tell_creator(store, courier, due, clock)
+    assert told is not None and told.outcome == "stopped"
+    assert fake.calls_to("conversations.open") == []
