@@ -1094,6 +1094,17 @@ class Store(ApiRepository, TimerRepository):
         with self._read() as conn:
             return [_delivery(r) for r in conn.execute(query.order_by(d.id.desc()).limit(limit))]
 
+    def last_reached(self, workspace_id: str, key_prefix: str) -> int:
+        """The id of the latest delivery under keys starting with `key_prefix` that reached
+        Slack (delivered with its message out), 0 when none did: where a failure episode
+        starts (a failure notice is sent once per episode)."""
+        d = DeliveryRow
+        with self._read() as conn:
+            found = conn.scalar(select(func.max(d.id)).where(
+                d.workspace_id == workspace_id, d.key.startswith(key_prefix, autoescape=True),
+                d.delivered_at.is_not(None), d.message_ts.is_not(None)))
+        return int(found or 0)
+
     def record_posted(self, key: str, owner: str, message_ts: str) -> None:
         """The main message is out: a retry of this delivery must not post it again."""
         d = DeliveryRow

@@ -28,6 +28,7 @@ from typing import Any
 
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
 from bot.app.entries import clean_dims
+from bot.app.failures import tell_owner
 from bot.app.names import label_of, unit_of, watched_key
 from bot.app.ports import Outcome, Poster
 from bot.app.timers import PENDING, RETRY, Woken, retry_at
@@ -599,6 +600,8 @@ class Alerting:
             sent[key] = self.poster.deliver(
                 workspace_id, key, kind="alert-update", channel=rule.channel_id, due_at=now,
                 edits=parent, build=lambda: self._message_now(workspace_id, rule.id))
+        for key, outcome in sent.items():
+            self._failed(rule, key, outcome)
         outcomes = list(sent.values())
         if NOT_OUT & set(outcomes):
             pending = [k for k, o in sent.items() if o in PENDING]
@@ -692,7 +695,18 @@ class Alerting:
         if outcome in PENDING:  # paced or held: look again as soon as it may go
             now = self.clock()
             self.store.wake(rule.workspace_id, ALERTS_TIMER, at=retry_at(self.store, [key], now))
+        self._failed(rule, key, outcome)
         return outcome
+
+    def _failed(self, rule: AlertRule, key: str, outcome: Outcome) -> None:
+        """A message of the rule failed for good: one DM to whoever made the rule, per
+        episode of the rule (bot/app/failures.py)."""
+        if outcome not in ("failed", "skipped"):
+            return
+        tell_owner(self.store, self.poster, key, subject=f"alert:{rule.id}",
+                   key_prefix=f"{message_key(rule.id, 0).rpartition(':')[0]}:",
+                   owner=rule.created_by, clock=self.clock,
+                   what=f"alert #{rule.id} on {rule.rule.kpi} ({rule.rule.period})")
 
 
 def _installed(store: Store, workspace_id: str) -> bool:

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from bot.app.alerts import AlertRule, counted, rules, unusual_history
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
+from bot.app.failures import Told, tell_owner
 from bot.app.goals import GoalProgress, goal_progress
 from bot.app.insights import WhyResult, why_brief
 from bot.app.names import find_kpi, period_for
@@ -338,12 +339,18 @@ def wake_digest(store: Store, poster: Poster, timer: Timer, now: datetime,
     if due is None:
         return Woken(after)
     done = store.delivery(due.key)
-    if done is not None and (done.delivered_at or done.failed_at):
+    if done is not None and done.delivered_at:
         return Woken(after)
-    outcome = send_due(store, poster, due, clock)
-    if outcome in PENDING:
-        return Woken(retry_at(store, [due.key], now), (outcome,))
-    return Woken(after, (outcome,))
+    outcomes: tuple[Outcome, ...] = ()
+    if done is None or not done.failed_at:
+        outcomes = (send_due(store, poster, due, clock),)
+        if outcomes[0] in PENDING:
+            return Woken(retry_at(store, [due.key], now), outcomes)
+    # failed for good (now, or before a crash): its creator is told, once per episode
+    told = tell_creator(store, poster, due, clock)
+    if told is not None and told.outcome in PENDING:
+        return Woken(retry_at(store, [told.key], now), outcomes)
+    return Woken(after, outcomes)
 
 
 def send_due(store: Store, poster: Poster, due: Due, clock: Callable[[], datetime]) -> Outcome:
@@ -356,6 +363,16 @@ def send_due(store: Store, poster: Poster, due: Due, clock: Callable[[], datetim
 
     return poster.deliver(sub.workspace_id, due.key, kind=f"digest-{sub.kind}",
                           channel=sub.channel_id, due_at=due.due_at, build=build)
+
+
+def tell_creator(store: Store, poster: Poster, due: Due,
+                 clock: Callable[[], datetime]) -> Told | None:
+    """When `due`'s digest failed for good, one DM to whoever scheduled it, per episode of
+    the subscription (bot/app/failures.py)."""
+    sub = due.subscription
+    return tell_owner(store, poster, due.key, subject=f"digest:{sub.id}",
+                      key_prefix=f"digest:{sub.workspace_id}:{sub.channel_id}:{sub.kind}:",
+                      owner=sub.created_by, what=f"the {sub.kind} digest", clock=clock)
 
 
 @dataclass(frozen=True)

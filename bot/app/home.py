@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.app.context import Context
+from bot.app.failures import KIND as FAILURE_DM
 from bot.app.goals import GoalProgress, goal_progress
 from bot.app.reports import Report, report
 from bot.app.tracking import asked_for
@@ -50,7 +51,7 @@ def home(ctx: Context, *, is_admin: bool) -> Home:
     problems = tuple(
         Problem(d.kind, d.channel_id, d.error or "", d.failed_at)
         for d in ctx.store.deliveries(ctx.workspace.id, failed_only=True, limit=PROBLEMS_SHOWN)
-        if d.failed_at is not None
+        if d.failed_at is not None and d.kind != FAILURE_DM
     ) if is_admin else ()
     notices = tuple(ctx.store.notices(ctx.workspace.id, PROBLEMS_SHOWN)) if is_admin else ()
     schedules = tuple(ctx.store.subscriptions(ctx.workspace.id))

@@ -21,9 +21,10 @@ class Poster(Protocol):
 
     def deliver(self, workspace_id: str, key: str, *, kind: str, channel: str,
                 due_at: datetime, build: Callable[[], object], thread_of: str | None = None,
-                edits: str | None = None) -> Outcome:
+                edits: str | None = None, direct: bool = False) -> Outcome:
         """`thread_of`: posted in the thread of the message delivered under that key (at the
-        top level when there is none); `edits`: that message is updated in place instead."""
+        top level when there is none); `edits`: that message is updated in place instead;
+        `direct`: `channel` is a person's user id, the message goes to their DM."""
         ...
 
 

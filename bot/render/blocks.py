@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from bot.app.failures import FailureNotice
 from bot.app.home import Home
 from bot.app.settings import LOCALES
 from bot.app.setup import SETUP_GOALS, SetupForm
@@ -344,13 +345,29 @@ def setup_modal(form: SetupForm, metadata: dict[str, str]) -> dict[str, Any]:
     }
 
 
-#: how an admin fixes a delivery that failed for good
-_FIX = {
-    "channel_not_found": "The channel is gone: schedule the digest again in another channel.",
+#: how an admin fixes a delivery that failed for good (App Home and the DM to its creator)
+FIXES = {
+    "channel_not_found": "The channel is gone: set it up again in another channel.",
     "not_in_channel": "Invite me with `/invite @KPI Bot` in that channel.",
     "method_not_supported_for_channel_type": "Invite me with `/invite @KPI Bot` in that channel.",
-    "is_archived": "The channel is archived: schedule the digest in another channel.",
+    "is_archived": "The channel is archived: unarchive it, or set it up again in another channel.",
+    "account_inactive": "My Slack access ended: reinstall KPI Bot, and it goes out again.",
+    "token_revoked": "My Slack access ended: reinstall KPI Bot, and it goes out again.",
+    "invalid_auth": "My Slack access ended: reinstall KPI Bot, and it goes out again.",
+    "restricted_action": "Only some members may post there: let me post, or pick another channel.",
 }
+
+
+def failure_notice_message(notice: FailureNotice) -> dict[str, Any]:
+    """The one DM to whoever set up a delivery that failed for good: what, where, the fix."""
+    fix = FIXES.get(notice.error, "See App Home for what failed.")
+    text = (f":warning: I couldn't post {notice.what} in <#{notice.channel_id}>: Slack said "
+            f"`{notice.error}`. {fix}")
+    return {"text": text, "blocks": [
+        section(text),
+        context("I tell you once; App Home lists what failed. "
+                "The next ones go out as scheduled once it is fixed."),
+    ]}
 
 
 def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
@@ -364,7 +381,7 @@ def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
     ]
     problems = [
         f"• {d.kind.replace('-', ' ')} to <#{d.channel_id}>: `{d.error}` "
-        f"({d.failed_at:%d %b %H:%M} UTC)" + (f" {_FIX[d.error]}" if d.error in _FIX else "")
+        f"({d.failed_at:%d %b %H:%M} UTC)" + (f" {FIXES[d.error]}" if d.error in FIXES else "")
         for d in home.problems
     ]
     goals = [goal_line(p, ws.currency, ws.locale) for p in home.goals]

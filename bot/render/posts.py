@@ -13,8 +13,10 @@ from typing import Any
 
 from bot.app.alerts import AlertPost, SnoozePost
 from bot.app.digests import Digest
+from bot.app.failures import FailureNotice
 from bot.app.reminders import NudgePost
 from bot.render.alerts import alert_message, snooze_note_message
+from bot.render.blocks import failure_notice_message
 from bot.render.digest import digest_charts, digest_details, digest_message, fallback_blocks
 from bot.render.insights import nudge_message
 from bot.render.kit import MAX_BLOCKS, sections
@@ -58,6 +60,9 @@ def outgoing_of(payload: object) -> Outgoing:
         return Outgoing(body["text"], body["blocks"])
     if isinstance(payload, SnoozePost):
         body = snooze_note_message(payload)
+        return Outgoing(body["text"], body["blocks"])
+    if isinstance(payload, FailureNotice):
+        body = failure_notice_message(payload)
         return Outgoing(body["text"], body["blocks"])
     if isinstance(payload, NudgePost):
         body = nudge_message(payload.missing, payload.active_days)

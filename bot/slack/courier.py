@@ -17,6 +17,11 @@ in the parent message's thread (searched for in that thread after an unclear att
 message, so an unclear one is simply made again). Until the parent's message is known to be
 out the delivery waits; a parent that never went out (snoozed, or failed for good) means a
 reply goes to the channel itself and an update has nothing to do.
+
+A `direct` delivery goes to a person: `channel` is their user id, and their DM with the bot
+is opened (`conversations.open`, which gives the same conversation every time) by the
+claimer just before posting; its errors (`user_not_found`, `cannot_dm_bot`...) are permanent
+like a channel's.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -113,6 +118,7 @@ class Courier:
     def deliver(
         self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
         build: Callable[[], object], thread_of: str | None = None, edits: str | None = None,
+        direct: bool = False,
     ) -> str:
         """'posted'; 'skipped' (done before, or an edit of a message never posted) or 'held'
         (being done elsewhere); 'retry' (later); 'failed' (for good); or 'stopped': the app is
@@ -120,15 +126,17 @@ class Courier:
         revoked), so it goes out after a reinstall.
 
         `thread_of`: a reply in the thread of the message delivered under that key; `edits`:
-        that message is updated in place instead of posting one."""
+        that message is updated in place instead of posting one; `direct`: `channel` is a
+        user id and the message goes to their DM with the bot."""
         outcome = self._deliver(workspace_id, key, kind=kind, channel=channel, due_at=due_at,
-                                build=build, parent_key=edits or thread_of, edits=edits is not None)
+                                build=build, parent_key=edits or thread_of, edits=edits is not None,
+                                direct=direct)
         self.metrics.delivered(kind, outcome)
         return outcome
 
     def _deliver(
         self, workspace_id: str, key: str, *, kind: str, channel: str, due_at: datetime,
-        build: Callable[[], object], parent_key: str | None, edits: bool,
+        build: Callable[[], object], parent_key: str | None, edits: bool, direct: bool = False,
     ) -> str:
         workspace = self.store.workspace(workspace_id)
         if workspace is not None and not workspace.installed:
@@ -174,6 +182,10 @@ class Courier:
             client = self.client_for(workspace_id)
             if client is None:
                 raise NotDelivered("no_installation", permanent=True)
+            if direct:
+                opened = _call(self, "conversations.open",
+                               lambda: client.conversations_open(users=channel))
+                delivery = replace(delivery, channel_id=str(opened["channel"]["id"]))
             outgoing = outgoing_of(build())
             ts = delivery.message_ts or self._post_once(client, delivery, outgoing, parent_ts)
             if delivery.message_ts is None:
@@ -187,7 +199,7 @@ class Courier:
                     comment = None  # it went with the first of them
                 files = [f for f in files if f.filename not in shared]
             if files:
-                self._upload(client, channel, ts, files, comment)
+                self._upload(client, delivery.channel_id, ts, files, comment)
         except Paced as paced:
             return self._postpone(delivery, paced)
         except NotDelivered as problem:
