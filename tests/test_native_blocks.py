@@ -241,7 +241,8 @@ def test_by_source_is_one_series_per_source_plus_the_untagged_entries(store: Sto
     (8, True, [*SOURCES[:4], "other (4)", "untagged"], SOURCES[4:]),
 ])
 def test_past_six_lines_the_smallest_values_are_pooled_as_other(
-        store: Store, sources: int, untagged: bool, shown: list[str], pooled: tuple[str, ...]) -> None:
+        any_store: Store, sources: int, untagged: bool, shown: list[str], pooled: tuple[str, ...]) -> None:
+    store = any_store  # SQLite and PostgreSQL
     # facebook biggest, then google, ...: the order of SOURCES
     tagged(store, {s: float(20 - i) for i, s in enumerate(SOURCES[:sources])},
            untagged=1.0 if untagged else 0.0, days=10)
@@ -270,7 +271,8 @@ def test_a_ratio_by_source_is_each_groups_ratio_of_sums_other_included(store: St
     assert chart.lines[-1].value is None and not chart.lines[-1].others
 
 
-def test_the_lines_come_from_one_grouped_query_however_many_values(store: Store) -> None:
+def test_the_lines_come_from_one_grouped_query_however_many_values(any_store: Store) -> None:
+    store = any_store
     tagged(store, {s: 2.0 for s in SOURCES[:2]}, days=5, workspace="T0001")
     tagged(store, {s: 2.0 for s in SOURCES}, untagged=1.0, days=5, workspace="T0002")
     statements: list[str] = []
@@ -430,3 +432,31 @@ def test_slack_bad_chart_input_is_answered_and_posts_nothing(slack_bot: SlackBot
     answer = reply.json if said in json.dumps(reply.json) else slack_bot.told(reply)
     assert said in json.dumps(answer)
     assert slack_bot.fake.messages_in(CHANNEL) == [] and slack_bot.fake.uploaded_files() == []
+
+
+def test_a_gauge_by_rep_carries_each_reps_stock_and_other_sums_the_stocks(store: Store) -> None:
+    """pipeline_value is a stock: a rep's line stays at their latest value between logs (one
+    logged before the range opens it), and the pooled "other" line is the sum of its reps'
+    latest stocks, not of whoever logged that day."""
+    store.ensure_workspace("T0001", timezone=NY)
+    start = TODAY - timedelta(days=6)
+    writes = [Write("pipeline_value", start - timedelta(days=3), 50.0, "r0", (("rep", "U0"),))]
+    for i in range(1, 8):  # U1..U7: a stock of 100*i logged on the first day, 10 more on day 4
+        writes.append(Write("pipeline_value", start, 100.0 * i, f"r{i}", (("rep", f"U{i}"),)))
+        writes.append(Write("pipeline_value", start + timedelta(days=3), 100.0 * i + 10,
+                            f"r{i}", (("rep", f"U{i}"),)))
+    store.record("T0001", writes, actor="ana", origin="test")
+
+    chart = charted(chart_ctx(store), "pipeline_value", "7d", "rep")
+
+    assert_valid(chart)
+    lines = {line.value if not line.others else "other": line for line in chart.lines}
+    # a stock ranks by how many entries it is made of (ties by name): U0 logged none in range
+    assert names(chart) == ["U1", "U2", "U3", "U4", "U5", "other (3)"]
+    other = lines["other"]
+    assert other.others == ("U6", "U7", "U0")
+    pooled = set(other.others)
+    expected_first = sum(100.0 * int(v[1:]) if v != "U0" else 50.0 for v in pooled)
+    assert other.points[0] == expected_first
+    assert other.points[-1] == expected_first + 10 * len(pooled - {"U0"})
+    assert sum(line.total or 0.0 for line in chart.lines) == 50.0 + sum(100.0 * i + 10 for i in range(1, 8))
