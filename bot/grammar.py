@@ -70,10 +70,11 @@ class Report:
 
 @dataclass(frozen=True, kw_only=True)
 class Chart:
-    """`chart KPI [RANGE]`."""
+    """`chart NAME [RANGE] [by DIM]`: NAME is a KPI or a metric; `by` draws a line per value."""
 
     kpi: str
     range: str | None = None
+    by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -714,7 +715,7 @@ def _breakdown(
     for token in words:
         if token.lower() == "by":
             if by is not None:
-                raise CommandError(f"Break a report down by one dimension, like `{example}`.")
+                raise CommandError(f"Break it down by one dimension at a time, like `{example}`.")
             by = _choice(next(words, ""), DIMENSIONS, "a dimension", example)
         elif "=" in token:
             key, _, value = token.partition("=")
@@ -731,15 +732,23 @@ def _breakdown(
 
 
 def _parse_chart(rest: str) -> Chart:
-    period, names = _range_and_names(rest.split(), "/kpi chart cpl 30d")
+    words, dims, by = _breakdown(rest.split(), "/kpi chart leads 30d by source")
+    if dims:
+        shown = " ".join(f"{key}={value}" for key, value in dims)
+        raise CommandError(
+            f"A chart shows every value of a dimension, not one: drop `{shown}` and write it "
+            "like `/kpi chart leads 30d by source`."
+        )
+    period, names = _range_and_names(words, "/kpi chart cpl 30d")
     if not names:
-        raise CommandError("Which KPI should I chart? Write it like `/kpi chart cpl 30d`.")
+        raise CommandError("Which KPI or metric should I chart? Write it like `/kpi chart cpl 30d`.")
     if len(names) > 1:
         raise CommandError(
-            f"I chart one KPI at a time, and you gave {_listing(names)}. "
-            "Write it like `/kpi chart cpl 30d`."
+            f"I chart one KPI or metric at a time, and you gave {_listing(names)}. "
+            "Write it like `/kpi chart cpl 30d`, or `/kpi chart leads 30d by source` for a "
+            "line per source."
         )
-    return Chart(kpi=names[0], range=period)
+    return Chart(kpi=names[0], range=period, by=by)
 
 
 def _parse_export(rest: str) -> Export:

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar, assert_never
 from bot import grammar as g
 from bot.app import (
     alerts,
+    charts,
     definitions,
     digests,
     entries,
@@ -34,10 +35,9 @@ from bot.render import blocks
 from bot.render import insights as insight_views
 from bot.render import report as report_view
 from bot.render import tokens as token_views
-from bot.render.digest import trend_png
+from bot.render.chart_post import chart_message
 from bot.render.kit import Modal, Reply, Upload, message
 from kpis.catalogue import PACKS
-from kpis.periods import Period
 
 R = TypeVar("R")
 
@@ -85,8 +85,8 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
                         lambda result, ctx: blocks.log_reply(result, ctx.catalogue, *_money(ctx)))
         case g.Report(range=spec, kpis=names, dims=dims, by=by):
             return Spec(lambda ctx: reports.requested(ctx, spec, names, dims, by), _report)
-        case g.Chart(kpi=name, range=spec):
-            return Spec(lambda ctx: digests.chart(ctx, name, spec), _chart,
+        case g.Chart(kpi=name, range=spec, by=by):
+            return Spec(lambda ctx: charts.post_chart(ctx, name, spec, by), _chart,
                         slow="Drawing the chart…")
         case g.DigestNow(kind=kind):
             return Spec(lambda ctx: digests.post_now(ctx, kind), _say(
@@ -224,12 +224,13 @@ def _report(asked: reports.Requested, ctx: Context) -> Reply:
     return report_view.report_message(asked.report, share_value=share, goals=lines)
 
 
-def _chart(trend: digests.Trend, ctx: Context) -> Reply:
-    start, end = trend.points[0][0], trend.points[-1][0]
-    span = str(Period(start, end))
-    return Upload(f"{trend.key}-{start}-{end}.png", f"{trend.label}, {span}",
-                  trend_png(trend, *_money(ctx)),
-                  comment=f"<@{ctx.actor}> asked for {trend.label}, {span}")
+def _chart(answer: charts.ChartAnswer, ctx: Context) -> Reply:
+    """Posted: the message in the channel is the answer. Without a Poster, the PNG is shared."""
+    if answer.posted:
+        return {}
+    chart = chart_message(answer.chart)
+    return Upload(chart.filename, chart.title, chart.png,
+                  comment=f"<@{ctx.actor}> asked for {chart.title}")
 
 
 def _export(done: entries.Export, ctx: Context) -> Reply:

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from bot.render import charts
-from bot.render.charts import NO_DATA, funnel_chart, trend_chart
+from bot.render.charts import NO_DATA, PALETTE, breakdown_chart, funnel_chart, trend_chart
 from bot.render.numbers import format_value
 from kpis.catalogue import Unit
 
@@ -436,3 +436,48 @@ def test_money_ticks_from_a_thousand_have_no_cents() -> None:
     assert labels and all("." not in label for label in labels), labels
     trend_chart("Cost per lead", "currency", days([21.5, 23.0]))
     assert any(label.endswith(".00") or "." in label for label in tick_labels())
+
+
+# -- breakdown (`/kpi chart NAME by DIM`) ------------------------------------------------------
+
+RUNS = [START + timedelta(days=2 * i) for i in range(10)]
+
+
+def breakdown_series(named: int, other: bool, untagged: bool) -> list[tuple[str, str, list[float | None]]]:
+    series: list[tuple[str, str, list[float | None]]] = [
+        (f"source{i}", "value", [float(10 * (i + 1) + d % 3) for d in range(10)]) for i in range(named)]
+    if other:
+        series.append(("other (3)", "other", [5.0, None, 6.0, 5.5, 5.0, 4.0, 6.0, 6.0, 5.0, 5.0]))
+    if untagged:
+        series.append(("untagged", "untagged", [3.0] * 10))
+    return series
+
+
+@pytest.mark.parametrize(("named", "other", "untagged"), [(1, False, False), (3, False, True),
+                                                          (4, True, True), (6, False, False)])
+def test_a_breakdown_draws_a_line_per_value_in_the_palette(named: int, other: bool, untagged: bool) -> None:
+    image = assert_phone_sized_png(breakdown_chart(
+        "Leads by source", "count", RUNS, breakdown_series(named, other, untagged)))
+
+    for colour in PALETTE[:named]:
+        assert count(image, colour) > 200, colour
+    for colour in PALETTE[named:]:
+        assert count(image, colour) == 0, colour
+    if other:
+        assert count(image, charts.MUTED) > 200
+    assert (count(image, charts.GREY) > 100) is untagged
+
+
+def test_a_breakdown_of_one_period_is_a_bar_per_value() -> None:
+    series = [("facebook", "value", [120.0]), ("google", "value", [80.0]),
+              ("untagged", "untagged", [30.0])]
+
+    image = assert_phone_sized_png(breakdown_chart("Leads by source", "count", RUNS[:1], series, bars=True))
+
+    assert count(image, PALETTE[0]) > count(image, PALETTE[1]) > 5000
+    assert count(image, charts.GREY) > 2000
+
+
+def test_a_breakdown_without_data_is_still_a_png() -> None:
+    assert_phone_sized_png(breakdown_chart("Leads by source", "count", RUNS[:2],
+                                           [("facebook", "value", [None, None])]))

@@ -18,7 +18,7 @@ from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
 from bot.app.failures import Told, tell_owner
 from bot.app.goals import GoalProgress, goal_progress
 from bot.app.insights import WhyResult, why_brief
-from bot.app.names import find_kpi, period_for
+from bot.app.names import find_name, label_of, unit_of
 from bot.app.ports import Outcome, Poster
 from bot.app.reports import report
 from bot.app.timers import PENDING, Woken, retry_at
@@ -28,7 +28,7 @@ from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
 from kpis.compare import Change
 from kpis.goals import is_summed
 from kpis.periods import Period, PeriodError, local_date, zone
-from kpis.rollup import bucket_data, kpi_values
+from kpis.rollup import PeriodData, bucket_data, kpi_values, metric_values
 from kpis.schedule import last_due, next_due, parse_time
 from kpis.unusual import Expectation, expect
 from storage.repository import Store, Subscription
@@ -221,6 +221,16 @@ def _funnel(catalogue: Catalogue, values: dict[str, float | None]) -> tuple[Funn
     return tuple(steps)
 
 
+def values_of(catalogue: Catalogue, data: PeriodData, keys: Sequence[str]) -> dict[str, float | None]:
+    """The values of `keys`, KPIs and input metrics alike (a chart of `leads` or of `cpl`)."""
+    kpis = [k for k in keys if k in catalogue.kpis]
+    found = kpi_values(catalogue, data, kpis) if kpis else {}
+    if len(kpis) < len(keys):
+        metrics = metric_values(catalogue, data)
+        found.update({k: metrics.get(k) for k in keys if k in catalogue.metrics})
+    return found
+
+
 def kpi_trends(ctx: Context, keys: Sequence[str], kind: str, end: date) -> list[Trend]:
     """Each KPI over 30 days (daily) or 12 ISO weeks (weekly) ending with `end`, from one read."""
     if kind == DAILY:
@@ -234,15 +244,21 @@ def kpi_trends(ctx: Context, keys: Sequence[str], kind: str, end: date) -> list[
     return _trends(ctx, keys, buckets, size)
 
 
-def chart_trend(ctx: Context, kpi: str, period: Period) -> Trend:
-    """`/kpi chart KPI RANGE`: daily values over the range, the previous range faint behind."""
-    key = find_kpi(ctx.catalogue, kpi).key
+def chart_trend(ctx: Context, name: str, period: Period) -> Trend:
+    """`/kpi chart NAME RANGE` (a KPI or an input metric): daily values over the range, the
+    previous range faint behind."""
+    key = find_name(ctx.catalogue, name)
     days = min(period.days, 366)
     if days < period.days:
         raise UserError("A chart covers at most a year; choose a shorter range, e.g. `90d`.")
     start = period.start - timedelta(days=days)
     buckets = [Period.day(start + timedelta(days=i)) for i in range(2 * days)]
     return _trends(ctx, [key], buckets, days)[0]
+
+
+def trend_over(ctx: Context, key: str, buckets: list[Period]) -> Trend:
+    """`key` over these buckets (the runs of days of a long chart), with no previous run."""
+    return _trends(ctx, [key], buckets, len(buckets))[0]
 
 
 def _trends(ctx: Context, keys: Sequence[str], buckets: list[Period], size: int) -> list[Trend]:
@@ -258,19 +274,19 @@ def _trends(ctx: Context, keys: Sequence[str], buckets: list[Period], size: int)
     paid_inputs = set().union(*(
         {i.partition(":")[2] for i in catalogue.inputs_of(k) if i.startswith("paid:")} for k in keys))
     paid = ctx.store.paid_series(ctx.workspace.id, paid_inputs, span) if paid_inputs else {}
-    values = [kpi_values(catalogue, data, keys)
+    values = [values_of(catalogue, data, keys)
               for data in bucket_data(daily, buckets, gauges, opening, paid)]
     # a goal line makes sense on a chart of the goal's own scale: ratios (a CPL of 10), not
     # a monthly revenue total drawn across daily values
     goals = {g.key: g.value for g in ctx.store.goals(ctx.workspace.id)
-             if g.key in catalogue.kpis and not is_summed(catalogue, g.key)}
+             if g.key in catalogue.names and not is_summed(catalogue, g.key)}
     daily_buckets = all(b.days == 1 for b in buckets)
     ratios = [k for k in keys if not is_summed(catalogue, k)] if daily_buckets and size >= 7 else []
     smoothed: list[dict[str, float | None]] = []
     if ratios:  # each window's ratio of sums, from the same read: the previous half covers it
         windows = [Period(b.start - timedelta(days=ROLLING_DAYS - 1), b.start)
                    for b in buckets[-size:]]
-        smoothed = [kpi_values(catalogue, data, ratios)
+        smoothed = [values_of(catalogue, data, ratios)
                     for data in bucket_data(daily, windows, gauges, opening, paid)]
     grain = "daily" if daily_buckets else "weekly"
     thresholds = {}
@@ -280,12 +296,12 @@ def _trends(ctx: Context, keys: Sequence[str], buckets: list[Period], size: int)
     unfinished = buckets[-1].start <= ctx.today <= buckets[-1].end
     trends = []
     for key in keys:
-        kpi = catalogue.kpis[key]
         series = [(b.start, v.get(key)) for b, v in zip(buckets, values, strict=True)]
         current = series[-size:]
         previous = [(current[i][0], series[i][1]) for i in range(len(series) - size)]
         rolling = tuple(w.get(key) for w in smoothed) if key in ratios else ()
-        trends.append(Trend(key, kpi.label, kpi.unit, tuple(current), tuple(previous),
+        trends.append(Trend(key, label_of(catalogue, key), unit_of(catalogue, key),
+                            tuple(current), tuple(previous),
                             goals.get(key), rolling, thresholds.get(key), unfinished))
     return trends
 
@@ -423,21 +439,11 @@ def post_now(ctx: Context, kind: str) -> Posted:
     )
     if outcome != "posted":
         problem = ctx.store.delivery(key)
-        raise UserError(_post_problem(problem.error if problem and problem.error else outcome))
+        raise UserError(post_problem(problem.error if problem and problem.error else outcome))
     return Posted(kind, period)
 
 
-def _post_problem(code: str) -> str:
+def post_problem(code: str) -> str:
     if code in ("not_in_channel", "method_not_supported_for_channel_type", "channel_not_found"):
         return "I can't post in this channel. Invite me with `/invite @KPI Bot`, then try again."
     return f"I couldn't post here (Slack said `{code}`). Nothing was posted twice; try again later."
-
-
-def chart(ctx: Context, name: str, range_spec: str | None) -> Trend:
-    """`/kpi chart NAME [RANGE]`: the trend to draw, refused when there is nothing to draw."""
-    period = period_for(ctx, range_spec, default="30d")
-    trend = chart_trend(ctx, name, period)
-    if not trend.has_data:
-        raise UserError(f"No data for {trend.label} in {period}: log its inputs "
-                        f"({', '.join(sorted(ctx.catalogue.inputs_of(trend.key)))}) first.")
-    return trend

@@ -44,7 +44,7 @@ def fmt(value: float | None, unit: Unit, currency: str, locale: str) -> str:
 HELP_LINES = (
     "*Log numbers*: `/kpi log leads=12 spend=340` · `/kpi log bookings=4 date=yesterday source=facebook` · `/kpi` opens the form",
     "*Reports*: `/kpi report` (this week) · `/kpi report last-month` · `/kpi report 30d cpl cac` · `/kpi report 2026-11-01..2026-11-15`",
-    "*Charts and digests*: `/kpi chart cpl 30d` · `/kpi digest now` · `/kpi digest daily 09:00` · `/kpi digest weekly monday 09:00` · `/kpi digest off`",
+    "*Charts and digests*: `/kpi chart cpl 30d` · `/kpi chart leads 30d by source` · `/kpi digest now` · `/kpi digest daily 09:00` · `/kpi digest weekly monday 09:00` · `/kpi digest off`",
     "*Alerts and goals*: `/kpi alert cpl > 15 daily for 2` · `/kpi alert leads unusual` · `/kpi alerts` · `/kpi alert remove 3` · `/kpi goal revenue 50000 monthly` · `/kpi goals` · `/kpi goal remove revenue`",
     "*Why and what if*: `/kpi why cpl` · `/kpi why leads last-week` · `/kpi whatif ctr=+10% close_rate=+5% aov=+25%` · `/kpi whatif` opens the form",
     "*Reminders*: `/kpi remind off` · `/kpi remind on` · `/kpi remind 17:00` (admins: the workspace's time)",

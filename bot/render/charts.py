@@ -37,7 +37,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from bot.render.numbers import format_value
 from kpis.catalogue import Unit
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from matplotlib.patches import Rectangle
     from matplotlib.text import Text
 
-__all__ = ["NO_DATA", "funnel_chart", "trend_chart"]
+__all__ = ["NO_DATA", "breakdown_chart", "funnel_chart", "trend_chart"]
 
 NO_DATA = "No data for this period"
 
@@ -67,6 +67,8 @@ VERMILLION = "#D55E00"
 INK = "#222222"
 MUTED = "#555555"
 GRID = "#E6E6E6"
+#: a breakdown's named values, in order (Okabe-Ito; "other" and untagged are greys)
+PALETTE = (BLUE, "#E69F00", "#009E73", "#CC79A7", "#56B4E9", VERMILLION)
 AXIS = "#B0B0B0"  # not GREY: only the previous period's line is drawn in GREY
 
 TITLE_SIZE = 26
@@ -90,6 +92,8 @@ _MIN_LEFT = 0.06
 #: the key under the title: baseline (fraction), sample line length and gaps (pixels)
 _KEY_Y = 0.865
 _KEY_SAMPLE, _KEY_PAD, _KEY_GAP = 56, 10, 36
+#: pixels between two rows of a key that wraps (a breakdown's lines)
+_KEY_ROW = 32
 _MAX_X_TICKS = 8
 _MARKERS_UP_TO = 31  # points; longer lines are drawn without a dot on every day
 
@@ -97,6 +101,9 @@ _FUNNEL_TOP, _FUNNEL_BOTTOM = 0.86, 0.10
 _FUNNEL_XMAX = 1.4  # bars run to 1.0; the rest of the axes holds their labels
 _MIN_BAR = 0.012
 _BAR_HEIGHT = 0.72
+_BAR_WIDTH = 0.6
+#: lines a breakdown draws at most (the native chart's 6 series)
+BREAKDOWN_LINES = 6
 
 #: zlib level 1: charts are flat colour, so it is about as small as level 6 and twice as fast
 _ZLIB_LEVEL = 1
@@ -175,6 +182,29 @@ def funnel_chart(
     """
     chart = _this_thread("funnel", _Funnel)
     return chart.render(title, steps, locale)
+
+
+def breakdown_chart(
+    title: str,
+    unit: Unit | str,
+    days: Sequence[date],
+    series: Sequence[tuple[str, str, Sequence[float | None]]],
+    *,
+    bars: bool = False,
+    currency: str = "USD",
+    locale: str = "en_US",
+) -> bytes:
+    """A PNG of one KPI broken down by a dimension: a line per value over `days`.
+
+    `series` holds (name, kind, one value per day), kind being `value`, `other` (drawn in a
+    darker grey) or `untagged` (dashed grey); at most BREAKDOWN_LINES are drawn. With `bars`
+    (a single period) each series is one bar of its last value, named on the axis and
+    labelled with its value. None values leave gaps (or an "n/a" bar). The title gets the
+    unit as `trend_chart` gives it.
+    """
+    unit = Unit(unit)
+    chart = _this_thread("breakdown", _Breakdown)
+    return chart.render(_with_unit(title, unit, currency), unit, days, series, bars, currency, locale)
 
 
 # -- shared ---------------------------------------------------------------------------------
@@ -457,7 +487,102 @@ def _canvas_class() -> type[FigureCanvasAgg]:
 # -- trend ----------------------------------------------------------------------------------
 
 
-class _Trend(_Chart):
+class _Dated(_Chart):
+    """Values over days: date ticks below, value ticks with grid lines on the left (formatted
+    as the messages format them), and a hand-made key under the title."""
+
+    key: list[tuple[Line2D, Text]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unit, self.currency, self.locale, self.date_format = Unit.COUNT, "USD", "en_US", ""
+        self.x_ticks = _Ticks(self.ax, "x")
+        self.y_ticks = _Ticks(self.ax, "y", grid=True)
+        self.key = []
+
+    def _format_x(self, x: float) -> str:
+        day = date.fromordinal(round(x))
+        if self.date_format:
+            return day.strftime(self.date_format)
+        return _short_date(day, self.locale)
+
+    def _format_y(self, y: float, cents: bool | None = None) -> str:
+        return format_value(y, self.unit, currency=self.currency, locale=self.locale, cents=cents)
+
+    def _key_entry(self, line: Line2D) -> tuple[Line2D, Text]:
+        """A short sample of `line` and a text beside it, placed in pixels by `_show_key`."""
+        from matplotlib.lines import Line2D
+
+        sample = Line2D(
+            [0, 0, 0], [0, 0, 0], transform=None, color=line.get_color(),
+            linewidth=line.get_linewidth(), linestyle=line.get_linestyle(),
+            marker=line.get_marker(), markersize=line.get_markersize(), markevery=[1],
+            markerfacecolor=line.get_markerfacecolor(), markeredgewidth=line.get_markeredgewidth(),
+            alpha=line.get_alpha(),
+        )  # fmt: skip
+        self.fig.add_artist(sample)
+        text = self.fig.text(
+            0, 0, "", transform=None, fontsize=TEXT_SIZE, color=INK, ha="left",
+            va="center_baseline",
+        )  # fmt: skip
+        return sample, text
+
+    def _show_key(self, entries: Sequence[tuple[int, str]], *, wrap: bool = False) -> int:
+        """Show the key entries (index into self.key, label) left to right, on more rows when
+        `wrap` and a row is full; hide the others. Returns the rows used."""
+        x, y = _TITLE_X * WIDTH_PX, _KEY_Y * HEIGHT_PX
+        rows = 1 if entries else 0
+        for index, label in entries:
+            sample, text = self.key[index]
+            width = _KEY_SAMPLE + _KEY_PAD + self.text_width(label, TEXT_SIZE)
+            if wrap and x > _TITLE_X * WIDTH_PX and x + width > _RIGHT * WIDTH_PX:
+                x, y, rows = _TITLE_X * WIDTH_PX, y - _KEY_ROW, rows + 1
+            sample.set_data([x, x + _KEY_SAMPLE / 2, x + _KEY_SAMPLE], [y, y, y])
+            text.set_position((x + _KEY_SAMPLE + _KEY_PAD, y))
+            text.set_text(label)
+            x += _KEY_SAMPLE + _KEY_PAD + self.text_width(label, TEXT_SIZE) + _KEY_GAP
+        shown = {index for index, _ in entries}
+        for index, (sample, text) in enumerate(self.key):
+            sample.set_visible(index in shown)
+            text.set_visible(index in shown)
+        return rows
+
+    def _x_axis(self, xs: list[float]) -> None:
+        """A tick on at most _MAX_X_TICKS (fewer if labels are wide) days, ending on the last."""
+        axes_px = (_RIGHT - _MIN_LEFT) * WIDTH_PX
+        label_px = self.text_width(self._format_x(xs[-1]), TICK_SIZE) + 24
+        most = max(2, min(_MAX_X_TICKS, int(axes_px // label_px)))
+        step = max(1, math.ceil(len(xs) / most))
+        ticks = xs[::-step][::-1]
+        self.x_ticks.set(ticks, [self._format_x(x) for x in ticks])
+        first, final = min(xs), max(xs)
+        pad = max(0.5, (final - first) * 0.02) if final > first else 1.0
+        self.ax.set_xlim(first - pad, final + pad)
+
+    def _y_axis(self, lo: float, hi: float) -> None:
+        """Limits around [lo, hi] with "nice" ticks; the left margin fits the widest label."""
+        from matplotlib.ticker import MaxNLocator
+
+        floor_at_zero = lo >= 0
+        if hi == lo:
+            spread = abs(hi) * 0.1 or (0.01 if self.unit is Unit.PERCENT else 1.0)
+            lo, hi = lo - spread, hi + spread
+        margin = (hi - lo) * 0.08
+        low, high = lo - margin, hi + margin
+        if floor_at_zero and low < 0:
+            low = 0.0
+        locator = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=self.unit is Unit.COUNT)
+        ticks = [float(t) for t in locator.tick_values(low, high) if low <= t <= high]
+        # money ticks that reach 1,000 read better without cents ($1,500, not $1,500.00)
+        cents = None if max((abs(t) for t in ticks), default=0.0) < 1000 else False
+        labels = [self._format_y(t, cents) for t in ticks]
+        self.y_ticks.set(ticks, labels)
+        self.ax.set_ylim(low, high)
+        widest = max((self.text_width(label, TICK_SIZE) for label in labels), default=0.0)
+        self.fig.subplots_adjust(left=max(_MIN_LEFT, (widest + 22) / WIDTH_PX))
+
+
+class _Trend(_Dated):
     """The KPI line, the previous period, the goal, and a key under the title."""
 
     def __init__(self) -> None:
@@ -465,9 +590,6 @@ class _Trend(_Chart):
         from matplotlib.transforms import blended_transform_factory
 
         ax = self.ax
-        self.unit, self.currency, self.locale, self.date_format = Unit.COUNT, "USD", "en_US", ""
-        self.x_ticks = _Ticks(ax, "x")
-        self.y_ticks = _Ticks(ax, "y", grid=True)
         self.previous: Line2D = ax.plot(
             [], [], color=GREY, linewidth=2.5, solid_capstyle="round", zorder=2
         )[0]
@@ -499,47 +621,6 @@ class _Trend(_Chart):
         # a hand-made key: Legend's offsetbox layout costs more to draw than the plot itself
         self.key = [self._key_entry(line) for line in (
             self.current, self.previous, self.goal, self.threshold, self.daily, self.unfinished)]
-
-    def _format_x(self, x: float) -> str:
-        day = date.fromordinal(round(x))
-        if self.date_format:
-            return day.strftime(self.date_format)
-        return _short_date(day, self.locale)
-
-    def _format_y(self, y: float, cents: bool | None = None) -> str:
-        return format_value(y, self.unit, currency=self.currency, locale=self.locale, cents=cents)
-
-    def _key_entry(self, line: Line2D) -> tuple[Line2D, Text]:
-        """A short sample of `line` and a text beside it, placed in pixels by `_show_key`."""
-        from matplotlib.lines import Line2D
-
-        sample = Line2D(
-            [0, 0, 0], [0, 0, 0], transform=None, color=line.get_color(),
-            linewidth=line.get_linewidth(), linestyle=line.get_linestyle(),
-            marker=line.get_marker(), markersize=line.get_markersize(), markevery=[1],
-            markerfacecolor=line.get_markerfacecolor(), markeredgewidth=line.get_markeredgewidth(),
-            alpha=line.get_alpha(),
-        )  # fmt: skip
-        self.fig.add_artist(sample)
-        text = self.fig.text(
-            0, 0, "", transform=None, fontsize=TEXT_SIZE, color=INK, ha="left",
-            va="center_baseline",
-        )  # fmt: skip
-        return sample, text
-
-    def _show_key(self, entries: Sequence[tuple[int, str]]) -> None:
-        """Show the key entries (index into self.key, label) left to right; hide the others."""
-        x, y = _TITLE_X * WIDTH_PX, _KEY_Y * HEIGHT_PX
-        for index, label in entries:
-            sample, text = self.key[index]
-            sample.set_data([x, x + _KEY_SAMPLE / 2, x + _KEY_SAMPLE], [y, y, y])
-            text.set_position((x + _KEY_SAMPLE + _KEY_PAD, y))
-            text.set_text(label)
-            x += _KEY_SAMPLE + _KEY_PAD + self.text_width(label, TEXT_SIZE) + _KEY_GAP
-        shown = {index for index, _ in entries}
-        for index, (sample, text) in enumerate(self.key):
-            sample.set_visible(index in shown)
-            text.set_visible(index in shown)
 
     def render(
         self,
@@ -621,39 +702,102 @@ class _Trend(_Chart):
         self._y_axis(min(values), max(values))
         return self.png()
 
-    def _x_axis(self, xs: list[float]) -> None:
-        """A tick on at most _MAX_X_TICKS (fewer if labels are wide) days, ending on the last."""
-        axes_px = (_RIGHT - _MIN_LEFT) * WIDTH_PX
-        label_px = self.text_width(self._format_x(xs[-1]), TICK_SIZE) + 24
-        most = max(2, min(_MAX_X_TICKS, int(axes_px // label_px)))
-        step = max(1, math.ceil(len(xs) / most))
-        ticks = xs[::-step][::-1]
-        self.x_ticks.set(ticks, [self._format_x(x) for x in ticks])
-        first, final = min(xs), max(xs)
-        pad = max(0.5, (final - first) * 0.02) if final > first else 1.0
-        self.ax.set_xlim(first - pad, final + pad)
 
-    def _y_axis(self, lo: float, hi: float) -> None:
-        """Limits around [lo, hi] with "nice" ticks; the left margin fits the widest label."""
-        from matplotlib.ticker import MaxNLocator
+# -- breakdown ------------------------------------------------------------------------------
 
-        floor_at_zero = lo >= 0
-        if hi == lo:
-            spread = abs(hi) * 0.1 or (0.01 if self.unit is Unit.PERCENT else 1.0)
-            lo, hi = lo - spread, hi + spread
-        margin = (hi - lo) * 0.08
-        low, high = lo - margin, hi + margin
-        if floor_at_zero and low < 0:
-            low = 0.0
-        locator = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=self.unit is Unit.COUNT)
-        ticks = [float(t) for t in locator.tick_values(low, high) if low <= t <= high]
-        # money ticks that reach 1,000 read better without cents ($1,500, not $1,500.00)
-        cents = None if max((abs(t) for t in ticks), default=0.0) < 1000 else False
-        labels = [self._format_y(t, cents) for t in ticks]
-        self.y_ticks.set(ticks, labels)
-        self.ax.set_ylim(low, high)
-        widest = max((self.text_width(label, TICK_SIZE) for label in labels), default=0.0)
-        self.fig.subplots_adjust(left=max(_MIN_LEFT, (widest + 22) / WIDTH_PX))
+
+class _Breakdown(_Dated):
+    """A line per dimension value over the days, or a bar per value for one period; the
+    named values in the palette, "other" in a darker grey, the untagged entries dashed grey."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        ax = self.ax
+        self.lines: list[Line2D] = []
+        for i in range(BREAKDOWN_LINES):
+            self.lines.append(ax.plot(
+                [], [], color=PALETTE[i], linewidth=3, solid_capstyle="round", zorder=4,
+                marker="o", markersize=6,
+            )[0])  # fmt: skip
+        self.key = [self._key_entry(line) for line in self.lines]
+        self.bars: list[Rectangle] = []
+        self.bar_values: list[Text] = []
+
+    def _style(self, i: int, kind: str) -> None:
+        """Line `i` (and its key sample) as a named value, `other` or `untagged`."""
+        colour = {"other": MUTED, "untagged": GREY}.get(kind, PALETTE[i])
+        style: tuple[float, tuple[float, float]] | Literal["-"] = (
+            (0, (4, 2.5)) if kind == "untagged" else "-")
+        for line in (self.lines[i], self.key[i][0]):
+            line.set_color(colour)
+            line.set_linestyle(style)
+            line.set_markerfacecolor(colour)
+            line.set_markeredgecolor(colour)
+
+    def _ensure_bars(self, count: int) -> None:
+        from matplotlib.patches import Rectangle
+
+        while len(self.bars) < count:
+            bar = Rectangle((0, 0), 0, 0, facecolor=BLUE, edgecolor="none", zorder=4)
+            self.ax.add_patch(bar)
+            self.bars.append(bar)
+            self.bar_values.append(self.ax.text(
+                0, 0, "", ha="center", va="bottom", fontsize=TEXT_SIZE, color=INK, zorder=5))
+
+    def render(
+        self, title: str, unit: Unit, days: Sequence[date],
+        series: Sequence[tuple[str, str, Sequence[float | None]]], bars: bool, currency: str,
+        locale: str,
+    ) -> bytes:
+        self.unit, self.currency, self.locale, self.date_format = unit, currency, locale, ""
+        self.title.set_text(title)
+        shown = list(series)[:BREAKDOWN_LINES]
+        values = [[_finite(v) for v in points] for _, _, points in shown]
+        has_data = any(v is not None for points in values for v in points)
+        self.show_data(has_data)
+        for i, (_, kind, _) in enumerate(shown):
+            self._style(i, kind)
+        entries = [(i, name) for i, (name, _, _) in enumerate(shown)] if has_data and not bars else []
+        rows = self._show_key(entries, wrap=True)
+        self.fig.subplots_adjust(top=_TOP - _KEY_ROW / HEIGHT_PX * max(0, rows - 1))
+        for bar, label in zip(self.bars, self.bar_values, strict=True):
+            bar.set_visible(False)
+            label.set_visible(False)
+        for line in self.lines:
+            line.set_visible(False)
+        if not has_data:
+            return self.png()
+        if bars:
+            return self._bars(shown, [points[-1] for points in values])
+        nan = float("nan")
+        xs = [float(day.toordinal()) for day in days]
+        for line, points in zip(self.lines, values, strict=False):
+            line.set_visible(True)
+            line.set_data(xs, [nan if v is None else v for v in points])
+        self._x_axis(xs)
+        present = [v for points in values for v in points if v is not None]
+        self._y_axis(min(present), max(present))
+        return self.png()
+
+    def _bars(self, shown: Sequence[tuple[str, str, Sequence[float | None]]],
+              totals: Sequence[float | None]) -> bytes:
+        self._ensure_bars(len(shown))
+        for i, ((_, kind, _), value) in enumerate(zip(shown, totals, strict=True)):
+            bar, label = self.bars[i], self.bar_values[i]
+            colour = {"other": MUTED, "untagged": GREY}.get(kind, PALETTE[i])
+            height = value or 0.0
+            bar.set_bounds(i - _BAR_WIDTH / 2, min(0.0, height), _BAR_WIDTH, abs(height))
+            bar.set_facecolor(colour)
+            bar.set_visible(True)
+            label.set_position((i, max(0.0, height)))
+            label.set_text("n/a" if value is None else self._format_y(value))
+            label.set_visible(True)
+        positions = [float(i) for i in range(len(shown))]
+        self.x_ticks.set(positions, [name for name, _, _ in shown])
+        self.ax.set_xlim(-0.6, len(shown) - 0.4)
+        present = [v for v in totals if v is not None]
+        self._y_axis(min([0.0, *present]), max([0.0, *present]) * 1.1 or 1.0)
+        return self.png()
 
 
 # -- funnel ---------------------------------------------------------------------------------

@@ -12,15 +12,12 @@ from bot.render.alerts import goal_line
 from bot.render.insights import why_sentence
 from bot.render.kit import (
     CHART_MAX_POINTS,
-    CHART_SERIES_NAME_LIMIT,
-    CHART_TITLE_LIMIT,
     FOLD_LINES,
     MAX_BLOCKS,
     Block,
     Message,
     context,
     header,
-    line_chart,
     marked_cell,
     raw_cell,
     rendered_lines,
@@ -28,6 +25,7 @@ from bot.render.kit import (
     sections,
     table,
 )
+from bot.render.native import day_label, kpi_chart
 from bot.render.numbers import format_change, format_points, format_value
 from kpis.alerts import describe
 from kpis.catalogue import Unit
@@ -128,32 +126,17 @@ def _table_as_lines(digest: Digest, lines: Sequence[Line]) -> list[str]:
     return out
 
 
-def _chart_value(unit: Unit, value: float) -> float:
-    return round(value * 100.0, 2) if unit is Unit.PERCENT else round(value, 2)
-
-
-def _y_label(digest: Digest, unit: Unit) -> str | None:
-    return {Unit.CURRENCY: digest.currency, Unit.PERCENT: "%", Unit.RATIO: "x"}.get(unit)
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
-
-
 def trend_block(digest: Digest, trend: Trend) -> Block | None:
     """The main KPI as a native line chart over the recent days (or weeks); None without data."""
     points = [(d, v) for d, v in trend.points if v is not None]
     points = points[-(CHART_DAYS if digest.kind == DAILY else CHART_MAX_POINTS):][-CHART_MAX_POINTS:]
     if not points:
         return None
-    categories = [f"{d:%b} {d.day}" for d, _ in points]
     span = "days" if digest.kind == DAILY else "weeks"
-    title = _short(f"{trend.label}, last {len(points)} {span}", CHART_TITLE_LIMIT)
-    return line_chart(title, categories,
-                      [(_short(trend.label, CHART_SERIES_NAME_LIMIT),
-                        [_chart_value(trend.unit, v) for _, v in points])],
-                      x_label="Week of" if digest.kind != DAILY else "Day",
-                      y_label=_y_label(digest, trend.unit))
+    return kpi_chart("line", f"{trend.label}, last {len(points)} {span}",
+                     [day_label(d) for d, _ in points], [(trend.label, [v for _, v in points])],
+                     trend.unit, digest.currency,
+                     x_label="Week of" if digest.kind != DAILY else "Day")
 
 
 def unusual_text(digest: Digest, item: Unusual) -> str:

@@ -178,15 +178,34 @@ def table(rows: Sequence[Sequence[Cell]], *, align: Sequence[str | None] = (),
     return block
 
 
+#: the `data_visualization` chart types that take series over categories (section 11)
+SERIES_CHARTS = ("line", "bar", "area")
+
+
 def line_chart(title: str, categories: Sequence[str], series: Sequence[tuple[str, Sequence[float]]],
                *, x_label: str | None = None, y_label: str | None = None) -> Block:
     """A `data_visualization` line chart: each series has one value per category.
 
     Raises BlockLimitError past section 11's limits (title, series, points, labels)."""
+    return series_chart("line", title, categories, series, x_label=x_label, y_label=y_label)
+
+
+def bar_chart(title: str, categories: Sequence[str], series: Sequence[tuple[str, Sequence[float]]],
+              *, x_label: str | None = None, y_label: str | None = None) -> Block:
+    """A `data_visualization` bar chart: the same shape and limits as `line_chart`."""
+    return series_chart("bar", title, categories, series, x_label=x_label, y_label=y_label)
+
+
+def series_chart(kind: str, title: str, categories: Sequence[str],
+                 series: Sequence[tuple[str, Sequence[float]]], *, x_label: str | None = None,
+                 y_label: str | None = None) -> Block:
+    """A line, bar or area `data_visualization` block; BlockLimitError past section 11."""
+    if kind not in SERIES_CHARTS:
+        raise BlockLimitError(f"a series chart is {', '.join(SERIES_CHARTS)} (got {kind!r})")
     if not title or len(title) > CHART_TITLE_LIMIT:
         raise BlockLimitError(f"a chart title is 1 to {CHART_TITLE_LIMIT} characters (got {len(title)})")
     if not 1 <= len(series) <= CHART_MAX_SERIES:
-        raise BlockLimitError(f"a line chart has 1 to {CHART_MAX_SERIES} series (got {len(series)})")
+        raise BlockLimitError(f"a {kind} chart has 1 to {CHART_MAX_SERIES} series (got {len(series)})")
     if not 1 <= len(categories) <= CHART_MAX_POINTS:
         raise BlockLimitError(f"a series has 1 to {CHART_MAX_POINTS} points (got {len(categories)})")
     if len(set(categories)) != len(categories):
@@ -211,7 +230,7 @@ def line_chart(title: str, categories: Sequence[str], series: Sequence[tuple[str
                 raise BlockLimitError(f"an axis label is at most {CHART_AXIS_LABEL_LIMIT} characters")
             axis[key] = axis_label
     return {"type": "data_visualization", "title": title, "chart": {
-        "type": "line",
+        "type": kind,
         "series": [{"name": name, "data": [{"label": c, "value": float(v)}
                                            for c, v in zip(categories, values, strict=True)]}
                    for name, values in series],
@@ -240,8 +259,8 @@ def native_problems(blocks: Sequence[Block]) -> list[str]:
     for block in charts:
         chart = block.get("chart") or {}
         axis = chart.get("axis_config")
-        if chart.get("type") != "line" or not isinstance(axis, dict):
-            problems.append("data_visualization: a line chart needs axis_config")
+        if chart.get("type") not in SERIES_CHARTS or not isinstance(axis, dict):
+            problems.append(f"data_visualization: a {'/'.join(SERIES_CHARTS)} chart needs axis_config")
             continue
         categories = list(axis.get("categories") or [])
         series = []
@@ -251,8 +270,8 @@ def native_problems(blocks: Sequence[Block]) -> list[str]:
                 problems.append(f"data_visualization: series {s.get('name')!r} is not one point per category")
             series.append((str(s.get("name", "")), [d.get("value") for d in data]))
         try:
-            line_chart(str(block.get("title") or ""), categories, series,
-                       x_label=axis.get("x_label"), y_label=axis.get("y_label"))
+            series_chart(str(chart["type"]), str(block.get("title") or ""), categories, series,
+                         x_label=axis.get("x_label"), y_label=axis.get("y_label"))
         except BlockLimitError as problem:
             problems.append(f"data_visualization: {problem}")
     return problems

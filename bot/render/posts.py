@@ -1,5 +1,5 @@
 """What the Courier posts: a digest, an alert's message (or its update, or a note in its
-thread) or a nudge, rendered once here.
+thread), a nudge or a `/kpi chart`, rendered once here.
 
 Use cases hand the Poster a domain payload; this is the one place that turns each kind into
 the message (and the files for its thread) that goes out.
@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.app.alerts import AlertPost, SnoozePost
+from bot.app.charts import Charted
 from bot.app.digests import Digest
 from bot.app.failures import FailureNotice
 from bot.app.reminders import NudgePost
 from bot.render.alerts import alert_message, snooze_note_message
 from bot.render.blocks import failure_notice_message
+from bot.render.chart_post import chart_message
 from bot.render.digest import digest_charts, digest_details, digest_message, fallback_blocks
 from bot.render.insights import nudge_message
 from bot.render.kit import MAX_BLOCKS, sections
@@ -55,6 +57,10 @@ def outgoing_of(payload: object) -> Outgoing:
         return Outgoing(message["text"], [*message["blocks"], *extra][:MAX_BLOCKS], files,
                         fallback_blocks=[*fallback_blocks(payload), *extra][:MAX_BLOCKS],
                         comment=details if files else None)
+    if isinstance(payload, Charted):
+        chart = chart_message(payload)
+        return Outgoing(chart.text, chart.blocks, [Attachment(chart.filename, chart.title, chart.png)],
+                        fallback_blocks=chart.fallback_blocks)
     if isinstance(payload, AlertPost):
         body = alert_message(payload)
         return Outgoing(body["text"], body["blocks"])
