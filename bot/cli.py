@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import os
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -362,12 +363,15 @@ def cmd_slash(args: argparse.Namespace) -> int:
     same use case and renderer as Slack, and the answer is printed as plain text.
 
     The operator at the terminal is an admin (`Spec.admin` is not asked), but changes go through
-    the same use cases, so they are stored with the same checks and the same author fields."""
-    from bot.grammar import parse_command
+    the same use cases, so they are stored with the same checks and the same author fields. A
+    terminal has no fold and no Show all button: what folds in Slack is printed in full."""
+    from bot.grammar import FOLDED, Folded, parse_command
     from bot.registry import spec_for
     from bot.render.text import terminal_text
 
     command = parse_command(" ".join([args.command, *args.words]))
+    if isinstance(command, tuple(FOLDED.values())):
+        command = dataclasses.replace(cast(Folded, command), full=True)
     spec = spec_for(command)
     if spec.form:
         usage, _ = SLASH_COMMANDS[args.command]

@@ -9,9 +9,10 @@ where that data is; raw value strings are kept as typed for that reason.
 from __future__ import annotations
 
 import calendar
+import json
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import TypeAlias
 
 from kpis.catalogue import DIMENSIONS
@@ -40,7 +41,9 @@ MAX_RANGE_DAYS = 366
 
 @dataclass(frozen=True, kw_only=True)
 class Help:
-    """`help`: short usage with examples."""
+    """`help`: short usage with examples; `full` (its Show all) every command."""
+
+    full: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +69,9 @@ class Report:
     kpis: tuple[str, ...] = ()
     dims: tuple[tuple[str, str], ...] = ()
     by: str | None = None
+    #: the day a button's report stood on (an alert's week so far); never typed
+    as_of: str | None = None
+    full: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,7 +198,9 @@ class Tracking:
 
 @dataclass(frozen=True, kw_only=True)
 class Metrics:
-    """`metrics`: what the workspace tracks."""
+    """`metrics`: what the workspace tracks; `full` (its Show all) with every label and formula."""
+
+    full: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -238,9 +246,10 @@ class Sources:
 
 @dataclass(frozen=True, kw_only=True)
 class History:
-    """`history [METRIC]`."""
+    """`history [METRIC]`; `full` (its Show all) every line of it."""
 
     metric: str | None = None
+    full: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,6 +284,7 @@ class Why:
 
     kpi: str
     range: str | None = None
+    full: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -282,6 +292,7 @@ class WhatIf:
     """`whatif STEP=+PCT% ...`; the values are kept as typed (`+10%`, `-5%`, `10`)."""
 
     changes: tuple[tuple[str, str], ...]
+    full: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -380,6 +391,48 @@ Command: TypeAlias = (
 
 class CommandError(ValueError):
     """Command text we cannot act on; `str()` is the reply, naming the problem and the fix."""
+
+
+# --- Show all: a command in a button's value ------------------------------------------------
+
+Folded: TypeAlias = Help | Report | Alerts | Metrics | History | Why | WhatIf
+#: the commands whose answer folds on a phone, so a Show all button can ask for them in full
+FOLDED: dict[str, type[Folded]] = {
+    "help": Help, "report": Report, "alerts": Alerts, "metrics": Metrics, "history": History,
+    "why": Why, "whatif": WhatIf,
+}
+_STALE = "That button no longer works. Run the command again."
+
+
+def show_all_value(command: Folded) -> str:
+    """A Show all button's value: the command, to be run again in full (`shown_in_full`)."""
+    [name] = [name for name, kind in FOLDED.items() if type(command) is kind]
+    said = {f.name: getattr(command, f.name) for f in fields(command)
+            if f.name != "full" and getattr(command, f.name) != f.default}
+    return json.dumps({"command": name, **said}, separators=(",", ":"))
+
+
+def shown_in_full(value: Mapping[str, object]) -> Folded:
+    """The command a Show all button names, with `full`; CommandError for a value that names
+    none (a button of another version, or a made-up one)."""
+    kind = FOLDED.get(str(value.get("command")))
+    if kind is None:
+        raise CommandError(_STALE)
+    said = {f.name: _frozen(value[f.name]) for f in fields(kind)
+            if f.name in value and f.name != "full"}
+    try:
+        return kind(**said, full=True)  # type: ignore[arg-type]
+    except TypeError:
+        raise CommandError(_STALE) from None
+
+
+def _frozen(value: object) -> object:
+    """JSON's lists back as the tuples the commands hold; only strings and None inside."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if value is None or isinstance(value, str):
+        return value
+    raise CommandError(_STALE)
 
 
 # --- Entry point ----------------------------------------------------------------------------

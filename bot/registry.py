@@ -74,17 +74,20 @@ def _metadata(ctx: Context) -> dict[str, str]:
 
 def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per command
     match command:
-        case g.Help():
-            return Spec(lambda ctx: None, lambda _, ctx: blocks.help_message())
+        case g.Help(full=full):
+            return Spec(lambda ctx: None, lambda _, ctx: blocks.help_message(
+                full=full, more=g.show_all_value(command)))
         case g.LogForm():
             return Spec(entries.log_form, lambda form, ctx: Modal(
                 blocks.log_modal(form.metrics, form.today, form.currency, _metadata(ctx),
                                  form.prefilled)), form=True)
         case g.Log(values=values, date=day, dims=dims, via=via):
             return Spec(lambda ctx: entries.log_numbers(ctx, values, day=day, dims=dims, origin=via),
-                        lambda result, ctx: blocks.log_reply(result, ctx.catalogue, *_money(ctx)))
-        case g.Report(range=spec, kpis=names, dims=dims, by=by):
-            return Spec(lambda ctx: reports.requested(ctx, spec, names, dims, by), _report)
+                        lambda result, ctx: blocks.log_reply(blocks.Logged.of(result), ctx.catalogue,
+                                                             *_money(ctx)))
+        case g.Report(range=spec, kpis=names, dims=dims, by=by, as_of=as_of, full=full):
+            return Spec(lambda ctx: reports.requested(ctx, spec, names, dims, by, as_of=as_of),
+                        lambda asked, ctx: _report(asked, ctx, as_of=as_of, full=full))
         case g.Chart(kpi=name, range=spec, by=by):
             return Spec(lambda ctx: charts.post_chart(ctx, name, spec, by), _chart,
                         slow="Drawing the chart…")
@@ -110,7 +113,8 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
                         admin="add alert rules", form=True)
         case g.Alerts(full=full):
             return Spec(alerts.listed, lambda rows, ctx: alert_views.rules_message(
-                rows, *_money(ctx), ctx.workspace.timezone, ctx.now, full=full))
+                rows, *_money(ctx), ctx.workspace.timezone, ctx.now, full=full,
+                more=g.show_all_value(command)))
         case g.AlertRemove(rule_id=rule_id):
             return Spec(lambda ctx: alerts.remove_rule(ctx, rule_id), _say(
                 lambda rule, ctx: f":wastebasket: Alert #{rule.id} on `{rule.rule.kpi}` removed."),
@@ -140,9 +144,10 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
                 blocks.setup_modal(form, _metadata(ctx))), admin="set up the workspace", form=True)
         case g.Tracking():
             return Spec(tracking.tracking, _say(lambda tracked, ctx: blocks.tracked_text(tracked)))
-        case g.Metrics():
+        case g.Metrics(full=full):
             return Spec(definitions.vocabulary, lambda v, ctx: blocks.metrics_message(
-                v.catalogue, v.packs, v.currency, v.tracked if v.chosen else None))
+                v.catalogue, v.packs, v.currency, v.tracked if v.chosen else None, full=full,
+                more=g.show_all_value(command)))
         case g.Define(key=key, formula=formula, unit=unit, better=better):
             return Spec(lambda ctx: definitions.define_kpi(ctx, key, formula, unit=unit,
                                                            better=better), _say(
@@ -164,9 +169,10 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
                         admin="classify sources")
         case g.Sources():
             return Spec(definitions.sources, _say(lambda found, ctx: blocks.sources_text(found)))
-        case g.History(metric=metric):
+        case g.History(metric=metric, full=full):
             return Spec(lambda ctx: entries.history(ctx, metric), lambda lines, ctx:
-                        blocks.history_message(lines, ctx.catalogue, *_money(ctx)))
+                        blocks.history_message(lines, ctx.catalogue, *_money(ctx), full=full,
+                                               more=g.show_all_value(command)))
         case g.Undo(batch_id=batch_id):
             return Spec(lambda ctx: entries.undo(ctx, batch_id),
                         lambda batch, ctx: blocks.undo_reply(batch))
@@ -184,12 +190,14 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
             return Spec(lambda ctx: workspace_settings.save_settings(ctx, packs, tz, currency, locale),
                         _say(lambda ws, ctx: ":white_check_mark: Settings saved."),
                         admin="change settings")
-        case g.Why(kpi=name, range=spec):
+        case g.Why(kpi=name, range=spec, full=full):
             return Spec(lambda ctx: insights.why(ctx, name, spec),
-                        lambda result, ctx: insight_views.why_message(result, *_money(ctx)))
-        case g.WhatIf(changes=changes):
+                        lambda result, ctx: insight_views.why_message(
+                            result, *_money(ctx), full=full, more=g.show_all_value(command)))
+        case g.WhatIf(changes=changes, full=full):
             return Spec(lambda ctx: insights.what_if(ctx, changes),
-                        lambda result, ctx: insight_views.whatif_message(result, *_money(ctx)))
+                        lambda result, ctx: insight_views.whatif_message(
+                            result, *_money(ctx), full=full, more=g.show_all_value(command)))
         case g.WhatIfForm():
             return Spec(lambda ctx: None, lambda _, ctx: Modal(
                 insight_views.whatif_modal(_metadata(ctx))), form=True)
@@ -217,11 +225,23 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
             assert_never(command)
 
 
-def _report(asked: reports.Requested, ctx: Context) -> Reply:
-    share = json.dumps({"range": asked.range, "kpis": list(asked.names), "dims": dict(asked.dims),
-                        "by": asked.by})
+def _report(asked: reports.Requested, ctx: Context, *, as_of: str | None, full: bool) -> Reply:
+    """The report with Share and, when rows are hidden, Show all (both like for like: the
+    range as it was resolved when asked); `full` every row, the goals and the notes."""
+    spec = {"range": asked.range, "kpis": list(asked.names), "dims": dict(asked.dims), "by": asked.by}
+    if as_of:
+        spec["as_of"] = as_of
     lines = [alert_views.goal_line(p, *_money(ctx)) for p in asked.goals]
-    return report_view.report_message(asked.report, share_value=share, goals=lines)
+    if full:
+        return report_view.report_message(asked.report, goals=lines, full=True)
+    return report_view.report_message(asked.report, share_value=json.dumps(spec), goals=lines,
+                                      more=show_all_report(asked, as_of))
+
+
+def show_all_report(asked: reports.Requested, as_of: str | None = None) -> str:
+    """The report's Show all: the same report, its range as resolved when it was asked."""
+    return g.show_all_value(g.Report(range=asked.range, kpis=asked.names, dims=asked.dims,
+                                     by=asked.by, as_of=as_of))
 
 
 def _chart(answer: charts.ChartAnswer, ctx: Context) -> Reply:

@@ -305,3 +305,11 @@ def at_once(*work: Callable[[], list[str]]) -> list[str]:
     for t in threads:
         t.join()
     return [outcome for result in results for outcome in result]
+
+
+def in_full(bot: SlackBot, body: dict[str, Any]) -> dict[str, Any]:
+    """What the Show all button of a folded answer answers (only to the clicker)."""
+    [button] = [e for b in body["blocks"] if b["type"] == "actions" for e in b["elements"]
+                if e["action_id"] == "show_all"]
+    click = bot.action("show_all", button.get("value"), is_ephemeral=True)
+    return bot.fake.wait_for(lambda: bot.responses(click))[-1]

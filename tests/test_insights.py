@@ -39,7 +39,15 @@ from kpis.whatif import STEP_KEYS
 from storage import Store, open_store
 from storage.repository import Write
 from storage.timers import NUDGES_TIMER, Timer
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, SlackReply, texts
+from tests.conftest import (
+    SLACK_ADMIN,
+    SLACK_MEMBER,
+    SLACK_NOW,
+    SlackBot,
+    SlackReply,
+    in_full,
+    texts,
+)
 
 T1 = "T0001"
 NY = "America/New_York"
@@ -125,7 +133,7 @@ def test_why_cpl_ranks_leads_then_spend_and_names_the_source_that_moved(slack_bo
     assert reply.status == 200
     body = reply.json
     assert body["text"] == "CPL +23.6%: leads −11.0%, spend +10.0%; leads fell mostly from facebook"
-    shown = texts(body)
+    shown = texts(in_full(slack_bot, body))  # the sources are below the fold
     # ln(1.1) and ln(100/89) scaled to the total +23.6% give 10.6 and 13.0 points
     assert "1. *leads*: 100 → 89 (−11.0%), +13.0 pts of CPL's +23.6%" in shown
     assert "2. *spend*: $1,000.00 → $1,100.00 (+10.0%), +10.6 pts of CPL's +23.6%" in shown
@@ -189,7 +197,7 @@ def test_why_sales_on_the_demo_funnel_splits_into_every_step_exactly(demo_bot: S
     assert math.prod(c.new / c.old for c in e.contributions) == pytest.approx(sales[1] / sales[0])
     assert math.fsum(c.points for c in e.contributions) == pytest.approx(e.total_pct)
 
-    shown = texts(demo_bot.command("why sales").json)
+    shown = texts(in_full(demo_bot, demo_bot.command("why sales").json))
     for name in ("*impressions*", "*CTR*", "*view rate*", "*landing CVR*", "*booking rate*",
                  "*show rate*", "*close rate*"):
         assert name in shown
@@ -225,7 +233,7 @@ def test_whatif_command_compounds_the_funnel_steps(demo_bot: SlackBot) -> None:
 
     reply = demo_bot.command("whatif ctr=+10% close_rate=+5% aov=+25%")
 
-    shown = texts(reply.json)
+    shown = texts(in_full(demo_bot, reply.json))  # the compounding is below the fold
     assert "What if CTR +10.0%, close rate +5.0%, AOV +25.0%" in shown
     leads, revenue = baseline["leads"].value, baseline["revenue"].value
     assert leads is not None and revenue is not None

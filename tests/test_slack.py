@@ -30,6 +30,7 @@ from tests.conftest import (
     SLACK_OTHER_TEAM_USER,
     SlackBot,
     SlackReply,
+    in_full,
     row_of,
     table_rows,
     texts,
@@ -134,7 +135,8 @@ def test_help_shows_usage_with_examples(slack_bot: SlackBot) -> None:
     assert reply.status == 200
     body = reply.json
     assert body["text"]
-    shown = texts(body)
+    assert "/kpi report last-month" in texts(body)
+    shown = texts(in_full(slack_bot, body))  # every command, behind Show all
     for example in (
         "/kpi log leads=12 spend=340",
         "/kpi report last-month",
@@ -324,10 +326,10 @@ def test_share_works_for_every_period_one_day_included(slack_bot: SlackBot, aske
 def test_show_all_answers_every_row_only_to_the_clicker(slack_bot: SlackBot) -> None:
     _seed_report_data(slack_bot)
     reply = slack_bot.command("report")
-    show_all = elements(reply.json)["report_show_all"]
+    show_all = elements(reply.json)["show_all"]
     shown_rows = len(table_rows(reply.json)) - 1
 
-    click = slack_bot.action("report_show_all", show_all["value"], is_ephemeral=True)
+    click = slack_bot.action("show_all", show_all["value"], is_ephemeral=True)
 
     full = wait_response(slack_bot, click)
     assert full.get("response_type") == "ephemeral"
@@ -414,8 +416,9 @@ def test_share_in_a_private_channel_it_cannot_post_in_says_to_invite_it(
 def test_metrics_lists_tracked_metrics_and_kpis(slack_bot: SlackBot) -> None:
     reply = slack_bot.command("metrics")
 
-    shown = texts(reply.json)
-    assert "*Tracked metrics* (packs: marketing, sales" in shown
+    assert "*Tracked metrics* (packs: marketing, sales" in texts(reply.json)
+    assert "`leads`, " in texts(reply.json) and "`cpl`" in texts(reply.json)
+    shown = texts(in_full(slack_bot, reply.json))  # labels and formulas behind Show all
     assert "`leads` " in shown and "`spend` " in shown
     assert "`cpl` Cost per lead = `spend / leads`" in shown
     assert_nothing_stored(slack_bot)
@@ -427,7 +430,7 @@ def test_define_by_an_admin_adds_a_kpi_that_reports_use(slack_bot: SlackBot) -> 
     assert "Defined `lead_value` = `revenue / leads`" in texts(reply.json)
     catalogue = slack_bot.store.catalogue(T1)
     assert catalogue.kpis["lead_value"].custom
-    assert "`lead_value`" in texts(slack_bot.command("metrics").json)
+    assert "`lead_value`" in texts(in_full(slack_bot, slack_bot.command("metrics").json))
     slack_bot.command("log leads=10 revenue=2500")
     report = texts(slack_bot.command("report today lead_value").json)
     assert "250.00" in report

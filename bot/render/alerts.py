@@ -33,6 +33,7 @@ from bot.render.kit import (
     section,
     sections,
     select,
+    show_all,
     table,
 )
 from bot.render.numbers import format_change, format_day, format_local, format_value
@@ -278,7 +279,7 @@ def rule_cells(w: Watched, currency: str, locale: str, zone: str, now: datetime)
 
 def rules_message(
     rules: Sequence[Watched], currency: str, locale: str, zone: str, now: datetime, *,
-    full: bool = False,
+    full: bool = False, more: str = "",
 ) -> Message:
     """`/kpi alerts`: a table, one rule a row (its value so far, what fires it, its state and
     next check), within FOLD_LINES on a phone; "Show all" (or `full`) has every rule."""
@@ -304,7 +305,7 @@ def rules_message(
         if kept:
             blocks.append(context(" ".join(notes(shown)[:kept])))
         if shown < len(rows):
-            blocks.append(actions(button(f"Show all {len(rows)} rules", "alerts_show_all", "all")))
+            blocks.append(actions(show_all(f"Show all {len(rows)} rules", more)))
         return blocks
 
     if full:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from bot.app.context import UserError
 from bot.app.failures import FailureNotice
 from bot.app.home import Home
 from bot.app.settings import LOCALES
@@ -19,11 +21,17 @@ from bot.app.setup import SETUP_GOALS, SetupForm
 from bot.grammar import MAX_TRACKED
 from bot.render.alerts import goal_line
 from bot.render.kit import (
+    Block,
     Message,
+    actions,
     context,
+    fold,
+    header,
     message,
+    most_that_fit,
     section,
     sections,
+    show_all,
 )
 from bot.render.kit import button as _button
 from bot.render.numbers import format_delta, format_moment, format_value
@@ -55,36 +63,142 @@ HELP_LINES = (
 )
 
 
-def help_message() -> Message:
-    return message("How to use /kpi", [
-        {"type": "header", "text": {"type": "plain_text", "text": "KPI bot: how to use /kpi"}},
-        *sections(HELP_LINES),
-    ])
+#: what `/kpi help` says above the fold: the commands people use most; Show all has the rest
+SHORT_HELP = (
+    "`/kpi log leads=12 spend=340` (`/kpi` opens the form)",
+    "`/kpi report` · `/kpi report last-month`",
+    "`/kpi why cpl` · `/kpi whatif ctr=+10%`",
+    "`/kpi alerts` · `/kpi goals` · `/kpi digest now`",
+    "`/kpi history` · `/kpi undo` · `/kpi metrics`",
+)
+
+
+def help_message(*, full: bool = False, more: str = "") -> Message:
+    """The usage: by default the commands used most and Show all; `full` every command."""
+    head = header("KPI bot: how to use /kpi")
+    if full:
+        return message("How to use /kpi", [head, *sections(HELP_LINES)])
+    return message("How to use /kpi", [head, *sections(SHORT_HELP),
+                                       actions(show_all("Show all commands", more))])
 
 
 # -- logging --------------------------------------------------------------------------------
 
+#: a number in a button's value: enough digits for every format, no more
+_DIGITS = "{:.10g}"
+#: room a Show all value leaves of a button value's 2,000 characters
+_VALUE_ROOM = 1990
+Figure = tuple[str, float | None, float | None]
 
-def log_reply(result: Any, catalogue: Catalogue, currency: str, locale: str) -> Message:
-    """What was stored, the KPIs it moved, and an Undo button (ephemeral)."""
-    stored = ", ".join(
-        f"*{c.metric}* {fmt(c.new, catalogue.metrics[c.metric].unit, currency, locale)}"
-        + (f" (was {fmt(c.old, catalogue.metrics[c.metric].unit, currency, locale)})"
-           if c.old is not None else "")
-        for c in result.batch.changes
-    )
-    dims = result.batch.changes[0].dims if result.batch.changes else ()
-    tags = " · ".join(f"{k}={v}" for k, v in dims)
-    lines = [f":white_check_mark: Stored for {result.day:%a %d %b %Y}: {stored}" + (f" ({tags})" if tags else "")]
-    for moved in result.moved[:12]:
-        kpi = catalogue.kpis[moved.key]
-        before = fmt(moved.before, kpi.unit, currency, locale)
-        lines.append(f"• {kpi.label}: {before} → *{fmt(moved.after, kpi.unit, currency, locale)}*")
-    text = lines[0].replace("*", "")
-    blocks = [*sections(lines), {"type": "actions", "elements": [
-        _button("Undo", "undo_last", result.batch.id),
-    ]}]
-    return message(text, blocks)
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _figures(raw: Any) -> tuple[Figure, ...]:
+    """`[[key, a, b], ...]` from a button's value, keeping only well-formed entries."""
+    return tuple((str(item[0]), _number(item[1]), _number(item[2])) for item in raw or ()
+                 if isinstance(item, list) and len(item) == 3 and isinstance(item[0], str))
+
+
+def _moved_most(moved: Sequence[Any]) -> list[Figure]:
+    """The KPIs a log moved, the biggest relative change first (from or to n/a first of all)."""
+    def size(m: Any) -> float:
+        if m.before is None or m.after is None or m.before == 0:
+            return float("inf")
+        return float(abs(m.after - m.before) / abs(m.before))
+
+    return [(m.key, m.before, m.after) for m in sorted(moved, key=size, reverse=True)]
+
+
+@dataclass(frozen=True)
+class Logged:
+    """A log's reply as data: the numbers stored (metric, new, old) and the KPIs they moved
+    (key, before, after), most first. Its Show all button carries it, as the log cannot be run
+    again (that would store it twice); `cut` counts the figures that did not fit in it."""
+
+    day: date
+    batch_id: str
+    stored: tuple[Figure, ...]
+    dims: tuple[tuple[str, str], ...] = ()
+    moved: tuple[Figure, ...] = ()
+    cut: int = 0
+
+    @classmethod
+    def of(cls, result: Any) -> Logged:
+        changes = result.batch.changes
+        return cls(result.day, result.batch.id, tuple((c.metric, c.new, c.old) for c in changes),
+                   tuple(changes[0].dims) if changes else (), tuple(_moved_most(result.moved)))
+
+    def value(self) -> str:
+        """The Show all value, within a button's 2,000 characters: when the figures are too
+        many, the least moved KPIs are left out first, then the last numbers, and counted."""
+        def short(figures: Sequence[Figure]) -> list[list[Any]]:
+            return [[k, *(None if v is None else float(_DIGITS.format(v)) for v in (a, b))]
+                    for k, a, b in figures]
+
+        stored, moved = list(self.stored), list(self.moved)
+        while True:
+            left_out = len(self.stored) + len(self.moved) - len(stored) - len(moved)
+            text = json.dumps({"log": {"day": self.day.isoformat(), "batch": self.batch_id,
+                                       "dims": [list(d) for d in self.dims],
+                                       "stored": short(stored), "moved": short(moved),
+                                       "cut": self.cut + left_out}}, separators=(",", ":"))
+            if len(text) <= _VALUE_ROOM or not (stored or moved):
+                return text
+            (moved or stored).pop()
+
+    @classmethod
+    def of_value(cls, raw: dict[str, Any]) -> Logged:
+        """A Show all button's log; a value that is not one is refused as a stale button."""
+        try:
+            day = date.fromisoformat(str(raw.get("day")))
+        except ValueError:
+            raise UserError("That button no longer works. `/kpi history` shows your entries.") from None
+        dims = tuple((str(d[0]), str(d[1])) for d in raw.get("dims") or ()
+                     if isinstance(d, list) and len(d) == 2)
+        cut = raw.get("cut")
+        return cls(day, str(raw.get("batch") or ""), _figures(raw.get("stored")), dims,
+                   _figures(raw.get("moved")), cut if isinstance(cut, int) else 0)
+
+
+def log_reply(logged: Logged, catalogue: Catalogue, currency: str, locale: str, *,
+              full: bool = False) -> Message:
+    """What was stored, the KPIs it moved most and an Undo button (ephemeral), within the fold
+    on a phone; Show all (or `full`) has every number and every KPI it moved."""
+    def unit(key: str) -> Unit:
+        item = catalogue.metrics.get(key) or catalogue.kpis.get(key)
+        return item.unit if item else Unit.COUNT
+
+    stored = [f"*{m}* {fmt(new, unit(m), currency, locale)}"
+              + (f" (was {fmt(old, unit(m), currency, locale)})" if old is not None else "")
+              for m, new, old in logged.stored]
+    tags = " · ".join(f"{k}={v}" for k, v in logged.dims)
+    moved = [f"• {catalogue.kpis[k].label if k in catalogue.kpis else k}: "
+             f"{fmt(before, unit(k), currency, locale)} → *{fmt(after, unit(k), currency, locale)}*"
+             for k, before, after in logged.moved]
+    if full and logged.cut:
+        moved.append(f"…and {logged.cut} more than a button can carry: `/kpi history` and "
+                     f"`/kpi report {logged.day}` show them.")
+
+    def first_line(shown: int) -> str:
+        rest = f" and {len(stored) - shown} more" if shown < len(stored) else ""
+        return (f":white_check_mark: Stored for {logged.day:%a %d %b %Y}: {', '.join(stored[:shown])}"
+                f"{rest}" + (f" ({tags})" if tags else ""))
+
+    def assemble(shown: int, kpis: int) -> list[Block]:
+        buttons = [_button("Undo", "undo_last", logged.batch_id)]
+        if shown < len(stored) or kpis < len(moved):
+            label = f"Show all {len(moved)} KPIs" if shown == len(stored) else "Show all numbers"
+            buttons.append(show_all(label, logged.value()))
+        return [*sections([first_line(shown), *moved[:kpis]]), actions(*buttons)]
+
+    text = first_line(len(stored)).replace("*", "")
+    if full:
+        return message(text, assemble(len(stored), len(moved)))
+    # what was stored first, leaving room for the KPI that moved most
+    shown = most_that_fit(lambda n: assemble(n, min(len(moved), 1)), len(stored), least=1)
+    return message(text, fold(lambda kpis: assemble(shown, kpis), len(moved)))
 
 
 def undo_reply(batch: Any) -> Message:
@@ -92,7 +206,10 @@ def undo_reply(batch: Any) -> Message:
     return message(":leftwards_arrow_with_hook: Undone: " + "; ".join(parts[:20]))
 
 
-def history_message(lines: Sequence[Any], catalogue: Catalogue, currency: str, locale: str) -> Message:
+def history_message(lines: Sequence[Any], catalogue: Catalogue, currency: str, locale: str, *,
+                    full: bool = False, more: str = "") -> Message:
+    """The latest entries, newest first, as many as fit above the fold; Show all (`full`)
+    every one of them."""
     if not lines:
         return message("No entries yet. Log some with `/kpi log leads=12 spend=340`.")
     rows = []
@@ -104,7 +221,14 @@ def history_message(lines: Sequence[Any], catalogue: Catalogue, currency: str, l
         tags = "".join(f" {k}={v}" for k, v in h.dims)
         undone = " _(undone)_" if h.undone else ""
         rows.append(f"`{h.day}` *{h.metric}*{tags}: {old} → {new} by {who} via {h.origin}{undone}")
-    return message("Recent entries", [section("*Recent entries*"), *sections(rows)])
+
+    def assemble(shown: int) -> list[Block]:
+        blocks = [section("*Recent entries*"), *sections(rows[:shown])]
+        if shown < len(rows):
+            blocks.append(actions(show_all(f"Show all {len(rows)} entries", more)))
+        return blocks
+
+    return message("Recent entries", assemble(len(rows)) if full else fold(assemble, len(rows), 1))
 
 
 # -- reports --------------------------------------------------------------------------------
@@ -186,10 +310,15 @@ def estimate_note(report: Any) -> str:
 
 
 def metrics_message(catalogue: Catalogue, packs: Sequence[str], currency: str,
-                    chosen: Sequence[Metric] | None = None) -> Message:
-    """`/kpi metrics`; `chosen` is the list `/kpi track` set, when one was."""
+                    chosen: Sequence[Metric] | None = None, *, full: bool = False,
+                    more: str = "") -> Message:
+    """What can be logged and what is computed: by default their keys, as many as fit above
+    the fold; Show all (`full`) each with its label, unit and formula, and the other packs'.
+    `chosen` is the list `/kpi track` set, when one was."""
     tracked = list(chosen) if chosen else catalogue.metrics_in(packs)
     why = "chosen with `/kpi track`" if chosen else f"packs: {', '.join(packs)}"
+    if not full:
+        return _metric_keys(catalogue, packs, tracked, why, more)
     lines = [f"*Tracked metrics* ({why}; log with `/kpi log KEY=VALUE`)"]
     lines += [f"`{m.key}` {m.label} ({_unit_name(m, currency)}, {m.aggregation.value})" for m in tracked]
     lines.append("*KPIs*")
@@ -198,6 +327,25 @@ def metrics_message(catalogue: Catalogue, packs: Sequence[str], currency: str,
     if others:
         lines.append("*Also available* (an admin can add packs in `/kpi settings`): " + ", ".join(f"`{k}`" for k in others))
     return message("Metrics and KPIs", sections(lines))
+
+
+def _metric_keys(catalogue: Catalogue, packs: Sequence[str], tracked: Sequence[Metric], why: str,
+                 more: str) -> Message:
+    metrics = [f"`{m.key}`" for m in tracked]
+    kpis = [f"`{k.key}`" for k in catalogue.kpis_in(packs)]
+
+    def listed(keys: Sequence[str], total: int) -> str:
+        return ", ".join(keys) + (f" and {total - len(keys)} more" if len(keys) < total else "")
+
+    def assemble(shown: int) -> list[Block]:
+        lines = [f"*Tracked metrics* ({why}; log with `/kpi log KEY=VALUE`): "
+                 + listed(metrics[:shown], len(metrics))]
+        if shown > len(metrics):
+            lines.append("*KPIs*: " + listed(kpis[:shown - len(metrics)], len(kpis)))
+        # the labels and formulas are below the fold even when every key is above it
+        return [*sections(lines), actions(show_all("Show all, with labels and formulas", more))]
+
+    return message("Metrics and KPIs", fold(assemble, len(metrics) + len(kpis), 1))
 
 
 def _unit_name(metric: Metric, currency: str) -> str:

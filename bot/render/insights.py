@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from bot.app.insights import WhatIfResult, WhyResult
 from bot.app.reminders import Missing
-from bot.render.kit import MAX_BLOCKS, Message, button, context, message, section, sections
+from bot.render.kit import (
+    MAX_BLOCKS,
+    Block,
+    Message,
+    actions,
+    button,
+    context,
+    fold,
+    header,
+    message,
+    section,
+    sections,
+    show_all,
+)
 from bot.render.numbers import format_change, format_value
 from kpis.catalogue import Catalogue, Unit
 from kpis.explain import Breakdown, Contribution, Method, sentence
@@ -172,8 +186,29 @@ _METHOD_NOTES = {
 }
 
 
-def why_message(result: WhyResult, currency: str, locale: str) -> Message:
-    """The ranked explanation: the one-liner, each input's part, then where the counts moved."""
+def _folded(title: str, first: Sequence[Block], groups: Sequence[Sequence[str]], last: Block,
+            *, full: bool, more: str) -> list[Block]:
+    """`title`, `first`, then the lines of `groups` (each its own sections), then `last`; by
+    default only the lines that fit above the fold, the rest behind Show all (`more`)."""
+    flat = [(i, line) for i, group in enumerate(groups) for line in group]
+
+    def assemble(shown: int) -> list[Block]:  # `last` is the part after every line
+        blocks: list[Block] = [header(title), *first]
+        for i in range(len(groups)):
+            kept = [line for g, line in flat[:shown] if g == i]
+            if kept:
+                blocks += sections(kept)
+        if shown <= len(flat):
+            return [*blocks[:MAX_BLOCKS - 1], actions(show_all("Show all", more))]
+        return [*blocks[:MAX_BLOCKS - 1], last]
+
+    return assemble(len(flat) + 1) if full else fold(assemble, len(flat) + 1)
+
+
+def why_message(result: WhyResult, currency: str, locale: str, *, full: bool = False,
+                more: str = "") -> Message:
+    """The ranked explanation: the one-liner (its main driver), the change, each input's part,
+    then where the counts moved; by default what fits above the fold, the rest behind Show all."""
     e = result.explanation
     unit = unit_of(result.catalogue, e.key)
     line = why_sentence(result, locale, currency)
@@ -181,27 +216,22 @@ def why_message(result: WhyResult, currency: str, locale: str) -> Message:
     def fmt(value: float) -> str:
         return format_value(value, unit, currency=currency, locale=locale)
 
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text",
-                                    "text": f"Why {short_name(e.key)} moved"[:150]}},
-        section(f"*{line}*"),
-        section(f"{result.label}: {fmt(e.old)} → *{fmt(e.new)}* "
-                f"({format_change(e.total_pct, locale=locale)}) in {result.period}, "
-                f"against {result.previous}."),
-    ]
+    groups = [[f"{result.label}: {fmt(e.old)} → *{fmt(e.new)}* "
+               f"({format_change(e.total_pct, locale=locale)}) in {result.period}, "
+               f"against {result.previous}."]]
     if e.contributions:
         ranked = [_contribution_line(result, i, c, currency, locale)
                   for i, c in enumerate(e.contributions[:MAX_CONTRIBUTIONS], start=1)]
-        blocks += sections(["*What moved it*, biggest effect first:", *ranked])
+        groups.append(["*What moved it*, biggest effect first:", *ranked])
     elif e.key in result.catalogue.metrics:
-        blocks.append(section(f"`{e.key}` is logged, not computed, so it has no inputs to split."))
+        groups.append([f"`{e.key}` is logged, not computed, so it has no inputs to split."])
     else:
-        blocks.append(section("Too many of its inputs moved at once to split the change."))
-    for split in result.breakdowns[:6]:
-        blocks += sections(_breakdown_lines(result, split, currency, locale))
+        groups.append(["Too many of its inputs moved at once to split the change."])
+    groups += [_breakdown_lines(result, split, currency, locale) for split in result.breakdowns[:6]]
     note = _METHOD_NOTES[e.method]
-    blocks.append(context(f"{note} Another range: `/kpi why {e.key} last-month`.".strip()))
-    return message(line, blocks[:MAX_BLOCKS])
+    last = context(f"{note} Another range: `/kpi why {e.key} last-month`.".strip())
+    return message(line, _folded(f"Why {short_name(e.key)} moved"[:150], [section(f"*{line}*")],
+                                 groups, last, full=full, more=more))
 
 
 # -- what if ------------------------------------------------------------------------------------
@@ -217,8 +247,10 @@ def whatif_title(result: WhatIfResult, locale: str = "en_US") -> str:
     return f"What if {changed}" if changed else "What if nothing changes"
 
 
-def whatif_message(result: WhatIfResult, currency: str, locale: str) -> Message:
-    """Leads, sales, revenue, CAC, ROAS and profit before and after, and the compounding."""
+def whatif_message(result: WhatIfResult, currency: str, locale: str, *, full: bool = False,
+                   more: str = "") -> Message:
+    """Leads, sales, revenue, CAC, ROAS and profit before and after, and the compounding; by
+    default what fits above the fold, the rest behind Show all."""
     p = result.projection
     title = whatif_title(result, locale)
 
@@ -240,18 +272,16 @@ def whatif_message(result: WhatIfResult, currency: str, locale: str) -> Message:
         revenue = p.compounding * (1 + order_value / 100)
         notes.append(f"AOV {format_change(order_value, locale=locale)} on top makes revenue "
                      f"*{_ratio(revenue, locale)}*.")
-    notes += [f":warning: {short_name(k)} would pass 100%: check that change." for k in p.over_100]
+    warnings = [f":warning: {short_name(k)} would pass 100%: check that change." for k in p.over_100]
     outcome = p.outcome("revenue")
     text = (f"{title}: revenue {fmt('revenue', outcome.before)} → {fmt('revenue', outcome.after)} "
             f"over {result.period}")
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-        *sections([*lines, *notes]),
-        context(f"Baseline: the last 30 days ({result.period}), as in `/kpi report 30d`. Ad spend "
-                "and impressions stay as they are; new customers and delivery cost (cogs) follow "
-                "sales. Profit = revenue − ad spend − delivery cost. Nothing is stored."),
-    ]
-    return message(text, blocks)
+    last = context(f"Baseline: the last 30 days ({result.period}), as in `/kpi report 30d`. Ad "
+                   "spend and impressions stay as they are; new customers and delivery cost "
+                   "(cogs) follow sales. Profit = revenue − ad spend − delivery cost. Nothing is "
+                   "stored.")
+    return message(text, _folded(title[:150], [], [[*lines, *warnings, *notes]], last,
+                                 full=full, more=more))
 
 
 def _choice(pct: int) -> dict[str, Any]:

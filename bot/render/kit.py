@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,6 +339,39 @@ def rendered_lines(blocks: Sequence[Block], width: int = PHONE_WIDTH) -> int:
         elif kind in ("divider", "actions", "input"):
             total += 1
     return total
+
+
+# -- what does not fit above the fold: one Show all for every message ---------------------------
+
+#: the action of every Show all button; its value names what to answer in full
+#: (bot/slack/actions.py: a command run again with `full`, or a log's numbers)
+SHOW_ALL = "show_all"
+
+
+def fits(blocks: Sequence[Block]) -> bool:
+    """Whether a message's blocks fit above the fold on a phone."""
+    return rendered_lines(blocks) <= FOLD_LINES
+
+
+def show_all(label: str, value: str) -> Block:
+    """The Show all button, in an actions block of its own unless `more` buttons join it."""
+    return button(label, SHOW_ALL, value)
+
+
+def most_that_fit(assemble: Callable[[int], list[Block]], total: int, least: int = 0) -> int:
+    """How many of `total` parts `assemble(shown)` can show above the fold, at least `least`;
+    `assemble` adds the Show all button itself when `shown < total`."""
+    if fits(assemble(total)):
+        return total
+    shown = min(least, total)
+    while shown + 1 < total and fits(assemble(shown + 1)):
+        shown += 1
+    return shown
+
+
+def fold(assemble: Callable[[int], list[Block]], total: int, least: int = 0) -> list[Block]:
+    """`assemble(shown)` with as many parts shown as fit above the fold (`most_that_fit`)."""
+    return assemble(most_that_fit(assemble, total, least))
 
 
 def message(text: str, blocks: list[Block] | None = None, **extra: Any) -> Message:

@@ -28,6 +28,7 @@ from bot.render.kit import (
     raw_cell,
     rendered_lines,
     sections,
+    show_all,
     table,
 )
 from bot.render.numbers import format_delta
@@ -112,11 +113,12 @@ def _team_line(report: Any) -> str:
 
 def report_message(
     report: Any, *, share_value: str | None = None, goals: Sequence[str] = (), full: bool = False,
-    shared_by: str | None = None, shared_in: str | None = None,
+    shared_by: str | None = None, shared_in: str | None = None, more: str | None = None,
 ) -> Message:
-    """The report as a table. `share_value` (what was asked) adds Share and, when rows are
-    hidden, Show all; `full` shows every row, the goals and the notes; `shared_by` marks the
-    channel's copy (no Share on it), `shared_in` replaces Share on the asker's private copy."""
+    """The report as a table. `share_value` (what was asked) adds Share; `more` (the same
+    report as a Show all value) adds Show all when rows are hidden; `full` shows every row,
+    the goals and the notes; `shared_by` marks the channel's copy (no Share on it),
+    `shared_in` replaces Share on the asker's private copy."""
     title = compared_title(report)
     if not report.metrics:
         return message(f"No numbers logged for {report.period} yet. Log some with "
@@ -150,8 +152,8 @@ def report_message(
             blocks.append(context(f":white_check_mark: Shared in <#{shared_in}>."))
         elif share_value is not None and not shared_by:
             buttons.append(button("Share in channel", "share_report", share_value))
-        if shown < len(rows) and share_value is not None:
-            buttons.append(button(f"Show all {len(rows)} rows", "report_show_all", share_value))
+        if shown < len(rows) and more is not None:
+            buttons.append(show_all(f"Show all {len(rows)} rows", more))
         if buttons:
             blocks.append(actions(*buttons))
         return blocks

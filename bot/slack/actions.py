@@ -1,5 +1,5 @@
-"""Button clicks: Undo, Share in channel, Show all (reports, rules, goals), Snooze, Open report, and the buttons that
-open forms."""
+"""Button clicks: Undo, Share in channel, Show all (one for every message that folds on a
+phone), Snooze, Open report, and the buttons that open forms."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from slack_sdk.errors import SlackApiError
 from bot import grammar as g
 from bot.app import alerts, reports
 from bot.app.context import UserError
+from bot.registry import show_all_report
 from bot.render import alerts as alert_views
+from bot.render import blocks as log_views
 from bot.render import report as report_view
-from bot.render.kit import Message, message
+from bot.render.kit import SHOW_ALL, Message, message
 from bot.slack.runtime import Services, Who, guarded
 
 log = logging.getLogger("kpibot.actions")
@@ -62,8 +64,7 @@ def register(app: App, services: Services) -> None:
 
     app.action("undo_last")(answers(_undo, "undo"))
     app.action("share_report")(answers(_share, "share"))
-    app.action("report_show_all")(answers(_show_all, "show all"))
-    app.action("alerts_show_all")(answers(_all_rules, "show all rules"))
+    app.action(SHOW_ALL)(answers(_show_all, "show all"))
     app.action("goals_show_all")(answers(_all_goals, "show all goals"))
     app.action("alert_snooze")(answers(_snooze, "snooze"))
     app.action("open_report")(answers(_report, "open report"))
@@ -100,18 +101,23 @@ def _report(services: Services, who: Who, spec: dict[str, Any]) -> Message:
     ctx = services.context(who)
     asked = reports.requested(ctx, spec.get("range") or "30d", spec.get("kpis") or (),
                               as_of=spec.get("as_of"))
-    return report_view.report_message(asked.report, share_value=json.dumps(spec))
+    return report_view.report_message(asked.report, share_value=json.dumps(spec),
+                                      more=show_all_report(asked, spec.get("as_of")))
 
 
 def _show_all(services: Services, who: Who, spec: dict[str, Any]) -> Message:
-    """Every row of the report clicked, only to the clicker."""
-    asked = _asked(services, who, spec)
-    return report_view.report_message(asked.report, full=True)
-
-
-def _all_rules(services: Services, who: Who, spec: dict[str, Any]) -> Message:
-    """Every alert rule with its value and next check, only to the clicker."""
-    reply = services.run(who, g.Alerts(full=True))
+    """Every Show all: what its message left below the fold, only to the clicker. A log's
+    button carries the numbers it stored (logging again would store them twice); every other
+    names its command, run again in full."""
+    if isinstance(spec.get("log"), dict):
+        ctx = services.context(who)
+        return log_views.log_reply(log_views.Logged.of_value(spec["log"]), ctx.catalogue,
+                                   ctx.workspace.currency, ctx.workspace.locale, full=True)
+    try:
+        command = g.shown_in_full(spec)
+    except g.CommandError as error:
+        raise UserError(str(error)) from None
+    reply = services.run(who, command)
     assert isinstance(reply, dict)
     return reply
 
@@ -128,7 +134,8 @@ def _share(services: Services, who: Who, spec: dict[str, Any]) -> Message:
     copy then says "Shared" where its Share button was."""
     asked = _asked(services, who, spec)
     shared = report_view.report_message(asked.report, share_value=json.dumps(spec),
-                                        shared_by=who.user_id)
+                                        shared_by=who.user_id,
+                                        more=show_all_report(asked, spec.get("as_of")))
     shared["text"] = f"<@{who.user_id}> shared: {shared['text']}"
     channel = who.channel_id or who.user_id
     try:
@@ -141,5 +148,6 @@ def _share(services: Services, who: Who, spec: dict[str, Any]) -> Message:
         who.client.conversations_join(channel=channel)
         who.client.chat_postMessage(channel=channel, **shared)
     private = report_view.report_message(asked.report, share_value=json.dumps(spec),
-                                         shared_in=channel)
+                                         shared_in=channel,
+                                         more=show_all_report(asked, spec.get("as_of")))
     return {**private, "replace_original": True}

@@ -168,7 +168,10 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors=errors)
             return
         ack()
-        reply = guarded(lambda: services.answer(who, g.WhatIf(changes=tuple(changes))), "whatif form")()
+        # the steps changed, as the command would have typed them (its Show all names them)
+        typed = tuple((k, v if v.endswith("%") else f"{v}%") for k, v in changes
+                      if v.lstrip("+-") != "0") or tuple(changes)
+        reply = guarded(lambda: services.answer(who, g.WhatIf(changes=typed)), "whatif form")()
         _tell(services, client, who, _metadata(view), reply)
 
 
