@@ -28,6 +28,7 @@ from bot.render.kit import (
     fold,
     header,
     message,
+    modal,
     most_that_fit,
     section,
     sections,
@@ -391,14 +392,7 @@ def log_modal(metrics: Sequence[Metric], today: date, currency: str, metadata: d
          "label": {"type": "plain_text", "text": "Campaign"},
          "element": {"type": "plain_text_input", "action_id": "value", "max_length": 64}},
     ]
-    return {
-        "type": "modal", "callback_id": "log_form",
-        "title": {"type": "plain_text", "text": "Log today's numbers"},
-        "submit": {"type": "plain_text", "text": "Log"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata)[:3000],
-        "blocks": blocks[:100],
-    }
+    return modal("log_form", "Log today's numbers", blocks, metadata, submit="Log")
 
 
 def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str]) -> dict[str, Any]:
@@ -483,14 +477,7 @@ def setup_modal(form: SetupForm, metadata: dict[str, str]) -> dict[str, Any]:
                        "hint": {"type": "plain_text", "text": "A KPI or metric, a target, then weekly "
                                                               "or monthly (monthly if left out)."},
                        "element": element})
-    return {
-        "type": "modal", "callback_id": "setup_form",
-        "title": {"type": "plain_text", "text": "Set up KPI bot"},
-        "submit": {"type": "plain_text", "text": "Save"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata)[:3000],
-        "blocks": blocks,
-    }
+    return modal("setup_form", "Set up KPI bot", blocks, metadata, submit="Save")
 
 
 #: how an admin fixes a delivery that failed for good (App Home and the DM to its creator)

@@ -6,7 +6,6 @@ Numbers go through bot/render/numbers.py like every other message; each message 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from bot.render.kit import (
     fold,
     header,
     message,
+    modal,
     section,
     sections,
     show_all,
@@ -303,14 +303,7 @@ def whatif_modal(metadata: dict[str, str]) -> dict[str, Any]:
                      "initial_option": _choice(0)}}
         for step in STEPS
     ]
-    return {
-        "type": "modal", "callback_id": "whatif_form",
-        "title": {"type": "plain_text", "text": "What if…"},
-        "submit": {"type": "plain_text", "text": "Project"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata)[:3000],
-        "blocks": blocks,
-    }
+    return modal("whatif_form", "What if…", blocks, metadata, submit="Project")
 
 
 # -- reminders ----------------------------------------------------------------------------------
