@@ -111,6 +111,9 @@ class EntryRow(DimensionColumns, Base):
             name="uq_entries_key",
         ),
         Index("ix_entries_workspace_day", "workspace_id", "day"),
+        # a stock's latest value per dimension values (Store._period_reads): migration 0008
+        Index("ix_entries_partition", "workspace_id", "metric", "source", "rep", "campaign",
+              "product", "day", "write_seq"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

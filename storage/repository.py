@@ -1617,16 +1617,25 @@ def _period_reads(readings: _Readings) -> tuple[Any, ...]:
             .where(d.workspace_id == ws, d.day >= start, d.day <= end, d.count > 0)
             .group_by(d.metric))
 
-    def stocks(name: str, bound: Any) -> Any:
-        rank = func.row_number().over(
-            partition_by=(e.metric, *(getattr(e, n) for n in DIMENSIONS)),
-            order_by=(e.day.desc(), e.write_seq.desc()),
-        ).label("rank")
-        ranked = (select(e.metric, e.value, rank)
-                  .where(e.workspace_id == ws, _listed(e.metric, readings.gauges), bound)
-                  .subquery())
-        return (select(_kind(name), ranked.c.metric, func.sum(ranked.c.value), literal_column("0"))
-                .where(ranked.c.rank == 1).group_by(ranked.c.metric))
+    def stocks(name: str, bound: Callable[[Any], Any]) -> Any:
+        """Each (metric, dimension values)'s latest value within `bound`, summed per metric:
+        the last day of each from ix_entries_partition, then that day's last write (several
+        authors may write one day), one index seek each. Ranking the whole history took 0.5 s
+        at 1M entries; the lookup as a scalar subquery keeps that order without statistics."""
+        dims = [getattr(e, col) for col in DIMENSIONS]
+        last = (select(e.metric, *dims, func.max(e.day).label("day"))
+                .where(e.workspace_id == ws, _listed(e.metric, readings.gauges), bound(e.day))
+                .group_by(e.metric, *dims)
+                .subquery())
+        n = aliased(EntryRow)
+        value = (select(n.value)
+                 .where(n.workspace_id == ws, n.day == last.c.day,
+                        *(getattr(n, col) == getattr(last.c, col) for col in ("metric", *DIMENSIONS)))
+                 .order_by(n.write_seq.desc()).limit(1)
+                 .scalar_subquery())
+        latest = select(last.c.metric, value.label("value")).subquery()
+        return (select(_kind(name), latest.c.metric, func.sum(latest.c.value), literal_column("0"))
+                .group_by(latest.c.metric))
 
     def classified(paid: bool) -> Any:
         return exists().where(s.workspace_id == e.workspace_id, s.source == e.source,
@@ -1645,7 +1654,8 @@ def _period_reads(readings: _Readings) -> tuple[Any, ...]:
                    d.day <= bindparam("year_end"), d.count > 0,
                    _listed(d.metric, readings.year))
             .group_by(d.metric))
-    return sums, stocks("closing", e.day <= end), stocks("opening", e.day < start), paid, year
+    return (sums, stocks("closing", lambda day: day <= end),
+            stocks("opening", lambda day: day < start), paid, year)
 
 
 _PERIOD_STATEMENTS: dict[tuple[_Readings, bool], Any] = {}
