@@ -627,7 +627,9 @@ def test_an_admin_only_command_refuses_a_member_naming_who_can(
     settle(bot)
     assert db_state(bot.store, team) == before
     assert bot.fake.calls_to("views.open") == []
-    assert bot.fake.calls_to("chat.postMessage") == []
+    # this team's channel only: an earlier case's alert, debounced, may still post in its own
+    assert [c for c in bot.fake.calls_to("chat.postMessage")
+            if c.params.get("channel") == channel_of(team)] == []
 
 
 @pytest.mark.parametrize("admin", list(ADMINS))
