@@ -827,10 +827,6 @@ def test_alert_transition_is_posted_after_a_failed_delivery(
 
 
 @pytest.mark.alert_clock_at("23:50")
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug, cause not found yet: an alert transition whose post was unclear (Slack 500) ten "
-    "minutes before the workspace's midnight is not posted in the next two hours; its delivery "
-    "is left 'ratelimited' (paced for the history check) and later wakes do not post it"))
 def test_alert_transition_pending_across_the_workspaces_midnight_is_still_posted(
     fake: FakeSlack, firing_alert: tuple[Any, Store, Clock, str]
 ) -> None:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from time import monotonic
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
 from bot.app.entries import clean_dims
@@ -669,14 +670,33 @@ class Alerting:
         if not self.store.rules(workspace_id) or not _installed(self.store, workspace_id):
             return Woken(None)
         ctx = open_context(self.store, workspace_id, SYSTEM_ACTOR, now)
-        outcomes = evaluate_workspace(self.store, workspace_id, ctx.today - timedelta(days=1),
-                                      now, self.post, tell=self.tell)
+        yesterday = ctx.today - timedelta(days=1)
+        outcomes: list[str] = []
+        for day in sorted(self._pending_days(ctx) - {yesterday, ctx.today}):
+            outcomes += evaluate_workspace(self.store, workspace_id, day, now, self.post,
+                                           tell=self.tell)
+        outcomes += evaluate_workspace(self.store, workspace_id, yesterday, now, self.post,
+                                       tell=self.tell)
         outcomes += evaluate_workspace(self.store, workspace_id, ctx.today, now, self.post,
                                        tell=self.tell)
         if PENDING & set(outcomes):
             return Woken(now + RETRY, tuple(outcomes))
         tomorrow = local_instant(ctx.today + timedelta(days=1), time(0, 0), ctx.workspace.timezone)
         return Woken(tomorrow, tuple(outcomes))
+
+    def _pending_days(self, ctx: Context) -> set[date]:
+        """The days a transition that is not out yet was made from (the day before and the
+        day of its making, as `wake` evaluates them): evaluated again so it is made again
+        under its key, even once the workspace's day has moved on past them."""
+        zone = ZoneInfo(ctx.workspace.timezone)
+        days: set[date] = set()
+        for stored in self.store.rules(ctx.workspace.id):
+            rule = AlertRule.load(stored)
+            pending = self.store.delivery(message_key(rule.id, rule.state.seq + 1))
+            if pending is not None and not (pending.delivered_at or pending.failed_at):
+                made = pending.due_at.astimezone(zone).date()
+                days |= {made - timedelta(days=1), made}
+        return days
 
     def post(self, rule: AlertRule, note: Notification, values: Values) -> Outcome:
         """A firing at the top of the channel; "back to normal" in the firing message's
