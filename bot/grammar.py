@@ -395,11 +395,11 @@ class CommandError(ValueError):
 
 # --- Show all: a command in a button's value ------------------------------------------------
 
-Folded: TypeAlias = Help | Report | Alerts | Metrics | History | Why | WhatIf
+Folded: TypeAlias = Help | Report | Alerts | Goals | Metrics | History | Why | WhatIf
 #: the commands whose answer folds on a phone, so a Show all button can ask for them in full
 FOLDED: dict[str, type[Folded]] = {
-    "help": Help, "report": Report, "alerts": Alerts, "metrics": Metrics, "history": History,
-    "why": Why, "whatif": WhatIf,
+    "help": Help, "report": Report, "alerts": Alerts, "goals": Goals, "metrics": Metrics,
+    "history": History, "why": Why, "whatif": WhatIf,
 }
 _STALE = "That button no longer works. Run the command again."
 

@@ -129,7 +129,7 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
                 admin="set goals")
         case g.Goals(full=full):
             return Spec(goals.goals, lambda progress, ctx: alert_views.goals_message(
-                progress, *_money(ctx), full=full))
+                progress, *_money(ctx), full=full, more=g.show_all_value(command)))
         case g.GoalRemove(key=key, period=which):
             return Spec(lambda ctx: goals.remove_goal(ctx, key, which), _say(
                 lambda removed, ctx: alert_views.goal_removed_text(removed, ctx.catalogue,

@@ -253,15 +253,15 @@ def test_many_goals_fit_above_the_fold_and_show_all_has_every_one(slack_bot: Sla
 
     blocks = reply.json["blocks"]
     assert rendered_lines(blocks) <= FOLD_LINES, rendered_lines(blocks)
-    show_all = elements(reply.json)["goals_show_all"]
+    show_all = elements(reply.json)["show_all"]
     assert show_all["text"]["text"] == "Show all 8 goals"
     assert 1 <= texts(reply.json).count("* goal ") < 8
 
-    click = slack_bot.action("goals_show_all", show_all["value"], is_ephemeral=True)
+    click = slack_bot.action("show_all", show_all["value"], is_ephemeral=True)
 
     full = slack_bot.fake.wait_for(lambda: slack_bot.responses(click))[-1]
     assert texts(full).count("* goal ") == 8
-    assert "goals_show_all" not in elements(full)
+    assert "show_all" not in elements(full)
     assert "`/kpi goal remove revenue`" in texts(full)
 
 

@@ -380,7 +380,7 @@ def snooze_clicked_text(user_id: str, rule: AlertRule, until: datetime, zone: st
 
 
 def goals_message(progress: Sequence[GoalProgress], currency: str, locale: str, *,
-                  full: bool = False) -> Message:
+                  full: bool = False, more: str = "") -> Message:
     """`/kpi goals`: one line per goal, progress and pace, within FOLD_LINES on a phone;
     "Show all" (or `full`) has every goal."""
     if not progress:
@@ -395,7 +395,7 @@ def goals_message(progress: Sequence[GoalProgress], currency: str, locale: str, 
         if noted:
             blocks.append(note)
         if shown < len(lines):
-            blocks.append(actions(button(f"Show all {len(lines)} goals", "goals_show_all", "all")))
+            blocks.append(actions(show_all(f"Show all {len(lines)} goals", more)))
         return blocks
 
     if full:

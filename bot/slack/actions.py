@@ -65,7 +65,6 @@ def register(app: App, services: Services) -> None:
     app.action("undo_last")(answers(_undo, "undo"))
     app.action("share_report")(answers(_share, "share"))
     app.action(SHOW_ALL)(answers(_show_all, "show all"))
-    app.action("goals_show_all")(answers(_all_goals, "show all goals"))
     app.action("alert_snooze")(answers(_snooze, "snooze"))
     app.action("open_report")(answers(_report, "open report"))
     app.action("open_log_form")(opens(g.LogForm()))
@@ -118,13 +117,6 @@ def _show_all(services: Services, who: Who, spec: dict[str, Any]) -> Message:
     except g.CommandError as error:
         raise UserError(str(error)) from None
     reply = services.run(who, command)
-    assert isinstance(reply, dict)
-    return reply
-
-
-def _all_goals(services: Services, who: Who, spec: dict[str, Any]) -> Message:
-    """Every goal with its progress, only to the clicker."""
-    reply = services.run(who, g.Goals(full=True))
     assert isinstance(reply, dict)
     return reply
 
