@@ -30,6 +30,7 @@ from bot.render.kit import (
     message,
     modal,
     most_that_fit,
+    option,
     section,
     sections,
     show_all,
@@ -396,22 +397,13 @@ def log_modal(metrics: Sequence[Metric], today: date, currency: str, metadata: d
 
 
 def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str]) -> dict[str, Any]:
-    def option(value: str, text: str | None = None) -> dict[str, Any]:
-        return {"text": {"type": "plain_text", "text": (text or value)[:75]}, "value": value}
-
     currencies = ("USD", "EUR", "GBP", "COP", "MXN", "ARS", "CLP", "PEN", "BRL", "CAD", "AUD")
     current_packs = [option(p, p.title()) for p in workspace.packs if p in packs]
     pack_element: dict[str, Any] = {"type": "checkboxes", "action_id": "value",
                                     "options": [option(p, p.title()) for p in packs]}
     if current_packs:
         pack_element["initial_options"] = current_packs
-    return {
-        "type": "modal", "callback_id": "settings_form",
-        "title": {"type": "plain_text", "text": "KPI bot settings"},
-        "submit": {"type": "plain_text", "text": "Save"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata)[:3000],
-        "blocks": [
+    return modal("settings_form", "KPI bot settings", [
             {"type": "input", "block_id": "packs", "label": {"type": "plain_text", "text": "Tracked packs"},
              "element": pack_element},
             {"type": "input", "block_id": "currency", "label": {"type": "plain_text", "text": "Currency"},
@@ -426,16 +418,12 @@ def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str
             {"type": "input", "block_id": "timezone", "label": {"type": "plain_text", "text": "Time zone (IANA name)"},
              "element": {"type": "plain_text_input", "action_id": "value", "initial_value": workspace.timezone,
                          "max_length": 64}},
-        ],
-    }
+    ], metadata)
 
 
 def setup_modal(form: SetupForm, metadata: dict[str, str]) -> dict[str, Any]:
     """`/kpi setup`: the metrics to track (picked one by one), the daily digest's channel and
     time, and up to three goals written as `/kpi goal` takes them."""
-    def option(value: str, text: str) -> dict[str, Any]:
-        return {"text": {"type": "plain_text", "text": text[:75]}, "value": value}
-
     by_pack: dict[str, list[dict[str, Any]]] = {}
     for m in form.metrics:
         by_pack.setdefault(m.pack, []).append(option(m.key, f"{m.label} ({m.key})"))
