@@ -241,7 +241,10 @@ class SourceClass:
 
 @dataclass(frozen=True, kw_only=True)
 class Sources:
-    """`source` or `sources`: every source value seen, and whether it counts as paid."""
+    """`source` or `sources`: every source value seen, and whether it counts as paid; `full`
+    (its Show all) every one."""
+
+    full: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,7 +326,9 @@ class TokenCreate:
 
 @dataclass(frozen=True, kw_only=True)
 class Tokens:
-    """`token` or `token list`: the workspace's API tokens."""
+    """`token` or `token list`: the workspace's API tokens; `full` (its Show all) every one."""
+
+    full: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -395,11 +400,12 @@ class CommandError(ValueError):
 
 # --- Show all: a command in a button's value ------------------------------------------------
 
-Folded: TypeAlias = Help | Report | Alerts | Goals | Metrics | History | Why | WhatIf
+Folded: TypeAlias = (Help | Report | Alerts | Goals | Metrics | History | Why | WhatIf | Sources
+                     | Tokens)
 #: the commands whose answer folds on a phone, so a Show all button can ask for them in full
 FOLDED: dict[str, type[Folded]] = {
     "help": Help, "report": Report, "alerts": Alerts, "goals": Goals, "metrics": Metrics,
-    "history": History, "why": Why, "whatif": WhatIf,
+    "history": History, "why": Why, "whatif": WhatIf, "sources": Sources, "tokens": Tokens,
 }
 _STALE = "That button no longer works. Run the command again."
 

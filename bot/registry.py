@@ -167,8 +167,9 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
             return Spec(lambda ctx: definitions.classify_source(ctx, source, paid),
                         _say(lambda done, ctx: blocks.source_classified_text(done)),
                         admin="classify sources")
-        case g.Sources():
-            return Spec(definitions.sources, _say(lambda found, ctx: blocks.sources_text(found)))
+        case g.Sources(full=full):
+            return Spec(definitions.sources, lambda found, ctx: blocks.sources_message(
+                found, full=full, more=g.show_all_value(command)))
         case g.History(metric=metric, full=full):
             return Spec(lambda ctx: entries.history(ctx, metric), lambda lines, ctx:
                         blocks.history_message(lines, ctx.catalogue, *_money(ctx), full=full,
@@ -214,9 +215,9 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
             return Spec(lambda ctx: tokens.create_token(ctx, token_name), _say(
                 lambda new, ctx: token_views.created_text(new, ctx.workspace.timezone)),
                 admin="manage API tokens")
-        case g.Tokens():
-            return Spec(tokens.tokens, _say(
-                lambda listed, ctx: token_views.tokens_text(listed, ctx.workspace.timezone)),
+        case g.Tokens(full=full):
+            return Spec(tokens.tokens, lambda listed, ctx: token_views.tokens_message(
+                listed, ctx.workspace.timezone, full=full, more=g.show_all_value(command)),
                 admin="manage API tokens")
         case g.TokenRevoke(token_id=token_id):
             return Spec(lambda ctx: tokens.revoke_token(ctx, token_id),

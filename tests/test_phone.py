@@ -279,3 +279,23 @@ def test_many_alert_rules_show_the_first_above_the_fold_and_all_behind_show_all(
     [table] = [b for b in full["blocks"] if b["type"] == "table"]
     assert [cell_text(row[0]).split()[0] for row in table["rows"][1:]] == [f"#{n}" for n in range(1, 16)]
     assert not [b for b in full["blocks"] if b["type"] == "actions"]
+
+
+@pytest.mark.parametrize(("setup", "text", "noun", "last"), [
+    ([f"token create tool{n}" for n in range(14)], "token list", "tokens", "`tool13`"),
+    ([f"log leads=1 source=src{n:02d}" for n in range(16)], "sources", "sources", "`src15`"),
+])
+def test_long_token_and_source_lists_fold_and_show_all_has_every_one(
+        slack_bot: SlackBot, setup: list[str], text: str, noun: str, last: str) -> None:
+    for command in setup:
+        slack_bot.command(command)
+    body = _answer(slack_bot, slack_bot.command(text))
+    assert rendered_lines(body["blocks"]) <= FOLD_LINES, texts(body)
+    button = _show_all(body)
+    assert button is not None and f" {noun}" in button["text"]["text"], body
+    assert last not in texts(body)
+
+    full = _click_show_all(slack_bot, body)
+
+    assert _show_all(full) is None
+    assert last in texts(full), texts(full)

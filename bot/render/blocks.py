@@ -27,6 +27,7 @@ from bot.render.kit import (
     context,
     fold,
     header,
+    listing,
     message,
     modal,
     most_that_fit,
@@ -224,13 +225,8 @@ def history_message(lines: Sequence[Any], catalogue: Catalogue, currency: str, l
         undone = " _(undone)_" if h.undone else ""
         rows.append(f"`{h.day}` *{h.metric}*{tags}: {old} → {new} by {who} via {h.origin}{undone}")
 
-    def assemble(shown: int) -> list[Block]:
-        blocks = [section("*Recent entries*"), *sections(rows[:shown])]
-        if shown < len(rows):
-            blocks.append(actions(show_all(f"Show all {len(rows)} entries", more)))
-        return blocks
-
-    return message("Recent entries", assemble(len(rows)) if full else fold(assemble, len(rows), 1))
+    return listing("Recent entries", "*Recent entries*", rows, noun="entries", more=more,
+                   full=full)
 
 
 # -- reports --------------------------------------------------------------------------------
@@ -576,18 +572,18 @@ def source_classified_text(done: Any) -> str:
             "`/kpi sources` lists them all.")
 
 
-def sources_text(found: Any) -> str:
-    """`/kpi sources`: every source seen, paid or organic, and whether that is the default."""
+def sources_message(found: Any, *, full: bool = False, more: str = "") -> Message:
+    """`/kpi sources`: every source seen, paid or organic, and whether that is the default;
+    as many as fit above the fold, Show all (`full`) every one."""
     if not found.sources:
-        return ("No entry has a source yet. Tag numbers with `source=NAME` (e.g. `/kpi log "
-                "leads=12 source=facebook`) to see CAC and cost per lead for paid sources apart.")
-    lines = ["*Sources* (paid ones count for paid CAC and cost per paid lead; so do untagged "
-             "entries)"]
-    for source, (paid, default) in found.sources.items():
-        note = " (default)" if default else ""
-        lines.append(f"• `{source}`: {'paid' if paid else 'organic'}{note}")
-    lines.append("Change one with `/kpi source NAME paid|organic`.")
-    return "\n".join(lines)
+        return message("No entry has a source yet. Tag numbers with `source=NAME` (e.g. `/kpi log "
+                       "leads=12 source=facebook`) to see CAC and cost per lead for paid sources "
+                       "apart.")
+    rows = [f"• `{source}`: {'paid' if paid else 'organic'}{' (default)' if default else ''}"
+            for source, (paid, default) in found.sources.items()]
+    return listing("Sources", "*Sources* (paid ones count for paid CAC and cost per paid lead; "
+                   "so do untagged entries)", rows, noun="sources", more=more, full=full,
+                   footer="Change one with `/kpi source NAME paid|organic`.")
 
 
 #: metric names a track answer lists before "and N more", so it fits on a phone

@@ -374,6 +374,21 @@ def fold(assemble: Callable[[int], list[Block]], total: int, least: int = 0) -> 
     return assemble(most_that_fit(assemble, total, least))
 
 
+def listing(title: str, heading: str, rows: Sequence[str], *, noun: str, more: str,
+            full: bool = False, footer: str = "") -> Message:
+    """A heading and one line per row, as many rows as fit above the fold (at least one) with
+    "Show all N NOUN" for the rest; `full` every row. `footer` follows the rows shown."""
+    def assemble(shown: int) -> list[Block]:
+        blocks = [section(heading), *sections(list(rows[:shown]))]
+        if footer:
+            blocks.append(context(footer))
+        if shown < len(rows):
+            blocks.append(actions(show_all(f"Show all {len(rows)} {noun}", more)))
+        return blocks
+
+    return message(title, assemble(len(rows)) if full else fold(assemble, len(rows), 1))
+
+
 def message(text: str, blocks: list[Block] | None = None, **extra: Any) -> Message:
     """A message body with its plain-text fallback (notifications, screen readers)."""
     body: Message = {"text": text, "blocks": (blocks or [section(text)])[:MAX_BLOCKS]}

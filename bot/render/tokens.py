@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.app.tokens import NewToken
+from bot.render.kit import Message, listing, message
 from bot.render.numbers import format_moment
 from storage.tokens import StoredToken
 
@@ -22,11 +23,14 @@ def token_line(t: StoredToken, zone: str) -> str:
             f"last used {used} · {state}")
 
 
-def tokens_text(tokens: list[StoredToken], zone: str) -> str:
+def tokens_message(tokens: list[StoredToken], zone: str, *, full: bool = False,
+                   more: str = "") -> Message:
+    """`/kpi token list`: one line per token, as many as fit above the fold."""
     if not tokens:
-        return ("There are no API tokens yet. `/kpi token create zapier` makes one for a tool "
-                "that sends numbers (see the README, \"Send numbers automatically\").")
-    return "*API tokens*\n" + "\n".join(token_line(t, zone) for t in tokens)
+        return message("There are no API tokens yet. `/kpi token create zapier` makes one for a "
+                       "tool that sends numbers (see the README, \"Send numbers automatically\").")
+    return listing("API tokens", "*API tokens*", [token_line(t, zone) for t in tokens],
+                   noun="tokens", more=more, full=full)
 
 
 def revoked_text(t: StoredToken) -> str:
