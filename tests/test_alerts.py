@@ -700,3 +700,45 @@ def test_back_to_normal_of_a_firing_never_posted_goes_to_the_channel(
     [resolved] = posts(bot)
     assert resolved["text"].startswith("Resolved: Cost per lead is $10.00 after 2 days")
     assert "thread_ts" not in resolved and bot.fake.calls_to("chat.update") == []
+
+
+def test_a_snooze_that_ends_while_firing_updates_the_message_once(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    """The snooze runs out while the alert still fires: the alerts timer is due at its end,
+    and the firing message no longer says snoozed, once, with its Snooze buttons."""
+    bot, clock = timed
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+    bot.command("alert snooze 1 1d", user_id=SLACK_MEMBER)
+    until = SLACK_NOW + timedelta(days=1)
+    assert bot.store.timers("T0001")[("alerts", "")] <= until
+    assert "snoozed by" in json.dumps(now_reads(bot, firing)["blocks"])
+    updates = len(bot.fake.calls_to("chat.update"))
+    assert bot.services.scheduler is not None
+
+    clock.now = until - timedelta(minutes=1)
+    bot.services.scheduler.sweep()  # not over yet: the message still says snoozed
+    assert len(bot.fake.calls_to("chat.update")) == updates
+    assert bot.store.timers("T0001")[("alerts", "")] == until
+
+    clock.now = until + timedelta(seconds=5)
+    bot.services.scheduler.sweep()
+    top = now_reads(bot, firing)
+    shown = json.dumps(top["blocks"])
+    assert "Firing since Wed 11 Mar, again since its snooze ended Thu 12 Mar 11:00 EDT" in shown
+    assert "snoozed by" not in shown and "snoozed by" not in top["text"]
+    assert {"alert_snooze", "open_report"} <= action_ids(top)
+    assert len(bot.fake.calls_to("chat.update")) == updates + 1
+    assert len(posts(bot)) == 1 and len(replies(bot, firing)) == 1  # the snooze note only
+
+    clock.now += timedelta(minutes=5)  # later looks and logs say nothing more
+    bot.services.scheduler.sweep()
+    log(bot, "spend=310")
+    assert len(bot.fake.calls_to("chat.update")) == updates + 1
+    [rule] = use.rules(bot.store, "T0001")
+    assert rule.thread.snooze_ended and not rule.thread.owes
+
+    bot.command("alert snooze 1 7d", user_id=SLACK_ADMIN)  # a new snooze shows again
+    assert f"snoozed by <@{SLACK_ADMIN}> until" in json.dumps(now_reads(bot, firing)["blocks"])

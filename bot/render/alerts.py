@@ -119,6 +119,9 @@ def _firing_state(post: AlertPost) -> tuple[str, str]:
         when = format_local(post.resolved_at, post.timezone, with_time=False)
         return f":white_check_mark: {said[:1].upper()}{said[1:]} ({when})", said
     said = f"firing since {format_local(fired, post.timezone, with_time=False)}"
+    if post.snooze_ended and post.snoozed_until is not None:
+        said += f", again since its snooze ended {format_local(post.snoozed_until, post.timezone)}"
+        return f":red_circle: {said[:1].upper()}{said[1:]}", said
     if post.snoozed_by is not None and post.snoozed_until is not None:
         said += (f", snoozed by {_person(post.snoozed_by)} until "
                  f"{format_local(post.snoozed_until, post.timezone)}")
