@@ -20,7 +20,7 @@ from bot.app import alerts as use
 from bot.app.context import Context, open_context
 from bot.observability import Metrics
 from bot.render.alerts import rules_message
-from bot.render.kit import cell_text
+from bot.render.kit import FOLD_LINES, cell_text, rendered_lines
 from bot.render.numbers import format_day
 from bot.settings import Settings
 from bot.slack.app import courier_client
@@ -730,6 +730,7 @@ def test_a_snooze_that_ends_while_firing_updates_the_message_once(
     assert "Firing since Wed 11 Mar, again since its snooze ended Thu 12 Mar 11:00 EDT" in shown
     assert "snoozed by" not in shown and "snoozed by" not in top["text"]
     assert {"alert_snooze", "open_report"} <= action_ids(top)
+    assert rendered_lines(top["blocks"]) <= FOLD_LINES
     assert len(bot.fake.calls_to("chat.update")) == updates + 1
     assert len(posts(bot)) == 1 and len(replies(bot, firing)) == 1  # the snooze note only
 
@@ -742,3 +743,42 @@ def test_a_snooze_that_ends_while_firing_updates_the_message_once(
 
     bot.command("alert snooze 1 7d", user_id=SLACK_ADMIN)  # a new snooze shows again
     assert f"snoozed by <@{SLACK_ADMIN}> until" in json.dumps(now_reads(bot, firing)["blocks"])
+
+
+def test_removing_a_firing_rule_updates_its_message_once_without_buttons(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    bot, clock = timed
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+    clock.now += timedelta(days=1)
+
+    removed = bot.command("alert remove 1", user_id=SLACK_ADMIN)
+
+    assert "Alert #1 on `cpl` removed" in removed.json["text"]
+    top = now_reads(bot, firing)
+    shown = json.dumps(top["blocks"])
+    assert (f"Firing since Wed 11 Mar; rule removed by <@{SLACK_ADMIN}> Thu 12 Mar 11:00 EDT"
+            in shown)
+    assert "$30.00" in shown and action_ids(top) == set()
+    assert rendered_lines(top["blocks"]) <= FOLD_LINES
+    assert "rule removed by" in top["text"]
+    assert len(bot.fake.calls_to("chat.update")) == 1 and len(posts(bot)) == 1
+    again = bot.command("alert remove 1", user_id=SLACK_ADMIN)
+    assert "There is no alert #1" in again.json["text"]
+    assert bot.services.scheduler is not None
+    bot.services.scheduler.sweep()
+    assert len(bot.fake.calls_to("chat.update")) == 1
+
+
+def test_removing_a_resolved_rule_leaves_its_message_as_it_reads(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    bot, clock = timed
+    firing = fire_then_resolve(bot, clock)
+
+    bot.command("alert remove 1", user_id=SLACK_ADMIN)
+
+    assert "Resolved after 3 days" in json.dumps(now_reads(bot, firing)["blocks"])
+    assert len(bot.fake.calls_to("chat.update")) == 1  # the resolve's, nothing more

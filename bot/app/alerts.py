@@ -257,8 +257,22 @@ def find_rule(ctx: Context, rule_id: int) -> AlertRule:
 
 
 def remove_rule(ctx: Context, rule_id: int) -> AlertRule:
+    """Removes the rule; its firing message, when one is still open, is updated to say who
+    removed it when (without buttons), under a key of its own."""
     rule = find_rule(ctx, rule_id)
+    thread = rule.thread
+    removed = None
+    if thread.note is not None and thread.period is not None and thread.resolved_at is None:
+        # built before the rule goes: the update shows what it fired on and who removed it
+        removed = replace(_alert_post(ctx, rule, thread.note, thread.period, thread),
+                          removed_by=ctx.actor, removed_at=ctx.now)
     ctx.store.remove_rule(ctx.workspace.id, rule_id)
+    if removed is not None and thread.note is not None and ctx.ports.poster is not None:
+        parent = message_key(rule.id, thread.note.seq)
+        post = removed
+        ctx.ports.poster.deliver(ctx.workspace.id, f"{parent}:removed", kind="alert-update",
+                                 channel=rule.channel_id, due_at=ctx.now, edits=parent,
+                                 build=lambda: post)
     return rule
 
 
@@ -561,7 +575,8 @@ class AlertPost:
     `period` is the period the note judged (a week so far when it fired mid-week); `trend`
     the rule's value in its own last periods, `period` last. The firing message says it is
     firing since `note.at`, resolved at `resolved_at`, or snoozed by `snoozed_by` until
-    `snoozed_until` (firing again since then when `snooze_ended`), in the workspace's `timezone`.
+    `snoozed_until` (firing again since then when `snooze_ended`), or that its rule was removed
+    by `removed_by` at `removed_at`, in the workspace's `timezone`.
     """
 
     rule: AlertRule
@@ -578,6 +593,8 @@ class AlertPost:
     snoozed_by: str | None = None
     snoozed_until: datetime | None = None
     snooze_ended: bool = False
+    removed_by: str | None = None
+    removed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

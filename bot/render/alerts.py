@@ -103,6 +103,8 @@ def alert_message(post: AlertPost) -> Message:
     blocks: list[Block] = [section(head), context(state)]
     if details:
         blocks.append(context(" · ".join(details)))
+    if post.removed_at is not None:  # nothing left to snooze or to open it for
+        return message(f"Alert: {label} is {value} ({text_rule}), {said}", blocks)
     buttons = [] if post.resolved_at is not None else [
         button("Snooze 1 day", "alert_snooze", json.dumps({"rule": rule.id, "for": "1d"})),
         button("Snooze 7 days", "alert_snooze", json.dumps({"rule": rule.id, "for": "7d"})),
@@ -114,6 +116,10 @@ def alert_message(post: AlertPost) -> Message:
 def _firing_state(post: AlertPost) -> tuple[str, str]:
     """What the firing message says of its alert now, with its mark and without."""
     fired = post.note.at
+    if post.removed_by is not None and post.removed_at is not None:
+        said = (f"firing since {format_local(fired, post.timezone, with_time=False)}; rule removed "
+                f"by {_person(post.removed_by)} {format_local(post.removed_at, post.timezone)}")
+        return f":wastebasket: {said[:1].upper()}{said[1:]}", said
     if post.resolved_at is not None:
         said = f"resolved after {since_text(fired, post.resolved_at)}"
         when = format_local(post.resolved_at, post.timezone, with_time=False)
