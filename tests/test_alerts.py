@@ -243,6 +243,47 @@ def test_the_alert_form_opens_from_app_home_and_adds_a_rule(bot: SlackBot) -> No
         "cpl", 15.0, 2, MARKETING)
 
 
+def test_the_alert_form_adds_an_unusual_rule_like_the_typed_command(bot: SlackBot) -> None:
+    bot.command("alert", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    sent, view = opened_alert_form(bot)
+    [op] = [b for b in sent["blocks"] if b["block_id"] == "op"]
+    assert "unusual" in [o["value"] for o in op["element"]["options"]]
+    [threshold] = [b for b in sent["blocks"] if b["block_id"] == "threshold"]
+    assert threshold["optional"] is True
+
+    def unusual(period: str, sensitivity: str) -> dict[str, Any]:
+        return {"kpi": {"value": "leads"}, "op": {"value": "unusual"}, "threshold": {"value": ""},
+                "period": {"value": period}, "sensitivity": {"value": sensitivity},
+                "for": {"value": "2"}, "channel": {"value": MARKETING}}
+
+    refused = bot.submit(view, unusual("monthly", "high"), user_id=SLACK_ADMIN)
+    assert refused.json["response_action"] == "errors"
+    assert "`unusual` compares a day with the same weekday" in refused.json["errors"]["period"]
+    assert bot.store.rules("T0001") == []
+
+    done = bot.submit(view, unusual("weekly", "high"), user_id=SLACK_ADMIN)
+    assert done.status == 200 and done.body == b""
+    typed = bot.command("alert leads unusual weekly high for 2", user_id=SLACK_ADMIN,
+                        channel_id=MARKETING)
+    assert "Alert #2 added" in typed.json["text"], typed.json
+    formed, written = use.rules(bot.store, "T0001")
+    assert formed.rule == written.rule and formed.rule.sensitivity == "high"
+    assert (formed.rule.op, formed.rule.period, formed.rule.for_periods) == ("unusual", "weekly", 2)
+    assert formed.channel_id == written.channel_id == MARKETING
+
+
+def test_a_threshold_rule_from_the_form_still_needs_its_threshold(bot: SlackBot) -> None:
+    bot.command("alert", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    _, view = opened_alert_form(bot)
+    refused = bot.submit(view, {"kpi": {"value": "cpl"}, "op": {"value": ">"},
+                                "period": {"value": "daily"}, "sensitivity": {"value": "medium"},
+                                "for": {"value": "1"}, "channel": {"value": MARKETING}},
+                         user_id=SLACK_ADMIN)
+    assert refused.json["response_action"] == "errors"
+    assert refused.json["errors"]["threshold"].startswith("`>` needs a threshold, like 15")
+    assert bot.store.rules("T0001") == []
+
+
 def test_members_do_not_get_the_alert_form(bot: SlackBot) -> None:
     reply = bot.command("alert", user_id=SLACK_MEMBER)
 

@@ -39,7 +39,7 @@ from bot.render.kit import (
 from bot.render.numbers import format_change, format_day, format_local, format_value
 from kpis.alerts import Kind, Op, Status, describe
 from kpis.catalogue import Catalogue, Unit
-from kpis.unusual import MIN_HISTORY_DAYS, Expectation
+from kpis.unusual import DEFAULT_SENSITIVITY, MIN_HISTORY_DAYS, SENSITIVITIES, Expectation
 from storage.repository import StoredGoal
 
 _SPARK = "▁▂▃▄▅▆▇█"
@@ -356,17 +356,26 @@ def goal_line(progress: GoalProgress, currency: str, locale: str) -> str:
 
 
 _OPS = (">", ">=", "<", "<=", "up", "down")
+_SENSITIVITY_HINTS = {"low": "fewer alerts, big moves only", "medium": "the default",
+                      "high": "more alerts, smaller moves too"}
 _PERIODS = ("daily", "weekly", "monthly", "7d", "30d")
 
 
 def alert_modal(form: AlertForm) -> dict[str, Any]:
+    """The alert form: a threshold or change rule, or an unusual one (no threshold; daily or
+    weekly, and how sensitive), each made by the command it stands for."""
     return modal("alert_form", "New alert", [
         select("kpi", "KPI", [option(key, f"{label} ({key})") for key, label in form.kpis]),
-        select("op", "When it is", [option(o) for o in _OPS]),
-        {"type": "input", "block_id": "threshold", "label": plain("Threshold"),
-         "hint": plain("In the KPI's unit (15, $15, 12%); a percent for up/down", 150),
+        select("op", "When it is", [*(option(o) for o in _OPS),
+                                    option("unusual", "unusual for the weekday or week")]),
+        {"type": "input", "block_id": "threshold", "label": plain("Threshold"), "optional": True,
+         "hint": plain("In the KPI's unit (15, $15, 12%); a percent for up/down; "
+                       "none for unusual", 150),
          "element": {"type": "plain_text_input", "action_id": "value", "max_length": 30}},
         select("period", "Over", [option(p) for p in _PERIODS]),
+        select("sensitivity", "Sensitivity (unusual only)",
+               [option(s, f"{s}: {_SENSITIVITY_HINTS[s]}") for s in SENSITIVITIES],
+               initial=SENSITIVITIES.index(DEFAULT_SENSITIVITY)),
         {"type": "input", "block_id": "for", "label": plain("Periods in a row"),
          "element": {"type": "number_input", "action_id": "value", "is_decimal_allowed": False,
                      "min_value": "1", "max_value": "30", "initial_value": "1"}},
