@@ -823,3 +823,34 @@ def test_removing_a_resolved_rule_leaves_its_message_as_it_reads(
 
     assert "Resolved after 3 days" in json.dumps(now_reads(bot, firing)["blocks"])
     assert len(bot.fake.calls_to("chat.update")) == 1  # the resolve's, nothing more
+
+
+@pytest.mark.parametrize("today", [date(2026, 3, 11), date(2026, 3, 15)], ids=["wednesday", "sunday"])
+def test_on_the_demo_data_the_unusual_leads_rule_fires_less_than_the_fixed_one(
+    tmp_path: Path, today: date,
+) -> None:
+    """The demo's 30 days through `leads down 30% daily` and `leads unusual daily medium`:
+    the fixed rule fires on every weekend dip, the unusual one only on a day its weekday's
+    band does not hold, and says so in the band's own words."""
+    from bot.demo import alerts_markdown, fill, replay_demo_alerts
+
+    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    try:
+        store.ensure_workspace("demo", timezone="UTC")
+        fill(store, "demo", today)
+        now = datetime.combine(today, time(9), tzinfo=UTC)
+        replayed, messages = replay_demo_alerts(store, today, now)
+        by_rule = {r.typed: r for r in replayed}
+        fixed, unusual = by_rule["leads down 30% daily"], by_rule["leads unusual daily medium"]
+        assert 1 <= unusual.fired < fixed.fired
+        assert len(unusual.said) == unusual.fired
+        assert all(re.fullmatch(r"\S+: Leads \d+ on a \w+day; \w+days are usually \d+-\d+", s)
+                   for s in unusual.said), unusual.said
+        assert sum(r.fired + r.resolved for r in replayed) == len(messages)
+    finally:
+        store.engine.dispose()
+
+    written = alerts_markdown(replayed, messages, [])
+    assert f"| `leads down 30% daily` | {fixed.fired} | {fixed.resolved} |" in written
+    assert f"| `leads unusual daily medium` | {unusual.fired} | {unusual.resolved} |" in written
+    assert f"- {unusual.said[0]}" in written
