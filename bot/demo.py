@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -108,34 +109,86 @@ def fill(store: Store, workspace_id: str, today: date, days: int = 90) -> int:
     return count
 
 
-DEMO_RULES = (("cpl", ">", "12", "daily", 2), ("show_rate", "<", "60%", "weekly", 1),
-              ("leads", "down", "30%", "daily", 1))
+#: the demo's rules as typed after `/kpi alert`: the fixed and the unusual leads rules side by side
+DEMO_RULES = ("cpl > 12 daily for 2", "show_rate < 60% weekly", "leads down 30% daily",
+              "leads unusual daily medium")
 
 
-def run_demo_alerts(store: Store, today: date, now: datetime) -> str:
-    """Adds the demo's alert rules and replays the last 30 days through them, day by day,
-    writing down each message the channel would have received (and nothing in between)."""
+@dataclass(frozen=True)
+class Replayed:
+    """What the demo's replay of the last 30 days made of each rule: how many times it fired
+    and resolved, and what its firings said (an unusual rule's band, in its own words)."""
+
+    typed: str
+    fired: int
+    resolved: int
+    said: tuple[str, ...]
+
+
+def replay_demo_alerts(store: Store, today: date, now: datetime) -> tuple[list[Replayed], list[str]]:
+    """Adds the demo's alert rules and replays the last 30 days through them, day by day: each
+    rule's counts, and each message the channel would have received (nothing in between)."""
+    from bot import grammar as g
     from bot.app import alerts
     from bot.app.context import open_context
+    from bot.app.names import label_of
+    from kpis.unusual import explain
 
     ctx = open_context(store, "demo", "demo", now)
-    for kpi, op, threshold, period, times in DEMO_RULES:
-        alerts.add_rule(ctx, "CDEMO", kpi, op, threshold, period=period, for_periods=times)
-    lines = ["## Alerts", "", "Rules: " + "; ".join(
-        f"`{k} {o} {t} {p}" + (f" for {n}`" if n > 1 else "`") for k, o, t, p, n in DEMO_RULES), ""]
+    typed: dict[int, str] = {}
+    for text in DEMO_RULES:
+        command = g.parse_command(f"alert {text}")
+        assert isinstance(command, g.AlertAdd)
+        rule = alerts.add_rule(ctx, "CDEMO", command.kpi, command.op, command.threshold,
+                               period=command.period, for_periods=command.for_periods,
+                               sensitivity=command.sensitivity)
+        typed[rule.id] = text
+    counts = {rule_id: {"firing": 0, "resolved": 0} for rule_id in typed}
+    said: dict[int, list[str]] = {rule_id: [] for rule_id in typed}
+    lines: list[str] = []
 
     def record(rule: alerts.AlertRule, note: Any, values: alerts.Values) -> str:
         shown = "n/a" if note.value is None else f"{note.value:,.4g}"
-        lines.append(f"- {values.period}: rule #{rule.id} ({rule.rule.kpi} {rule.rule.op} "
-                     f"{rule.rule.threshold:g}) {note.kind.value} at {shown}")
+        counts[rule.id][note.kind.value] += 1
+        why = ""
+        if note.expectation is not None:
+            why = explain(note.expectation, label_of(ctx.catalogue, rule.rule.kpi))
+            if note.kind.value == "firing":
+                said[rule.id].append(f"{values.period}: {why}")
+            why = f": {why}"
+        lines.append(f"- {values.period}: rule #{rule.id} (`{typed[rule.id]}`) {note.kind.value} "
+                     f"at {shown}{why}")
         return "posted"
 
     for back in range(30, 0, -1):
         day = today - timedelta(days=back)
         moment = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
         alerts.evaluate_workspace(store, "demo", day, moment, record)
-    firing = [r for r in alerts.rules(store, "demo") if r.state.status.value == "firing"]
-    lines += ["", f"Firing now: {', '.join(f'#{r.id} {r.rule.kpi}' for r in firing) or 'none'}", ""]
+    replayed = [Replayed(typed[i], counts[i]["firing"], counts[i]["resolved"], tuple(said[i]))
+                for i in typed]
+    return replayed, lines
+
+
+def run_demo_alerts(store: Store, today: date, now: datetime) -> str:
+    """The demo's alert replay as Markdown (`alerts_markdown`)."""
+    from bot.app import alerts
+
+    replayed, messages = replay_demo_alerts(store, today, now)
+    firing = [f"#{r.id} {r.rule.kpi}" for r in alerts.rules(store, "demo")
+              if r.state.status.value == "firing"]
+    return alerts_markdown(replayed, messages, firing)
+
+
+def alerts_markdown(replayed: list[Replayed], messages: list[str], firing: list[str]) -> str:
+    """The rules side by side (fired and resolved over the last 30 days), what the unusual
+    ones said when they fired, each message in order, and what fires now."""
+    lines = ["## Alerts", "", "Over the last 30 days:", "", "| Rule | Fired | Resolved |",
+             "|---|---:|---:|",
+             *(f"| `{r.typed}` | {r.fired} | {r.resolved} |" for r in replayed), ""]
+    for r in replayed:
+        if r.said:
+            lines += [f"`{r.typed}` fired on:", "", *(f"- {s}" for s in r.said), ""]
+    lines += ["Messages, in order:", "", *messages, "", f"Firing now: {', '.join(firing) or 'none'}", ""]
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ from bot.app import alerts as use
 from bot.app.context import Context, open_context
 from bot.observability import Metrics
 from bot.render.alerts import rules_message
-from bot.render.kit import cell_text
+from bot.render.kit import FOLD_LINES, cell_text, rendered_lines
 from bot.render.numbers import format_day
 from bot.settings import Settings
 from bot.slack.app import courier_client
@@ -241,6 +241,47 @@ def test_the_alert_form_opens_from_app_home_and_adds_a_rule(bot: SlackBot) -> No
     [rule] = use.rules(bot.store, "T0001")
     assert (rule.rule.kpi, rule.rule.threshold, rule.rule.for_periods, rule.channel_id) == (
         "cpl", 15.0, 2, MARKETING)
+
+
+def test_the_alert_form_adds_an_unusual_rule_like_the_typed_command(bot: SlackBot) -> None:
+    bot.command("alert", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    sent, view = opened_alert_form(bot)
+    [op] = [b for b in sent["blocks"] if b["block_id"] == "op"]
+    assert "unusual" in [o["value"] for o in op["element"]["options"]]
+    [threshold] = [b for b in sent["blocks"] if b["block_id"] == "threshold"]
+    assert threshold["optional"] is True
+
+    def unusual(period: str, sensitivity: str) -> dict[str, Any]:
+        return {"kpi": {"value": "leads"}, "op": {"value": "unusual"}, "threshold": {"value": ""},
+                "period": {"value": period}, "sensitivity": {"value": sensitivity},
+                "for": {"value": "2"}, "channel": {"value": MARKETING}}
+
+    refused = bot.submit(view, unusual("monthly", "high"), user_id=SLACK_ADMIN)
+    assert refused.json["response_action"] == "errors"
+    assert "`unusual` compares a day with the same weekday" in refused.json["errors"]["period"]
+    assert bot.store.rules("T0001") == []
+
+    done = bot.submit(view, unusual("weekly", "high"), user_id=SLACK_ADMIN)
+    assert done.status == 200 and done.body == b""
+    typed = bot.command("alert leads unusual weekly high for 2", user_id=SLACK_ADMIN,
+                        channel_id=MARKETING)
+    assert "Alert #2 added" in typed.json["text"], typed.json
+    formed, written = use.rules(bot.store, "T0001")
+    assert formed.rule == written.rule and formed.rule.sensitivity == "high"
+    assert (formed.rule.op, formed.rule.period, formed.rule.for_periods) == ("unusual", "weekly", 2)
+    assert formed.channel_id == written.channel_id == MARKETING
+
+
+def test_a_threshold_rule_from_the_form_still_needs_its_threshold(bot: SlackBot) -> None:
+    bot.command("alert", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    _, view = opened_alert_form(bot)
+    refused = bot.submit(view, {"kpi": {"value": "cpl"}, "op": {"value": ">"},
+                                "period": {"value": "daily"}, "sensitivity": {"value": "medium"},
+                                "for": {"value": "1"}, "channel": {"value": MARKETING}},
+                         user_id=SLACK_ADMIN)
+    assert refused.json["response_action"] == "errors"
+    assert refused.json["errors"]["threshold"].startswith("`>` needs a threshold, like 15")
+    assert bot.store.rules("T0001") == []
 
 
 def test_members_do_not_get_the_alert_form(bot: SlackBot) -> None:
@@ -700,3 +741,116 @@ def test_back_to_normal_of_a_firing_never_posted_goes_to_the_channel(
     [resolved] = posts(bot)
     assert resolved["text"].startswith("Resolved: Cost per lead is $10.00 after 2 days")
     assert "thread_ts" not in resolved and bot.fake.calls_to("chat.update") == []
+
+
+def test_a_snooze_that_ends_while_firing_updates_the_message_once(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    """The snooze runs out while the alert still fires: the alerts timer is due at its end,
+    and the firing message no longer says snoozed, once, with its Snooze buttons."""
+    bot, clock = timed
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+    bot.command("alert snooze 1 1d", user_id=SLACK_MEMBER)
+    until = SLACK_NOW + timedelta(days=1)
+    assert bot.store.timers("T0001")[("alerts", "")] <= until
+    assert "snoozed by" in json.dumps(now_reads(bot, firing)["blocks"])
+    updates = len(bot.fake.calls_to("chat.update"))
+    assert bot.services.scheduler is not None
+
+    clock.now = until - timedelta(minutes=1)
+    bot.services.scheduler.sweep()  # not over yet: the message still says snoozed
+    assert len(bot.fake.calls_to("chat.update")) == updates
+    assert bot.store.timers("T0001")[("alerts", "")] == until
+
+    clock.now = until + timedelta(seconds=5)
+    bot.services.scheduler.sweep()
+    top = now_reads(bot, firing)
+    shown = json.dumps(top["blocks"])
+    assert "Firing since Wed 11 Mar, again since its snooze ended Thu 12 Mar 11:00 EDT" in shown
+    assert "snoozed by" not in shown and "snoozed by" not in top["text"]
+    assert {"alert_snooze", "open_report"} <= action_ids(top)
+    assert rendered_lines(top["blocks"]) <= FOLD_LINES
+    assert len(bot.fake.calls_to("chat.update")) == updates + 1
+    assert len(posts(bot)) == 1 and len(replies(bot, firing)) == 1  # the snooze note only
+
+    clock.now += timedelta(minutes=5)  # later looks and logs say nothing more
+    bot.services.scheduler.sweep()
+    log(bot, "spend=310")
+    assert len(bot.fake.calls_to("chat.update")) == updates + 1
+    [rule] = use.rules(bot.store, "T0001")
+    assert rule.thread.snooze_ended and not rule.thread.owes
+
+    bot.command("alert snooze 1 7d", user_id=SLACK_ADMIN)  # a new snooze shows again
+    assert f"snoozed by <@{SLACK_ADMIN}> until" in json.dumps(now_reads(bot, firing)["blocks"])
+
+
+def test_removing_a_firing_rule_updates_its_message_once_without_buttons(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    bot, clock = timed
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+    clock.now += timedelta(days=1)
+
+    removed = bot.command("alert remove 1", user_id=SLACK_ADMIN)
+
+    assert "Alert #1 on `cpl` removed" in removed.json["text"]
+    top = now_reads(bot, firing)
+    shown = json.dumps(top["blocks"])
+    assert (f"Firing since Wed 11 Mar; rule removed by <@{SLACK_ADMIN}> Thu 12 Mar 11:00 EDT"
+            in shown)
+    assert "$30.00" in shown and action_ids(top) == set()
+    assert rendered_lines(top["blocks"]) <= FOLD_LINES
+    assert "rule removed by" in top["text"]
+    assert len(bot.fake.calls_to("chat.update")) == 1 and len(posts(bot)) == 1
+    again = bot.command("alert remove 1", user_id=SLACK_ADMIN)
+    assert "There is no alert #1" in again.json["text"]
+    assert bot.services.scheduler is not None
+    bot.services.scheduler.sweep()
+    assert len(bot.fake.calls_to("chat.update")) == 1
+
+
+def test_removing_a_resolved_rule_leaves_its_message_as_it_reads(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    bot, clock = timed
+    firing = fire_then_resolve(bot, clock)
+
+    bot.command("alert remove 1", user_id=SLACK_ADMIN)
+
+    assert "Resolved after 3 days" in json.dumps(now_reads(bot, firing)["blocks"])
+    assert len(bot.fake.calls_to("chat.update")) == 1  # the resolve's, nothing more
+
+
+@pytest.mark.parametrize("today", [date(2026, 3, 11), date(2026, 3, 15)], ids=["wednesday", "sunday"])
+def test_on_the_demo_data_the_unusual_leads_rule_fires_less_than_the_fixed_one(
+    tmp_path: Path, today: date,
+) -> None:
+    """The demo's 30 days through `leads down 30% daily` and `leads unusual daily medium`:
+    the fixed rule fires on every weekend dip, the unusual one only on a day its weekday's
+    band does not hold, and says so in the band's own words."""
+    from bot.demo import alerts_markdown, fill, replay_demo_alerts
+
+    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    try:
+        store.ensure_workspace("demo", timezone="UTC")
+        fill(store, "demo", today)
+        now = datetime.combine(today, time(9), tzinfo=UTC)
+        replayed, messages = replay_demo_alerts(store, today, now)
+        by_rule = {r.typed: r for r in replayed}
+        fixed, unusual = by_rule["leads down 30% daily"], by_rule["leads unusual daily medium"]
+        assert 1 <= unusual.fired < fixed.fired
+        assert len(unusual.said) == unusual.fired
+        assert all(re.fullmatch(r"\S+: Leads \d+ on a \w+day; \w+days are usually \d+-\d+", s)
+                   for s in unusual.said), unusual.said
+        assert sum(r.fired + r.resolved for r in replayed) == len(messages)
+    finally:
+        store.engine.dispose()
+
+    written = alerts_markdown(replayed, messages, [])
+    assert f"| `leads down 30% daily` | {fixed.fired} | {fixed.resolved} |" in written
+    assert f"| `leads unusual daily medium` | {unusual.fired} | {unusual.resolved} |" in written
+    assert f"- {unusual.said[0]}" in written

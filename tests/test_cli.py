@@ -402,6 +402,8 @@ def test_demo_prints_the_table_and_writes_files(cli: Cli, tmp_path: Path) -> Non
     assert report["workspace"] == "demo"
     assert report["kpis"]["cpl"]["value"] > 0
     assert report["period"]["end"] == str(TODAY - timedelta(days=1))
+    alerts = (out_dir / "alerts.md").read_text(encoding="utf-8")
+    assert "| `leads down 30% daily` |" in alerts and "| `leads unusual daily medium` |" in alerts
 
 
 # -- the installed program ------------------------------------------------------------------

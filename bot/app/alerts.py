@@ -78,6 +78,8 @@ class Thread:
     snooze one to `snoozes`; `shown` and `announced` say up to which of them went out. Only
     the latest of each is delivered: an update carries the whole message, so it stands for
     the ones before it. No `note`: the latest firing was snoozed, nothing was posted.
+    `snooze_ended`: the snooze ran out while the alert was still firing, and the message
+    says it is firing again (a new snooze starts it over).
     """
 
     note: Notification | None = None
@@ -89,6 +91,7 @@ class Thread:
     announced: int = 0
     revision: int = 0
     shown: int = 0
+    snooze_ended: bool = False
 
     @property
     def owes(self) -> bool:
@@ -156,6 +159,7 @@ def _thread_to_json(thread: Thread, note: Notification) -> dict[str, Any]:
         "resolved_at": _iso(thread.resolved_at), "snoozed_by": thread.snoozed_by,
         "snoozed_until": _iso(thread.snoozed_until), "snoozes": thread.snoozes,
         "announced": thread.announced, "revision": thread.revision, "shown": thread.shown,
+        "snooze_ended": thread.snooze_ended,
     }
 
 
@@ -172,7 +176,8 @@ def _thread_from_json(data: dict[str, Any] | None) -> Thread:
     return Thread(note, Period(start, end), _moment(data.get("resolved_at")),
                   data.get("snoozed_by"), _moment(data.get("snoozed_until")),
                   int(data.get("snoozes", 0)), int(data.get("announced", 0)),
-                  int(data.get("revision", 0)), int(data.get("shown", 0)))
+                  int(data.get("revision", 0)), int(data.get("shown", 0)),
+                  bool(data.get("snooze_ended", False)))
 
 
 def _stored_state(text: str) -> tuple[AlertState, Thread]:
@@ -252,8 +257,22 @@ def find_rule(ctx: Context, rule_id: int) -> AlertRule:
 
 
 def remove_rule(ctx: Context, rule_id: int) -> AlertRule:
+    """Removes the rule; its firing message, when one is still open, is updated to say who
+    removed it when (without buttons), under a key of its own."""
     rule = find_rule(ctx, rule_id)
+    thread = rule.thread
+    removed = None
+    if thread.note is not None and thread.period is not None and thread.resolved_at is None:
+        # built before the rule goes: the update shows what it fired on and who removed it
+        removed = replace(_alert_post(ctx, rule, thread.note, thread.period, thread),
+                          removed_by=ctx.actor, removed_at=ctx.now)
     ctx.store.remove_rule(ctx.workspace.id, rule_id)
+    if removed is not None and thread.note is not None and ctx.ports.poster is not None:
+        parent = message_key(rule.id, thread.note.seq)
+        post = removed
+        ctx.ports.poster.deliver(ctx.workspace.id, f"{parent}:removed", kind="alert-update",
+                                 channel=rule.channel_id, due_at=ctx.now, edits=parent,
+                                 build=lambda: post)
     return rule
 
 
@@ -271,11 +290,13 @@ def snooze_rule(ctx: Context, rule_id: int, duration: str) -> tuple[AlertRule, d
         told = (rule.state.status is Status.FIRING and thread.note is not None
                 and thread.resolved_at is None)
         if told:
-            thread = replace(thread, snoozed_by=ctx.actor, snoozed_until=until,
+            thread = replace(thread, snoozed_by=ctx.actor, snoozed_until=until, snooze_ended=False,
                              snoozes=thread.snoozes + 1, revision=thread.revision + 1)
         state = _state_to_json(snooze(rule.state, until), thread)
         if ctx.store.save_rule_state(rule.id, rule.version, state):
             if told:
+                # the alerts timer looks again when the snooze ends, to say it is firing again
+                ctx.store.wake(ctx.workspace.id, ALERTS_TIMER, at=until)
                 ctx.ports.snoozed(ctx.workspace.id, rule.id)
             return find_rule(ctx, rule_id), until
     raise UserError("The rule is being updated right now; try the snooze again.")
@@ -387,6 +408,29 @@ Tell = Callable[[AlertRule], list[str]]
 NOT_OUT = frozenset({"retry", "held", "stopped"})
 
 
+def snooze_over(rule: AlertRule, now: datetime) -> bool:
+    """The snooze shown on a firing message that is still open has run out by `now`."""
+    thread = rule.thread
+    return (thread.note is not None and thread.resolved_at is None and not thread.snooze_ended
+            and thread.snoozed_until is not None and thread.snoozed_until <= now)
+
+
+def end_snooze(store: Store, rule: AlertRule, now: datetime) -> AlertRule:
+    """Records that the rule's firing message should say it is firing again, its snooze over
+    (one new revision, whichever process gets there first); the rule as it is now."""
+    for _ in range(_SAVE_TRIES):
+        if not snooze_over(rule, now):
+            return rule
+        thread = replace(rule.thread, snooze_ended=True, revision=rule.thread.revision + 1)
+        if store.save_rule_state(rule.id, rule.version, _state_to_json(rule.state, thread)):
+            return replace(rule, thread=thread, version=rule.version + 1)
+        stored = store.rule(rule.workspace_id, rule.id)
+        if stored is None:
+            return rule
+        rule = AlertRule.load(stored)
+    return rule
+
+
 def evaluate_rule(ctx: Context, rule_id: int, day: date, post: Post,
                   tell: Tell | None = None) -> list[str]:
     """Evaluates one rule for the window containing `day`; posts transitions, saves the state,
@@ -431,15 +475,15 @@ def evaluate_workspace(
     """Evaluates the workspace's rules that `metrics` feed (all when None) for `day` (today).
 
     With `tell`, a rule whose firing message is not up to date (an update or a snooze note
-    that did not go out) is brought up to date first, and evaluated only once it is, so that
-    an old message says it resolved before a new one is posted."""
+    that did not go out, a snooze that ran out) is brought up to date first, and evaluated
+    only once it is, so that an old message says it resolved before a new one is posted."""
     ctx = open_context(store, workspace_id, SYSTEM_ACTOR, now)
     catalogue = ctx.catalogue
     touched = set(metrics) if metrics is not None else None
     outcomes: list[str] = []
     for stored in store.rules(workspace_id):
         try:
-            if tell is not None and (loaded := AlertRule.load(stored)).thread.owes:
+            if tell is not None and (loaded := end_snooze(store, AlertRule.load(stored), now)).thread.owes:
                 told = tell(loaded)
                 outcomes += told
                 if NOT_OUT & set(told):
@@ -531,7 +575,8 @@ class AlertPost:
     `period` is the period the note judged (a week so far when it fired mid-week); `trend`
     the rule's value in its own last periods, `period` last. The firing message says it is
     firing since `note.at`, resolved at `resolved_at`, or snoozed by `snoozed_by` until
-    `snoozed_until`, in the workspace's `timezone`.
+    `snoozed_until` (firing again since then when `snooze_ended`), or that its rule was removed
+    by `removed_by` at `removed_at`, in the workspace's `timezone`.
     """
 
     rule: AlertRule
@@ -547,6 +592,9 @@ class AlertPost:
     resolved_at: datetime | None = None
     snoozed_by: str | None = None
     snoozed_until: datetime | None = None
+    snooze_ended: bool = False
+    removed_by: str | None = None
+    removed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -682,7 +730,17 @@ class Alerting:
         if PENDING & set(outcomes):
             return Woken(now + RETRY, tuple(outcomes))
         tomorrow = local_instant(ctx.today + timedelta(days=1), time(0, 0), ctx.workspace.timezone)
-        return Woken(tomorrow, tuple(outcomes))
+        return Woken(min([tomorrow, *self._snoozes_ending(workspace_id, now)]), tuple(outcomes))
+
+    def _snoozes_ending(self, workspace_id: str, now: datetime) -> list[datetime]:
+        """When the snoozes shown on open firing messages end (the message then says so)."""
+        ends = []
+        for stored in self.store.rules(workspace_id):
+            rule = AlertRule.load(stored)
+            until = rule.thread.snoozed_until
+            if until is not None and until > now and snooze_over(rule, until):
+                ends.append(until)
+        return ends
 
     def _pending_days(self, ctx: Context) -> set[date]:
         """The days a transition that is not out yet was made from (the day before and the
@@ -747,7 +805,7 @@ def _alert_post(ctx: Context, rule: AlertRule, note: Notification, period: Perio
     thread = thread or Thread()
     return AlertPost(rule, note, label_of(catalogue, key), unit_of(catalogue, key), ws.currency,
                      ws.locale, period, trend, authors, ws.timezone, thread.resolved_at,
-                     thread.snoozed_by, thread.snoozed_until)
+                     thread.snoozed_by, thread.snoozed_until, thread.snooze_ended)
 
 
 def _trend(ctx: Context, rule: AlertRule, fired: Period, value: float | None) -> list[float | None]:

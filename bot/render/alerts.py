@@ -39,7 +39,7 @@ from bot.render.kit import (
 from bot.render.numbers import format_change, format_day, format_local, format_value
 from kpis.alerts import Kind, Op, Status, describe
 from kpis.catalogue import Catalogue, Unit
-from kpis.unusual import MIN_HISTORY_DAYS, Expectation
+from kpis.unusual import DEFAULT_SENSITIVITY, MIN_HISTORY_DAYS, SENSITIVITIES, Expectation
 from storage.repository import StoredGoal
 
 _SPARK = "▁▂▃▄▅▆▇█"
@@ -103,6 +103,8 @@ def alert_message(post: AlertPost) -> Message:
     blocks: list[Block] = [section(head), context(state)]
     if details:
         blocks.append(context(" · ".join(details)))
+    if post.removed_at is not None:  # nothing left to snooze or to open it for
+        return message(f"Alert: {label} is {value} ({text_rule}), {said}", blocks)
     buttons = [] if post.resolved_at is not None else [
         button("Snooze 1 day", "alert_snooze", json.dumps({"rule": rule.id, "for": "1d"})),
         button("Snooze 7 days", "alert_snooze", json.dumps({"rule": rule.id, "for": "7d"})),
@@ -114,11 +116,18 @@ def alert_message(post: AlertPost) -> Message:
 def _firing_state(post: AlertPost) -> tuple[str, str]:
     """What the firing message says of its alert now, with its mark and without."""
     fired = post.note.at
+    if post.removed_by is not None and post.removed_at is not None:
+        said = (f"firing since {format_local(fired, post.timezone, with_time=False)}; rule removed "
+                f"by {_person(post.removed_by)} {format_local(post.removed_at, post.timezone)}")
+        return f":wastebasket: {said[:1].upper()}{said[1:]}", said
     if post.resolved_at is not None:
         said = f"resolved after {since_text(fired, post.resolved_at)}"
         when = format_local(post.resolved_at, post.timezone, with_time=False)
         return f":white_check_mark: {said[:1].upper()}{said[1:]} ({when})", said
     said = f"firing since {format_local(fired, post.timezone, with_time=False)}"
+    if post.snooze_ended and post.snoozed_until is not None:
+        said += f", again since its snooze ended {format_local(post.snoozed_until, post.timezone)}"
+        return f":red_circle: {said[:1].upper()}{said[1:]}", said
     if post.snoozed_by is not None and post.snoozed_until is not None:
         said += (f", snoozed by {_person(post.snoozed_by)} until "
                  f"{format_local(post.snoozed_until, post.timezone)}")
@@ -347,17 +356,26 @@ def goal_line(progress: GoalProgress, currency: str, locale: str) -> str:
 
 
 _OPS = (">", ">=", "<", "<=", "up", "down")
+_SENSITIVITY_HINTS = {"low": "fewer alerts, big moves only", "medium": "the default",
+                      "high": "more alerts, smaller moves too"}
 _PERIODS = ("daily", "weekly", "monthly", "7d", "30d")
 
 
 def alert_modal(form: AlertForm) -> dict[str, Any]:
+    """The alert form: a threshold or change rule, or an unusual one (no threshold; daily or
+    weekly, and how sensitive), each made by the command it stands for."""
     return modal("alert_form", "New alert", [
         select("kpi", "KPI", [option(key, f"{label} ({key})") for key, label in form.kpis]),
-        select("op", "When it is", [option(o) for o in _OPS]),
-        {"type": "input", "block_id": "threshold", "label": plain("Threshold"),
-         "hint": plain("In the KPI's unit (15, $15, 12%); a percent for up/down", 150),
+        select("op", "When it is", [*(option(o) for o in _OPS),
+                                    option("unusual", "unusual for the weekday or week")]),
+        {"type": "input", "block_id": "threshold", "label": plain("Threshold"), "optional": True,
+         "hint": plain("In the KPI's unit (15, $15, 12%); a percent for up/down; "
+                       "none for unusual", 150),
          "element": {"type": "plain_text_input", "action_id": "value", "max_length": 30}},
         select("period", "Over", [option(p) for p in _PERIODS]),
+        select("sensitivity", "Sensitivity (unusual only)",
+               [option(s, f"{s}: {_SENSITIVITY_HINTS[s]}") for s in SENSITIVITIES],
+               initial=SENSITIVITIES.index(DEFAULT_SENSITIVITY)),
         {"type": "input", "block_id": "for", "label": plain("Periods in a row"),
          "element": {"type": "number_input", "action_id": "value", "is_decimal_allowed": False,
                      "min_value": "1", "max_value": "30", "initial_value": "1"}},

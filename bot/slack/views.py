@@ -139,12 +139,15 @@ def register(app: App, services: Services) -> None:
 
         channel = pick("channel") or _metadata(view).get("channel", "")
         who = replace(Who.of(context, body, client), channel_id=channel or None)
+        unusual = pick("op") == "unusual"
+        # an unusual rule has no threshold: what is wrong with it is its period
+        field = "period" if unusual else "threshold"
         try:
-            added = services.answer(who, g.AlertAdd(
-                kpi=pick("kpi"), op=pick("op"), threshold=pick("threshold"),
-                period=pick("period") or "daily", for_periods=int(pick("for") or 1)))
-        except UserError as error:
-            ack(response_action="errors", errors={"threshold": str(error)[:150]})
+            added = services.answer(who, alert_command(
+                pick("kpi"), pick("op"), pick("threshold"), pick("period") or "daily",
+                int(pick("for") or 1), pick("sensitivity")))
+        except (UserError, g.CommandError) as error:
+            ack(response_action="errors", errors={field: str(error)[:150]})
             return
         except Exception:
             log.exception("alert form failed")
@@ -184,6 +187,22 @@ def _picked(state: dict[str, Any], block_id: str) -> Any:
     if "selected_options" in element:
         return [o["value"] for o in element["selected_options"] or []]
     return None
+
+
+def alert_command(kpi: str, op: str, threshold: str, period: str, for_periods: int,
+                  sensitivity: str) -> g.AlertAdd:
+    """The alert form as the command it stands for. An unusual rule is read with the one
+    grammar, as `/kpi alert KPI unusual PERIOD SENSITIVITY for N` would be, so the form and
+    the typed command make the same rule and refuse the same mistakes."""
+    if op == "unusual":
+        command = g.parse_command(f"alert {kpi} unusual {period} {sensitivity or 'medium'} "
+                                  f"for {for_periods}")
+        assert isinstance(command, g.AlertAdd)
+        return command
+    if not threshold.strip():
+        raise g.CommandError(f"`{op}` needs a threshold, like 15, $15 or 12%; only an unusual "
+                             "rule goes without one.")
+    return g.AlertAdd(kpi=kpi, op=op, threshold=threshold, period=period, for_periods=for_periods)
 
 
 def setup_commands(ctx: Context, state: dict[str, Any]) -> tuple[list[tuple[g.Command, str | None]], dict[str, str]]:
