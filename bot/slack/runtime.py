@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -174,6 +174,48 @@ def guarded(work: Callable[[], Message | None], where: str) -> Callable[[], Mess
     return run
 
 
+class _Deadlines:
+    """One watchdog thread for every pending reply: at a reply's deadline it acks "Working on
+    it" unless the answer went first. The work runs in the listener's own thread, so a fast
+    answer costs no hand-off to another thread and back."""
+
+    def __init__(self) -> None:
+        self._pending: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._changed = threading.Condition()
+        self._next = float("inf")
+        self._thread: threading.Thread | None = None
+
+    def add(self, key: int, deadline: float, fire: Callable[[], None]) -> None:
+        with self._changed:
+            self._pending[key] = (deadline, fire)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="kpibot-budget",
+                                                daemon=True)
+                self._thread.start()
+            if deadline < self._next:
+                self._changed.notify()
+
+    def discard(self, key: int) -> None:
+        with self._changed:
+            self._pending.pop(key, None)
+
+    def _watch(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [k for k, (at, _) in self._pending.items() if at <= now]
+                fired = [self._pending.pop(k)[1] for k in due]
+                if not fired:
+                    self._next = min((at for at, _ in self._pending.values()), default=float("inf"))
+                    self._changed.wait(None if self._next == float("inf") else self._next - now)
+                    self._next = float("inf")
+            for fire in fired:
+                fire()
+
+
+_deadlines = _Deadlines()
+
+
 def reply_within_budget(
     services: Services, ack: Callable[..., Any], respond: Callable[..., Any],
     work: Callable[[], Message], where: str, budget: float = ACK_BUDGET_SECONDS,
@@ -181,19 +223,35 @@ def reply_within_budget(
 ) -> None:
     """Acks with the answer when it is ready in time, else acks at once and responds later.
 
-    The budget counts from when the request arrived (`received_at`, set by the app's
-    middleware), not from when a listener thread became free.
+    The work runs in this (the listener's) thread; the watchdog acks "Working on it" at the
+    budget if the answer is not in by then, and the answer then goes to response_url. Exactly
+    one of the two acks. The budget counts from when the request arrived (`received_at`, set by
+    the app's middleware), not from when a listener thread became free.
     """
     started = time.monotonic()
     if received_at is not None:
         budget = max(budget - (started - received_at), 0.05)
-    future = services.executor.submit(guarded(work, where))
-    try:
-        answer = future.result(timeout=budget)
-    except FutureTimeout:
+    decided = threading.Lock()
+    state = {"acked": False}
+
+    def too_slow() -> None:
+        with decided:
+            if state["acked"]:
+                return
+            state["acked"] = True
         ack(text=":hourglass_flowing_sand: Working on it…")
         log.info("slow reply in %s, answering through response_url", where)
-        future.add_done_callback(lambda f: _respond(respond, f.result()))
+
+    key = id(state)
+    _deadlines.add(key, started + budget, too_slow)
+    try:
+        answer = guarded(work, where)()
+    finally:
+        _deadlines.discard(key)
+    with decided:
+        late, state["acked"] = state["acked"], True
+    if late:
+        _respond(respond, answer)
         return
     ack(**answer)
     log.debug("replied in %.3fs (%s)", time.monotonic() - started, where)
