@@ -103,6 +103,8 @@ class Metric:
     #: for a `mean`: the count logged in the same entry that weighs each value (days to close
     #: per deal: a rep's 3 deals at 20 days weigh three times one deal at 60)
     weight: str | None = None
+    #: a salesperson's own number: logged in Slack without `rep=`, it is the logger's
+    by_rep: bool = False
 
     def check(self, value: float) -> str | None:
         """Why `value` cannot be stored for this metric, or None when it can."""
@@ -153,7 +155,7 @@ def _m(
     unit_ = Unit(unit)
     whole = unit_ is Unit.COUNT
     return Metric(key, label, unit_, Aggregation(agg), pack, help or label, minimum, maximum, whole,
-                  weight)
+                  weight, by_rep=pack == "sales")  # the sales pack's inputs are a rep's own
 
 
 METRICS: tuple[Metric, ...] = (
@@ -309,6 +311,8 @@ KPIS: tuple[Kpi, ...] = tuple(
 
 #: the KPIs a digest and App Home lead with, in order
 HEADLINE_KPIS = ("cpl", "booking_rate", "show_rate", "close_rate", "cac", "roas", "ad_profit", "aov")
+#: a rep's own scorecard on App Home (entries tagged rep = them), each ranked among the reps
+REP_SCORECARD = ("close_rate", "shows", "sales", "cash_collected", "aov")
 
 #: what a formula needs (Catalogue._need_of): inputs, KPIs, groups of which one must be met
 _Need: TypeAlias = tuple[frozenset[str], tuple[str, ...], tuple[tuple["_Need", ...], ...]]
@@ -550,7 +554,7 @@ def custom_metric(key: str, *, label: str = "", unit: str = "count", aggregation
 DEFAULT = Catalogue.build()
 
 __all__ = [
-    "Aggregation", "Better", "Catalogue", "DEFAULT", "DEFAULT_PACKS", "DIMENSIONS", "FormulaError", "HEADLINE_KPIS",
+    "Aggregation", "Better", "Catalogue", "DEFAULT", "DEFAULT_PACKS", "DIMENSIONS", "FormulaError", "HEADLINE_KPIS", "REP_SCORECARD",
     "KPIS", "METRICS", "ORGANIC_SOURCES", "PAID_SOURCES", "Kpi", "Metric", "PACKS", "Unit",
     "organic_sources", "custom_kpi", "custom_metric",
 ]

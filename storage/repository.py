@@ -11,7 +11,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -1012,15 +1012,20 @@ class Store(ApiRepository, TimerRepository):
                 DailyTotalRow.count > 0,
             )))
 
-    def own_values_on(self, workspace_id: str, author: str, day: date) -> dict[str, float]:
-        """metric -> the value `author` logged for `day` with no dimension: what a log form
-        without source, rep or campaign would replace."""
+    def own_values_on(self, workspace_id: str, author: str, day: date,
+                      as_rep: Collection[str] = ()) -> dict[str, float]:
+        """metric -> the value `author` logged for `day` with no dimension (for the metrics
+        `as_rep`, with rep = `author` alone): what a log form without source, rep or campaign
+        would replace."""
         e = EntryRow
+        own = e.rep == "" if not as_rep else or_(
+            and_(e.metric.in_(sorted(as_rep)), e.rep == author),
+            and_(e.metric.not_in(sorted(as_rep)), e.rep == ""))
         with self._read() as conn:
             return {metric: float(value) for metric, value in conn.execute(
                 select(e.metric, e.value).where(
                     e.workspace_id == workspace_id, e.author == author, e.day == day,
-                    *(getattr(e, name) == "" for name in DIMENSIONS)))}
+                    own, *(getattr(e, name) == "" for name in DIMENSIONS if name != "rep")))}
 
     def entries_between(
         self, workspace_id: str, start: date | None = None, end: date | None = None

@@ -22,6 +22,7 @@ import pytest
 from bot.app import entries, reports
 from bot.app.context import open_context
 from bot.render.kit import FOLD_LINES, rendered_lines
+from kpis.periods import Period
 from tests import slackreq
 from tests.conftest import (
     SLACK_ADMIN,
@@ -176,6 +177,31 @@ def test_logging_again_replaces_your_value_and_says_what_it_was(slack_bot: Slack
 
     assert "*leads* 1,500 (was 12)" in texts(reply.json)
     assert stored(slack_bot) == {("leads", TODAY, 1500.0, SLACK_ADMIN, (), "slack")}
+
+
+def test_a_sales_metric_logged_in_slack_is_the_loggers_own_unless_a_rep_is_named(
+    slack_bot: SlackBot,
+) -> None:
+    reply = slack_bot.command("log shows=5 sales=2 leads=10", user_id=SLACK_MEMBER)
+
+    shown = texts(reply.json)
+    assert "(shows, sales for you as rep)" in shown, shown
+    slack_bot.command("log shows=3 rep=<@U0003|ana>")
+    slack_bot.command("log sales=1")
+    assert stored(slack_bot) == {
+        ("shows", TODAY, 5.0, SLACK_MEMBER, (("rep", SLACK_MEMBER),), "slack"),
+        ("sales", TODAY, 2.0, SLACK_MEMBER, (("rep", SLACK_MEMBER),), "slack"),
+        ("leads", TODAY, 10.0, SLACK_MEMBER, (), "slack"),
+        ("shows", TODAY, 3.0, SLACK_ADMIN, (("rep", "U0003"),), "slack"),
+        ("sales", TODAY, 1.0, SLACK_ADMIN, (("rep", SLACK_ADMIN),), "slack"),
+    }
+    again = slack_bot.command("log shows=6", user_id=SLACK_MEMBER)  # your own value, replaced
+    assert "*shows* 6 (was 5)" in texts(again.json) and "for you as rep" in texts(again.json)
+    ctx = open_context(slack_bot.store, T1, SLACK_ADMIN, SLACK_NOW, timezone="America/New_York")
+    board = reports.report(ctx, Period.day(TODAY), ["close_rate"], by="rep")
+    close = {g.value: (g.kpis["close_rate"].value if "close_rate" in g.kpis else None)
+             for g in board.groups}
+    assert close == {SLACK_MEMBER: 2 / 6, SLACK_ADMIN: None, "U0003": None}
 
 
 @pytest.mark.parametrize("text", ["", "log", "  LOG  "])
@@ -751,7 +777,7 @@ def test_log_form_for_an_earlier_day(slack_bot: SlackBot) -> None:
     slack_bot.submit(view, {"day": {"value": "2026-03-02"}, "m:bookings": {"value": "4"}})
 
     slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))
-    assert stored(slack_bot) == {("bookings", date(2026, 3, 2), 4.0, SLACK_ADMIN, (), "form")}
+    assert stored(slack_bot) == {("bookings", date(2026, 3, 2), 4.0, SLACK_ADMIN, (("rep", SLACK_ADMIN),), "form")}
 
 
 def test_log_form_opened_in_a_dm_confirms_in_the_app_dm(slack_bot: SlackBot) -> None:

@@ -153,7 +153,23 @@ def test_the_log_form_is_filled_with_what_the_person_logged_that_day(slack_bot: 
     mine = {(e.metric, e.value, e.dims) for e in slack_bot.store.entries_between(T1)
             if e.author == SLACK_ADMIN and e.day == TODAY}
     assert mine == {("leads", 12.0, ()), ("spend", 340.5, ()),
-                    ("bookings", 2.0, (("source", "google"),))}
+                    ("bookings", 2.0, (("rep", SLACK_ADMIN), ("source", "google")))}
+
+
+def test_the_log_form_is_filled_with_the_sales_numbers_logged_as_your_own(slack_bot: SlackBot) -> None:
+    slack_bot.command("track leads bookings")
+    slack_bot.command("log bookings=3 leads=7")  # bookings: rep = the person logging
+
+    slack_bot.command("log")
+    sent, view = opened_view(slack_bot)
+
+    initial = {b["block_id"]: b["element"].get("initial_value") for b in sent["blocks"]
+               if b["block_id"].startswith("m:")}
+    assert initial == {"m:leads": "7", "m:bookings": "3"}
+    slack_bot.submit(view, {"m:leads": {"value": "7"}, "m:bookings": {"value": "4"}})
+    slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))
+    assert {(e.metric, e.value, e.dims) for e in slack_bot.store.entries_between(T1)} == {
+        ("leads", 7.0, ()), ("bookings", 4.0, (("rep", SLACK_ADMIN),))}
 
 
 def test_a_changed_filled_value_replaces_the_one_logged(slack_bot: SlackBot) -> None:

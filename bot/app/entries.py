@@ -25,6 +25,8 @@ from kpis.suggest import did_you_mean
 from storage.repository import ChangeBatch, HistoryLine, UndoConflict, Write
 
 MAX_VALUES_PER_LOG = 60
+#: where a log is someone typing their own numbers in Slack: a rep metric without `rep=` is theirs
+SLACK_ORIGINS = ("slack", "form")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class LogResult:
     batch: ChangeBatch
     day: date
     moved: tuple[Moved, ...] = field(default_factory=tuple)
+    #: the dimensions typed with the log
+    dims: Dims = ()
+    #: the rep metrics stored with rep = the person logging, as no `rep=` was given
+    as_rep: tuple[str, ...] = ()
 
 
 def clean_dims(pairs: Iterable[tuple[str, str]]) -> Dims:
@@ -85,14 +91,21 @@ def log_numbers(
     except PeriodError as error:
         raise UserError(str(error)) from None
     dimensions = clean_dims(dims)
+    # a salesperson logging their calls in Slack logs their own: rep is them unless named
+    defaulted = origin in SLACK_ORIGINS and "rep" not in dict(dimensions)
+    mine = tuple(sorted((*dimensions, ("rep", ctx.actor)))) if defaulted else dimensions
     seen: set[str] = set()
     writes = []
+    as_rep = []
     for key, raw in values:
         metric = find_metric(catalogue, key)
         if metric.key in seen:
             raise UserError(f"`{metric.key}` appears twice in one log; keep one value.")
         seen.add(metric.key)
-        writes.append(Write(metric.key, the_day, parse_value(metric, raw), author or ctx.actor, dimensions))
+        if defaulted and metric.by_rep:
+            as_rep.append(metric.key)
+        writes.append(Write(metric.key, the_day, parse_value(metric, raw), author or ctx.actor,
+                            mine if metric.by_rep else dimensions))
     recorded = ctx.store.record_in_period(ctx.workspace.id, writes, actor=ctx.actor,
                                           origin=origin, period=Period.day(the_day),
                                           catalogue=catalogue)
@@ -107,7 +120,12 @@ def log_numbers(
     )
     ctx.ports.logged(ctx.workspace.id, the_day, {c.metric for c in batch.changes})
     ctx.ports.counted(origin, len(batch.changes))
-    return LogResult(batch, the_day, moved)
+    return LogResult(batch, the_day, moved, dimensions, tuple(as_rep))
+
+
+def rep_metrics(catalogue: Catalogue) -> frozenset[str]:
+    """The metrics a form logs with rep = the person logging (what it prefills them from)."""
+    return frozenset(k for k, m in catalogue.metrics.items() if m.by_rep)
 
 
 def undo(ctx: Context, batch_id: str | None = None) -> ChangeBatch:
@@ -229,7 +247,7 @@ class LogForm:
 
 def log_form(ctx: Context) -> LogForm:
     metrics = tuple(asked_for(ctx.catalogue, ctx.workspace))
-    own = ctx.store.own_values_on(ctx.workspace.id, ctx.actor, ctx.today)
+    own = ctx.store.own_values_on(ctx.workspace.id, ctx.actor, ctx.today, rep_metrics(ctx.catalogue))
     return LogForm(metrics, ctx.today, ctx.workspace.currency,
                    {m.key: form_text(m.unit, own[m.key]) for m in metrics if m.key in own})
 
@@ -249,8 +267,8 @@ def changed_values(ctx: Context, day: str | None, pairs: Sequence[tuple[str, str
         the_day = resolve_day(day, ctx.today)
     except PeriodError as error:
         raise UserError(str(error)) from None
-    own = ctx.store.own_values_on(ctx.workspace.id, ctx.actor, the_day)
     catalogue = ctx.catalogue
+    own = ctx.store.own_values_on(ctx.workspace.id, ctx.actor, the_day, rep_metrics(catalogue))
     return [(key, raw) for key, raw in pairs
             if key not in own or not math.isclose(parse_value(find_metric(catalogue, key), raw),
                                                   own[key], rel_tol=1e-9, abs_tol=1e-12)]

@@ -126,12 +126,15 @@ class Logged:
     dims: tuple[tuple[str, str], ...] = ()
     moved: tuple[Figure, ...] = ()
     cut: int = 0
+    #: the metrics stored with rep = the person logging, who named no rep
+    as_rep: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, result: Any) -> Logged:
         changes = result.batch.changes
         return cls(result.day, result.batch.id, tuple((c.metric, c.new, c.old) for c in changes),
-                   tuple(changes[0].dims) if changes else (), tuple(_moved_most(result.moved)))
+                   tuple(result.dims), tuple(_moved_most(result.moved)), 0,
+                   tuple(m for m in result.as_rep if any(c.metric == m for c in changes)))
 
     def value(self) -> str:
         """The Show all value, within a button's 2,000 characters: when the figures are too
@@ -146,7 +149,8 @@ class Logged:
             text = json.dumps({"log": {"day": self.day.isoformat(), "batch": self.batch_id,
                                        "dims": [list(d) for d in self.dims],
                                        "stored": short(stored), "moved": short(moved),
-                                       "cut": self.cut + left_out}}, separators=(",", ":"))
+                                       "cut": self.cut + left_out, "as_rep": list(self.as_rep)}},
+                              separators=(",", ":"))
             if len(text) <= _VALUE_ROOM or not (stored or moved):
                 return text
             (moved or stored).pop()
@@ -161,8 +165,9 @@ class Logged:
         dims = tuple((str(d[0]), str(d[1])) for d in raw.get("dims") or ()
                      if isinstance(d, list) and len(d) == 2)
         cut = raw.get("cut")
+        as_rep = tuple(str(m) for m in raw.get("as_rep") or () if isinstance(m, str))
         return cls(day, str(raw.get("batch") or ""), _figures(raw.get("stored")), dims,
-                   _figures(raw.get("moved")), cut if isinstance(cut, int) else 0)
+                   _figures(raw.get("moved")), cut if isinstance(cut, int) else 0, as_rep)
 
 
 def log_reply(logged: Logged, catalogue: Catalogue, currency: str, locale: str, *,
@@ -177,6 +182,9 @@ def log_reply(logged: Logged, catalogue: Catalogue, currency: str, locale: str, 
               + (f" (was {fmt(old, unit(m), currency, locale)})" if old is not None else "")
               for m, new, old in logged.stored]
     tags = " · ".join(f"{k}={v}" for k, v in logged.dims)
+    if logged.as_rep:
+        which = "" if len(logged.as_rep) == len(logged.stored) else f"{', '.join(logged.as_rep)} "
+        tags = " · ".join(t for t in (tags, f"{which}for you as rep") if t)
     moved = [f"• {catalogue.kpis[k].label if k in catalogue.kpis else k}: "
              f"{fmt(before, unit(k), currency, locale)} → *{fmt(after, unit(k), currency, locale)}*"
              for k, before, after in logged.moved]
