@@ -81,6 +81,13 @@ def button(text: str, action_id: str, value: str = "", style: str | None = None)
     return element
 
 
+def overflow(action_id: str, options: Sequence[tuple[str, str]]) -> Block:
+    """An overflow menu ("⋯"): up to five (label, value) options, each value at most 150
+    characters; as a section's accessory it takes no line of its own."""
+    return {"type": "overflow", "action_id": action_id,
+            "options": [{"text": plain(label), "value": value[:150]} for label, value in options[:5]]}
+
+
 def actions(*elements: Block) -> Block:
     return {"type": "actions", "elements": list(elements)}
 
@@ -281,6 +288,8 @@ def native_problems(blocks: Sequence[Block]) -> list[str]:
 
 #: characters of Slack's default font in one line of a 390-point-wide phone screen
 PHONE_WIDTH = 44
+#: characters a section's accessory (an overflow, a button) takes from its text's width
+ACCESSORY_WIDTH = 6
 _EMOJI = re.compile(r":[a-z0-9_+-]+:")
 _LINK = re.compile(r"<[#@!]?[^|>]*\|([^>]*)>|<([#@])[^>]*>|<([^>]*)>")
 
@@ -316,19 +325,20 @@ def wrapped_lines(text: str, width: int = PHONE_WIDTH) -> int:
 def rendered_lines(blocks: Sequence[Block], width: int = PHONE_WIDTH) -> int:
     """How many lines a message's blocks take on a phone, the count the digest's fold rule uses.
 
-    header, section and context: their text wrapped at `width` (a section's fields each count
-    as their own text); table: one line per row, the header row included (cells do not wrap);
-    divider and actions: one line each; data_visualization and image: nothing, as they are a
+    header, section and context: their text wrapped at `width`, less ACCESSORY_WIDTH beside a
+    section's accessory (a section's fields each count as their own text); table: one line per
+    row, the header row included (cells do not wrap); divider and actions: one line each; data_visualization and image: nothing, as they are a
     picture beside the text, not lines of it."""
     total = 0
     for block in blocks:
         kind = block.get("type")
         if kind in ("header", "section", "markdown"):
             text = block.get("text")
+            room = width - ACCESSORY_WIDTH if block.get("accessory") else width
             if isinstance(text, dict):
-                total += wrapped_lines(str(text.get("text", "")), width)
+                total += wrapped_lines(str(text.get("text", "")), room)
             elif isinstance(text, str):
-                total += wrapped_lines(text, width)
+                total += wrapped_lines(text, room)
             for field_ in block.get("fields") or []:
                 total += wrapped_lines(str(field_.get("text", "")), width)
         elif kind == "context":
