@@ -9,6 +9,9 @@ from datetime import date
 from typing import Any
 
 from bot.render.kit import FOLD_LINES, rendered_lines
+from kpis.periods import Period
+from storage import Store
+from storage.repository import Write
 from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SlackBot, SlackReply, texts
 from tests.test_slack import elements, message_of, opened_view, stored, wait_response
 
@@ -232,3 +235,32 @@ def test_fifteen_own_lines_with_their_menus_fit_a_phone(slack_bot: SlackBot) -> 
     assert rendered_lines(body["blocks"]) <= FOLD_LINES
     assert len(menus(body)) >= 3
     assert json.dumps(body).count('"type": "overflow"') == len(menus(body))
+
+
+def test_a_deleted_entry_comes_back_whole_with_undo_on_each_backend(any_store: Store) -> None:
+    """Delete and its undo keep the day's totals and a gauge's latest value in step."""
+    any_store.ensure_workspace("T1")
+    catalogue = any_store.catalogue("T1")
+    day = date(2026, 3, 10)
+    mine = Write("leads", day, 10.0, "U1", (("source", "facebook"),))
+    any_store.record("T1", [mine, Write("leads", day, 5.0, "U2")], actor="U1", origin="cli")
+    period = Period.day(day)
+    [line] = [h for h in any_store.history("T1") if h.author == "U1"]
+
+    entry = any_store.entry_changed_by("T1", line.id)
+    gone = any_store.delete_entry("T1", mine, actor="U1", origin="delete", period=period,
+                                  catalogue=catalogue)
+
+    assert entry == mine
+    assert gone is not None and gone.before is not None and gone.after is not None
+    assert gone.before.totals["leads"][0] == 15.0 and gone.after.totals["leads"][0] == 5.0
+    assert any_store.entry_changed_by("T1", line.id) is None
+    assert any_store.entry_changed_by("T2", line.id) is None
+    assert any_store.delete_entry("T1", mine, actor="U1", origin="delete", period=period,
+                                  catalogue=catalogue) is None
+    assert any_store.period_data("T1", period, catalogue).totals["leads"][0] == 5.0
+
+    any_store.undo_last("T1", "U1", gone.batch.id)
+
+    assert any_store.period_data("T1", period, catalogue).totals["leads"][0] == 15.0
+    assert any_store.entry_changed_by("T1", line.id) == mine

@@ -60,7 +60,7 @@ HELP_LINES = (
     "*Why and what if*: `/kpi why cpl` · `/kpi why leads last-week` · `/kpi whatif ctr=+10% close_rate=+5% aov=+25%` · `/kpi whatif` opens the form",
     "*Reminders*: `/kpi remind off` · `/kpi remind on` · `/kpi remind 17:00` (admins: the workspace's time)",
     "*Definitions*: `/kpi metrics` · `/kpi track leads spend sales` (what the form and reminders ask for) · `/kpi define big_mac_gap = (official_rate - implied_rate) / official_rate` · `/kpi sources` · `/kpi source webinar organic`",
-    "*Corrections*: `/kpi history leads` · `/kpi undo` (logging the same metric for the same day again replaces your value)",
+    "*Corrections*: `/kpi history leads` (its ⋯ menu edits or deletes your entries) · `/kpi undo` (logging the same metric for the same day again replaces your value)",
     "*Data and settings*: `/kpi export 90d` · `/kpi tz America/Bogota` · `/kpi settings` · `/kpi token create zapier` (API tokens)",
     "Numbers: `1234.5`, `1,234.5`, `$1,234`, `1.5k`, `2m`, `12%` for percent metrics.",
 )
