@@ -174,10 +174,17 @@ def test_delete_removes_the_entry_and_its_undo_works_once(slack_bot: SlackBot) -
     assert not [line for line in menus(shown) if "*leads*" in line]  # nothing left to change
 
     undo = elements(answer)["undo_last"]
-    undone = wait_response(slack_bot, slack_bot.action("undo_last", undo["value"], is_ephemeral=True))
+    clicked = {"type": "message", "ts": "1700000000.000200", "text": answer["text"],
+               "blocks": answer["blocks"]}
+    undone = wait_response(slack_bot, slack_bot.action("undo_last", undo["value"],
+                                                       is_ephemeral=True, message=clicked))
 
+    # the reply stays as it was, its Undo button replaced by what it undid
     assert undone["replace_original"] is True and "undo_last" not in elements(undone)
     assert "leads for 2026-03-11 back to 10" in undone["text"]
+    assert "Deleted for Wed 11 Mar 2026: *leads* 10" in texts(undone)
+    assert [b["type"] for b in undone["blocks"]][-1] == "context"
+    assert rendered_lines(undone["blocks"]) <= FOLD_LINES
     assert {e[:4] for e in stored(slack_bot)} == {("leads", TODAY, 10.0, SLACK_ADMIN),
                                                  ("spend", TODAY, 300.0, SLACK_ADMIN)}
 

@@ -384,6 +384,27 @@ def fold(assemble: Callable[[int], list[Block]], total: int, least: int = 0) -> 
     return assemble(most_that_fit(assemble, total, least))
 
 
+def in_place_of(blocks: Sequence[Block], action_id: str, answer: Message) -> Message:
+    """The message `blocks` as it was clicked, its `action_id` button replaced by what the
+    click answered (a context line), so the button cannot be clicked twice; `answer` alone
+    when the blocks are not known, lack that button, or would no longer fit a phone."""
+    out: list[Block] = []
+    found = False
+    for block in blocks:
+        elements = block.get("elements") or [] if block.get("type") == "actions" else []
+        kept = [e for e in elements if e.get("action_id") != action_id]
+        if len(kept) < len(elements):
+            found = True
+            out.append(context(str(answer.get("text", ""))))
+            if kept:
+                out.append({**block, "elements": kept})
+        else:
+            out.append(block)
+    if not found or not fits(out):
+        return answer
+    return message(str(answer.get("text", "")), out)
+
+
 def message(text: str, blocks: list[Block] | None = None, **extra: Any) -> Message:
     """A message body with its plain-text fallback (notifications, screen readers)."""
     body: Message = {"text": text, "blocks": (blocks or [section(text)])[:MAX_BLOCKS]}

@@ -20,7 +20,7 @@ from bot.registry import show_all_report
 from bot.render import alerts as alert_views
 from bot.render import blocks as log_views
 from bot.render import report as report_view
-from bot.render.kit import SHOW_ALL, Message, error, message
+from bot.render.kit import SHOW_ALL, Message, error, in_place_of, message
 from bot.slack.runtime import Services, Who, guarded
 
 log = logging.getLogger("kpibot.actions")
@@ -83,7 +83,23 @@ def register(app: App, services: Services) -> None:
         if answer:
             respond(**{"replace_original": False, "response_type": "ephemeral", **answer})
 
-    app.action("undo_last")(answers(_undo, "undo"))
+    @app.action("undo_last")
+    def undo_last(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
+        """The result takes the Undo button's place in the clicked message, so it cannot be
+        clicked twice; a refusal (already undone, changed since) leaves the message as it was."""
+        ack()
+        services.metrics.requests.labels(kind="action").inc()
+        who = Who.of(context, body, client)
+        batch_id = str(body["actions"][0].get("value") or "") or None
+
+        def run() -> Message:
+            reply = _ran(services, who, g.Undo(batch_id=batch_id))
+            clicked = (body.get("message") or {}).get("blocks") or []
+            return {**in_place_of(clicked, "undo_last", reply), "replace_original": True}
+
+        respond(**{"replace_original": False, "response_type": "ephemeral",
+                   **guarded(run, "undo")()})
+
     app.action("share_report")(answers(_share, "share"))
     app.action(SHOW_ALL)(answers(_show_all, "show all"))
     app.action("alert_snooze")(answers(_snooze, "snooze"))
@@ -98,14 +114,6 @@ def _ran(services: Services, who: Who, command: g.Command) -> Message:
     reply = services.run(who, command)
     assert isinstance(reply, dict)
     return reply
-
-
-def _undo(services: Services, who: Who, spec: dict[str, Any]) -> Message:
-    """The result takes the clicked message's place, so its Undo cannot be clicked twice; a
-    refusal (already undone, changed since) leaves the message as it was."""
-    batch_id = spec.get("value")
-    reply = _ran(services, who, g.Undo(batch_id=str(batch_id) if batch_id else None))
-    return {**reply, "replace_original": True}
 
 
 def _snooze(services: Services, who: Who, spec: dict[str, Any]) -> Message:
