@@ -351,6 +351,28 @@ class SaveSettings:
     locale: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class EditEntry:
+    """A history line's Edit: the form for that entry (`change_id`: the line's audit row)."""
+
+    change_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaveEntry:
+    """The Edit form, submitted: the entry's new value as typed."""
+
+    change_id: int
+    value: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteEntry:
+    """A history line's Delete."""
+
+    change_id: int
+
+
 Command: TypeAlias = (
     Help
     | LogForm
@@ -391,6 +413,9 @@ Command: TypeAlias = (
     | Tokens
     | TokenRevoke
     | SaveSettings
+    | EditEntry
+    | SaveEntry
+    | DeleteEntry
 )
 
 

@@ -171,9 +171,21 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
             return Spec(definitions.sources, lambda found, ctx: blocks.sources_message(
                 found, full=full, more=g.show_all_value(command)))
         case g.History(metric=metric, full=full):
-            return Spec(lambda ctx: entries.history(ctx, metric), lambda lines, ctx:
-                        blocks.history_message(lines, ctx.catalogue, *_money(ctx), full=full,
-                                               more=g.show_all_value(command)))
+            return Spec(lambda ctx: entries.recent(ctx, metric), lambda shown, ctx:
+                        blocks.history_message(shown.lines, ctx.catalogue, *_money(ctx), full=full,
+                                               more=g.show_all_value(command),
+                                               changeable=shown.changeable))
+        case g.EditEntry(change_id=change_id):
+            return Spec(lambda ctx: entries.entry_form(ctx, change_id), lambda form, ctx: Modal(
+                blocks.entry_modal(form, {**_metadata(ctx), "change": str(change_id)})), form=True)
+        case g.SaveEntry(change_id=change_id, value=raw):
+            return Spec(lambda ctx: entries.correct_entry(ctx, change_id, raw),
+                        lambda result, ctx: blocks.log_reply(blocks.Logged.of(result), ctx.catalogue,
+                                                             *_money(ctx)))
+        case g.DeleteEntry(change_id=change_id):
+            return Spec(lambda ctx: entries.delete_entry(ctx, change_id),
+                        lambda result, ctx: blocks.deleted_reply(blocks.Logged.of(result),
+                                                                 ctx.catalogue, *_money(ctx)))
         case g.Undo(batch_id=batch_id):
             return Spec(lambda ctx: entries.undo(ctx, batch_id),
                         lambda batch, ctx: blocks.undo_reply(batch))

@@ -208,6 +208,8 @@ class HistoryLine:
     new: float | None
     origin: str
     undone: bool
+    #: the audit row's id: what a history line's Edit and Delete name
+    id: int = 0
 
 
 @dataclass(frozen=True)
@@ -687,6 +689,42 @@ class Store(ApiRepository, TimerRepository):
 
         return self._retrying(work)
 
+    def entry_changed_by(self, workspace_id: str, change_id: int) -> Write | None:
+        """The entry an audit row wrote, as it is now (its key, its current value); None when
+        the row is not this workspace's or the entry is gone (deleted, undone)."""
+        with self._read() as conn:
+            row = conn.execute(select(ChangeRow).where(
+                ChangeRow.workspace_id == workspace_id, ChangeRow.id == change_id)).first()
+            value = None if row is None else self._current_value(conn, workspace_id, row)
+        if row is None or value is None:
+            return None
+        return Write(row.metric, row.day, float(value), row.author, _dims_of(row))
+
+    def delete_entry(
+        self, workspace_id: str, entry: Write, *, actor: str, origin: str, period: Period,
+        catalogue: Catalogue,
+    ) -> Recorded | None:
+        """Removes one entry with its audit row (a batch that undo can take back), with the
+        period's data before and after; None when the entry is already gone."""
+        batch = str(uuid.uuid4())
+
+        def work() -> Recorded | None:
+            with self._write() as conn:
+                before = self._period_read(conn, workspace_id, period, catalogue,
+                                           locks=[(entry.metric, entry.day)])
+                dims = _dims_columns(entry.dims)
+                if conn.scalar(select(EntryRow.id).where(
+                        EntryRow.workspace_id == workspace_id, EntryRow.metric == entry.metric,
+                        EntryRow.day == entry.day, EntryRow.author == entry.author,
+                        *(getattr(EntryRow, name) == v for name, v in dims.items()))) is None:
+                    return None
+                change = self._apply(conn, workspace_id, entry, batch, actor, origin,
+                                     delete_entry=True)
+                after = self._period_read(conn, workspace_id, period, catalogue)
+            return Recorded(ChangeBatch(batch, actor, origin, (change,)), before, after)
+
+        return self._retrying(work)
+
     def _current_value(self, conn: Connection, workspace_id: str, change: Any) -> float | None:
         e = EntryRow
         return conn.scalar(select(e.value).where(
@@ -1054,7 +1092,7 @@ class Store(ApiRepository, TimerRepository):
             rows = conn.execute(query.order_by(c.id.desc()).limit(limit)).all()
         return [
             HistoryLine(r.at, r.actor, r.metric, r.day, r.author, _dims_of(r), r.old_value,
-                        r.new_value, r.origin, r.undone_at is not None)
+                        r.new_value, r.origin, r.undone_at is not None, r.id)
             for r in rows
         ]
 

@@ -566,6 +566,10 @@ NOT_IN_MATRIX: dict[type, tuple[g.Command, bool]] = {
     g.AlertForm: (g.AlertForm(), True),
     g.WhatIfForm: (g.WhatIfForm(), False),
     g.SaveSettings: (g.SaveSettings(packs=("marketing",), timezone="UTC", currency="USD"), True),
+    # a history line's Edit and Delete: one's own entries, admins anyone's (entries._entry)
+    g.EditEntry: (g.EditEntry(change_id=1), False),
+    g.SaveEntry: (g.SaveEntry(change_id=1, value="1"), False),
+    g.DeleteEntry: (g.DeleteEntry(change_id=1), False),
 }
 
 

@@ -535,7 +535,8 @@ def test_undo_button_takes_back_the_log(slack_bot: SlackBot) -> None:
     assert click.status == 200
     answer = wait_response(slack_bot, click)
     assert "Undone:" in answer["text"] and "leads for 2026-03-11 back to nothing" in answer["text"]
-    assert answer.get("replace_original") is False
+    # the result takes the log reply's place: its Undo cannot be clicked twice
+    assert answer.get("replace_original") is True and "undo_last" not in elements(answer)
     assert stored(slack_bot) == set()
 
 
@@ -551,7 +552,8 @@ def test_undo_button_on_an_older_reply_takes_back_that_log(slack_bot: SlackBot) 
 
     again = slack_bot.action("undo_last", undo.get("value"), is_ephemeral=True)
 
-    assert "already undone" in wait_response(slack_bot, again)["text"]
+    stale = wait_response(slack_bot, again)
+    assert "already undone" in stale["text"] and stale.get("replace_original") is False
     assert stored(slack_bot) == {("spend", TODAY, 300.0, SLACK_ADMIN, (), "slack")}
 
 

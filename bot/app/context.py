@@ -34,10 +34,16 @@ class Context:
     ports: Ports = field(default=NO_PORTS, compare=False)
     #: the workspace's catalogue when it was read with the workspace (open_context)
     definitions: Catalogue | None = field(default=None, compare=False, repr=False)
+    #: whether the actor is an admin, asked only when a use case needs to know
+    admin: Callable[[], bool] = field(default=lambda: False, compare=False, repr=False)
 
     @property
     def today(self) -> date:
         return local_date(self.now, self.workspace.timezone)
+
+    @cached_property
+    def is_admin(self) -> bool:
+        return self.admin()
 
     @cached_property
     def catalogue(self) -> Catalogue:
@@ -56,6 +62,7 @@ def open_context(
     store: Store, workspace_id: str, actor: str, now: datetime, *, timezone: str = "UTC",
     enterprise_id: str | None = None, locale: str = "en_US", channel: str | None = None,
     ports: Ports = NO_PORTS, found: tuple[Workspace, Catalogue] | None = None,
+    admin: Callable[[], bool] = lambda: False,
 ) -> Context:
     """The context of `workspace_id`, created (with these settings) when it is new; `found` is
     the workspace and catalogue when the caller has just read them."""
@@ -63,8 +70,8 @@ def open_context(
     if found is None:
         workspace, _ = store.ensure_workspace(workspace_id, timezone=timezone,
                                               enterprise_id=enterprise_id, locale=locale)
-        return Context(store, workspace, actor, now, channel, ports)
-    return Context(store, found[0], actor, now, channel, ports, definitions=found[1])
+        return Context(store, workspace, actor, now, channel, ports, admin=admin)
+    return Context(store, found[0], actor, now, channel, ports, definitions=found[1], admin=admin)
 
 
 _LOCALIZED: dict[tuple[int, str], tuple[Catalogue, Catalogue]] = {}

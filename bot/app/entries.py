@@ -1,4 +1,5 @@
-"""Entries: logging numbers, undoing, history, and CSV import and export.
+"""Entries: logging numbers, undoing, history and its per-entry Edit and Delete, and CSV
+import and export.
 
 One validation path for every way numbers come in (text, form, CLI, CSV, API), and the
 replace/add rule of kpi-catalogue.md section 4 in the store.
@@ -22,7 +23,7 @@ from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period, PeriodError, resolve_day
 from kpis.rollup import Dims, kpi_values
 from kpis.suggest import did_you_mean
-from storage.repository import ChangeBatch, HistoryLine, UndoConflict, Write
+from storage.repository import ChangeBatch, HistoryLine, Recorded, UndoConflict, Write
 
 MAX_VALUES_PER_LOG = 60
 #: where a log is someone typing their own numbers in Slack: a rep metric without `rep=` is theirs
@@ -109,23 +110,28 @@ def log_numbers(
     recorded = ctx.store.record_in_period(ctx.workspace.id, writes, actor=ctx.actor,
                                           origin=origin, period=Period.day(the_day),
                                           catalogue=catalogue)
-    assert recorded.before is not None and recorded.after is not None
     batch = recorded.batch
-    moving = catalogue.kpis_using(seen)  # only the KPIs the logged metrics feed can move
-    before = kpi_values(catalogue, recorded.before, moving)
-    after = kpi_values(catalogue, recorded.after, moving)
-    moved = tuple(
-        Moved(k, before.get(k), after.get(k))
-        for k in moving if k in after and before.get(k) != after.get(k)
-    )
     ctx.ports.logged(ctx.workspace.id, the_day, {c.metric for c in batch.changes})
     ctx.ports.counted(origin, len(batch.changes))
-    return LogResult(batch, the_day, moved, dimensions, tuple(as_rep))
+    return LogResult(batch, the_day, _moved(catalogue, recorded, seen), dimensions, tuple(as_rep))
 
 
 def rep_metrics(catalogue: Catalogue) -> frozenset[str]:
     """The metrics a form logs with rep = the person logging (what it prefills them from)."""
     return frozenset(k for k, m in catalogue.metrics.items() if m.by_rep)
+
+
+def _moved(catalogue: Catalogue, recorded: Recorded, metrics: set[str]) -> tuple[Moved, ...]:
+    """The KPIs that a write of `metrics` changed for its day (to n/a when a deletion left
+    one without its inputs)."""
+    assert recorded.before is not None and recorded.after is not None
+    moving = catalogue.kpis_using(metrics)  # only the KPIs the written metrics feed can move
+    before = kpi_values(catalogue, recorded.before, moving)
+    after = kpi_values(catalogue, recorded.after, moving)
+    return tuple(
+        Moved(k, before.get(k), after.get(k))
+        for k in moving if (k in after or k in before) and before.get(k) != after.get(k)
+    )
 
 
 def undo(ctx: Context, batch_id: str | None = None) -> ChangeBatch:
@@ -149,6 +155,89 @@ def history(ctx: Context, metric: str | None = None, limit: int = 15) -> list[Hi
     if metric is not None:
         metric = find_metric(ctx.catalogue, metric).key
     return ctx.store.history(ctx.workspace.id, metric, limit)
+
+
+@dataclass(frozen=True)
+class Recent:
+    """`/kpi history` as shown: its lines, and those whose entry the asker may edit or delete
+    (by line id): the newest line of each entry still there, the asker's own, or any for admins."""
+
+    lines: tuple[HistoryLine, ...]
+    changeable: frozenset[int]
+
+
+def recent(ctx: Context, metric: str | None = None) -> Recent:
+    lines = history(ctx, metric)
+    seen: set[tuple[object, ...]] = set()
+    latest = []
+    for line in lines:  # newest first: the first line of an entry is what it holds now
+        key = (line.metric, line.day, line.author, line.dims)
+        if key not in seen and line.new is not None and not line.undone:
+            latest.append(line)
+        seen.add(key)
+    mine = {line.id for line in latest if line.author == ctx.actor}
+    if len(mine) < len(latest) and ctx.is_admin:
+        mine = {line.id for line in latest}
+    return Recent(tuple(lines), frozenset(mine))
+
+
+def _entry(ctx: Context, change_id: int) -> Write:
+    """The entry a history line names, as it is now, if the asker may change it."""
+    entry = ctx.store.entry_changed_by(ctx.workspace.id, change_id)
+    if entry is None:
+        raise UserError("That entry is no longer there (it was deleted or undone), so nothing "
+                        "changed. `/kpi history` shows the entries as they are now.")
+    if entry.author != ctx.actor and not ctx.is_admin:
+        owner = f"<@{entry.author}>" if entry.author.startswith("U") else f"`{entry.author}`"
+        raise UserError(f"That `{entry.metric}` entry is {owner}'s: only they or an admin can edit "
+                        f"or delete it, so nothing changed. Log your own number with "
+                        f"`/kpi log {entry.metric}=...`.")
+    return entry
+
+
+@dataclass(frozen=True)
+class EntryForm:
+    """What a history line's Edit form shows: the entry, its metric, its value as typed."""
+
+    change_id: int
+    entry: Write
+    metric: Metric
+    value: str
+    currency: str
+
+
+def entry_form(ctx: Context, change_id: int) -> EntryForm:
+    entry = _entry(ctx, change_id)
+    metric = find_metric(ctx.catalogue, entry.metric)
+    return EntryForm(change_id, entry, metric, form_text(metric.unit, entry.value),
+                     ctx.workspace.currency)
+
+
+def correct_entry(ctx: Context, change_id: int, raw: str) -> LogResult:
+    """The Edit form saved: the entry's new value, stored like a log of it (audit row, KPIs
+    moved, alerts looked at again), for the entry's own day, tags and author."""
+    entry = _entry(ctx, change_id)
+    metric = find_metric(ctx.catalogue, entry.metric)
+    if not raw.strip():
+        raise UserError("Enter a number. To remove the entry, use Delete in `/kpi history`.")
+    value = parse_value(metric, raw)
+    if math.isclose(value, entry.value, rel_tol=1e-9, abs_tol=1e-12):
+        raise UserError("That is the number the entry already has; change it to save, or Cancel.")
+    return log_numbers(ctx, [(metric.key, raw)], day=entry.day.isoformat(), dims=entry.dims,
+                       author=entry.author, origin="edit")
+
+
+def delete_entry(ctx: Context, change_id: int) -> LogResult:
+    """A history line's Delete: the entry removed through the audit trail (so Undo brings it
+    back), the KPIs it moved, alerts looked at again."""
+    entry = _entry(ctx, change_id)
+    recorded = ctx.store.delete_entry(ctx.workspace.id, entry, actor=ctx.actor, origin="delete",
+                                      period=Period.day(entry.day), catalogue=ctx.catalogue)
+    if recorded is None:
+        raise UserError("That entry was already deleted, so nothing changed. `/kpi history` "
+                        "shows the entries as they are now.")
+    ctx.ports.logged(ctx.workspace.id, entry.day, {entry.metric})
+    return LogResult(recorded.batch, entry.day, _moved(ctx.catalogue, recorded, {entry.metric}))
 
 
 

@@ -32,6 +32,7 @@ from bot.render.kit import (
     modal,
     most_that_fit,
     option,
+    overflow,
     section,
     sections,
     show_all,
@@ -60,7 +61,7 @@ HELP_LINES = (
     "*Why and what if*: `/kpi why cpl` · `/kpi why leads last-week` · `/kpi whatif ctr=+10% close_rate=+5% aov=+25%` · `/kpi whatif` opens the form",
     "*Reminders*: `/kpi remind off` · `/kpi remind on` · `/kpi remind 17:00` (admins: the workspace's time)",
     "*Definitions*: `/kpi metrics` · `/kpi track leads spend sales` (what the form and reminders ask for) · `/kpi define big_mac_gap = (official_rate - implied_rate) / official_rate` · `/kpi sources` · `/kpi source webinar organic`",
-    "*Corrections*: `/kpi history leads` · `/kpi undo` (logging the same metric for the same day again replaces your value)",
+    "*Corrections*: `/kpi history leads` (its ⋯ menu edits or deletes your entries) · `/kpi undo` (logging the same metric for the same day again replaces your value)",
     "*Data and settings*: `/kpi export 90d` · `/kpi tz America/Bogota` · `/kpi settings` · `/kpi token create zapier` (API tokens)",
     "Numbers: `1234.5`, `1,234.5`, `$1,234`, `1.5k`, `2m`, `12%` for percent metrics.",
 )
@@ -212,15 +213,52 @@ def log_reply(logged: Logged, catalogue: Catalogue, currency: str, locale: str, 
     return message(text, fold(lambda kpis: assemble(shown, kpis), len(moved)))
 
 
+def deleted_reply(logged: Logged, catalogue: Catalogue, currency: str, locale: str) -> Message:
+    """A history line's Delete: what was removed, the KPIs it moved most and an Undo button,
+    within the fold."""
+    def unit(key: str) -> Unit:
+        item = catalogue.metrics.get(key) or catalogue.kpis.get(key)
+        return item.unit if item else Unit.COUNT
+
+    removed = ", ".join(f"*{m}* {fmt(old, unit(m), currency, locale)}" for m, _, old in logged.stored)
+    tags = " · ".join(f"{k}={v}" for k, v in logged.dims)
+    first = (f":wastebasket: Deleted for {logged.day:%a %d %b %Y}: {removed}"
+             + (f" ({tags})" if tags else ""))
+    moved = [f"• {catalogue.kpis[k].label if k in catalogue.kpis else k}: "
+             f"{fmt(before, unit(k), currency, locale)} → *{fmt(after, unit(k), currency, locale)}*"
+             for k, before, after in logged.moved]
+
+    def assemble(kpis: int) -> list[Block]:
+        return [*sections([first, *moved[:kpis]]), actions(_button("Undo", "undo_last", logged.batch_id))]
+
+    return message(first.replace("*", ""), fold(assemble, len(moved)))
+
+
+def entry_modal(form: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+    """A history line's Edit form: the entry named, its value filled in to change."""
+    entry = form.entry
+    owner = f"<@{entry.author}>" if entry.author.startswith("U") else f"`{entry.author}`"
+    tags = "".join(f" · {k}={v}" for k, v in entry.dims)
+    about = section(f"*{form.metric.label}* (`{entry.metric}`) for {entry.day:%a %d %b %Y}{tags}, "
+                    f"logged by {owner}")
+    field = {**_number_input(form.metric, form.currency, form.value), "optional": False}
+    return modal("entry_form", "Edit entry", [about, field], metadata)
+
+
 def undo_reply(batch: Any) -> Message:
     parts = [f"{c.metric} for {c.day} back to {c.new if c.new is not None else 'nothing'}" for c in batch.changes]
     return message(":leftwards_arrow_with_hook: Undone: " + "; ".join(parts[:20]))
 
 
+#: the action of a history line's menu; its options' values are `edit:ID` and `delete:ID`
+ENTRY_MENU = "history_entry"
+
+
 def history_message(lines: Sequence[Any], catalogue: Catalogue, currency: str, locale: str, *,
-                    full: bool = False, more: str = "") -> Message:
+                    full: bool = False, more: str = "",
+                    changeable: frozenset[int] = frozenset()) -> Message:
     """The latest entries, newest first, as many as fit above the fold; Show all (`full`)
-    every one of them."""
+    every one of them. A line in `changeable` carries an Edit and Delete menu beside it."""
     if not lines:
         return message("No entries yet. Log some with `/kpi log leads=12 spend=340`.")
     rows = []
@@ -231,7 +269,11 @@ def history_message(lines: Sequence[Any], catalogue: Catalogue, currency: str, l
         who = f"<@{h.actor}>" if h.actor.startswith("U") else h.actor
         tags = "".join(f" {k}={v}" for k, v in h.dims)
         undone = " _(undone)_" if h.undone else ""
-        rows.append(f"`{h.day}` *{h.metric}*{tags}: {old} → {new} by {who} via {h.origin}{undone}")
+        row = section(f"`{h.day}` *{h.metric}*{tags}: {old} → {new} by {who} via {h.origin}{undone}")
+        if h.id in changeable:
+            row["accessory"] = overflow(ENTRY_MENU, [("Edit", f"edit:{h.id}"),
+                                                     ("Delete", f"delete:{h.id}")])
+        rows.append(row)
 
     return listing("Recent entries", "*Recent entries*", rows, noun="entries", more=more,
                    full=full)

@@ -81,6 +81,13 @@ def button(text: str, action_id: str, value: str = "", style: str | None = None)
     return element
 
 
+def overflow(action_id: str, options: Sequence[tuple[str, str]]) -> Block:
+    """An overflow menu ("⋯"): up to five (label, value) options, each value at most 150
+    characters; as a section's accessory it takes no line of its own."""
+    return {"type": "overflow", "action_id": action_id,
+            "options": [{"text": plain(label), "value": value[:150]} for label, value in options[:5]]}
+
+
 def actions(*elements: Block) -> Block:
     return {"type": "actions", "elements": list(elements)}
 
@@ -281,6 +288,8 @@ def native_problems(blocks: Sequence[Block]) -> list[str]:
 
 #: characters of Slack's default font in one line of a 390-point-wide phone screen
 PHONE_WIDTH = 44
+#: characters a section's accessory (an overflow, a button) takes from its text's width
+ACCESSORY_WIDTH = 6
 _EMOJI = re.compile(r":[a-z0-9_+-]+:")
 _LINK = re.compile(r"<[#@!]?[^|>]*\|([^>]*)>|<([#@])[^>]*>|<([^>]*)>")
 
@@ -316,19 +325,20 @@ def wrapped_lines(text: str, width: int = PHONE_WIDTH) -> int:
 def rendered_lines(blocks: Sequence[Block], width: int = PHONE_WIDTH) -> int:
     """How many lines a message's blocks take on a phone, the count the digest's fold rule uses.
 
-    header, section and context: their text wrapped at `width` (a section's fields each count
-    as their own text); table: one line per row, the header row included (cells do not wrap);
-    divider and actions: one line each; data_visualization and image: nothing, as they are a
+    header, section and context: their text wrapped at `width`, less ACCESSORY_WIDTH beside a
+    section's accessory (a section's fields each count as their own text); table: one line per
+    row, the header row included (cells do not wrap); divider and actions: one line each; data_visualization and image: nothing, as they are a
     picture beside the text, not lines of it."""
     total = 0
     for block in blocks:
         kind = block.get("type")
         if kind in ("header", "section", "markdown"):
             text = block.get("text")
+            room = width - ACCESSORY_WIDTH if block.get("accessory") else width
             if isinstance(text, dict):
-                total += wrapped_lines(str(text.get("text", "")), width)
+                total += wrapped_lines(str(text.get("text", "")), room)
             elif isinstance(text, str):
-                total += wrapped_lines(text, width)
+                total += wrapped_lines(text, room)
             for field_ in block.get("fields") or []:
                 total += wrapped_lines(str(field_.get("text", "")), width)
         elif kind == "context":
@@ -374,12 +384,17 @@ def fold(assemble: Callable[[int], list[Block]], total: int, least: int = 0) -> 
     return assemble(most_that_fit(assemble, total, least))
 
 
-def listing(title: str, heading: str, rows: Sequence[str], *, noun: str, more: str,
+def listing(title: str, heading: str, rows: Sequence[str | Block], *, noun: str, more: str,
             full: bool = False, footer: str = "") -> Message:
     """A heading and one line per row, as many rows as fit above the fold (at least one) with
-    "Show all N NOUN" for the rest; `full` every row. `footer` follows the rows shown."""
+    "Show all N NOUN" for the rest; `full` every row. `footer` follows the rows shown. A row
+    that is a block (a line with a menu beside it) stays a block of its own."""
     def assemble(shown: int) -> list[Block]:
-        blocks = [section(heading), *sections(list(rows[:shown]))]
+        part = rows[:shown]
+        lines = [r for r in part if isinstance(r, str)]
+        body = (sections(lines) if len(lines) == len(part)
+                else [section(r) if isinstance(r, str) else r for r in part])
+        blocks = [section(heading), *body]
         if footer:
             blocks.append(context(footer))
         if shown < len(rows):
@@ -387,6 +402,27 @@ def listing(title: str, heading: str, rows: Sequence[str], *, noun: str, more: s
         return blocks
 
     return message(title, assemble(len(rows)) if full else fold(assemble, len(rows), 1))
+
+
+def in_place_of(blocks: Sequence[Block], action_id: str, answer: Message) -> Message:
+    """The message `blocks` as it was clicked, its `action_id` button replaced by what the
+    click answered (a context line), so the button cannot be clicked twice; `answer` alone
+    when the blocks are not known, lack that button, or would no longer fit a phone."""
+    out: list[Block] = []
+    found = False
+    for block in blocks:
+        elements = block.get("elements") or [] if block.get("type") == "actions" else []
+        kept = [e for e in elements if e.get("action_id") != action_id]
+        if len(kept) < len(elements):
+            found = True
+            out.append(context(str(answer.get("text", ""))))
+            if kept:
+                out.append({**block, "elements": kept})
+        else:
+            out.append(block)
+    if not found or not fits(out):
+        return answer
+    return message(str(answer.get("text", "")), out)
 
 
 def message(text: str, blocks: list[Block] | None = None, **extra: Any) -> Message:

@@ -1,5 +1,6 @@
 """Button clicks: Undo, Share in channel, Show all (one for every message that folds on a
-phone), Snooze, Open report, and the buttons that open forms."""
+phone), Snooze, Open report, a history line's Edit and Delete, and the buttons that open
+forms."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from bot.registry import show_all_report
 from bot.render import alerts as alert_views
 from bot.render import blocks as log_views
 from bot.render import report as report_view
-from bot.render.kit import SHOW_ALL, Message, message
+from bot.render.kit import SHOW_ALL, Message, error, in_place_of, message
 from bot.slack.runtime import Services, Who, guarded
 
 log = logging.getLogger("kpibot.actions")
@@ -62,7 +63,43 @@ def register(app: App, services: Services) -> None:
 
         return listener
 
-    app.action("undo_last")(answers(_undo, "undo"))
+    @app.action(log_views.ENTRY_MENU)
+    def entry_menu(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
+        """A history line's menu: Edit opens the entry's form, Delete removes it (with an
+        Undo); a refusal goes only to the clicker, below the history."""
+        ack()
+        services.metrics.requests.labels(kind="action").inc()
+        who = Who.of(context, body, client)
+        picked = str((body["actions"][0].get("selected_option") or {}).get("value") or "")
+        verb, _, number = picked.partition(":")
+        if verb not in ("edit", "delete") or not number.isdigit():
+            answer = error("That menu no longer works. Run `/kpi history` again.")
+        elif verb == "edit":
+            answer = guarded(lambda: services.answer(who, g.EditEntry(change_id=int(number))),
+                             "edit entry")()
+        else:
+            answer = guarded(lambda: _ran(services, who, g.DeleteEntry(change_id=int(number))),
+                             "delete entry")()
+        if answer:
+            respond(**{"replace_original": False, "response_type": "ephemeral", **answer})
+
+    @app.action("undo_last")
+    def undo_last(ack: Any, body: dict[str, Any], respond: Any, client: WebClient, context: Any) -> None:
+        """The result takes the Undo button's place in the clicked message, so it cannot be
+        clicked twice; a refusal (already undone, changed since) leaves the message as it was."""
+        ack()
+        services.metrics.requests.labels(kind="action").inc()
+        who = Who.of(context, body, client)
+        batch_id = str(body["actions"][0].get("value") or "") or None
+
+        def run() -> Message:
+            reply = _ran(services, who, g.Undo(batch_id=batch_id))
+            clicked = (body.get("message") or {}).get("blocks") or []
+            return {**in_place_of(clicked, "undo_last", reply), "replace_original": True}
+
+        respond(**{"replace_original": False, "response_type": "ephemeral",
+                   **guarded(run, "undo")()})
+
     app.action("share_report")(answers(_share, "share"))
     app.action(SHOW_ALL)(answers(_show_all, "show all"))
     app.action("alert_snooze")(answers(_snooze, "snooze"))
@@ -73,9 +110,8 @@ def register(app: App, services: Services) -> None:
     app.action("open_alert_form")(opens(g.AlertForm()))
 
 
-def _undo(services: Services, who: Who, spec: dict[str, Any]) -> Message:
-    batch_id = spec.get("value")
-    reply = services.run(who, g.Undo(batch_id=str(batch_id) if batch_id else None))
+def _ran(services: Services, who: Who, command: g.Command) -> Message:
+    reply = services.run(who, command)
     assert isinstance(reply, dict)
     return reply
 

@@ -59,7 +59,8 @@ class Services:
             reinstalled(self.store, who.team_id, self.ports.schedule_changed)
             found = None
         return open_context(self.store, who.team_id, who.user_id, self.clock(),
-                            channel=who.channel_id, ports=self.ports, found=found, **settings)
+                            channel=who.channel_id, ports=self.ports, found=found,
+                            admin=lambda: self.is_admin(who), **settings)
 
     def run(self, who: Who, command: Command) -> Reply:
         """The one way a command runs: the registry's admin rule, then its use case and renderer."""

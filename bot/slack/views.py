@@ -1,4 +1,4 @@
-"""Form submissions: the log, settings, set-up, alert and what-if forms, errors on the
+"""Form submissions: the log, settings, set-up, alert, what-if and entry forms, errors on the
 offending field.
 
 Each form becomes the command it stands for and runs through the registry like typed text."""
@@ -76,6 +76,41 @@ def register(app: App, services: Services) -> None:
             return
         ack()
         reply = guarded(lambda: _store(services, who, pairs, day, dims), "log form")()
+        _tell(services, client, who, metadata, reply)
+
+    @app.view("entry_form")
+    def entry_form(ack: Any, body: dict[str, Any], view: dict[str, Any], client: WebClient,
+                   context: Any) -> None:
+        """A history line's Edit, saved: stored like a log when the number is good, else the
+        reason on the field and nothing stored; the reply (with Undo) goes where history was."""
+        services.metrics.requests.labels(kind="view_submission").inc()
+        who = Who.of(context, body, client)
+        state = view["state"]["values"]
+        metadata = _metadata(view)
+        field = next((b for b in state if b.startswith("m:")), "")
+        change = str(metadata.get("change") or "")
+        if not field or not change.isdigit():
+            ack(response_action="errors", errors={field or "value": "This form no longer works; "
+                                                  "nothing was saved. Open it again from `/kpi history`."})
+            return
+        command = g.SaveEntry(change_id=int(change), value=str(_value(state, field) or ""))
+        saving = services.executor.submit(services.answer, who, command)
+        try:
+            reply = saving.result(timeout=ACK_BUDGET_SECONDS)
+        except FutureTimeout:
+            ack()
+            saving.add_done_callback(lambda done: _tell(
+                services, client, who, metadata, guarded(done.result, "entry form")()))
+            return
+        except UserError as problem:
+            ack(response_action="errors", errors={field: str(problem)[:2000]})
+            return
+        except Exception:
+            log.exception("entry form failed")
+            ack(response_action="errors", errors={field: "Something went wrong on our side; "
+                                                  "please try again. `/kpi history` shows what is stored."})
+            return
+        ack()
         _tell(services, client, who, metadata, reply)
 
     @app.view("settings_form")
