@@ -10,18 +10,18 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
 from bot.app.context import Context, UserError
 from bot.app.names import find_metric, period_for
 from bot.app.tracking import asked_for
-from kpis.catalogue import DIMENSIONS, Catalogue, Metric, Unit
+from kpis.catalogue import DEFAULT, DIMENSIONS, Catalogue, Metric, Unit
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period, PeriodError, resolve_day
 from kpis.rollup import Dims, kpi_values
-from kpis.suggest import did_you_mean
+from kpis.suggest import did_you_mean, nearest
 from storage.repository import ChangeBatch, HistoryLine, UndoConflict, Write
 
 MAX_VALUES_PER_LOG = 60
@@ -41,21 +41,52 @@ class LogResult:
     moved: tuple[Moved, ...] = field(default_factory=tuple)
 
 
-def clean_dims(pairs: Iterable[tuple[str, str]]) -> Dims:
-    """Dimension values as stored: known names only, trimmed and case-folded (rep kept as is)."""
+def checked_dimension(name: str, catalogue: Catalogue = DEFAULT) -> str:
+    """A dimension the workspace has: a built-in or one of its own (`/kpi dimension add`)."""
+    key = name.strip().lower()
+    known = catalogue.dimension_names
+    if key not in known:
+        raise UserError(f"`{name}` is not a dimension.{did_you_mean(key, known)} "
+                        f"Dimensions are {', '.join(known)}.")
+    return key
+
+
+def clean_dims(pairs: Iterable[tuple[str, str]], catalogue: Catalogue = DEFAULT) -> Dims:
+    """Dimension values as stored: known names only, trimmed and case-folded (rep kept as is),
+    and within a dimension's allowed values when it has a list."""
     dims: dict[str, str] = {}
     for name, value in pairs:
-        key = name.strip().lower()
-        if key not in DIMENSIONS:
-            raise UserError(f"`{name}` is not a dimension.{did_you_mean(key, DIMENSIONS)} "
-                            f"Dimensions are {', '.join(DIMENSIONS)}.")
+        key = checked_dimension(name, catalogue)
         text = value.strip() if key == "rep" else value.strip().casefold()
         if not text:
             raise UserError(f"`{name}=` needs a value, e.g. `{name}=facebook`")
         if len(text) > 64:
             raise UserError(f"the {key} `{text[:20]}…` is too long (at most 64 characters)")
+        own = catalogue.dimension(key)
+        if own is not None and own.choices and text not in own.choices:
+            guess = nearest(text, own.choices) or own.choices[0]
+            raise UserError(f"`{key}={text}` is not one of its values; did you mean "
+                            f"`{key}={guess}`? The values are {', '.join(own.choices)}.")
         dims[key] = text
     return tuple(sorted(dims.items()))
+
+
+def dims_columns(catalogue: Catalogue, dims: Dims) -> Dims:
+    """The entry columns of these dimension values: a workspace's own dimension is stored in
+    its slot (Catalogue.column_of)."""
+    return tuple(sorted((catalogue.column_of(k), v) for k, v in dims))
+
+
+def dims_named(catalogue: Catalogue, dims: Dims) -> Dims:
+    """The inverse of dims_columns, for what the store hands back."""
+    return tuple(sorted((catalogue.dimension_of(k), v) for k, v in dims))
+
+
+def _named_batch(catalogue: Catalogue, batch: ChangeBatch) -> ChangeBatch:
+    if not catalogue.dimensions:
+        return batch
+    return replace(batch, changes=tuple(replace(c, dims=dims_named(catalogue, c.dims))
+                                        for c in batch.changes))
 
 
 def parse_value(metric: Metric, raw: str) -> float:
@@ -74,17 +105,21 @@ def log_numbers(
     dims: Iterable[tuple[str, str]] = (), author: str | None = None, origin: str = "slack",
 ) -> LogResult:
     """Validates everything first, then stores it all in one transaction."""
+    catalogue = ctx.catalogue
+    if catalogue.dimensions:  # the grammar cannot tell `temperature=warm` from a metric
+        own = {d.key for d in catalogue.dimensions}
+        dims = (*dims, *((k.lower(), v) for k, v in values if k.lower() in own))
+        values = [(k, v) for k, v in values if k.lower() not in own]
     if not values:
         raise UserError("Nothing to log. Write it like `log leads=12 spend=340`.")
     if len(values) > MAX_VALUES_PER_LOG:
         raise UserError(f"That is {len(values)} numbers in one log; the limit is "
                         f"{MAX_VALUES_PER_LOG}. Split it into several logs, or import a CSV.")
-    catalogue = ctx.catalogue
     try:
         the_day = resolve_day(day, ctx.today)
     except PeriodError as error:
         raise UserError(str(error)) from None
-    dimensions = clean_dims(dims)
+    dimensions = dims_columns(catalogue, clean_dims(dims, catalogue))
     seen: set[str] = set()
     writes = []
     for key, raw in values:
@@ -97,7 +132,7 @@ def log_numbers(
                                           origin=origin, period=Period.day(the_day),
                                           catalogue=catalogue)
     assert recorded.before is not None and recorded.after is not None
-    batch = recorded.batch
+    batch = _named_batch(catalogue, recorded.batch)
     moving = catalogue.kpis_using(seen)  # only the KPIs the logged metrics feed can move
     before = kpi_values(catalogue, recorded.before, moving)
     after = kpi_values(catalogue, recorded.after, moving)
