@@ -21,7 +21,7 @@ from bot.app.reports import report
 from kpis.periods import Period
 from storage import open_store
 from storage.db import make_engine
-from storage.repository import Store, Write
+from storage.repository import Store
 from tests.conftest import SLACK_MEMBER, SlackBot, texts
 from tests.test_cli import Cli
 
@@ -274,8 +274,10 @@ def test_slack_dimension_add_log_report_and_chart_by_it(slack_bot: SlackBot) -> 
     assert "12" in filtered
     refused = texts(slack_bot.command("log leads=2 temperature=wrm").json)
     assert "did you mean `temperature=warm`" in refused
-    chart = slack_bot.command("chart leads today by temperature")
-    assert chart.status == 200
+    chart = slack_bot.command("chart leads 7d by temperature")
+    assert chart.status == 200 and "Drawing the chart" in chart.json["text"]
+    [upload] = slack_bot.fake.wait_for(lambda f: f.uploaded_files("C0001"))
+    assert "by temperature" in upload["title"]
     listed = texts(slack_bot.command("dimensions").json)
     assert "`temperature`: warm, cold" in listed
     entries = slack_bot.store.entries_between(T1)
