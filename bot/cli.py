@@ -349,6 +349,9 @@ SLASH_COMMANDS = {
     "define": ("KEY = FORMULA [as UNIT] [higher|lower]", "a custom KPI, the same as /kpi define"),
     "metric": ("add KEY [UNIT] [sum|last|mean] [LABEL ...] | remove KEY",
                "the team's own input metrics, the same as /kpi metric"),
+    "dimension": ("add NAME [VALUE ...] | remove NAME",
+                  "the team's own dimensions, the same as /kpi dimension"),
+    "dimensions": ("", "the built-in and the team's own dimensions, the same as /kpi dimensions"),
     "source": ("[NAME paid|organic]", "how a source value counts for paid CAC and paid CPL "
                                       "(none: list them), the same as /kpi source"),
     "track": ("[NAME ...]", "exactly these metrics are asked for in the log form, App Home and "
@@ -432,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("values", nargs="+", metavar="METRIC=VALUE")
     p.add_argument("--date", help="YYYY-MM-DD, today or yesterday (default today)")
     p.add_argument("--as", dest="as_user", help="author (default: your user name)")
-    p.add_argument("--dim", action="append", metavar="NAME=VALUE", help="source, rep, campaign or product")
+    p.add_argument("--dim", action="append", metavar="NAME=VALUE", help="source, rep, campaign, product or one of the team's own")
 
     p = add("report", cmd_report, "KPIs for a period against the previous one")
     p.add_argument("words", nargs="*", metavar="RANGE|NAME",
@@ -441,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start")
     p.add_argument("--to", dest="end")
     p.add_argument("--dim", action="append", metavar="NAME=VALUE",
-                   help="only entries with this source, rep, campaign or product")
+                   help="only entries with this source, rep, campaign, product or "
+                        "one of the team's own")
     p.add_argument("--by", metavar="DIM", help="one group per value of this dimension")
     p.add_argument("--json", action="store_true")
 

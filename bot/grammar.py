@@ -232,6 +232,27 @@ class MetricRemove:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DimensionAdd:
+    """`dimension add KEY [VALUE ...]`: the team's own dimension, free text or limited to the
+    values given (case-folded, in the order given)."""
+
+    key: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DimensionRemove:
+    """`dimension remove KEY`: refused while an alert keeps only one of its values."""
+
+    key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dimensions:
+    """`dimensions` (or `dimension` alone): the built-in and the workspace's own dimensions."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SourceClass:
     """`source NAME paid|organic`: how a source value counts for paid CAC and paid CPL."""
 
@@ -396,6 +417,9 @@ Command: TypeAlias = (
     | Metrics
     | Define
     | MetricAdd
+    | DimensionAdd
+    | DimensionRemove
+    | Dimensions
     | MetricRemove
     | SourceClass
     | Sources
@@ -654,6 +678,21 @@ def _choice(token: str, choices: tuple[str, ...], what: str, example: str) -> st
     return low
 
 
+def _dimension_key(token: str, example: str) -> str:
+    """A built-in dimension, or a name that may be the workspace's own (checked where its
+    dimensions are known); a near miss of a built-in is refused naming it."""
+    low = token.lower()
+    if low in DIMENSIONS:
+        return low
+    if not _DEFINED_NAME.fullmatch(low) or did_you_mean(low, DIMENSIONS):
+        raise CommandError(
+            f"{_code(token)} is not a dimension.{did_you_mean(low, DIMENSIONS)} "
+            f"Use {' or '.join(_code(c) for c in DIMENSIONS)} or one added with "
+            f"`/kpi dimension add`, like `{example}`."
+        )
+    return low
+
+
 def _nothing_more(command: str, extra: list[str], example: str) -> None:
     """Refuse words after a command that takes no more of them, naming the words."""
     if extra:
@@ -800,10 +839,10 @@ def _breakdown(
         if token.lower() == "by":
             if by is not None:
                 raise CommandError(f"Break it down by one dimension at a time, like `{example}`.")
-            by = _choice(next(words, ""), DIMENSIONS, "a dimension", example)
+            by = _dimension_key(next(words, ""), example)
         elif "=" in token:
             key, _, value = token.partition("=")
-            key = _choice(key, DIMENSIONS, "a dimension", "/kpi report week source=facebook")
+            key = _dimension_key(key, "/kpi report week source=facebook")
             if key in dims:
                 raise CommandError(f"`{key}` is given twice; give each dimension once.")
             dims[key] = _dimension(key, value)
@@ -1063,7 +1102,7 @@ def _alert_add(rest: str) -> AlertAdd:
             mention = _mention(word)
         elif "=" in word:
             key, _, value = word.partition("=")
-            key = _choice(key, DIMENSIONS, "a dimension", "/kpi alert cpl > 20 source=facebook")
+            key = _dimension_key(key, "/kpi alert cpl > 20 source=facebook")
             if key in dims:
                 raise CommandError(f"`{key}` is given twice; give each dimension once.")
             dims[key] = _dimension(key, value)
@@ -1235,6 +1274,40 @@ def _parse_metric(rest: str) -> MetricAdd | MetricRemove:
     return MetricAdd(key=key, unit=unit, aggregation=aggregation, label=" ".join(rest_words)[:200])
 
 
+MAX_DIMENSION_VALUES = 25
+
+
+def _parse_dimension(rest: str) -> DimensionAdd | DimensionRemove | Dimensions:
+    example = "/kpi dimension add temperature warm cold"
+    usage = f"Write `{example}` or `/kpi dimension remove temperature`."
+    words = rest.replace(",", " ").split()
+    if not words:
+        return Dimensions()
+    action = words[0].lower()
+    if action not in ("add", "remove"):
+        raise CommandError(f"I don't know {_code('dimension ' + words[0])}."
+                           f"{did_you_mean(action, ('add', 'remove'))} {usage}")
+    if len(words) < 2:
+        raise CommandError(f"Name the dimension. {usage}")
+    key = _defined_key(words[1], "dimension", "temperature")
+    if action == "remove":
+        _nothing_more("dimension remove", words[2:], "/kpi dimension remove temperature")
+        return DimensionRemove(key=key)
+    values: list[str] = []
+    for word in words[2:]:
+        value = _unquote(word).strip().casefold()
+        if len(value) > 64 or not value:
+            raise CommandError(f"{_code(word[:20])} can't be a value: at most 64 characters, "
+                               f"like `{example}`.")
+        if value in values:
+            raise CommandError(f"`{value}` is given twice; give each value once.")
+        values.append(value)
+    if len(values) > MAX_DIMENSION_VALUES:
+        raise CommandError(f"A dimension takes at most {MAX_DIMENSION_VALUES} values; leave the "
+                           "list out to allow any value.")
+    return DimensionAdd(key=key, values=tuple(values))
+
+
 def _parse_source(rest: str) -> SourceClass | Sources:
     words = rest.split()
     usage = "Write it like `/kpi source webinar organic` or `/kpi source tiktok paid`."
@@ -1349,6 +1422,8 @@ _PARSERS: dict[str, Callable[[str], Command]] = {
     "metrics": _bare("metrics", Metrics),
     "define": _parse_define,
     "metric": _parse_metric,
+    "dimension": _parse_dimension,
+    "dimensions": _bare("dimensions", Dimensions),
     "source": _parse_source,
     "sources": _bare("sources", Sources),
     "history": _parse_history,

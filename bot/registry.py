@@ -163,6 +163,17 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
             return Spec(lambda ctx: definitions.remove_metric(ctx, key),
                         _say(lambda metric, ctx: blocks.metric_removed_text(metric)),
                         admin="remove metrics")
+        case g.DimensionAdd(key=key, values=allowed):
+            return Spec(lambda ctx: definitions.add_dimension(ctx, key, allowed),
+                        _say(lambda done, ctx: blocks.dimension_added_text(done)),
+                        admin="add dimensions")
+        case g.DimensionRemove(key=key):
+            return Spec(lambda ctx: definitions.remove_dimension(ctx, key),
+                        _say(lambda done, ctx: blocks.dimension_removed_text(done)),
+                        admin="remove dimensions")
+        case g.Dimensions():
+            return Spec(definitions.dimensions,
+                        _say(lambda found, ctx: blocks.dimensions_text(found)))
         case g.SourceClass(source=source, paid=paid):
             return Spec(lambda ctx: definitions.classify_source(ctx, source, paid),
                         _say(lambda done, ctx: blocks.source_classified_text(done)),

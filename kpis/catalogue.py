@@ -60,6 +60,8 @@ class Better(StrEnum):
 PACKS = ("marketing", "sales", "service", "finance", "team")
 #: optional tags on an entry; `rep` holds a Slack user id, the others free text (case-folded)
 DIMENSIONS = ("source", "rep", "campaign", "product")
+#: where a workspace's own dimensions keep their values: one slot each, so at most this many
+DIMENSION_SLOTS = ("dim1", "dim2", "dim3")
 DEFAULT_PACKS = ("marketing", "sales")
 
 #: how a `source` value counts for paid CAC and paid CPL until an admin says otherwise
@@ -311,13 +313,21 @@ KPIS: tuple[Kpi, ...] = tuple(
 
 #: the KPIs a digest and App Home lead with, in order
 HEADLINE_KPIS = ("cpl", "booking_rate", "show_rate", "close_rate", "cac", "roas", "ad_profit", "aov")
-#: a rep's own scorecard on App Home (entries tagged rep = them), each ranked among the reps
-REP_SCORECARD = ("close_rate", "shows", "sales", "cash_collected", "aov")
 
 #: what a formula needs (Catalogue._need_of): inputs, KPIs, groups of which one must be met
 _Need: TypeAlias = tuple[frozenset[str], tuple[str, ...], tuple[tuple["_Need", ...], ...]]
 _NOTHING: _Need = (frozenset(), (), ())
 _NEVER: _Need = (frozenset(), (), ((),))
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A workspace's own dimension (`temperature`): the entry column (a DIMENSION_SLOTS name)
+    holding its values, and the values it allows (empty: free text)."""
+
+    key: str
+    slot: str
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -327,9 +337,12 @@ class Catalogue:
     metrics: Mapping[str, Metric]
     kpis: Mapping[str, Kpi]
     order: tuple[str, ...] = field(default=())
+    #: the workspace's own dimensions, in the order they were added
+    dimensions: tuple[Dimension, ...] = field(default=())
 
     @classmethod
-    def build(cls, metrics: Iterable[Metric] = (), kpis: Iterable[Kpi] = ()) -> Catalogue:
+    def build(cls, metrics: Iterable[Metric] = (), kpis: Iterable[Kpi] = (),
+              dimensions: Iterable[Dimension] = ()) -> Catalogue:
         """The built-in catalogue extended with custom metrics and KPIs, checked as a whole."""
         all_metrics = {m.key: m for m in (*METRICS, *metrics)}
         all_kpis = {k.key: k for k in (*KPIS, *kpis)}
@@ -337,7 +350,25 @@ class Catalogue:
         for kpi in all_kpis.values():
             check_names(kpi.formula, known)
         order = dependency_order({k: v.formula for k, v in all_kpis.items()})
-        return cls(all_metrics, all_kpis, tuple(k for k in order if k in all_kpis))
+        return cls(all_metrics, all_kpis, tuple(k for k in order if k in all_kpis),
+                   tuple(dimensions))
+
+    @cached_property
+    def dimension_names(self) -> tuple[str, ...]:
+        """Every dimension an entry can carry: the built-ins, then the workspace's own."""
+        return (*DIMENSIONS, *(d.key for d in self.dimensions))
+
+    def dimension(self, key: str) -> Dimension | None:
+        return next((d for d in self.dimensions if d.key == key), None)
+
+    def column_of(self, key: str) -> str:
+        """The entry column holding a dimension's values (a built-in's is its own name)."""
+        own = self.dimension(key)
+        return own.slot if own else key
+
+    def dimension_of(self, column: str) -> str:
+        """The dimension an entry column holds (the inverse of column_of)."""
+        return next((d.key for d in self.dimensions if d.slot == column), column)
 
     @cached_property
     def names(self) -> frozenset[str]:
@@ -375,6 +406,7 @@ class Catalogue:
             {k: replace(v, label=labels.get(k, v.label)) if not v.custom else v
              for k, v in self.kpis.items()},
             self.order,
+            self.dimensions,
         )
 
     def inputs_of(self, key: str) -> frozenset[str]:
@@ -554,7 +586,8 @@ def custom_metric(key: str, *, label: str = "", unit: str = "count", aggregation
 DEFAULT = Catalogue.build()
 
 __all__ = [
-    "Aggregation", "Better", "Catalogue", "DEFAULT", "DEFAULT_PACKS", "DIMENSIONS", "FormulaError", "HEADLINE_KPIS", "REP_SCORECARD",
+    "Aggregation", "Better", "Catalogue", "DEFAULT", "DEFAULT_PACKS", "DIMENSION_SLOTS", "DIMENSIONS",
+    "Dimension", "FormulaError", "HEADLINE_KPIS",
     "KPIS", "METRICS", "ORGANIC_SOURCES", "PAID_SOURCES", "Kpi", "Metric", "PACKS", "Unit",
     "organic_sources", "custom_kpi", "custom_metric",
 ]

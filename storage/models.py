@@ -87,15 +87,23 @@ class DefinitionRow(Base):
     better: Mapped[str] = mapped_column(String(8), default="neutral")
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: set for a workspace's own dimension: the entry column (dim1..dim3) holding its values
+    slot: Mapped[int | None] = mapped_column(Integer)
+    #: a dimension's allowed values, comma-separated; NULL: free text
+    choices: Mapped[str | None] = mapped_column(Text)
 
 
 class DimensionColumns:
-    """The built-in dimensions (kpis.catalogue.DIMENSIONS), '' when unset."""
+    """The built-in dimensions (kpis.catalogue.DIMENSIONS) and the slots of a workspace's own
+    ones (kpis.catalogue.DIMENSION_SLOTS), '' when unset."""
 
     source: Mapped[str] = mapped_column(String(64), default="")
     rep: Mapped[str] = mapped_column(String(64), default="")
     campaign: Mapped[str] = mapped_column(String(64), default="")
     product: Mapped[str] = mapped_column(String(64), default="")
+    dim1: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    dim2: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    dim3: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class EntryRow(DimensionColumns, Base):
@@ -108,12 +116,13 @@ class EntryRow(DimensionColumns, Base):
     __table_args__ = (
         UniqueConstraint(
             "workspace_id", "metric", "day", "author", "source", "rep", "campaign", "product",
-            name="uq_entries_key",
+            "dim1", "dim2", "dim3", name="uq_entries_key",
         ),
         Index("ix_entries_workspace_day", "workspace_id", "day"),
-        # a stock's latest value per dimension values (Store._period_reads): migration 0008
+        # a stock's latest value per dimension values (Store._period_reads): migrations
+        # 0008 and 0009
         Index("ix_entries_partition", "workspace_id", "metric", "source", "rep", "campaign",
-              "product", "day", "write_seq"),
+              "product", "dim1", "dim2", "dim3", "day", "write_seq"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

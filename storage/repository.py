@@ -50,14 +50,16 @@ from sqlalchemy.orm import aliased
 from kpis.catalogue import (
     DEFAULT,
     DEFAULT_PACKS,
-    DIMENSIONS,
+    DIMENSION_SLOTS,
     ORGANIC_SOURCES,
     Aggregation,
     Catalogue,
+    Dimension,
     custom_kpi,
     custom_metric,
     organic_sources,
 )
+from kpis.catalogue import DIMENSIONS as BUILT_IN_DIMENSIONS
 from kpis.periods import Period
 from kpis.rollup import Dims, PeriodData, year_of
 from storage.models import (
@@ -88,6 +90,10 @@ _WEIGHT_OF = {k: m.weight for k, m in DEFAULT.metrics.items() if m.weight}
 _WEIGHED_BY: dict[str, list[str]] = {}
 for _mean, _weight in _WEIGHT_OF.items():
     _WEIGHED_BY.setdefault(_weight, []).append(_mean)
+
+#: every dimension column of an entry: the built-ins, then the slots of a workspace's own
+#: dimensions (callers name a workspace's own dimension by its slot: Catalogue.column_of)
+DIMENSIONS = (*BUILT_IN_DIMENSIONS, *DIMENSION_SLOTS)
 
 
 def utcnow() -> datetime:
@@ -433,6 +439,35 @@ class Store(ApiRepository, TimerRepository):
             if not found:
                 conn.execute(insert(DefinitionRow).values(workspace_id=workspace_id, key=key, **values))
 
+    def add_dimension(self, workspace_id: str, key: str, choices: Sequence[str], *,
+                      actor: str) -> Dimension | None:
+        """A workspace's own dimension in the first slot no other one holds and no entry of
+        the workspace is tagged in (a removed dimension's tags stay where they were); adding
+        one it has replaces its values. None when every slot is taken."""
+        d, e = DefinitionRow, EntryRow
+        values = dict(label=key, formula=None, unit="count", aggregation="sum", better="neutral",
+                      choices=",".join(choices) or None, created_by=actor,
+                      created_at=self.clock())
+        with self._write() as conn:
+            held = {r.key: r.slot for r in conn.execute(
+                select(d.key, d.slot).where(d.workspace_id == workspace_id, d.slot.is_not(None)))}
+            slot = held.get(key)
+            if slot is None:
+                tagged = conn.execute(select(*(
+                    func.max(getattr(e, name)) for name in DIMENSION_SLOTS)).where(
+                    e.workspace_id == workspace_id)).one()
+                free = [n for n, used in enumerate(tagged, start=1)
+                        if not used and n not in held.values()]
+                if not free:
+                    return None
+                slot = free[0]
+                conn.execute(insert(d).values(workspace_id=workspace_id, key=key, slot=slot,
+                                              **values))
+            else:
+                conn.execute(update(d).where(d.workspace_id == workspace_id, d.key == key)
+                             .values(**values))
+        return Dimension(key, DIMENSION_SLOTS[slot - 1], tuple(choices))
+
     def remove_definition(self, workspace_id: str, key: str) -> bool:
         with self._write() as conn:
             return bool(conn.execute(
@@ -745,7 +780,7 @@ class Store(ApiRepository, TimerRepository):
                 return self._period_read(conn, workspace_id, period, catalogue)
         gauges = [k for k, m in catalogue.metrics.items() if m.aggregation is Aggregation.LAST]
         e = EntryRow
-        filters = [getattr(e, name) == value for name, value in dims]
+        filters = [getattr(e, catalogue.column_of(name)) == value for name, value in dims]
         with self._read() as conn:
             totals = self._totals(conn, workspace_id, period, filters)
             closing = self._stocks(conn, workspace_id, gauges, e.day <= period.end, filters)
@@ -1491,7 +1526,8 @@ def _rule(row: Any) -> StoredRule:
 
 _WORKSPACE = select(WorkspaceRow).where(WorkspaceRow.id == bindparam("ws"))
 _DEFINITION_COLUMNS = (DefinitionRow.key, DefinitionRow.label, DefinitionRow.formula,
-                       DefinitionRow.unit, DefinitionRow.aggregation, DefinitionRow.better)
+                       DefinitionRow.unit, DefinitionRow.aggregation, DefinitionRow.better,
+                       DefinitionRow.slot, DefinitionRow.choices)
 _DEFINITION_WIDTH = len(_DEFINITION_COLUMNS)
 _DEFINITIONS = (select(*_DEFINITION_COLUMNS)
                 .where(DefinitionRow.workspace_id == bindparam("ws")).order_by(DefinitionRow.id))
@@ -1509,10 +1545,14 @@ def _built_catalogue(rows: tuple[tuple[Any, ...], ...]) -> Catalogue:
     if not rows:
         return DEFAULT
     metrics = [custom_metric(key, label=label, unit=unit, aggregation=aggregation)
-               for key, label, formula, unit, aggregation, _ in rows if formula is None]
+               for key, label, formula, unit, aggregation, _, slot, _ in rows
+               if formula is None and slot is None]
     kpis = [custom_kpi(key, formula, label=label, unit=unit, better=better)
-            for key, label, formula, unit, _, better in rows if formula is not None]
-    return Catalogue.build(metrics, kpis)
+            for key, label, formula, unit, _, better, _, _ in rows if formula is not None]
+    dimensions = [Dimension(key, DIMENSION_SLOTS[slot - 1],
+                            tuple(v for v in (choices or "").split(",") if v))
+                  for key, *_, slot, choices in rows if slot is not None]
+    return Catalogue.build(metrics, kpis, dimensions)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kpis.catalogue import DIMENSIONS
+from kpis.catalogue import DIMENSION_SLOTS, DIMENSIONS
 from storage.models import (
     AdminNoticeRow,
     ApiTokenRow,
@@ -244,6 +244,6 @@ def _current(conn: Connection, workspace_id: str, w: Write) -> float:
     found = conn.scalar(select(EntryRow.value).where(and_(
         EntryRow.workspace_id == workspace_id, EntryRow.metric == w.metric, EntryRow.day == w.day,
         EntryRow.author == w.author,
-        *(getattr(EntryRow, name) == values.get(name, "") for name in DIMENSIONS),
+        *(getattr(EntryRow, name) == values.get(name, "") for name in (*DIMENSIONS, *DIMENSION_SLOTS)),
     )))
     return float(found or 0.0)

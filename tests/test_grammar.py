@@ -22,6 +22,9 @@ from bot.grammar import (
     DigestNow,
     DigestOff,
     DigestSchedule,
+    DimensionAdd,
+    DimensionRemove,
+    Dimensions,
     Export,
     Goal,
     GoalRemove,
@@ -213,6 +216,17 @@ ROWS: list[tuple[str, Command]] = [
     ("metric add onboarding_days days mean", MetricAdd(key="onboarding_days", unit="days",
                                                        aggregation="mean")),
     ("metric remove add_to_carts", MetricRemove(key="add_to_carts")),
+    # dimension add NAME [VALUE ...] · dimension remove NAME · dimensions
+    ("dimension add temperature", DimensionAdd(key="temperature")),
+    ("dimension add Temperature Warm, cold", DimensionAdd(key="temperature",
+                                                          values=("warm", "cold"))),
+    ("dimension remove temperature", DimensionRemove(key="temperature")),
+    ("dimensions", Dimensions()),
+    ("dimension", Dimensions()),
+    # a workspace's own dimension in a report or an alert is checked where it is known
+    ("report week by temperature", Report(range="week", by="temperature")),
+    ("report week leads temperature=Warm", Report(range="week", kpis=("leads",),
+                                                  dims=(("temperature", "warm"),))),
     # history [METRIC] · undo
     ("history", History()),
     ("history Leads", History(metric="leads")),
@@ -276,7 +290,15 @@ ERRORS: list[tuple[str, str]] = [
     ("report source=a source=b", "`source` is given twice"),
     ("chart", "Which KPI or metric should I chart?"),
     ("chart cpl ctr", "one KPI or metric at a time"),
-    ("chart leads by channel", "`channel` is not a dimension"),
+    ("chart leads by sorce", "`sorce` is not a dimension"),
+    ("dimension add source", "reserved word"),
+    ("dimension add date", "reserved word"),
+    ("dimension add 9lives", "can't be a dimension name"),
+    ("dimension add tier gold gold", "`gold` is given twice"),
+    ("dimension remove", "Name the dimension"),
+    ("dimension remove tier gold", "after `dimension remove`"),
+    ("dimension rename tier", "I don't know `dimension rename`"),
+    ("report week by Temp-x", "is not a dimension"),
     ("chart leads by sorce", "Did you mean `source`?"),
     ("chart leads by", "Use `source` or `rep` or `campaign` or `product`"),
     ("chart leads source=facebook", "A chart shows every value of a dimension"),
@@ -451,3 +473,17 @@ def test_a_typed_track_list_parses_to_its_names_in_order_once_each(
     typed = "track " + "".join(f"{key.upper() if i % 2 else key}{separators[i]}"
                                for i, key in enumerate(keys))
     assert parse_command(typed) == Track(metrics=tuple(dict.fromkeys(keys)))
+
+
+@given(st.from_regex(r"[a-z][a-z0-9_]{0,39}", fullmatch=True),
+       st.lists(st.from_regex(r"[a-z0-9_]{1,20}", fullmatch=True), unique=True, max_size=25),
+       st.sampled_from([" ", ", ", ","]))
+def test_a_typed_dimension_parses_to_its_name_and_values_in_order(
+    key: str, values: list[str], separator: str
+) -> None:
+    typed = f"dimension add {key.upper()} " + separator.join(v.upper() for v in values)
+    if key in ("date", *DIMENSIONS):
+        with pytest.raises(CommandError):
+            parse_command(typed)
+    else:
+        assert parse_command(typed) == DimensionAdd(key=key, values=tuple(values))

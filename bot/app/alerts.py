@@ -231,7 +231,8 @@ def add_rule(
     except NumberError as error:
         raise UserError(f"The threshold {error}") from None
     try:
-        rule = Rule(key, Op(op), value, period, for_periods, clean_dims(dims), sensitivity)
+        rule = Rule(key, Op(op), value, period, for_periods, clean_dims(dims, catalogue),
+                    sensitivity)
     except (RuleError, ValueError) as error:
         raise UserError(f"That rule doesn't work: {error}.") from None
     spec = {"kpi": key, "op": str(rule.op), "threshold": rule.threshold, "period": rule.period,

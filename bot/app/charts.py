@@ -21,8 +21,8 @@ from datetime import date, timedelta
 
 from bot.app.context import Context, UserError
 from bot.app.digests import Trend, chart_trend, post_problem, trend_over
+from bot.app.entries import checked_dimension
 from bot.app.names import find_name, label_of, period_for, unit_of
-from bot.app.reports import checked_dimension
 from kpis.catalogue import Aggregation, Catalogue, Unit
 from kpis.goals import is_summed
 from kpis.periods import Period
@@ -104,7 +104,7 @@ def charted(ctx: Context, name: str, range_spec: str | None, by: str | None = No
     nothing to draw."""
     catalogue = ctx.catalogue
     key = find_name(catalogue, name)
-    dimension = checked_dimension(by) if by is not None else None
+    dimension = checked_dimension(by, catalogue) if by is not None else None
     period = period_for(ctx, range_spec, default="30d")
     if period.days > MAX_DAYS:
         raise UserError("A chart covers at most a year; choose a shorter range, e.g. `90d`.")
@@ -159,7 +159,8 @@ def _breakdown(ctx: Context, key: str, period: Period, by: str) -> Charted:
     catalogue = ctx.catalogue
     inputs = catalogue.metrics_of(key)
     gauges = {k for k in inputs if catalogue.metrics[k].aggregation is Aggregation.LAST}
-    groups = ctx.store.daily_series_by(ctx.workspace.id, by, inputs, period, gauges)
+    groups = ctx.store.daily_series_by(ctx.workspace.id, catalogue.column_of(by), inputs,
+                                       period, gauges)
     buckets = chart_buckets(period)
     summed = is_summed(catalogue, key)
 

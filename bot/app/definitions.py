@@ -3,16 +3,22 @@ each source value counts, paid or organic."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.app.context import Context, UserError
 from bot.app.names import find_metric
 from bot.app.tracking import asked_for
 from kpis.catalogue import (
+    DIMENSION_SLOTS,
+    DIMENSIONS,
     ORGANIC_SOURCES,
     PAID_SOURCES,
     Catalogue,
+    Dimension,
     Kpi,
     Metric,
     custom_kpi,
@@ -21,6 +27,7 @@ from kpis.catalogue import (
 from kpis.formula import FormulaError, check_cycles, check_names
 from kpis.suggest import nearest
 
+audit = logging.getLogger("kpibot.audit")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -34,6 +41,9 @@ def define_kpi(ctx: Context, key: str, formula_text: str, *, unit: str = "ratio"
     catalogue = ctx.catalogue
     if name in catalogue.metrics or (name in catalogue.kpis and not catalogue.kpis[name].custom):
         raise UserError(f"`{name}` is a built-in name; choose another, e.g. `my_{name}`.")
+    if catalogue.dimension(name) is not None:
+        raise UserError(f"`{name}` is a dimension; choose another name for the KPI, e.g. "
+                        f"`{name}_rate`.")
     try:
         kpi = custom_kpi(name, formula_text, unit=unit, better=better)
         check_names(kpi.formula, catalogue.names | {"days"})
@@ -55,6 +65,9 @@ def add_metric(ctx: Context, key: str, *, unit: str = "count", aggregation: str 
     catalogue = ctx.catalogue
     if name in catalogue.kpis:
         raise UserError(f"`{name}` is a KPI already; choose another name, e.g. `{name}_count`.")
+    if catalogue.dimension(name) is not None:
+        raise UserError(f"`{name}` is a dimension already; choose another name, e.g. "
+                        f"`{name}_count`.")
     if name in catalogue.metrics and catalogue.metrics[name].pack != "custom":
         raise UserError(f"`{name}` is a built-in metric; log it as it is, or choose another name, "
                         f"e.g. `my_{name}`.")
@@ -134,3 +147,78 @@ def classify_source(ctx: Context, source: str, paid: bool) -> Classified:
     before = name not in ctx.store.organic_sources(ctx.workspace.id)
     ctx.store.classify_source(ctx.workspace.id, name, paid=paid, actor=ctx.actor)
     return Classified(name, paid, before)
+
+
+@dataclass(frozen=True)
+class DimensionChange:
+    """A dimension added (its values, empty for free text) or removed."""
+
+    key: str
+    values: tuple[str, ...] = ()
+    replaced: bool = False
+
+
+def add_dimension(ctx: Context, key: str, values: Sequence[str] = ()) -> DimensionChange:
+    """The team's own dimension (seed 001's warm vs cold traffic); adding one it has replaces
+    its values. Its name must not be taken by a dimension, metric or KPI: `temperature=warm`
+    in a log must mean one thing."""
+    name = key.strip().lower()
+    if not _KEY.match(name):
+        raise UserError(f"`{key}` can't be a dimension name: use lower-case letters, digits and "
+                        "_, starting with a letter (e.g. `temperature`).")
+    catalogue = ctx.catalogue
+    if name in DIMENSIONS or name == "date":
+        raise UserError(f"`{name}` is a built-in dimension already; tag entries with "
+                        f"`{name}=...` as they are, or choose another name, e.g. `{name}_group`.")
+    if name in catalogue.names:
+        kind = "KPI" if name in catalogue.kpis else "metric"
+        raise UserError(f"`{name}` is a {kind} already; choose another name for the dimension, "
+                        f"e.g. `{name}_type`.")
+    replaced = catalogue.dimension(name) is not None
+    added = ctx.store.add_dimension(ctx.workspace.id, name, tuple(values), actor=ctx.actor)
+    if added is None:
+        own = ", ".join(f"`{d.key}`" for d in catalogue.dimensions)
+        raise UserError(f"A workspace has at most {len(DIMENSION_SLOTS)} dimensions of its own "
+                        f"({own} here, or ones removed whose tags are kept); remove one with "
+                        "`/kpi dimension remove NAME` first.")
+    audit.info("dimension %s added to %s by %s: %s", name, ctx.workspace.id, ctx.actor,
+               ",".join(values) or "free text")
+    return DimensionChange(name, added.choices, replaced)
+
+
+def remove_dimension(ctx: Context, key: str) -> DimensionChange:
+    """Only a team's own dimension, and not while an alert keeps one of its values; the
+    entries keep their tags (history shows them), but reports no longer read them."""
+    name = key.strip().lower()
+    catalogue = ctx.catalogue
+    own = catalogue.dimension(name)
+    if own is None:
+        if name in DIMENSIONS:
+            raise UserError(f"`{name}` is built in; only dimensions added with "
+                            "`/kpi dimension add` can be removed.")
+        names = [d.key for d in catalogue.dimensions]
+        guess = nearest(name, names)
+        hint = f" Did you mean `{guess}`?" if guess else ""
+        listed = ", ".join(f"`{n}`" for n in names) or "none yet"
+        raise UserError(f"`{name}` is not one of the workspace's own dimensions ({listed}).{hint}")
+    users = [r for r in ctx.store.rules(ctx.workspace.id)
+             if any(d[0] == name for d in json.loads(r.rule).get("dims", []))]
+    if users:
+        which = ", ".join(f"`{r.kpi}` (#{r.id})" for r in users)
+        raise UserError(f"`{name}` is kept by the alert {which}; remove those alerts first "
+                        "(`/kpi alerts` lists them).")
+    ctx.store.remove_definition(ctx.workspace.id, name)
+    audit.info("dimension %s removed from %s by %s", name, ctx.workspace.id, ctx.actor)
+    return DimensionChange(name, own.choices)
+
+
+@dataclass(frozen=True)
+class DimensionList:
+    """`/kpi dimensions`: the built-in ones and the workspace's own, with their values."""
+
+    built_in: tuple[str, ...]
+    own: tuple[Dimension, ...]
+
+
+def dimensions(ctx: Context) -> DimensionList:
+    return DimensionList(DIMENSIONS, ctx.catalogue.dimensions)

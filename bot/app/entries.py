@@ -11,18 +11,18 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
 from bot.app.context import Context, UserError
 from bot.app.names import find_metric, period_for
 from bot.app.tracking import asked_for
-from kpis.catalogue import DIMENSIONS, Catalogue, Metric, Unit
+from kpis.catalogue import DEFAULT, DIMENSIONS, Catalogue, Metric, Unit
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period, PeriodError, resolve_day
 from kpis.rollup import Dims, kpi_values
-from kpis.suggest import did_you_mean
+from kpis.suggest import did_you_mean, nearest
 from storage.repository import ChangeBatch, HistoryLine, Recorded, UndoConflict, Write
 
 MAX_VALUES_PER_LOG = 60
@@ -48,21 +48,52 @@ class LogResult:
     as_rep: tuple[str, ...] = ()
 
 
-def clean_dims(pairs: Iterable[tuple[str, str]]) -> Dims:
-    """Dimension values as stored: known names only, trimmed and case-folded (rep kept as is)."""
+def checked_dimension(name: str, catalogue: Catalogue = DEFAULT) -> str:
+    """A dimension the workspace has: a built-in or one of its own (`/kpi dimension add`)."""
+    key = name.strip().lower()
+    known = catalogue.dimension_names
+    if key not in known:
+        raise UserError(f"`{name}` is not a dimension.{did_you_mean(key, known)} "
+                        f"Dimensions are {', '.join(known)}.")
+    return key
+
+
+def clean_dims(pairs: Iterable[tuple[str, str]], catalogue: Catalogue = DEFAULT) -> Dims:
+    """Dimension values as stored: known names only, trimmed and case-folded (rep kept as is),
+    and within a dimension's allowed values when it has a list."""
     dims: dict[str, str] = {}
     for name, value in pairs:
-        key = name.strip().lower()
-        if key not in DIMENSIONS:
-            raise UserError(f"`{name}` is not a dimension.{did_you_mean(key, DIMENSIONS)} "
-                            f"Dimensions are {', '.join(DIMENSIONS)}.")
+        key = checked_dimension(name, catalogue)
         text = value.strip() if key == "rep" else value.strip().casefold()
         if not text:
             raise UserError(f"`{name}=` needs a value, e.g. `{name}=facebook`")
         if len(text) > 64:
             raise UserError(f"the {key} `{text[:20]}…` is too long (at most 64 characters)")
+        own = catalogue.dimension(key)
+        if own is not None and own.choices and text not in own.choices:
+            guess = nearest(text, own.choices) or own.choices[0]
+            raise UserError(f"`{key}={text}` is not one of its values; did you mean "
+                            f"`{key}={guess}`? The values are {', '.join(own.choices)}.")
         dims[key] = text
     return tuple(sorted(dims.items()))
+
+
+def dims_columns(catalogue: Catalogue, dims: Dims) -> Dims:
+    """The entry columns of these dimension values: a workspace's own dimension is stored in
+    its slot (Catalogue.column_of)."""
+    return tuple(sorted((catalogue.column_of(k), v) for k, v in dims))
+
+
+def dims_named(catalogue: Catalogue, dims: Dims) -> Dims:
+    """The inverse of dims_columns, for what the store hands back."""
+    return tuple(sorted((catalogue.dimension_of(k), v) for k, v in dims))
+
+
+def _named_batch(catalogue: Catalogue, batch: ChangeBatch) -> ChangeBatch:
+    if not catalogue.dimensions:
+        return batch
+    return replace(batch, changes=tuple(replace(c, dims=dims_named(catalogue, c.dims))
+                                        for c in batch.changes))
 
 
 def parse_value(metric: Metric, raw: str) -> float:
@@ -81,17 +112,22 @@ def log_numbers(
     dims: Iterable[tuple[str, str]] = (), author: str | None = None, origin: str = "slack",
 ) -> LogResult:
     """Validates everything first, then stores it all in one transaction."""
+    catalogue = ctx.catalogue
+    if catalogue.dimensions:  # the grammar cannot tell `temperature=warm` from a metric
+        own = {d.key for d in catalogue.dimensions}
+        dims = (*dims, *((k.lower(), v) for k, v in values if k.lower() in own))
+        values = [(k, v) for k, v in values if k.lower() not in own]
     if not values:
         raise UserError("Nothing to log. Write it like `log leads=12 spend=340`.")
     if len(values) > MAX_VALUES_PER_LOG:
         raise UserError(f"That is {len(values)} numbers in one log; the limit is "
                         f"{MAX_VALUES_PER_LOG}. Split it into several logs, or import a CSV.")
-    catalogue = ctx.catalogue
     try:
         the_day = resolve_day(day, ctx.today)
     except PeriodError as error:
         raise UserError(str(error)) from None
-    dimensions = clean_dims(dims)
+    named = clean_dims(dims, catalogue)
+    dimensions = dims_columns(catalogue, named)
     # a salesperson logging their calls in Slack logs their own: rep is them unless named
     defaulted = origin in SLACK_ORIGINS and "rep" not in dict(dimensions)
     mine = tuple(sorted((*dimensions, ("rep", ctx.actor)))) if defaulted else dimensions
@@ -110,10 +146,10 @@ def log_numbers(
     recorded = ctx.store.record_in_period(ctx.workspace.id, writes, actor=ctx.actor,
                                           origin=origin, period=Period.day(the_day),
                                           catalogue=catalogue)
-    batch = recorded.batch
+    batch = _named_batch(catalogue, recorded.batch)
     ctx.ports.logged(ctx.workspace.id, the_day, {c.metric for c in batch.changes})
     ctx.ports.counted(origin, len(batch.changes))
-    return LogResult(batch, the_day, _moved(catalogue, recorded, seen), dimensions, tuple(as_rep))
+    return LogResult(batch, the_day, _moved(catalogue, recorded, seen), named, tuple(as_rep))
 
 
 def rep_metrics(catalogue: Catalogue) -> frozenset[str]:

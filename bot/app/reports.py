@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from bot.app.context import Context, UserError
-from bot.app.entries import clean_dims
+from bot.app.entries import checked_dimension, clean_dims
 from bot.app.goals import GoalProgress, goal_progress
 from bot.app.names import find_name, period_for
-from kpis.catalogue import DIMENSIONS, Better, Catalogue
+from kpis.catalogue import Better, Catalogue
 from kpis.compare import Change, compare, significance
 from kpis.periods import Period, PeriodError, like_for_like, parse_date
 from kpis.rollup import Dims, PeriodData, kpi_values, methods_used, metric_values
-from kpis.suggest import did_you_mean
 from storage.repository import Workspace
 
 
@@ -87,9 +86,9 @@ def report(
     that day); with `by`, the same for each value of that dimension."""
     catalogue = ctx.catalogue
     keys = [find_name(catalogue, k) for k in kpis]
-    dims = clean_dims(dims)
+    dims = clean_dims(dims, catalogue)
     if by is not None:
-        by = checked_dimension(by)
+        by = checked_dimension(by, catalogue)
         if by in dict(dims):
             raise UserError(f"The report already keeps only `{by}={dict(dims)[by]}`; break it "
                             f"down by another dimension, or drop the filter.")
@@ -99,7 +98,8 @@ def report(
     groups: tuple[Group, ...] = ()
     ranked_by = None
     if by is not None:
-        values: list[str | None] = [*ctx.store.dimension_values(ctx.workspace.id, by, period), None]
+        values: list[str | None] = [*ctx.store.dimension_values(
+            ctx.workspace.id, catalogue.column_of(by), period), None]
         found = []
         for value in values:
             m, k, _ = _compared(ctx, period, previous, keys, (*dims, (by, value or "")))
@@ -151,14 +151,6 @@ def _ranked(catalogue: Catalogue, groups: list[Group], key: str | None) -> list[
         return (0, value if better is Better.LOWER else -value, group.value)
 
     return sorted(groups, key=order)
-
-
-def checked_dimension(name: str) -> str:
-    key = name.strip().lower()
-    if key not in DIMENSIONS:
-        raise UserError(f"`{name}` is not a dimension.{did_you_mean(key, DIMENSIONS)} The "
-                        f"dimensions are {', '.join(DIMENSIONS)}.")
-    return key
 
 
 def _feeds(catalogue: Catalogue, metric: str, kpis: Sequence[str]) -> bool:

@@ -636,6 +636,34 @@ def sources_message(found: Any, *, full: bool = False, more: str = "") -> Messag
                    footer="Change one with `/kpi source NAME paid|organic`.")
 
 
+def dimension_added_text(done: Any) -> str:
+    """`/kpi dimension add`: what was added and how to tag entries with it."""
+    allowed = (f"values {', '.join(f'`{v}`' for v in done.values)}" if done.values
+               else "any value")
+    example = done.values[0] if done.values else "warm"
+    verb = "Changed" if done.replaced else "Added"
+    return (f":white_check_mark: {verb} the dimension `{done.key}` ({allowed}). Tag numbers like "
+            f"`/kpi log leads=12 {done.key}={example}`, then `/kpi report week by {done.key}`.")
+
+
+def dimension_removed_text(done: Any) -> str:
+    return (f":wastebasket: Removed the dimension `{done.key}`. Entries keep their tags "
+            "(`/kpi history` shows them), but reports no longer break down by it.")
+
+
+def dimensions_text(found: Any) -> str:
+    """`/kpi dimensions`: the built-in dimensions and the workspace's own, with their values."""
+    lines = [f"*Dimensions*: {', '.join(f'`{d}`' for d in found.built_in)} (built in)"]
+    for own in found.own:
+        values = ", ".join(own.choices) if own.choices else "any value"
+        lines.append(f"• `{own.key}`: {values}")
+    if not found.own:
+        lines.append("None of your own yet: add one with "
+                     "`/kpi dimension add temperature warm cold`.")
+    lines.append("Filter with `DIM=VALUE` and break down with `by DIM` in `/kpi report`.")
+    return "\n".join(lines)
+
+
 #: metric names a track answer lists before "and N more", so it fits on a phone
 _TRACKED_SHOWN = 12
 

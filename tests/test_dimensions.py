@@ -1,0 +1,293 @@
+"""A team's own dimensions (`/kpi dimension add|remove`, `/kpi dimensions`): stored per workspace,
+tagged on entries like `source`, filtered with `DIM=VALUE` and broken down with `by DIM`, on
+SQLite and PostgreSQL, through the CLI and through Slack with signed requests."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, text
+
+import bot.cli
+from bot.app.context import UserError, open_context
+from bot.app.definitions import add_dimension, remove_dimension
+from bot.app.entries import log_numbers
+from bot.app.reports import report
+from kpis.periods import Period
+from storage import open_store
+from storage.db import make_engine
+from storage.repository import Store
+from tests.conftest import SLACK_MEMBER, SlackBot, texts
+from tests.test_cli import Cli
+
+NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
+TODAY = NOW.date()
+MIGRATIONS = Path(__file__).resolve().parents[1] / "storage" / "migrations"
+T1 = "T0001"
+
+
+@pytest.fixture
+def store(db_url: str) -> Any:
+    made = open_store(db_url)
+    made.clock = lambda: NOW
+    try:
+        yield made
+    finally:
+        made.engine.dispose()
+
+
+def _ctx(store: Store, actor: str = "ana") -> Any:
+    return open_context(store, "W1", actor, NOW)
+
+
+# -- the use cases on SQLite and PostgreSQL ----------------------------------------------------
+
+
+def test_own_dimension_tags_filters_and_breaks_down_like_source(store: Store) -> None:
+    added = add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    assert added.key == "temperature" and added.values == ("warm", "cold")
+    log_numbers(_ctx(store), [("leads", "10"), ("temperature", "warm")])
+    log_numbers(_ctx(store), [("leads", "4"), ("spend", "80")], dims=[("temperature", "Cold"),
+                                                                       ("source", "facebook")])
+    log_numbers(_ctx(store), [("leads", "1")])
+    today = Period.day(TODAY)
+
+    warm = report(_ctx(store), today, ["leads"], (("temperature", "warm"),))
+    assert warm.metrics["leads"].value == 10
+    assert warm.to_json()["dims"] == {"temperature": "warm"}
+    both = report(_ctx(store), today, ["leads"], (("temperature", "cold"), ("source", "facebook")))
+    assert both.metrics["leads"].value == 4
+
+    grouped = report(_ctx(store), today, ["leads"], by="temperature").to_json()
+    assert grouped["by"] == "temperature"
+    values = {g["value"]: g["metrics"]["leads"]["value"] for g in grouped["groups"]}
+    assert values == {"warm": 10, "cold": 4, None: 1}  # the groups add up to the team's 15
+    by_source = report(_ctx(store), today, ["cpl"], by="source", dims=(("temperature", "cold"),))
+    assert {g.value: g.kpis["cpl"].value for g in by_source.groups} == {"facebook": 20.0}
+
+
+def test_a_value_outside_the_list_is_refused_naming_the_nearest_and_stores_nothing(
+    store: Store,
+) -> None:
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    with pytest.raises(UserError, match=r"`temperature=wram` is not one of its values; did you "
+                                        r"mean `temperature=warm`\? The values are warm, cold"):
+        log_numbers(_ctx(store), [("leads", "10"), ("temperature", "wram")])
+    assert store.entries_between("W1") == []
+    with pytest.raises(UserError, match="did you mean `temperature=cold`"):
+        report(_ctx(store), Period.day(TODAY), (), (("temperature", "colt"),))
+    with pytest.raises(UserError, match=r"`temprature` is not a dimension\. Did you mean "
+                                        r"`?temperature"):
+        report(_ctx(store), Period.day(TODAY), (), by="temprature")
+
+
+def test_a_free_dimension_takes_any_value_and_the_same_entry_key_holds_it(store: Store) -> None:
+    add_dimension(_ctx(store), "channel_group")
+    log_numbers(_ctx(store), [("leads", "3")], dims=[("channel_group", "Webinar")])
+    log_numbers(_ctx(store), [("leads", "5")], dims=[("channel_group", "webinar")])  # replaces
+    log_numbers(_ctx(store), [("leads", "2")], dims=[("channel_group", "events")])
+    log_numbers(_ctx(store), [("leads", "7")])  # another entry: no tag is a value of its own
+    entries = sorted((e.value, e.dims) for e in store.entries_between("W1"))
+    assert entries == [(2.0, (("dim1", "events"),)), (5.0, (("dim1", "webinar"),)), (7.0, ())]
+    grouped = report(_ctx(store), Period.day(TODAY), ["leads"], by="channel_group")
+    assert {g.value: g.metrics["leads"].value for g in grouped.groups} == {
+        "webinar": 5, "events": 2, None: 7}
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("source", "`source` is a built-in dimension already"),
+    ("leads", "`leads` is a metric already; choose another name for the dimension"),
+    ("cpl", "`cpl` is a KPI already"),
+    ("Temp-1", "can't be a dimension name"),
+])
+def test_a_name_taken_by_a_dimension_metric_or_kpi_is_refused(
+    store: Store, key: str, message: str
+) -> None:
+    with pytest.raises(UserError, match=message):
+        add_dimension(_ctx(store), key)
+    assert store.catalogue("W1").dimensions == ()
+
+
+def test_a_metric_or_kpi_cannot_take_a_dimensions_name(store: Store) -> None:
+    from bot.app.definitions import add_metric, define_kpi
+
+    add_dimension(_ctx(store), "temperature")
+    with pytest.raises(UserError, match="`temperature` is a dimension already"):
+        add_metric(_ctx(store), "temperature")
+    with pytest.raises(UserError, match="`temperature` is a dimension"):
+        define_kpi(_ctx(store), "temperature", "leads / spend")
+
+
+def test_removal_is_refused_while_an_alert_keeps_one_of_its_values(store: Store) -> None:
+    from bot.app.alerts import add_rule
+
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    add_rule(_ctx(store), "C1", "leads", "<", "5", dims=(("temperature", "warm"),))
+    with pytest.raises(UserError, match=r"`temperature` is kept by the alert `leads` \(#\d+\); "
+                                        "remove those alerts first"):
+        remove_dimension(_ctx(store), "temperature")
+    with pytest.raises(UserError, match="Did you mean `temperature`"):
+        remove_dimension(_ctx(store), "temperatur")
+    with pytest.raises(UserError, match="`source` is built in"):
+        remove_dimension(_ctx(store), "source")
+    assert [d.key for d in store.catalogue("W1").dimensions] == ["temperature"]
+
+
+def test_removed_tags_stay_and_their_slot_is_not_given_to_another_dimension(store: Store) -> None:
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    log_numbers(_ctx(store), [("leads", "10")], dims=[("temperature", "warm")])
+    remove_dimension(_ctx(store), "temperature")
+    assert store.catalogue("W1").dimensions == ()
+    assert [e.dims for e in store.entries_between("W1")] == [(("dim1", "warm"),)]
+    tier = add_dimension(_ctx(store), "tier")
+    assert store.catalogue("W1").dimension("tier").slot == "dim2"  # type: ignore[union-attr]
+    assert tier.key == "tier"
+    add_dimension(_ctx(store), "region")
+    with pytest.raises(UserError, match="at most 3 dimensions of its own"):
+        add_dimension(_ctx(store), "size")
+    with pytest.raises(UserError, match="`temperature` is not a dimension"):
+        log_numbers(_ctx(store), [("leads", "1")], dims=[("temperature", "warm")])
+
+
+def test_adding_a_dimension_again_changes_its_values_in_place(store: Store) -> None:
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    again = add_dimension(_ctx(store), "temperature", ("warm", "cold", "hot"))
+    assert again.replaced
+    [own] = store.catalogue("W1").dimensions
+    assert (own.slot, own.choices) == ("dim1", ("warm", "cold", "hot"))
+    add_dimension(_ctx(store), "temperature")
+    assert store.catalogue("W1").dimensions[0].choices == ()
+
+
+# -- the migration -----------------------------------------------------------------------------
+
+
+def _alembic(engine_url: str, action: str, revision: str) -> None:
+    engine = make_engine(engine_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def test_the_dimensions_migration_keeps_every_row_up_and_down(db_url: str) -> None:
+    _alembic(db_url, "upgrade", "0008_partition")
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO workspaces (id, enterprise_id, name, timezone, currency, locale, "
+                "packs, reminder_time, created_at) VALUES ('W1', NULL, '', 'UTC', 'USD', 'en_US', "
+                "'marketing,sales', '17:00', '2026-03-01 00:00:00')"))
+            for author, source, value in (("ana", "facebook", 3), ("ana", "", 4), ("bo", "", 5)):
+                conn.execute(text(
+                    "INSERT INTO entries (workspace_id, metric, day, author, value, origin, "
+                    "written_at, write_seq, source, rep, campaign, product) VALUES ('W1', 'leads', "
+                    f"'2026-11-22', '{author}', {value}, 'cli', '2026-11-22 10:00:00', 1, "
+                    f"'{source}', '', '', '')"))
+    finally:
+        engine.dispose()
+
+    store = open_store(db_url)  # upgrades to the head
+    store.clock = lambda: NOW
+    try:
+        assert sorted(e.value for e in store.entries_between("W1")) == [3.0, 4.0, 5.0]
+        add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+        log_numbers(_ctx(store, "ana"), [("leads", "6")], dims=[("temperature", "warm")])
+        got = report(_ctx(store), Period.day(date(2026, 11, 22)), ["leads"], by="temperature")
+        assert {g.value: g.metrics["leads"].value for g in got.groups} == {"warm": 6, None: 12}
+    finally:
+        store.engine.dispose()
+
+    with pytest.raises(RuntimeError, match="1 entries carry a workspace's own dimension"):
+        _alembic(db_url, "downgrade", "0008_partition")
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM entries WHERE dim1 <> ''"))
+    finally:
+        engine.dispose()
+    _alembic(db_url, "downgrade", "0008_partition")
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM entries")).scalar() == 3
+            assert conn.execute(text("SELECT count(*) FROM definitions")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+# -- the CLI prints what Slack answers ---------------------------------------------------------
+
+
+@pytest.fixture
+def cli(sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> Cli:
+    monkeypatch.setattr(bot.cli, "_now", lambda: NOW)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return Cli(sqlite_url, capsys)
+
+
+def test_kpibot_dimension_logs_reports_and_refuses(cli: Cli) -> None:
+    out = cli.ok("dimension", "add", "temperature", "warm", "cold")
+    assert out.startswith("Added the dimension temperature (values warm, cold).")
+    cli.ok("log", "leads=10", "temperature=warm")
+    cli.ok("log", "leads=4", "--dim", "temperature=cold")
+    grouped = cli.report("today", "leads", "--by", "temperature")
+    assert [(g["value"], g["metrics"]["leads"]["value"]) for g in grouped["groups"]] == [
+        ("warm", 10), ("cold", 4)]
+    assert cli.report("today", "--dim", "temperature=cold")["metrics"]["leads"]["value"] == 4
+    status, out, err = cli("log", "leads=1", "temperature=hot")
+    assert (status, out) == (2, "")
+    assert err == ("kpibot log: temperature=hot is not one of its values; did you mean "
+                   "temperature=warm? The values are warm, cold.\n")
+    assert "Dimensions: source, rep, campaign, product (built in)" in cli.ok("dimensions")
+    assert "temperature: warm, cold" in cli.ok("dimensions")
+    status, _, err = cli("dimension", "add", "leads")
+    assert status == 2 and "leads is a metric already" in err
+    assert cli.ok("dimension", "remove", "temperature").startswith(
+        "Removed the dimension temperature.")
+
+
+# -- Slack, signed requests --------------------------------------------------------------------
+
+
+def test_slack_dimension_add_log_report_and_chart_by_it(slack_bot: SlackBot) -> None:
+    added = texts(slack_bot.command("dimension add temperature warm cold").json)
+    assert "Added the dimension `temperature`" in added
+    logged = slack_bot.command("log leads=12 spend=240 temperature=warm")
+    assert logged.status == 200 and "temperature=warm" in texts(logged.json)
+    slack_bot.command("log leads=3 spend=30 temperature=cold")
+    report = texts(slack_bot.command("report today cpl by temperature").json)
+    assert "warm" in report and "cold" in report
+    filtered = texts(slack_bot.command("report today leads temperature=warm").json)
+    assert "12" in filtered
+    refused = texts(slack_bot.command("log leads=2 temperature=wrm").json)
+    assert "did you mean `temperature=warm`" in refused
+    chart = slack_bot.command("chart leads 7d by temperature")
+    assert chart.status == 200 and "Drawing the chart" in chart.json["text"]
+    [upload] = slack_bot.fake.wait_for(lambda f: f.uploaded_files("C0001"))
+    assert "by temperature" in upload["title"]
+    listed = texts(slack_bot.command("dimensions").json)
+    assert "`temperature`: warm, cold" in listed
+    entries = slack_bot.store.entries_between(T1)
+    assert sorted(e.value for e in entries if e.metric == "leads") == [3.0, 12.0]
+
+
+def test_slack_dimension_add_by_a_member_is_refused_and_stores_nothing(
+    slack_bot: SlackBot,
+) -> None:
+    reply = texts(slack_bot.command("dimension add temperature warm cold",
+                                    user_id=SLACK_MEMBER).json)
+    assert "Only admins can add dimensions" in reply
+    assert slack_bot.store.catalogue(T1).dimensions == ()
