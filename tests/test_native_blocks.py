@@ -330,7 +330,7 @@ def test_a_raw_metric_is_charted_like_a_kpi(store: Store, name: str, spec: str |
 @pytest.mark.parametrize(("name", "by", "said"), [
     ("leeds", None, "Did you mean `leads`?"),
     ("revenu", None, "Did you mean `revenue`?"),
-    ("leads", "channel", "The dimensions are source, rep, campaign, product"),
+    ("leads", "channel", "Dimensions are source, rep, campaign, product"),
     ("leads", "sorce", "Did you mean `source`?"),
 ])
 def test_bad_chart_input_names_the_nearest_valid_choice(store: Store, name: str, by: str | None,

@@ -489,6 +489,16 @@ MATRIX = [
         _shows("Removed the metric `add_to_carts`"),
         lambda bot, team, user: "add_to_carts" not in bot.store.catalogue(team).metrics,
     ), "Only admins can remove metrics", setup="metric add add_to_carts"), id="metric-remove"),
+    pytest.param(Row("dimensions", _shows("*Dimensions*", "`source`")), id="dimensions"),
+    pytest.param(Row("dimension add temperature warm cold", _and(
+        _shows("Added the dimension `temperature`"),
+        lambda bot, team, user: "temperature" in bot.store.catalogue(team).dimension_names,
+    ), "Only admins can add dimensions"), id="dimension-add"),
+    pytest.param(Row("dimension remove temperature", _and(
+        _shows("Removed the dimension `temperature`"),
+        lambda bot, team, user: "temperature" not in bot.store.catalogue(team).dimension_names,
+    ), "Only admins can remove dimensions", setup="dimension add temperature warm cold"),
+        id="dimension-remove"),
     pytest.param(Row("source tiktok organic", _and(
         _shows("`source=tiktok` counts as organic"),
         lambda bot, team, user: len(_rows_of(bot, team, "source_classes")) == 1,
