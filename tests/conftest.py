@@ -313,3 +313,21 @@ def in_full(bot: SlackBot, body: dict[str, Any]) -> dict[str, Any]:
                 if e["action_id"] == "show_all"]
     click = bot.action("show_all", button.get("value"), is_ephemeral=True)
     return bot.fake.wait_for(lambda: bot.responses(click))[-1]
+
+
+def migrate_to(engine_url: str, action: str, revision: str) -> None:
+    """Alembic's `upgrade` or `downgrade` to `revision`, as a migration test needs it."""
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.db import MIGRATIONS, make_engine
+
+    engine = make_engine(engine_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+    finally:
+        engine.dispose()

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 
 import bot.cli
@@ -20,9 +18,8 @@ from bot.app.entries import log_numbers
 from bot.app.reports import report
 from kpis.periods import Period
 from storage import open_store
-from storage.db import make_engine
 from storage.repository import Store
-from tests.conftest import SLACK_MEMBER, SlackBot, texts
+from tests.conftest import SLACK_MEMBER, SlackBot, migrate_to, texts
 from tests.test_cli import Cli
 
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
@@ -167,20 +164,8 @@ def test_adding_a_dimension_again_changes_its_values_in_place(store: Store) -> N
 # -- the migration -----------------------------------------------------------------------------
 
 
-def _alembic(engine_url: str, action: str, revision: str) -> None:
-    engine = make_engine(engine_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    try:
-        with engine.connect() as connection:
-            config.attributes["connection"] = connection
-            getattr(command, action)(config, revision)
-    finally:
-        engine.dispose()
-
-
 def test_the_dimensions_migration_keeps_every_row_up_and_down(db_url: str) -> None:
-    _alembic(db_url, "upgrade", "0008_partition")
+    migrate_to(db_url, "upgrade", "0008_partition")
     engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
@@ -209,14 +194,14 @@ def test_the_dimensions_migration_keeps_every_row_up_and_down(db_url: str) -> No
         store.engine.dispose()
 
     with pytest.raises(RuntimeError, match="1 entries carry a workspace's own dimension"):
-        _alembic(db_url, "downgrade", "0008_partition")
+        migrate_to(db_url, "downgrade", "0008_partition")
     engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM entries WHERE dim1 <> ''"))
     finally:
         engine.dispose()
-    _alembic(db_url, "downgrade", "0008_partition")
+    migrate_to(db_url, "downgrade", "0008_partition")
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:

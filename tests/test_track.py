@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 
 from bot.app import entries
@@ -18,9 +16,8 @@ from bot.app.reminders import missing_today
 from bot.render.kit import FOLD_LINES, rendered_lines
 from kpis.catalogue import DEFAULT
 from storage import open_store
-from storage.db import MIGRATIONS, make_engine
 from storage.records import Write
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, texts
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, migrate_to, texts
 from tests.test_slack import _home_opened, elements, opened_view, stored
 
 T1 = "T0001"
@@ -305,20 +302,8 @@ def test_kpibot_track_stores_the_list_and_refuses_a_typo(tmp_path: Path,
 # -- the migration -----------------------------------------------------------------------------------
 
 
-def _alembic(engine_url: str, action: str, revision: str) -> None:
-    engine = make_engine(engine_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    try:
-        with engine.connect() as connection:
-            config.attributes["connection"] = connection
-            getattr(command, action)(config, revision)
-    finally:
-        engine.dispose()
-
-
 def test_the_tracked_migration_keeps_every_row_up_and_down(db_url: str) -> None:
-    _alembic(db_url, "upgrade", "0006_timers")
+    migrate_to(db_url, "upgrade", "0006_timers")
     engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
@@ -338,7 +323,7 @@ def test_the_tracked_migration_keeps_every_row_up_and_down(db_url: str) -> None:
     finally:
         store.engine.dispose()
 
-    _alembic(db_url, "downgrade", "0006_timers")
+    migrate_to(db_url, "downgrade", "0006_timers")
 
     engine = create_engine(db_url)
     try:
