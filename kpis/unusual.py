@@ -260,16 +260,21 @@ def _basis(period: str, day: date) -> str:
     return _WEEKDAYS[day.weekday()] + "s"
 
 
+def band_text(expectation: Expectation, show: Callable[[float], str]) -> str:
+    """The usual band as people read it, `35–45`: a count's in whole numbers."""
+    low, high = expectation.low, expectation.high
+    if expectation.count:
+        low, high = math.ceil(low - _TOLERANCE), math.floor(high + _TOLERANCE)
+    return f"{show(low)}–{show(high)}"
+
+
 def explain(
     expectation: Expectation, label: str, fmt: Callable[[float], str] | None = None
 ) -> str:
     """The sentence an alert or digest shows, e.g. `Leads 3 on a Tuesday; Tuesdays are usually
-    35-45`; `fmt` shows numbers in the KPI's unit."""
+    35–45`; `fmt` shows numbers in the KPI's unit."""
     show = fmt if fmt is not None else _number
-    low, high = expectation.low, expectation.high
-    if expectation.count:
-        low, high = math.ceil(low - _TOLERANCE), math.floor(high + _TOLERANCE)
-    band = f"{show(low)}-{show(high)}"
+    band = band_text(expectation, show)
     if expectation.period == "weekly":
         return (
             f"{label} {show(expectation.value)} this week; "

@@ -844,7 +844,7 @@ def test_on_the_demo_data_the_unusual_leads_rule_fires_less_than_the_fixed_one(
         fixed, unusual = by_rule["leads down 30% daily"], by_rule["leads unusual daily medium"]
         assert 1 <= unusual.fired < fixed.fired
         assert len(unusual.said) == unusual.fired
-        assert all(re.fullmatch(r"\S+: Leads \d+ on a \w+day; \w+days are usually \d+-\d+", s)
+        assert all(re.fullmatch(r"\S+: Leads \d+ on a \w+day; \w+days are usually \d+–\d+", s)
                    for s in unusual.said), unusual.said
         assert sum(r.fired + r.resolved for r in replayed) == len(messages)
     finally:

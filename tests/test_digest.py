@@ -731,7 +731,7 @@ def test_a_day_outside_its_weekdays_band_is_an_unusual_line_most_unusual_first(s
     leads = next(u for u in digest.unusual if u.key == "leads")
     text = unusual_text(digest, leads)
     assert text.startswith("Leads 3 on a Tuesday; Tuesdays are usually ")
-    low, high = text.rsplit(" ", 1)[1].split("-")
+    low, high = text.rsplit(" ", 1)[1].split("–")
     assert int(low) <= 40 <= int(high) and int(low) > 3
     message = json.dumps(digest_message(digest))
     assert ":eyes: Leads 3 on a Tuesday" in message

@@ -63,7 +63,7 @@ def test_leads_3_on_a_tuesday_says_what_tuesdays_are_usually() -> None:
     assert result.spread == pytest.approx(40**0.5)
     assert (result.low, result.high) == pytest.approx((40 - 2.5 * 40**0.5, 40 + 2.5 * 40**0.5))
     assert result.unusual and result.material and result.score < -2.5
-    assert explain(result, "Leads") == "Leads 3 on a Tuesday; Tuesdays are usually 25-55"
+    assert explain(result, "Leads") == "Leads 3 on a Tuesday; Tuesdays are usually 25–55"
     assert not judged(TUESDAYS_40, tuesday, 38).unusual
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -39,7 +38,13 @@ from bot.render.kit import (
 from bot.render.numbers import format_change, format_day, format_local, format_value
 from kpis.alerts import Kind, Op, Status, describe
 from kpis.catalogue import Catalogue, Unit
-from kpis.unusual import DEFAULT_SENSITIVITY, MIN_HISTORY_DAYS, SENSITIVITIES, Expectation
+from kpis.unusual import (
+    DEFAULT_SENSITIVITY,
+    MIN_HISTORY_DAYS,
+    SENSITIVITIES,
+    Expectation,
+    band_text,
+)
 from storage.repository import StoredGoal
 
 _SPARK = "▁▂▃▄▅▆▇█"
@@ -201,10 +206,7 @@ def _cut(text: str) -> str:
 
 
 def _band(expectation: Expectation, fmt: Callable[[float | None], str]) -> str:
-    low, high = expectation.low, expectation.high
-    if expectation.count:  # a count's band reads in whole numbers, as the alert says it
-        low, high = math.ceil(low - 1e-9), math.floor(high + 1e-9)
-    return f"{fmt(low)}–{fmt(high)}"
+    return band_text(expectation, fmt)
 
 
 def _fires(w: Watched, fmt: Callable[[float | None], str], locale: str, today: date) -> str:

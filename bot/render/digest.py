@@ -140,7 +140,7 @@ def trend_block(digest: Digest, trend: Trend) -> Block | None:
 
 
 def unusual_text(digest: Digest, item: Unusual) -> str:
-    """`Leads 3 on a Tuesday; Tuesdays are usually 35-45`."""
+    """`Leads 3 on a Tuesday; Tuesdays are usually 35–45`."""
     return explain(item.expectation, item.label, lambda v: format_value(
         v, item.unit, currency=digest.currency, locale=digest.locale,
         cents=False if abs(v) >= 100 else None))
