@@ -248,6 +248,8 @@ class AlertRuleRow(Base):
     """
 
     __tablename__ = "alert_rules"
+    #: never an id again once used: delivery keys name the rule (migration 0010)
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"),

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from bot.app import alerts as use
 from bot.app.context import Context, open_context
@@ -36,6 +37,7 @@ from tests.conftest import (
     SLACK_NOW,
     SlackBot,
     at_once,
+    migrate_to,
     serve_bot,
     table_rows,
 )
@@ -854,3 +856,62 @@ def test_on_the_demo_data_the_unusual_leads_rule_fires_less_than_the_fixed_one(
     assert f"| `leads down 30% daily` | {fixed.fired} | {fixed.resolved} |" in written
     assert f"| `leads unusual daily medium` | {unusual.fired} | {unusual.resolved} |" in written
     assert f"- {unusual.said[0]}" in written
+
+
+def test_a_rule_added_after_a_removed_one_posts_its_own_first_alert(
+    timed: tuple[SlackBot, Clock],
+) -> None:
+    """A new rule never inherits a removed rule's delivery keys, even where the database
+    would give it the same id."""
+    bot, clock = timed
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    assert len(posts(bot)) == 1
+    bot.command("alert remove 1", user_id=SLACK_ADMIN)
+    clock.now += timedelta(days=1)
+
+    added = bot.command("alert cpl > 20", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=400 leads=10")
+
+    assert "removed" not in added.json["text"]
+    assert len(posts(bot)) == 2, [p.get("text") for p in posts(bot)]
+
+
+def test_the_alert_ids_migration_starts_past_every_rule_a_delivery_key_names(
+        sqlite_url: str) -> None:
+    """Rule 2 was removed but its alert was delivered; after 0010 a new rule is #3 (SQLite:
+    PostgreSQL's sequence never hands an id out twice)."""
+    db_url = sqlite_url
+    migrate_to(db_url, "upgrade", "0009_dimensions")
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO workspaces (id, enterprise_id, name, timezone, currency, locale, "
+                "packs, reminder_time, created_at) VALUES ('W1', NULL, '', 'UTC', 'USD', 'en_US', "
+                "'marketing,sales', '17:00', '2026-03-01 00:00:00')"))
+            conn.execute(text(
+                "INSERT INTO alert_rules (id, workspace_id, channel_id, kpi, rule, state, version, "
+                "created_by, created_at) VALUES (1, 'W1', 'C1', 'cpl', '{}', '{}', 0, 'U1', "
+                "'2026-03-01 00:00:00')"))
+            conn.execute(text(
+                "INSERT INTO deliveries (workspace_id, key, kind, channel_id, due_at, claimed_by, "
+                "claimed_at, expires_at, attempts, error) VALUES ('W1', 'alert:2:1', 'alert', 'C1', "
+                "'2026-03-01 00:00:00', 'p', '2026-03-01 00:00:00', '2026-03-01 00:00:00', 1, '')"))
+    finally:
+        engine.dispose()
+
+    migrate_to(db_url, "upgrade", "head")
+
+    store = open_store(db_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO alert_rules (workspace_id, channel_id, kpi, rule, state, version, "
+                "created_by, created_at) VALUES ('W1', 'C1', 'cac', '{}', '{}', 0, 'U1', "
+                "'2026-03-02 00:00:00')"))
+            ids = sorted(conn.execute(text("SELECT id FROM alert_rules")).scalars())
+        assert ids[0] == 1 and ids[1] >= 3, ids
+    finally:
+        store.engine.dispose()
+    migrate_to(db_url, "downgrade", "0009_dimensions")
