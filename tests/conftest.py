@@ -331,3 +331,13 @@ def migrate_to(engine_url: str, action: str, revision: str) -> None:
             getattr(command, action)(config, revision)
     finally:
         engine.dispose()
+
+
+def insert_old_workspace(conn: Any, workspace_id: str) -> None:
+    """A workspace row as the migrations before 0007 left it, for a migration test's data."""
+    from sqlalchemy import text
+
+    conn.execute(text(
+        "INSERT INTO workspaces (id, enterprise_id, name, timezone, currency, locale, "
+        "packs, reminder_time, created_at) VALUES (:id, NULL, '', 'UTC', 'USD', 'en_US', "
+        "'marketing,sales', '17:00', '2026-03-01 00:00:00')"), {"id": workspace_id})

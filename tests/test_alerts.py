@@ -37,6 +37,7 @@ from tests.conftest import (
     SLACK_NOW,
     SlackBot,
     at_once,
+    insert_old_workspace,
     migrate_to,
     serve_bot,
     table_rows,
@@ -886,10 +887,7 @@ def test_the_alert_ids_migration_starts_past_every_rule_a_delivery_key_names(
     engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO workspaces (id, enterprise_id, name, timezone, currency, locale, "
-                "packs, reminder_time, created_at) VALUES ('W1', NULL, '', 'UTC', 'USD', 'en_US', "
-                "'marketing,sales', '17:00', '2026-03-01 00:00:00')"))
+            insert_old_workspace(conn, "W1")
             conn.execute(text(
                 "INSERT INTO alert_rules (id, workspace_id, channel_id, kpi, rule, state, version, "
                 "created_by, created_at) VALUES (1, 'W1', 'C1', 'cpl', '{}', '{}', 0, 'U1', "

@@ -19,7 +19,7 @@ from bot.app.reports import report
 from kpis.periods import Period
 from storage import open_store
 from storage.repository import Store
-from tests.conftest import SLACK_MEMBER, SlackBot, migrate_to, texts
+from tests.conftest import SLACK_MEMBER, SlackBot, insert_old_workspace, migrate_to, texts
 from tests.test_cli import Cli
 
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
@@ -169,10 +169,7 @@ def test_the_dimensions_migration_keeps_every_row_up_and_down(db_url: str) -> No
     engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO workspaces (id, enterprise_id, name, timezone, currency, locale, "
-                "packs, reminder_time, created_at) VALUES ('W1', NULL, '', 'UTC', 'USD', 'en_US', "
-                "'marketing,sales', '17:00', '2026-03-01 00:00:00')"))
+            insert_old_workspace(conn, "W1")
             for author, source, value in (("ana", "facebook", 3), ("ana", "", 4), ("bo", "", 5)):
                 conn.execute(text(
                     "INSERT INTO entries (workspace_id, metric, day, author, value, origin, "

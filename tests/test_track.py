@@ -17,7 +17,15 @@ from bot.render.kit import FOLD_LINES, rendered_lines
 from kpis.catalogue import DEFAULT
 from storage import open_store
 from storage.records import Write
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, migrate_to, texts
+from tests.conftest import (
+    SLACK_ADMIN,
+    SLACK_MEMBER,
+    SLACK_NOW,
+    SlackBot,
+    insert_old_workspace,
+    migrate_to,
+    texts,
+)
 from tests.test_slack import _home_opened, elements, opened_view, stored
 
 T1 = "T0001"
@@ -307,10 +315,7 @@ def test_the_tracked_migration_keeps_every_row_up_and_down(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO workspaces (id, enterprise_id, name, timezone, currency, locale, "
-                "packs, reminder_time, created_at) VALUES ('T1', NULL, '', 'UTC', 'USD', 'en_US', "
-                "'marketing,sales', '17:00', '2026-03-01 00:00:00')"))
+            insert_old_workspace(conn, "T1")
     finally:
         engine.dispose()
     store = open_store(db_url)  # upgrades to the head
