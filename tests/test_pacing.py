@@ -66,6 +66,19 @@ def test_a_429_holds_that_workspace_only() -> None:
     assert pacer.wait_to_post("T1", "C1") == timedelta(0)
 
 
+def test_a_passed_429_is_forgotten_once_many_workspaces_were_held() -> None:
+    """Memory follows the workspaces held now, not every one Slack ever rate-limited."""
+    clock = Clock(NOW)
+    pacer = Pacer(clock)
+    for n in range(50_001):
+        pacer.rate_limited(f"T{n}", timedelta(seconds=1))
+    clock.now += timedelta(seconds=2)
+    pacer.rate_limited("T-now", timedelta(seconds=30))
+    assert pacer.wait_to_post("T1", "C1") == timedelta(0)
+    assert pacer.wait_to_post("T-now", "C1") == timedelta(seconds=30)
+    assert len(pacer._blocked_until) == 1
+
+
 @pytest.fixture
 def two_teams(store: Store, fake_slack: FakeSlack) -> tuple[Store, FakeSlack, Scheduler, Clock]:
     """Two workspaces with a daily digest at 09:00, one worker, the clock just after 09:00."""

@@ -71,11 +71,13 @@ class Pacer:
     def rate_limited(self, workspace_id: str, retry_after: timedelta) -> None:
         """Slack answered 429: nothing goes to this workspace until Retry-After has passed."""
         with self._lock:
-            until = self.clock() + retry_after
+            now = self.clock()
+            until = now + retry_after
             self._blocked_until[workspace_id] = max(until, self._blocked_until.get(workspace_id, until))
+            self._forget_stale(self._blocked_until, now)
 
     def _take(self, slots: dict[K, datetime], key: K, interval: timedelta,
-                 workspace_id: str) -> timedelta:
+              workspace_id: str) -> timedelta:
         with self._lock:
             now = self.clock()
             ready = max(slots.get(key, now), self._blocked_until.get(workspace_id, now))
