@@ -50,6 +50,7 @@ class Bot:
     def close(self) -> None:
         self.scheduler.shutdown()
         self.app.listener_runner.listener_executor.shutdown(wait=True)
+        self.alerting.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 

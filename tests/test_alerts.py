@@ -31,6 +31,7 @@ from kpis.periods import Period
 from kpis.unusual import MIN_HISTORY_DAYS, expect
 from storage import Store, open_store
 from storage.repository import Write
+from storage.timers import ALERTS_TIMER
 from tests.conftest import (
     SLACK_ADMIN,
     SLACK_MEMBER,
@@ -511,6 +512,24 @@ def test_flushing_the_debouncer_runs_what_is_pending_once_in_day_order() -> None
     debouncer.flush()
     assert runs == [("T1", date(2026, 3, 8), frozenset({"spend"})),
                     ("T1", date(2026, 3, 9), frozenset({"leads", "spend"}))]
+
+
+def test_a_stopping_process_leaves_its_pending_evaluations_to_the_alert_timers(bot: SlackBot) -> None:
+    """Bot.close: a burst still being waited out is made due on the workspace's alert timer
+    (whichever process runs next evaluates it), and nothing is evaluated after the close."""
+    bot.command("alert leads < 5 daily", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    alerting = bot.services.alerting
+    assert alerting is not None
+    alerting.debouncer.flush()
+    later = alerting.clock() + timedelta(days=1)
+    bot.store.wake("T0001", ALERTS_TIMER, at=later)
+    alerting.debouncer.delay = 600.0
+    reply = bot.command("log leads=2", user_id=SLACK_MEMBER, channel_id=MARKETING)
+    assert "Stored" in reply.json["text"], reply.json
+    alerting.close()
+    assert bot.store.timers("T0001")[(ALERTS_TIMER, "")] <= alerting.clock()
+    alerting.logged("T0001", alerting.clock().date(), ["leads"])
+    assert alerting.debouncer.close() == set()  # the poke after closing was not taken
 
 
 # -- the alert's whole story in one place: its thread, and its message updated ------------------

@@ -512,10 +512,13 @@ class Debouncer:
         self._pending: dict[tuple[str, date], tuple[float, frozenset[str]]] = {}
         self._lock = threading.Condition()
         self._waiting = False
+        self._closed = False
 
     def poke(self, workspace_id: str, day: date, metrics: Iterable[str]) -> None:
         key = (workspace_id, day)
         with self._lock:
+            if self._closed:
+                return
             _, seen = self._pending.pop(key, (0.0, frozenset()))
             self._pending[key] = (monotonic() + self.delay, seen | frozenset(metrics))
             if not self._waiting:
@@ -558,6 +561,16 @@ class Debouncer:
             self._lock.notify_all()
         for key, (_, touched) in pending:
             self.run(key[0], key[1], touched)
+
+    def close(self) -> set[str]:
+        """Takes no more pokes and hands back the workspaces whose evaluation was still
+        pending: the process is stopping, and they are left to the next process's timers."""
+        with self._lock:
+            self._closed = True
+            pending = {workspace_id for workspace_id, _ in self._pending}
+            self._pending.clear()
+            self._lock.notify_all()
+        return pending
 
 
 __all__ = ["AlertRule", "Debouncer", "Kind", "Values"]
@@ -699,6 +712,13 @@ class Alerting:
         """Numbers were logged: evaluate the rules they feed once the burst is over. Whether
         there are rules is looked up then, once per burst, not on every log."""
         self.debouncer.poke(workspace_id, day, metrics)
+
+    def close(self) -> None:
+        """Stopping: the evaluations still waiting out a burst are made due on the workspaces'
+        alert timers, so whichever process runs next makes them (none is lost with the thread)."""
+        now = self.clock()
+        for workspace_id in self.debouncer.close():
+            self.store.wake(workspace_id, ALERTS_TIMER, at=now)
 
     def rules_changed(self, workspace_id: str) -> None:
         """A new rule is judged on today's numbers at once (debounced like a log)."""
