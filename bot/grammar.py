@@ -181,7 +181,8 @@ class GoalRemove:
 @dataclass(frozen=True, kw_only=True)
 class Track:
     """`track NAME ...` (spaces or commas between names): exactly these metrics are asked
-    for in the log form, App Home and reminders; whether each exists is checked later."""
+    for in the log form, App Home and reminders; whether each exists is checked later.
+    `track packs` (no metrics) goes back to asking for the packs' metrics."""
 
     metrics: tuple[str, ...]
 
@@ -1177,11 +1178,17 @@ def _goal_remove(words: list[str]) -> GoalRemove:
     return GoalRemove(key=_name(words[0], "KPI or metric", "`revenue`"), period=period)
 
 
+#: `/kpi track packs`: no chosen list any more, the packs' metrics are asked for
+BACK_TO_PACKS = "packs"
+
+
 def _parse_track(rest: str) -> Track | Tracking:
     example = "/kpi track leads spend sales"
     words = rest.replace(",", " ").split()
     if not words:
         return Tracking()
+    if [w.lower() for w in words] == [BACK_TO_PACKS]:
+        return Track(metrics=())
     if len(words) > MAX_TRACKED:
         raise CommandError(f"That is {len(words)} metrics; the log form asks for at most "
                            f"{MAX_TRACKED}. Track fewer, like `{example}`.")
@@ -1207,7 +1214,7 @@ def _defined_key(token: str, what: str, example: str) -> str:
             f"{_code(token)} can't be a {what} name: start with a letter and use letters, digits "
             f"and `_` (up to 40), like `{example}`."
         )
-    if key in ("date", *DIMENSIONS):
+    if key in ("date", BACK_TO_PACKS, *DIMENSIONS):
         raise CommandError(f"`{key}` is a reserved word; pick another name, like `{example}`.")
     return key
 
@@ -1238,14 +1245,8 @@ def _parse_define(rest: str) -> Define:
                                                   "currency lower")
     if not equals or not key or not formula.strip():
         raise CommandError(f"Write a definition like `{example}`.")
-    if not _DEFINED_NAME.fullmatch(key):
-        raise CommandError(
-            f"{_code(key)} can't be a KPI name: start with a letter and use letters, digits and "
-            f"`_` (up to 40), like `{example}`."
-        )
-    if key in ("date", *DIMENSIONS):
-        raise CommandError(f"`{key}` is a reserved word; pick another name, like `big_mac`.")
-    return Define(key=key, formula=formula.strip(), unit=unit, better=better)
+    return Define(key=_defined_key(key, "KPI", example), formula=formula.strip(), unit=unit,
+                  better=better)
 
 
 def _parse_metric(rest: str) -> MetricAdd | MetricRemove:

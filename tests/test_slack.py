@@ -107,9 +107,14 @@ def wait_response(bot: SlackBot, reply: SlackReply, timeout: float = 5.0) -> dic
     return bot.fake.wait_for(lambda: bot.responses(reply), timeout=timeout)[-1]
 
 
-def opened_view(bot: SlackBot, index: int = -1) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(what the bot sent to views.open, the view the fake returned) of the last open."""
-    call = bot.fake.wait_for(lambda f: [c for c in f.calls_to("views.open") if c.status])[index]
+def opened_view(bot: SlackBot, index: int = -1, *, opens: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what the bot sent to views.open, the view the fake returned) of the last open, once
+    `opens` forms were opened (on a busy machine the ack may come before the open)."""
+    def answered(fake: Any) -> list[Any] | None:
+        calls = [c for c in fake.calls_to("views.open") if c.status]
+        return calls if len(calls) >= opens else None
+
+    call = bot.fake.wait_for(answered)[index]
     assert call.ok, call.response
     return as_dict(call.params["view"]), call.response["view"]
 

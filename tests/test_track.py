@@ -91,6 +91,22 @@ def test_nothing_tracked_asks_for_the_packs_metrics_as_before(slack_bot: SlackBo
     assert listed.startswith(f"Tracking the {len(packs)} metrics of the packs marketing, sales:")
 
 
+def test_track_packs_goes_back_to_asking_for_the_packs_metrics(slack_bot: SlackBot) -> None:
+    packs = [m.key for m in DEFAULT.metrics_in(("marketing", "sales"))]
+    slack_bot.command("track leads spend")
+    assert "`/kpi track packs` goes back" in slack_bot.command("track").json["text"]
+
+    reply = slack_bot.command("track packs")
+
+    assert reply.json["text"].startswith(
+        f":white_check_mark: Back to the {len(packs)} metrics of the packs marketing, sales:"), reply.json
+    assert _tracked(slack_bot) == ()
+    slack_bot.command("log")
+    sent, _ = opened_view(slack_bot)
+    assert _form_metrics(sent) == packs
+    assert slack_bot.command("metric add packs").json["text"].startswith(":warning:")
+
+
 @pytest.mark.parametrize(
     ("words", "needles"),
     [
@@ -397,7 +413,7 @@ def test_the_setup_form_tracks_schedules_and_sets_goals_like_the_commands(slack_
     assert "open_setup" not in elements(_home_opened(slack_bot))
 
     slack_bot.command("setup")  # opened again, it starts from what is set
-    sent, _ = opened_view(slack_bot)
+    sent, _ = opened_view(slack_bot, opens=2)
     blocks = {b.get("block_id"): b for b in sent["blocks"]}
     assert _initial_metrics(sent) == ["leads", "spend", "revenue"]
     assert blocks["digest_channel"]["element"]["initial_conversation"] == "C0002"

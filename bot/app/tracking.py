@@ -61,14 +61,15 @@ def tracking_problems(catalogue: Catalogue, names: Sequence[str]) -> list[str]:
 
 def track(ctx: Context, names: Sequence[str]) -> Tracked:
     """`/kpi track NAME ...`: exactly these metrics from now on, all checked before any is
-    stored (one unknown name changes nothing)."""
-    if not names:
-        raise UserError("Which metrics? Write them like `/kpi track leads spend sales`.")
+    stored (one unknown name changes nothing); none: the packs' metrics again."""
     catalogue = ctx.catalogue
+    before = tuple(m.key for m in asked_for(catalogue, ctx.workspace))
+    if not names:
+        workspace = ctx.store.update_workspace(ctx.workspace.id, tracked=())
+        return Tracked(tuple(asked_for(catalogue, workspace)), False, tuple(workspace.packs), before)
     problems = tracking_problems(catalogue, names)
     if problems:
         raise UserError(" ".join(problems) + " Nothing changed; `/kpi metrics` lists the metrics.")
     keys = tuple(dict.fromkeys(n.strip().lower() for n in names))
-    before = tuple(m.key for m in asked_for(catalogue, ctx.workspace))
     workspace = ctx.store.update_workspace(ctx.workspace.id, tracked=keys)
     return Tracked(tuple(catalogue.metrics[k] for k in keys), True, tuple(workspace.packs), before)

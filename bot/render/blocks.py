@@ -681,11 +681,16 @@ def tracked_text(tracked: Any, *, changed: bool = False) -> str:
                 f"{f' and {len(dropped) - 6} more' if len(dropped) > 6 else ''} (their numbers "
                 "are kept)."
                 if dropped else "")
+        if not tracked.chosen:
+            return (f":white_check_mark: Back to the {count} of the packs "
+                    f"{', '.join(tracked.packs)}: {keys}. The log form, App Home and reminders "
+                    f"ask for these.{gone}")
         return (f":white_check_mark: Tracking {count}: {keys}. The log form, App Home and "
                 f"reminders ask for exactly these.{gone}")
     if tracked.chosen:
         return (f"Tracking {count}, chosen with `/kpi track`: {keys}. The log form, App Home and "
-                "reminders ask for these; `/kpi track NAME ...` changes the list.")
+                "reminders ask for these; `/kpi track NAME ...` changes the list, `/kpi track packs` "
+                "goes back to the packs' metrics.")
     return (f"Tracking the {count} of the packs {', '.join(tracked.packs)}: {keys}. An admin can "
             "choose exactly which with `/kpi track leads spend sales`.")
 
