@@ -56,7 +56,7 @@ def fmt(value: float | None, unit: Unit, currency: str, locale: str) -> str:
 HELP_LINES = (
     "*Log numbers*: `/kpi log leads=12 spend=340` · `/kpi log bookings=4 date=yesterday source=facebook` · `/kpi` opens the form",
     "*Reports*: `/kpi report` (this week) · `/kpi report last-month` · `/kpi report 30d cpl cac` · `/kpi report 2026-11-01..2026-11-15`",
-    "*Charts and digests*: `/kpi chart cpl 30d` · `/kpi chart leads 30d by source` · `/kpi digest now` · `/kpi digest daily 09:00` · `/kpi digest weekly monday 09:00` · `/kpi digest off`",
+    "*Charts and digests*: `/kpi chart cpl 30d` · `/kpi chart leads 30d by source` · `/kpi digest now` · `/kpi digest daily 09:00` · `/kpi digest weekly monday 09:00` · `/kpi digest daily 09:00 by source` · `/kpi digest off`",
     "*Alerts and goals*: `/kpi alert cpl > 15 daily for 2` · `/kpi alert leads unusual` · `/kpi alerts` · `/kpi alert remove 3` · `/kpi goal revenue 50000 monthly` · `/kpi goals` · `/kpi goal remove revenue`",
     "*Why and what if*: `/kpi why cpl` · `/kpi why leads last-week` · `/kpi whatif ctr=+10% close_rate=+5% aov=+25%` · `/kpi whatif` opens the form",
     "*Reminders*: `/kpi remind off` · `/kpi remind on` · `/kpi remind 17:00` (admins: the workspace's time)",
@@ -545,7 +545,7 @@ def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
     ws = report.workspace
     schedules = [
         f"{s.kind} at {s.at_time}" + (f" on {WEEKDAYS[s.weekday].title()}s" if s.weekday is not None else "")
-        + f" in <#{s.channel_id}>"
+        + (f" by {s.breakdown}" if s.breakdown else "") + f" in <#{s.channel_id}>"
         for s in home.schedules
     ]
     problems = [
@@ -592,8 +592,9 @@ def scheduled_text(done: Any, ctx: Any) -> str:
     """`/kpi digest daily 09:00`: where, when, and the next post in the workspace's zone."""
     sub = done.subscription
     when = f"every {WEEKDAYS[sub.weekday].title()}" if sub.weekday is not None else "every day"
+    with_sources = (f", with the biggest move of each {sub.breakdown}" if sub.breakdown else "")
     return (f":calendar: The {sub.kind} digest will be posted in <#{sub.channel_id}> {when} at "
-            f"{sub.at_time} ({done.timezone}). Next: {done.next_post:%a %d %b %H:%M}. "
+            f"{sub.at_time} ({done.timezone}){with_sources}. Next: {done.next_post:%a %d %b %H:%M}. "
             f"`/kpi digest now {sub.kind}` shows it now; `/kpi digest off` stops it.")
 
 
