@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import create_engine, event, text
 
@@ -21,9 +22,13 @@ from bot.render.digest import (
     fallback_blocks,
 )
 from bot.render.kit import FOLD_LINES, rendered_lines
+from bot.scheduler import Scheduler
+from bot.slack.app import courier_client
+from bot.slack.courier import Courier
 from storage import Store, open_store
 from storage.repository import Write
-from tests.conftest import insert_old_workspace, migrate_to, texts
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SlackBot, insert_old_workspace, migrate_to, texts
+from tests.test_slack import opened_view
 
 NOW = datetime(2026, 3, 11, 14, 0, tzinfo=UTC)
 DAY, BEFORE = date(2026, 3, 10), date(2026, 3, 9)  # the daily digest's day, and the day before
@@ -178,3 +183,89 @@ def test_the_sources_cost_the_same_statements_however_many_there_are(store: Stor
     many = added()
     assert len(compute_digest(ctx, DAILY, by="source").sources) == 24
     assert few == many <= 3, (few, many)
+
+
+# -- through Slack ---------------------------------------------------------------------------
+
+CHANNEL = "C0001"
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _thread_of(bot: SlackBot, top: dict[str, Any]) -> str:
+    replies = bot.fake.wait_for(lambda f: [m for m in f.messages_in(CHANNEL, top_level=False)
+                                           if m.get("thread_ts") == top["ts"] and m.get("text")])
+    return "\n".join(m["text"] for m in replies)
+
+
+def _home(bot: SlackBot) -> str:
+    before = len(bot.fake.calls_to("views.publish"))
+    bot.event({"type": "app_home_opened", "user": SLACK_ADMIN, "channel": "D0001", "tab": "home"})
+    call = bot.fake.wait_for(lambda f: [c for c in f.calls_to("views.publish")[before:] if c.status])[0]
+    return texts(call.params["view"])
+
+
+def test_a_schedule_by_source_posts_the_sources_once_and_says_so_everywhere(slack_bot: SlackBot) -> None:
+    sources_ctx(slack_bot.store)
+    refused = slack_bot.command("digest daily 09:00 by rep", user_id=SLACK_ADMIN)
+    assert "A digest breaks down by source only" in refused.json["text"]
+    assert slack_bot.store.subscriptions() == []
+    member = slack_bot.command("digest daily 09:00 by source", user_id=SLACK_MEMBER)
+    assert "Only admins can schedule digests" in member.json["text"]
+
+    done = slack_bot.command("digest daily 09:00 by source", user_id=SLACK_ADMIN)
+    assert "with the biggest move of each source" in done.json["text"], done.json
+    [sub] = slack_bot.store.subscriptions()
+    assert sub.breakdown == "source"
+    assert "daily at 09:00 by source in" in _home(slack_bot)
+
+    clock = Clock(datetime(2026, 3, 11, 13, 0, 5, tzinfo=UTC))  # 09:00 in New York
+    client = courier_client(slack_bot.services.settings, "xoxb-test")
+    courier = Courier(slack_bot.store, lambda _ws: client, slack_bot.services.metrics, clock,
+                      backoff=0.01)
+    scheduler = Scheduler(slack_bot.store, courier, clock)
+    assert scheduler.sweep() == ["posted"]
+    clock.now += timedelta(minutes=1)
+    assert scheduler.sweep() == []
+
+    [top] = slack_bot.fake.messages_in(CHANNEL)
+    shown = texts(top)
+    assert "*By source*: 3 of 4, all in the thread" in shown
+    assert ":red_circle: *facebook* Cost per lead $20.00 +500.0%" in shown
+    assert "*no source (untagged)* Leads 100 +100.0%" in shown
+    assert rendered_lines(top["blocks"]) <= FOLD_LINES, rendered_lines(top["blocks"])
+    assert "*tiktok*: first numbers, Leads 5" in _thread_of(slack_bot, top)
+
+    # `digest now` in the channel shows what its schedule posts
+    slack_bot.command("digest now daily", user_id=SLACK_MEMBER)
+    later = slack_bot.fake.wait_for(lambda f: f.messages_in(CHANNEL)[1:])
+    assert "*By source*" in texts(later[-1])
+
+    again = slack_bot.command("digest daily 09:00", user_id=SLACK_ADMIN)
+    assert "biggest move" not in again.json["text"]
+    assert [s.breakdown for s in slack_bot.store.subscriptions()] == [None]
+    assert "daily at 09:00 in" in _home(slack_bot)
+
+
+def test_the_setup_form_moves_the_daily_digest_and_keeps_its_sources(slack_bot: SlackBot) -> None:
+    """The form has no `by source` field: saving it must not drop the option."""
+    slack_bot.command("digest daily 09:00 by source", user_id=SLACK_ADMIN, channel_id="C0002")
+    slack_bot.command("setup")
+    _, view = opened_view(slack_bot)
+
+    done = slack_bot.submit(view, {"metrics": {"value": ["leads", "spend"]},
+                                   "digest_channel": {"value": "C0002"},
+                                   "digest_time": {"value": "08:30"}})
+
+    assert done.status == 200
+    told = slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))[-1]
+    assert "every day at 08:30 (America/New_York), with the biggest move of each source" in (
+        told.params["text"])
+    [daily] = slack_bot.store.subscriptions()
+    assert (daily.channel_id, daily.at_time, daily.breakdown) == ("C0002", "08:30", "source")
