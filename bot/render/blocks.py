@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.app.context import UserError
 from bot.app.failures import FailureNotice
-from bot.app.home import Home
+from bot.app.home import Home, RepCard
 from bot.app.settings import LOCALES
 from bot.app.setup import SETUP_GOALS, SetupForm
 from bot.grammar import MAX_TRACKED
@@ -38,7 +38,7 @@ from bot.render.kit import (
     show_all,
 )
 from bot.render.kit import button as _button
-from bot.render.numbers import format_delta, format_moment, format_value
+from bot.render.numbers import format_delta, format_moment, format_ordinal, format_value
 from kpis.catalogue import Catalogue, Metric, Unit
 from kpis.compare import Change, Verdict
 from kpis.schedule import WEEKDAYS
@@ -563,6 +563,8 @@ def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
              for k, c in report.kpis.items()]
     blocks += sections(lines or ["No KPIs this week yet: log today's numbers to get started."])[:20]
     blocks.append(context(f"{report.period}{' so far' if report.partial else ''} against {report.previous}"))
+    if home.reps is not None:
+        blocks += rep_card_blocks(home.reps, ws.currency, ws.locale)
     if goals:
         blocks += sections(["*Goals*", *goals])[:5]
     if missing:
@@ -586,6 +588,18 @@ def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
     else:
         blocks.append(context(admin_hint))
     return {"type": "home", "blocks": blocks[:100]}
+
+
+def rep_card_blocks(card: RepCard, currency: str, locale: str) -> list[dict[str, Any]]:
+    """`Your numbers as a rep`: each figure against the same days of last month, and the
+    viewer's place among the reps with that figure (`2nd of 5 reps`)."""
+    lines = ["*Your numbers as a rep* (this month)"]
+    lines += [f"{_change_line(f.label, f.change, f.unit, currency, locale)} · "
+              f"*{format_ordinal(f.place)} of {f.of}* rep{'s' if f.of > 1 else ''}"
+              for f in card.figures]
+    return [*sections(lines),
+            context(f"{card.period}{' so far' if card.partial else ''} against {card.previous}; "
+                    f"`/kpi report month {card.figures[0].key} by rep` is the whole leaderboard")]
 
 
 def scheduled_text(done: Any, ctx: Any) -> str:
