@@ -27,7 +27,14 @@ from bot.slack.app import courier_client
 from bot.slack.courier import Courier
 from storage import Store, open_store
 from storage.repository import Write
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SlackBot, insert_old_workspace, migrate_to, texts
+from tests.conftest import (
+    SLACK_ADMIN,
+    SLACK_MEMBER,
+    SlackBot,
+    insert_old_workspace,
+    migrate_to,
+    texts,
+)
 from tests.test_slack import opened_view
 
 NOW = datetime(2026, 3, 11, 14, 0, tzinfo=UTC)
