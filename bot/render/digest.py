@@ -298,7 +298,7 @@ def fallback_blocks(digest: Digest) -> list[Block]:
 
 def digest_details(digest: Digest) -> str:
     """What the thread says next to the charts: funnel, movers, goals, alerts, every unusual
-    line and headline KPI, and who logged nothing."""
+    line and headline KPI, every source's biggest move, and who logged nothing."""
     lines: list[str] = []
     if digest.headline:
         lines += ["*Headline KPIs*", *(f"{_EMOJI[line.change.signal]} {_line_text(digest, line)}"
@@ -310,11 +310,11 @@ def digest_details(digest: Digest) -> str:
     if digest.movers:
         lines += ["*Biggest movers*", *(f"{_EMOJI[line.change.signal]} {_line_text(digest, line)}"
                                         for line in digest.movers)]
-    if digest.sources:
+    lines += _alert_and_goal_lines(digest)
+    if digest.sources:  # after the alerts and goals: a long list must not push them out
         lines += ["*By source*, the biggest move of each",
                   *(f"{_EMOJI[_signal(m)]} {source_text(digest, m, full=True)}"
                     for m in digest.sources)]
-    lines += _alert_and_goal_lines(digest)
     if digest.missing and digest.has_data:
         lines.append("Nobody logged: " + ", ".join(digest.missing))
     if lines:
