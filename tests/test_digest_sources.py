@@ -258,6 +258,12 @@ def test_a_schedule_by_source_posts_the_sources_once_and_says_so_everywhere(slac
     assert "biggest move" not in again.json["text"]
     assert [s.breakdown for s in slack_bot.store.subscriptions()] == [None]
     assert "daily at 09:00 in" in _home(slack_bot)
+    slack_bot.command("digest now daily", user_id=SLACK_MEMBER)
+    plain = slack_bot.fake.wait_for(lambda f: f.messages_in(CHANNEL)[2:])[-1]
+    assert "By source" not in texts(plain)
+    slack_bot.command("digest now daily by source", user_id=SLACK_MEMBER)  # asked for at once
+    asked = slack_bot.fake.wait_for(lambda f: f.messages_in(CHANNEL)[3:])[-1]
+    assert "*By source*" in texts(asked)
 
 
 def test_the_setup_form_moves_the_daily_digest_and_keeps_its_sources(slack_bot: SlackBot) -> None:
