@@ -4,8 +4,11 @@ where entries name them as rep."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
+from bot.app.context import open_context
+from bot.app.home import rep_card
+from storage import Store
 from storage.repository import Write
 from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SlackBot, texts
 from tests.test_slack import _home_opened, seed
@@ -56,3 +59,21 @@ def test_without_rep_tags_app_home_has_no_scorecard(slack_bot: SlackBot) -> None
                                            dims=(("rep", THIRD_REP),))], actor="bo", origin="test")
     # someone else is a rep; the viewer is not one
     assert "Your numbers as a rep" not in texts(_home_opened(slack_bot, user=SLACK_ADMIN))
+
+
+def test_the_scorecard_ranks_by_the_leaderboards_order_on_each_backend(any_store: Store) -> None:
+    any_store.ensure_workspace("T0001", timezone="America/New_York")
+    for rep, shows, sales in (("UANA", 10, 4), ("UBO", 10, 5), ("UCY", 8, 2), ("", 4, 4)):
+        dims = (("rep", rep),) if rep else ()
+        any_store.record("T0001", [Write("shows", date(2026, 3, 3), float(shows), "x", dims=dims),
+                                   Write("sales", date(2026, 3, 3), float(sales), "x", dims=dims)],
+                         actor="x", origin="test")
+    now = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)
+
+    card = rep_card(open_context(any_store, "T0001", "UANA", now))
+
+    assert card is not None and card.partial
+    places = {f.key: (f.change.value, f.place, f.of) for f in card.figures}
+    assert places["close_rate"] == (0.4, 2, 3)
+    assert places["sales"] == (4.0, 2, 3) and places["shows"] == (10.0, 1, 3)
+    assert rep_card(open_context(any_store, "T0001", "UNOBODY", now)) is None
