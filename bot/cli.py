@@ -195,7 +195,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from bot.app.digests import compute_digest
+    from bot.app.digests import channel_breakdown, compute_digest
     from bot.render.digest import digest_markdown, write_digest_files
 
     store = _store(args)
@@ -206,7 +206,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
             day = parse_date(args.date)
         except PeriodError as error:
             raise CliError(str(error)) from None
-    digest = compute_digest(ctx, args.kind, on=day)
+    by = args.by
+    if by is None and args.post:  # the channel's digest as its schedule has it
+        by = channel_breakdown(store, ctx.workspace.id, args.post.lstrip("#"), args.kind)
+    digest = compute_digest(ctx, args.kind, on=day, by=by)
     if args.out:
         for path in write_digest_files(digest, Path(args.out)):
             print(path)
@@ -462,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", help="a day of the period (default: yesterday, or last week)")
     p.add_argument("--out", metavar="DIR", help="write the charts, Markdown and Block Kit JSON here")
     p.add_argument("--post", metavar="CHANNEL", help="post it to this channel id")
+    p.add_argument("--by", choices=["source"],
+                   help="add each source's biggest move (a channel's schedule `by source` "
+                        "adds it to --post by itself)")
 
     p = add("alerts", cmd_alerts, "alert rules and their state")
     p.add_argument("--json", action="store_true")

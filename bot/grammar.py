@@ -85,18 +85,21 @@ class Chart:
 
 @dataclass(frozen=True, kw_only=True)
 class DigestNow:
-    """`digest now [daily|weekly]`."""
+    """`digest now [daily|weekly] [by source]`; without `by`, as the channel's schedule says."""
 
     kind: str = "daily"
+    by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class DigestSchedule:
-    """`digest daily HH:MM` or `digest weekly DAY HH:MM`; weekday 0 is Monday."""
+    """`digest daily HH:MM [by source]` or `digest weekly DAY HH:MM [by source]`; weekday 0
+    is Monday; `by source` adds each source's biggest mover."""
 
     kind: str
     weekday: int | None
     time: str
+    by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -886,8 +889,10 @@ def _parse_export(rest: str) -> Export:
 _DIGEST_ACTIONS = ("now", "daily", "weekly", "off")
 _DIGEST_USAGE = (
     "Write `/kpi digest now`, `/kpi digest daily 09:00`, `/kpi digest weekly monday 09:00` "
-    "or `/kpi digest off`."
+    "(either with `by source` at the end) or `/kpi digest off`."
 )
+#: what a digest can break down by: each source's biggest mover
+DIGEST_BREAKDOWNS = ("source",)
 _WEEKDAY_NUMBERS = {name: i for i, day in enumerate(WEEKDAYS) for name in (day, day[:3])}
 
 
@@ -916,8 +921,28 @@ def _optional_kind(args: list[str], command: str) -> str | None:
     return _choice(args[0], DIGEST_KINDS, "a digest", f"/kpi {command} weekly") if args else None
 
 
+def _digest_by(args: list[str], example: str) -> tuple[list[str], str | None]:
+    """Takes a trailing `by source` off a digest's words."""
+    lowered = [a.lower() for a in args]
+    if "by" not in lowered:
+        return args, None
+    at = lowered.index("by")
+    after = args[at + 1:]
+    if not after:
+        raise CommandError(f"By what? A digest breaks down by source: write `{example} by source`.")
+    if len(after) > 1:
+        _nothing_more(f"by {after[0]}", after[1:], f"{example} by source")
+    dimension = after[0].lower()
+    if dimension not in DIGEST_BREAKDOWNS:
+        raise CommandError(
+            f"A digest breaks down by source only ({_code(after[0])} is for "
+            f"`/kpi report week by {after[0]}`): write `{example} by source`.")
+    return args[:at], dimension
+
+
 def _digest_now(args: list[str]) -> DigestNow:
-    return DigestNow(kind=_optional_kind(args, "digest now") or "daily")
+    args, by = _digest_by(args, "/kpi digest now daily")
+    return DigestNow(kind=_optional_kind(args, "digest now") or "daily", by=by)
 
 
 def _digest_off(args: list[str]) -> DigestOff:
@@ -925,17 +950,19 @@ def _digest_off(args: list[str]) -> DigestOff:
 
 
 def _digest_daily(args: list[str]) -> DigestSchedule:
+    args, by = _digest_by(args, "/kpi digest daily 09:00")
     if not args:
         raise CommandError("At what time? Write it like `/kpi digest daily 09:00`.")
     _nothing_more("digest daily", args[1:], "/kpi digest daily 09:00")
-    return DigestSchedule(kind="daily", weekday=None, time=_time(args[0]))
+    return DigestSchedule(kind="daily", weekday=None, time=_time(args[0]), by=by)
 
 
 def _digest_weekly(args: list[str]) -> DigestSchedule:
+    args, by = _digest_by(args, "/kpi digest weekly monday 09:00")
     if len(args) < 2:
         raise CommandError("Which day and time? Write it like `/kpi digest weekly monday 09:00`.")
     _nothing_more("digest weekly", args[2:], "/kpi digest weekly monday 09:00")
-    return DigestSchedule(kind="weekly", weekday=_weekday(args[0]), time=_time(args[1]))
+    return DigestSchedule(kind="weekly", weekday=_weekday(args[0]), time=_time(args[1]), by=by)
 
 
 _DIGEST_PARSERS: dict[str, Callable[[list[str]], Command]] = {

@@ -91,12 +91,12 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
         case g.Chart(kpi=name, range=spec, by=by):
             return Spec(lambda ctx: charts.post_chart(ctx, name, spec, by), _chart,
                         slow="Drawing the chart…")
-        case g.DigestNow(kind=kind):
-            return Spec(lambda ctx: digests.post_now(ctx, kind), _say(
+        case g.DigestNow(kind=kind, by=by):
+            return Spec(lambda ctx: digests.post_now(ctx, kind, by), _say(
                 lambda posted, ctx: f":white_check_mark: Posted the {posted.kind} digest for "
                                     f"{posted.period} here."), slow=f"Posting the {kind} digest…")
-        case g.DigestSchedule(kind=every, weekday=weekday, time=at):
-            return Spec(lambda ctx: digests.subscribe(ctx, every, weekday, at),
+        case g.DigestSchedule(kind=every, weekday=weekday, time=at, by=by):
+            return Spec(lambda ctx: digests.subscribe(ctx, every, weekday, at, by),
                         _say(blocks.scheduled_text), admin="schedule digests")
         case g.DigestOff(kind=which):
             return Spec(lambda ctx: digests.unsubscribe(ctx, which),

@@ -44,13 +44,19 @@ class Change:
     significant: bool | None = None
 
     @property
-    def news(self) -> bool:
-        """Whether the change deserves the good/bad colour (and a place among movers)."""
-        if self.verdict not in (Verdict.BETTER, Verdict.WORSE):
+    def beyond_noise(self) -> bool:
+        """Whether the value moved by more than noise, whichever way is better (a metric with
+        no better direction, leads from one source, moves too)."""
+        if self.value is None or self.previous is None or self.value == self.previous:
             return False
         if self.significant is not None:
             return self.significant
         return self.change_pct is None or abs(self.change_pct) >= MATERIAL_PCT
+
+    @property
+    def news(self) -> bool:
+        """Whether the change deserves the good/bad colour (and a place among movers)."""
+        return self.verdict in (Verdict.BETTER, Verdict.WORSE) and self.beyond_noise
 
     @property
     def signal(self) -> Verdict:

@@ -190,6 +190,8 @@ class SubscriptionRow(Base):
     at_time: Mapped[str] = mapped_column(String(5))
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: the dimension the digest also breaks down by (`by source`), NULL for none (0011)
+    breakdown: Mapped[str | None] = mapped_column(String(32))
 
 
 class TimerRow(Base):

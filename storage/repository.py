@@ -139,6 +139,8 @@ class Subscription:
     at_time: str
     weekday: int | None = None
     created_by: str = ""
+    #: the dimension the digest also breaks down by (`source`), None for none
+    breakdown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1145,9 +1147,10 @@ class Store(ApiRepository, TimerRepository):
 
     def subscribe(
         self, workspace_id: str, channel_id: str, kind: str, at_time: str,
-        weekday: int | None = None, actor: str = "",
+        weekday: int | None = None, actor: str = "", breakdown: str | None = None,
     ) -> Subscription:
-        """Adds or moves the channel's digest of this kind (one per channel and kind)."""
+        """Adds or moves the channel's digest of this kind (one per channel and kind), with
+        its breakdown (`source`) or none."""
         s = SubscriptionRow
 
         def work() -> None:
@@ -1158,11 +1161,11 @@ class Store(ApiRepository, TimerRepository):
                 if found:
                     sub_id = found.id
                     conn.execute(update(s).where(s.id == sub_id).values(
-                        at_time=at_time, weekday=weekday, created_by=actor))
+                        at_time=at_time, weekday=weekday, created_by=actor, breakdown=breakdown))
                 else:
                     sub_id = conn.execute(insert(s).values(
                         workspace_id=workspace_id, channel_id=channel_id, kind=kind,
-                        at_time=at_time, weekday=weekday, created_by=actor,
+                        at_time=at_time, weekday=weekday, created_by=actor, breakdown=breakdown,
                         created_at=self.clock()).returning(s.id)).scalar_one()
                 # only this subscription's timer: its handler works out when it is next due
                 self._wake(conn, workspace_id, DIGEST_TIMER, str(sub_id), ASAP)
@@ -1192,8 +1195,7 @@ class Store(ApiRepository, TimerRepository):
         s = SubscriptionRow
         with self._read() as conn:
             r = conn.execute(select(s).where(s.id == subscription_id)).first()
-        return None if r is None else Subscription(
-            r.id, r.workspace_id, r.channel_id, r.kind, r.at_time, r.weekday, r.created_by)
+        return None if r is None else _subscription(r)
 
     def subscriptions(self, workspace_id: str | None = None) -> list[Subscription]:
         """Every subscription, or one workspace's, in a stable order."""
@@ -1202,11 +1204,7 @@ class Store(ApiRepository, TimerRepository):
         if workspace_id is not None:
             query = query.where(s.workspace_id == workspace_id)
         with self._read() as conn:
-            return [
-                Subscription(r.id, r.workspace_id, r.channel_id, r.kind, r.at_time, r.weekday,
-                             r.created_by)
-                for r in conn.execute(query)
-            ]
+            return [_subscription(r) for r in conn.execute(query)]
 
     # -- deliveries: exactly once -----------------------------------------------------------
 
@@ -1506,6 +1504,11 @@ def _weighted(conn: Connection, mean: str, *where: Any) -> tuple[float, int]:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _subscription(row: Any) -> Subscription:
+    return Subscription(row.id, row.workspace_id, row.channel_id, row.kind, row.at_time,
+                        row.weekday, row.created_by, row.breakdown)
 
 
 def _delivery(row: Any) -> Delivery:

@@ -515,6 +515,21 @@ def test_digest_without_out_prints_markdown_and_refuses_the_future(cli: Cli) -> 
     assert status == 2 and "future" in err
 
 
+def test_digest_by_source_adds_each_sources_biggest_move(cli: Cli) -> None:
+    for day, leads in ((TODAY - timedelta(days=2), 20), (TODAY - timedelta(days=1), 60)):
+        cli.ok("log", f"leads={leads}", "spend=300", "--dim", "source=facebook", "--date", str(day))
+        cli.ok("log", "leads=8", "--dim", "source=seo", "--date", str(day))
+
+    shown = cli.ok("digest", "daily", "--by", "source")
+
+    assert "## By source" in shown
+    assert "- **facebook** Leads 60 (+200.0%, was 20)\n" in shown  # the biggest, and no better way
+    assert "- **seo**: nothing moved beyond noise (biggest: Leads 8, ±0.0%)" in shown
+    assert "By source" not in cli.ok("digest", "daily")
+    status, _, err = cli("digest", "daily", "--by", "rep")
+    assert status == 2 and "invalid choice" in err
+
+
 def test_digest_post_goes_out_once_per_period(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.fakeslack import FakeSlack
 

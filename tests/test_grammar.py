@@ -127,6 +127,13 @@ ROWS: list[tuple[str, Command]] = [
     ("digest weekly SUNDAY 0:05", DigestSchedule(kind="weekly", weekday=6, time="00:05")),
     ("digest off", DigestOff()),
     ("digest off weekly", DigestOff(kind="weekly")),
+    # ... by source: each source's biggest mover too
+    ("digest daily 09:00 by source", DigestSchedule(kind="daily", weekday=None, time="09:00",
+                                                    by="source")),
+    ("digest weekly monday 9:00 BY Source", DigestSchedule(kind="weekly", weekday=0,
+                                                           time="09:00", by="source")),
+    ("digest now weekly by source", DigestNow(kind="weekly", by="source")),
+    ("digest now by source", DigestNow(kind="daily", by="source")),
     # alert KPI OP VALUE [daily|weekly|monthly] [for N]
     ("alert cpl > 20", AlertAdd(kpi="cpl", op=">", threshold="20")),
     ("alert cpl &gt; 20", AlertAdd(kpi="cpl", op=">", threshold="20")),
@@ -317,6 +324,11 @@ ERRORS: list[tuple[str, str]] = [
     ("digest weekly tues 09:00", "Did you mean `tuesday`?"),
     ("digest now hourly", "`hourly` is not a digest"),
     ("digest off monthly", "`monthly` is not a digest"),
+    ("digest daily 09:00 by", "By what? A digest breaks down by source"),
+    ("digest daily 09:00 by rep", "A digest breaks down by source only"),
+    ("digest daily 09:00 by source now", "I don't know what to do with `now`"),
+    ("digest daily by source", "At what time?"),
+    ("digest weekly 09:00 by source", "Which day and time?"),
     # alerts
     ("alert cpl 20", "needs a comparison"),
     ("alert cpl = 20", "`=` is not a comparison"),

@@ -118,5 +118,23 @@ def test_only_news_is_coloured(significant: bool | None, change: tuple[float, fl
     assert compare(*change, Better.HIGHER, significant).signal is colour
 
 
+@pytest.mark.parametrize(
+    ("significant", "change", "moved"),
+    [
+        (True, (40.0, 20.0), True),  # leads from one source: a move, though no way is better
+        (False, (3.0, 2.0), False),
+        (None, (105.0, 100.0), False),
+        (None, (150.0, 100.0), True),
+        (None, (7.0, 7.0), False),
+        (None, (7.0, None), False),
+    ],
+)
+def test_a_move_beyond_noise_needs_no_better_direction(
+        significant: bool | None, change: tuple[float, float | None], moved: bool) -> None:
+    neutral = compare(*change, Better.NEUTRAL, significant)
+    assert neutral.beyond_noise is moved and not neutral.news
+    assert compare(*change, Better.HIGHER, significant).news is moved
+
+
 def test_percent_changes_in_points() -> None:
     assert compare(0.30, 0.418, Better.HIGHER).points() == pytest.approx(-11.8)

@@ -24,8 +24,8 @@ from bot.app.reports import report
 from bot.app.timers import PENDING, Woken, retry_at
 from bot.app.tracking import asked_for
 from kpis.alerts import Op, Status
-from kpis.catalogue import HEADLINE_KPIS, Aggregation, Catalogue, Unit
-from kpis.compare import Change
+from kpis.catalogue import HEADLINE_KPIS, Aggregation, Better, Catalogue, Unit
+from kpis.compare import Change, compare, significance
 from kpis.goals import is_summed
 from kpis.periods import Period, PeriodError, local_date, zone
 from kpis.rollup import PeriodData, bucket_data, kpi_values, metric_values
@@ -48,6 +48,8 @@ ROLLING_DAYS = 7
 THRESHOLD_OPS = (Op.GT, Op.GE, Op.LT, Op.LE)
 #: at most this many "unusual" lines: a tracked metric or headline KPI outside its usual band
 UNUSUAL_LINES = 3
+#: what a digest can break down by (`/kpi digest daily 09:00 by source`)
+BREAKDOWNS = ("source",)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,18 @@ class Unusual:
     label: str
     unit: Unit
     expectation: Expectation
+
+
+@dataclass(frozen=True)
+class SourceMove:
+    """One source's biggest move in the digest's period, computed from its own entries: the
+    headline KPI or tracked metric that changed most beyond noise (`moved`); when none did,
+    the biggest change all the same (noise, shown as such), or, for a source with nothing to
+    compare with, its first number. `source` None holds the entries without a source."""
+
+    source: str | None
+    line: Line | None
+    moved: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,10 @@ class Digest:
     no_data: tuple[AlertRule, ...] = field(default_factory=tuple)
     #: most unusual first, at most UNUSUAL_LINES
     unusual: tuple[Unusual, ...] = field(default_factory=tuple)
+    #: the breakdown the subscription asked for (`source`), and each value's biggest move:
+    #: movers beyond noise first, biggest first; the untagged entries last
+    by: str | None = None
+    sources: tuple[SourceMove, ...] = field(default_factory=tuple)
 
     @property
     def title(self) -> str:
@@ -145,10 +163,12 @@ def digest_period(kind: str, today: date, on: date | None = None) -> Period:
     return Period.iso_week(on or today - timedelta(days=7))
 
 
-def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
-    """The digest of the period before today (or the one containing `on`)."""
+def compute_digest(ctx: Context, kind: str, on: date | None = None, by: str | None = None) -> Digest:
+    """The digest of the period before today (or the one containing `on`); with `by`
+    ("source"), each source's biggest move too."""
     if on is not None and on > ctx.today:
         raise UserError(f"{on} is in the future; a digest covers days that are over.")
+    checked_breakdown(by)
     period = digest_period(kind, ctx.today, on)
     catalogue = ctx.catalogue
     result = report(ctx, period)
@@ -179,7 +199,77 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None) -> Digest:
         firing=tuple(r for r in watched if r.state.status is Status.FIRING),
         no_data=tuple(r for r in watched if r.state.last_period is not None and r.state.last_held is None),
         unusual=unusual_lines(ctx, kind, period, [m.key for m in tracked] + headline_keys),
+        by=by, sources=source_moves(ctx, period, result.previous,
+                                    [*headline_keys, *(m.key for m in tracked)]) if by else (),
     )
+
+
+def checked_breakdown(by: str | None) -> str | None:
+    if by is not None and by not in BREAKDOWNS:
+        raise UserError(f"A digest breaks down by source only, not by `{by}`: write "
+                        "`/kpi digest daily 09:00 by source`.")
+    return by
+
+
+def source_moves(ctx: Context, period: Period, previous: Period,
+                 keys: Sequence[str]) -> tuple[SourceMove, ...]:
+    """Each source's biggest move between `previous` and `period`, the KPIs of a source
+    computed from its own entries (ratio of sums), its changes tested as the report tests
+    them. One grouped read of both periods (Store.daily_series_by): the number of statements
+    does not grow with the number of sources. Nothing when no entry carries a source."""
+    catalogue = ctx.catalogue
+    keys = [k for k in dict.fromkeys(keys) if k in catalogue.names]
+    inputs = set().union(*(catalogue.metrics_of(k) for k in keys)) if keys else set()
+    if not inputs:
+        return ()
+    gauges = {k for k in inputs if catalogue.metrics[k].aggregation is Aggregation.LAST}
+    span = Period(min(period.start, previous.start), max(period.end, previous.end))
+    groups = ctx.store.daily_series_by(ctx.workspace.id, catalogue.column_of("source"), inputs,
+                                       span, gauges)
+    if not set(groups) - {""}:
+        return ()
+    kpis = [k for k in keys if k in catalogue.kpis]
+    found = []
+    for value, series in groups.items():
+        now, before = bucket_data(series.daily, [period, previous], gauges, series.opening,
+                                  series.paid or None)
+        now_m, before_m = metric_values(catalogue, now), metric_values(catalogue, before)
+        if not now_m:
+            continue  # nothing from this source in the period
+        now_k, before_k = kpi_values(catalogue, now, kpis), kpi_values(catalogue, before, kpis)
+        lines = []
+        for key in keys:
+            kpi = catalogue.kpis.get(key)
+            current = now_k.get(key) if kpi else now_m.get(key)
+            if current is None:
+                continue
+            change = compare(current, before_k.get(key) if kpi else before_m.get(key),
+                             kpi.better if kpi else Better.NEUTRAL,
+                             significance(catalogue, key, now_m, before_m, period.days,
+                                          previous.days))
+            lines.append(Line(key, label_of(catalogue, key), unit_of(catalogue, key), change))
+        found.append(_biggest_move(value or None, lines))
+    return tuple(sorted(found, key=_move_order))
+
+
+def _biggest_move(source: str | None, lines: Sequence[Line]) -> SourceMove:
+    comparable = [line for line in lines if line.change.change_pct is not None]
+    moved = [line for line in comparable if line.change.beyond_noise]
+    pool = moved or comparable
+    if not pool:
+        return SourceMove(source, lines[0] if lines else None)
+    return SourceMove(source, max(pool, key=lambda line: abs(line.change.change_pct or 0.0)),
+                      moved=bool(moved))
+
+
+def _move_order(move: SourceMove) -> tuple[int, float, str]:
+    """Movers beyond noise first, biggest first; then the steady sources by name; the
+    untagged entries last."""
+    if move.source is None:
+        return (2, 0.0, "")
+    if move.moved and move.line is not None:
+        return (0, -abs(move.line.change.change_pct or 0.0), move.source)
+    return (1, 0.0, move.source)
 
 
 def unusual_lines(ctx: Context, kind: str, period: Period, keys: Sequence[str]) -> tuple[Unusual, ...]:
@@ -375,7 +465,7 @@ def send_due(store: Store, poster: Poster, due: Due, clock: Callable[[], datetim
 
     def build() -> Digest:
         ctx = open_context(store, sub.workspace_id, SYSTEM_ACTOR, clock())
-        return compute_digest(ctx, sub.kind, on=due.period.start)
+        return compute_digest(ctx, sub.kind, on=due.period.start, by=sub.breakdown)
 
     return poster.deliver(sub.workspace_id, due.key, kind=f"digest-{sub.kind}",
                           channel=sub.channel_id, due_at=due.due_at, build=build)
@@ -400,14 +490,17 @@ class Scheduling:
     next_post: datetime
 
 
-def subscribe(ctx: Context, kind: str, weekday: int | None, time_text: str) -> Scheduling:
-    """`/kpi digest daily HH:MM` or `weekly DAY HH:MM` in the asking channel."""
+def subscribe(ctx: Context, kind: str, weekday: int | None, time_text: str,
+              by: str | None = None) -> Scheduling:
+    """`/kpi digest daily HH:MM [by source]` or `weekly DAY HH:MM [by source]` in the asking
+    channel; set again without `by source`, the digest has no breakdown."""
     channel = ctx.in_channel()
     try:
         at = parse_time(time_text)
     except ValueError as error:
         raise UserError(str(error)) from None
-    sub = ctx.store.subscribe(ctx.workspace.id, channel, kind, f"{at:%H:%M}", weekday, ctx.actor)
+    sub = ctx.store.subscribe(ctx.workspace.id, channel, kind, f"{at:%H:%M}", weekday, ctx.actor,
+                              breakdown=checked_breakdown(by))
     ctx.ports.schedule_changed()
     tz = ctx.workspace.timezone
     return Scheduling(sub, tz, next_due(at, sub.weekday, tz, ctx.now).astimezone(zone(tz)))
@@ -426,21 +519,29 @@ class Posted:
     period: Period
 
 
-def post_now(ctx: Context, kind: str) -> Posted:
-    """`/kpi digest now`: this period's digest in the asking channel, once."""
+def post_now(ctx: Context, kind: str, by: str | None = None) -> Posted:
+    """`/kpi digest now [KIND] [by source]`: this period's digest in the asking channel, once;
+    without `by`, broken down as this channel's schedule of that kind is."""
     channel = ctx.in_channel()
     if ctx.ports.poster is None:
         raise UserError("Posting is not available here.")
     period = digest_period(kind, ctx.today)
+    by = checked_breakdown(by) or channel_breakdown(ctx.store, ctx.workspace.id, channel, kind)
     key = f"digest-now:{ctx.workspace.id}:{channel}:{kind}:{uuid.uuid4().hex}"
     outcome = ctx.ports.poster.deliver(
         ctx.workspace.id, key, kind=f"digest-{kind}", channel=channel, due_at=ctx.now,
-        build=lambda: compute_digest(ctx, kind, on=period.start),
+        build=lambda: compute_digest(ctx, kind, on=period.start, by=by),
     )
     if outcome != "posted":
         problem = ctx.store.delivery(key)
         raise UserError(post_problem(problem.error if problem and problem.error else outcome))
     return Posted(kind, period)
+
+
+def channel_breakdown(store: Store, workspace_id: str, channel: str, kind: str) -> str | None:
+    """What the channel's schedule of `kind` breaks down by (None: no schedule, or none)."""
+    return next((s.breakdown for s in store.subscriptions(workspace_id)
+                 if s.channel_id == channel and s.kind == kind), None)
 
 
 def post_problem(code: str) -> str:

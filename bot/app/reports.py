@@ -153,6 +153,24 @@ def _ranked(catalogue: Catalogue, groups: list[Group], key: str | None) -> list[
     return sorted(groups, key=order)
 
 
+def standing(catalogue: Catalogue, groups: Sequence[Group], key: str,
+             value: str) -> tuple[int, int] | None:
+    """Where `value`'s group stands by `key` in the breakdown's leaderboard (`_ranked`): its
+    place among the tagged groups with a figure for `key`, and how many there are; groups
+    with the same figure share the better place. None when `value` has no figure."""
+    def figure(group: Group) -> float | None:
+        change = group.kpis.get(key) or group.metrics.get(key)
+        return change.value if change is not None else None
+
+    board = [g for g in _ranked(catalogue, list(groups), key)
+             if g.value is not None and figure(g) is not None]
+    mine = next((g for g in board if g.value == value), None)
+    if mine is None:
+        return None
+    place = next(i for i, g in enumerate(board, start=1) if figure(g) == figure(mine))
+    return place, len(board)
+
+
 def _feeds(catalogue: Catalogue, metric: str, kpis: Sequence[str]) -> bool:
     return any(metric in catalogue.metrics_of(k) for k in kpis)
 

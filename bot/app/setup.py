@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.app.context import Context
+from bot.app.digests import channel_breakdown
 from bot.app.entries import form_text
 from bot.app.names import unit_of
 from bot.app.tracking import asked_for
@@ -28,6 +29,13 @@ class SetupForm:
     digest_time: str
     goals: tuple[str, ...]
     channel: str | None
+
+
+def digest_words(ctx: Context, channel: str, at: str) -> str:
+    """The daily digest the form sets, as typed: `digest daily 09:00`, with the `by source`
+    that channel's daily schedule has (the form does not offer it, so it must not drop it)."""
+    kept = channel_breakdown(ctx.store, ctx.workspace.id, channel, "daily")
+    return f"digest daily {at}" + (f" by {kept}" if kept else "")
 
 
 def setup_form(ctx: Context) -> SetupForm:

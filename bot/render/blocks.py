@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.app.context import UserError
 from bot.app.failures import FailureNotice
-from bot.app.home import Home
+from bot.app.home import Home, RepCard
 from bot.app.settings import LOCALES
 from bot.app.setup import SETUP_GOALS, SetupForm
 from bot.grammar import MAX_TRACKED
@@ -38,7 +38,7 @@ from bot.render.kit import (
     show_all,
 )
 from bot.render.kit import button as _button
-from bot.render.numbers import format_delta, format_moment, format_value
+from bot.render.numbers import format_delta, format_moment, format_ordinal, format_value
 from kpis.catalogue import Catalogue, Metric, Unit
 from kpis.compare import Change, Verdict
 from kpis.schedule import WEEKDAYS
@@ -56,7 +56,7 @@ def fmt(value: float | None, unit: Unit, currency: str, locale: str) -> str:
 HELP_LINES = (
     "*Log numbers*: `/kpi log leads=12 spend=340` · `/kpi log bookings=4 date=yesterday source=facebook` · `/kpi` opens the form",
     "*Reports*: `/kpi report` (this week) · `/kpi report last-month` · `/kpi report 30d cpl cac` · `/kpi report 2026-11-01..2026-11-15`",
-    "*Charts and digests*: `/kpi chart cpl 30d` · `/kpi chart leads 30d by source` · `/kpi digest now` · `/kpi digest daily 09:00` · `/kpi digest weekly monday 09:00` · `/kpi digest off`",
+    "*Charts and digests*: `/kpi chart cpl 30d` · `/kpi chart leads 30d by source` · `/kpi digest now` · `/kpi digest daily 09:00` · `/kpi digest weekly monday 09:00` · `/kpi digest daily 09:00 by source` · `/kpi digest off`",
     "*Alerts and goals*: `/kpi alert cpl > 15 daily for 2` · `/kpi alert leads unusual` · `/kpi alerts` · `/kpi alert remove 3` · `/kpi goal revenue 50000 monthly` · `/kpi goals` · `/kpi goal remove revenue`",
     "*Why and what if*: `/kpi why cpl` · `/kpi why leads last-week` · `/kpi whatif ctr=+10% close_rate=+5% aov=+25%` · `/kpi whatif` opens the form",
     "*Reminders*: `/kpi remind off` · `/kpi remind on` · `/kpi remind 17:00` (admins: the workspace's time)",
@@ -545,7 +545,7 @@ def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
     ws = report.workspace
     schedules = [
         f"{s.kind} at {s.at_time}" + (f" on {WEEKDAYS[s.weekday].title()}s" if s.weekday is not None else "")
-        + f" in <#{s.channel_id}>"
+        + (f" by {s.breakdown}" if s.breakdown else "") + f" in <#{s.channel_id}>"
         for s in home.schedules
     ]
     problems = [
@@ -563,6 +563,8 @@ def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
              for k, c in report.kpis.items()]
     blocks += sections(lines or ["No KPIs this week yet: log today's numbers to get started."])[:20]
     blocks.append(context(f"{report.period}{' so far' if report.partial else ''} against {report.previous}"))
+    if home.reps is not None:
+        blocks += rep_card_blocks(home.reps, ws.currency, ws.locale)
     if goals:
         blocks += sections(["*Goals*", *goals])[:5]
     if missing:
@@ -588,12 +590,25 @@ def home_view(home: Home, admin_hint: str) -> dict[str, Any]:
     return {"type": "home", "blocks": blocks[:100]}
 
 
+def rep_card_blocks(card: RepCard, currency: str, locale: str) -> list[dict[str, Any]]:
+    """`Your numbers as a rep`: each figure against the same days of last month, and the
+    viewer's place among the reps with that figure (`2nd of 5 reps`)."""
+    lines = ["*Your numbers as a rep* (this month)"]
+    lines += [f"{_change_line(f.label, f.change, f.unit, currency, locale)} · "
+              f"*{format_ordinal(f.place)} of {f.of}* rep{'s' if f.of > 1 else ''}"
+              for f in card.figures]
+    return [*sections(lines),
+            context(f"{card.period}{' so far' if card.partial else ''} against {card.previous}; "
+                    f"`/kpi report month {card.figures[0].key} by rep` is the whole leaderboard")]
+
+
 def scheduled_text(done: Any, ctx: Any) -> str:
     """`/kpi digest daily 09:00`: where, when, and the next post in the workspace's zone."""
     sub = done.subscription
     when = f"every {WEEKDAYS[sub.weekday].title()}" if sub.weekday is not None else "every day"
+    with_sources = (f", with the biggest move of each {sub.breakdown}" if sub.breakdown else "")
     return (f":calendar: The {sub.kind} digest will be posted in <#{sub.channel_id}> {when} at "
-            f"{sub.at_time} ({done.timezone}). Next: {done.next_post:%a %d %b %H:%M}. "
+            f"{sub.at_time} ({done.timezone}){with_sources}. Next: {done.next_post:%a %d %b %H:%M}. "
             f"`/kpi digest now {sub.kind}` shows it now; `/kpi digest off` stops it.")
 
 

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.app.digests import DAILY, Digest, Line, Trend, Unusual
+from bot.app.digests import DAILY, Digest, Line, SourceMove, Trend, Unusual
 from bot.render.alerts import goal_line
+from bot.render.blocks import group_name
 from bot.render.insights import why_sentence
 from bot.render.kit import (
     CHART_MAX_POINTS,
@@ -168,12 +169,58 @@ def _goals_line(digest: Digest) -> list[str]:
     return [f"*Goals*: {', '.join(parts) if parts else 'too early for a pace'}"]
 
 
+#: sources the message names, the untagged entries' line among them; the thread has every one
+SOURCE_LINES = 3
+
+
+def source_text(digest: Digest, move: SourceMove, *, full: bool = False) -> str:
+    """`:red_circle: *google* Cost per lead $18.29 +30.1%`: a source's biggest move, coloured
+    only when it is news; a source whose numbers moved within noise says so, and `full` (the
+    thread) adds what moved most all the same."""
+    name = f"*{group_name(digest.by or 'source', move.source)}*"
+    line = move.line
+    if line is None:
+        return f"{name}: no headline KPI or tracked metric"
+    c = line.change
+    now = _value(digest, c.value, line.unit)
+    if c.previous is None:
+        return f"{name}: first numbers, {line.label} {now}"
+    if c.change_pct is None:
+        return f"{name} {line.label} {now} (was {_value(digest, c.previous, line.unit)})"
+    if not move.moved:
+        biggest = f" (biggest: {line.label} {now}, {_change_text(digest, line)})" if full else ""
+        return f"{name}: nothing moved beyond noise{biggest}"
+    if full:
+        return f"{name} {_line_text(digest, line, bold='')}"
+    mark = _MARK.get(c.signal)
+    return f"{f':{mark}: ' if mark else ''}{name} {line.label} {now} {_change_text(digest, line)}"
+
+
+def _signal(move: SourceMove) -> Verdict:
+    """A source's colour: its move's verdict when the move is news, else none."""
+    return move.line.change.signal if move.moved and move.line is not None else Verdict.SAME
+
+
+def source_section(digest: Digest, room: int = SOURCE_LINES) -> list[str]:
+    """The message's "By source" lines: a title, then at most `room` sources, movers first,
+    the untagged entries' line always among them; the title says when the thread has more."""
+    if not digest.sources or room < 1:
+        return []
+    untagged = [m for m in digest.sources if m.source is None]
+    named = [m for m in digest.sources if m.source is not None]
+    shown = [*named[:max(room - len(untagged), 0)], *untagged][:room]
+    title = "*By source*, the biggest move of each"
+    if len(shown) < len(digest.sources):
+        title = f"*By source*: {len(shown)} of {len(digest.sources)}, all in the thread"
+    return [title, *(source_text(digest, m) for m in shown)]
+
+
 def _legend(digest: Digest) -> str:
     return ":large_green_circle: better · :red_circle: worse, only beyond noise · more in the thread"
 
 
 def _assemble(digest: Digest, rows: Sequence[Line], notes: Sequence[str], legend: bool,
-              *, native: bool) -> list[Block]:
+              by_source: Sequence[str] = (), *, native: bool) -> list[Block]:
     blocks: list[Block] = [header(digest.title)]
     if notes:
         blocks.append(section("\n".join(notes)))
@@ -187,32 +234,45 @@ def _assemble(digest: Digest, rows: Sequence[Line], notes: Sequence[str], legend
             blocks.append(headline_table(digest, rows))
     elif rows:
         blocks += sections(_table_as_lines(digest, rows))
+    if by_source:
+        blocks.append(section("\n".join(by_source)))
     return blocks
 
 
 def _fitted(digest: Digest, *, native: bool) -> list[Block]:
     """The message within FOLD_LINES: the title and three headline KPIs always; then, while
-    they fit, the unusual lines, alerts, goals, the other headline KPIs and the legend.
-    Whatever does not fit is in the thread's details (digest_details)."""
+    they fit, the alerts, the "by source" lines the subscription asked for, the unusual lines,
+    goals, the other headline KPIs and the legend. Whatever does not fit is in the thread's
+    details (digest_details)."""
     rows = list(digest.headline[:MIN_TABLE_ROWS])
     notes: list[str] = []
+    by_source: list[str] = []
     legend = False
 
-    def fits(rows: Sequence[Line], notes: Sequence[str], legend: bool) -> bool:
-        return rendered_lines(_assemble(digest, rows, notes, legend, native=native)) <= FOLD_LINES
+    def fits(rows: Sequence[Line], notes: Sequence[str], legend: bool,
+             by_source: Sequence[str]) -> bool:
+        blocks = _assemble(digest, rows, notes, legend, by_source, native=native)
+        return rendered_lines(blocks) <= FOLD_LINES
 
     alerts, goals = _alerts_line(digest), _goals_line(digest)
-    # firing alerts first, then the unusual numbers, then goals; kept in that order
-    wanted = [*alerts, *(f":eyes: {unusual_text(digest, u)}" for u in digest.unusual), *goals]
-    for note in wanted:
-        if fits(rows, [*notes, note], legend):
+    for note in alerts:
+        if fits(rows, [*notes, note], legend, by_source):
+            notes.append(note)
+    for room in range(SOURCE_LINES, 0, -1):  # as many sources as fit, at least one
+        wanted = source_section(digest, room)
+        if fits(rows, notes, legend, wanted):
+            by_source = wanted
+            break
+    # then the unusual numbers, then goals; kept in that order
+    for note in [*(f":eyes: {unusual_text(digest, u)}" for u in digest.unusual), *goals]:
+        if fits(rows, [*notes, note], legend, by_source):
             notes.append(note)
     for line in digest.headline[MIN_TABLE_ROWS:]:
-        if not fits([*rows, line], notes, legend):
+        if not fits([*rows, line], notes, legend, by_source):
             break
         rows.append(line)
-    legend = fits(rows, notes, True)
-    return _assemble(digest, rows, notes, legend, native=native)
+    legend = fits(rows, notes, True, by_source)
+    return _assemble(digest, rows, notes, legend, by_source, native=native)
 
 
 def digest_message(digest: Digest) -> Message:
@@ -238,7 +298,7 @@ def fallback_blocks(digest: Digest) -> list[Block]:
 
 def digest_details(digest: Digest) -> str:
     """What the thread says next to the charts: funnel, movers, goals, alerts, every unusual
-    line and headline KPI, and who logged nothing."""
+    line and headline KPI, every source's biggest move, and who logged nothing."""
     lines: list[str] = []
     if digest.headline:
         lines += ["*Headline KPIs*", *(f"{_EMOJI[line.change.signal]} {_line_text(digest, line)}"
@@ -251,6 +311,10 @@ def digest_details(digest: Digest) -> str:
         lines += ["*Biggest movers*", *(f"{_EMOJI[line.change.signal]} {_line_text(digest, line)}"
                                         for line in digest.movers)]
     lines += _alert_and_goal_lines(digest)
+    if digest.sources:  # after the alerts and goals: a long list must not push them out
+        lines += ["*By source*, the biggest move of each",
+                  *(f"{_EMOJI[_signal(m)]} {source_text(digest, m, full=True)}"
+                    for m in digest.sources)]
     if digest.missing and digest.has_data:
         lines.append("Nobody logged: " + ", ".join(digest.missing))
     if lines:
@@ -300,6 +364,13 @@ def digest_markdown(digest: Digest) -> str:
             word = _WORD[line.change.signal]
             reason = _reason(digest, line)
             out.append(f"- {text}{f' {word}' if word else ''}{f': {reason}' if reason else ''}")
+        out.append("")
+    if digest.sources:
+        out += ["## By source", ""]
+        for move in digest.sources:
+            word = _WORD[_signal(move)]
+            out.append(f"- {source_text(digest, move, full=True).replace('*', '**')}"
+                       f"{f' {word}' if word else ''}")
         out.append("")
     lines = _alert_and_goal_lines(digest)
     if lines:

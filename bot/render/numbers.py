@@ -208,3 +208,12 @@ def format_local(moment: datetime, zone: str, *, with_time: bool = True) -> str:
         tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
     day = format_day(local.date())
     return f"{day} {local:%H:%M} {local.tzname()}" if with_time else day
+
+
+def format_ordinal(n: int) -> str:
+    """`1st`, `2nd`, `3rd`, `4th`, `11th`, `22nd`: a place in a ranking."""
+    suffix = "th" if 10 <= n % 100 <= 20 else _ORDINAL_SUFFIX.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+_ORDINAL_SUFFIX = {1: "st", 2: "nd", 3: "rd"}

@@ -24,7 +24,7 @@ from bot.app.entries import changed_values, clean_dims, parse_value
 from bot.app.goals import checked_goal
 from bot.app.names import find_metric
 from bot.app.settings import settings_problems
-from bot.app.setup import DEFAULT_DIGEST_TIME, SETUP_GOALS
+from bot.app.setup import DEFAULT_DIGEST_TIME, SETUP_GOALS, digest_words
 from bot.app.tracking import tracking_problems
 from bot.render.kit import Message, message
 from bot.slack.runtime import ACK_BUDGET_SECONDS, Services, Who, guarded
@@ -265,7 +265,7 @@ def setup_commands(ctx: Context, state: dict[str, Any]) -> tuple[list[tuple[g.Co
     channel = _picked(state, "digest_channel")
     if channel:
         at = _picked(state, "digest_time") or DEFAULT_DIGEST_TIME
-        if (digest := parsed(f"digest daily {at}", "digest_time")) is not None:
+        if (digest := parsed(digest_words(ctx, str(channel), at), "digest_time")) is not None:
             commands.append((digest, str(channel)))
     for n in range(1, SETUP_GOALS + 1):
         field = f"goal:{n}"
