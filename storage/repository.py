@@ -778,13 +778,13 @@ class Store(ApiRepository, TimerRepository):
         if not dims:
             with self._read_one() as conn:
                 return self._period_read(conn, workspace_id, period, catalogue)
-        gauges = [k for k, m in catalogue.metrics.items() if m.aggregation is Aggregation.LAST]
         e = EntryRow
-        filters = [getattr(e, catalogue.column_of(name)) == value for name, value in dims]
+        columns = [(catalogue.column_of(name), value) for name, value in dims]
+        filters = [getattr(e, column) == value for column, value in columns]
         with self._read() as conn:
             totals = self._totals(conn, workspace_id, period, filters)
-            closing = self._stocks(conn, workspace_id, gauges, e.day <= period.end, filters)
-            opening = self._stocks(conn, workspace_id, gauges, e.day < period.start, filters)
+            closing, opening = self._stocks(conn, workspace_id, _readings(catalogue).gauges,
+                                            period, columns)
             paid_keys = sorted(catalogue.read_as("paid") & totals.keys())
             paid = self._paid_sums(conn, workspace_id, paid_keys, period, filters) if paid_keys else {}
             year_keys = sorted(catalogue.read_as("year"))
@@ -849,27 +849,18 @@ class Store(ApiRepository, TimerRepository):
         return totals
 
     def _stocks(
-        self, conn: Connection, workspace_id: str, gauges: list[str], bound: Any, filters: list[Any]
-    ) -> dict[str, float]:
-        """Each gauge's latest value within `bound`, summed across dimension values: a team's
-        pipeline is the sum of its reps' latest pipelines, not whoever logged last."""
-        if not gauges:
-            return {}
-        e = EntryRow
-        rank = func.row_number().over(
-            partition_by=(e.metric, *(getattr(e, name) for name in DIMENSIONS)),
-            order_by=(e.day.desc(), e.write_seq.desc()),
-        ).label("rank")
-        latest = (
-            select(e.metric, e.value, rank)
-            .where(e.workspace_id == workspace_id, e.metric.in_(gauges), bound, *filters)
-            .subquery()
-        )
-        rows = conn.execute(
-            select(latest.c.metric, func.sum(latest.c.value))
-            .where(latest.c.rank == 1).group_by(latest.c.metric)
-        )
-        return {metric: float(value) for metric, value in rows if value is not None}
+        self, conn: Connection, workspace_id: str, gauges: Sequence[str], period: Period,
+        columns: Sequence[tuple[str, str]],
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Closing and opening stocks of the partitions whose `columns` hold these values, in
+        one statement (_stock_reads, the walk the unfiltered period read takes)."""
+        found: dict[str, dict[str, float]] = {"closing": {}, "opening": {}}
+        reads = _stock_reads(gauges, workspace_id, period.start, period.end, columns)
+        if reads:
+            for kind, metric, value, _ in conn.execute(union_all(*reads)):
+                if value is not None:
+                    found[kind][metric] = float(value)
+        return found["closing"], found["opening"]
 
     def _paid_sums(
         self, conn: Connection, workspace_id: str, metrics: list[str], period: Period,
@@ -1730,11 +1721,12 @@ def _period_reads(readings: _Readings) -> tuple[Any, ...]:
 _PARTITION = ("metric", *DIMENSIONS)
 
 
-def _stock_reads(gauges: Sequence[str], ws: Any, start: Any, end: Any) -> tuple[Any, ...]:
-    """The closing (day <= end) and opening (day < start) parts of the period read (none
-    without gauges): each
-    gauge's (metric, dimension values) partitions summed per metric, the latest day's last
-    write of each (several authors may write one day).
+def _stock_reads(gauges: Sequence[str], ws: Any, start: Any, end: Any,
+                 columns: Sequence[tuple[str, Any]] = ()) -> tuple[Any, ...]:
+    """The closing (day <= end) and opening (day < start) parts of a period read (none
+    without gauges): each gauge's (metric, dimension values) partitions, only those whose
+    `columns` hold the values given, summed per metric, the latest day's last write of each
+    (several authors may write one day).
 
     Grouping a gauge's whole history by partition cost ~185 ms at 1M entries; this walks
     ix_entries_partition instead (a skip scan, which neither SQLite nor PostgreSQL does by
@@ -1742,12 +1734,16 @@ def _stock_reads(gauges: Sequence[str], ws: Any, start: Any, end: Any) -> tuple[
     gauge, each next partition one index seek away (the first entry after this partition
     that shares the longest prefix of its columns, tried longest prefix first); then one
     backward seek per partition for its latest value within the bound. The cost grows with
-    the number of partitions, not the history."""
+    the number of partitions, not the history; a filter on a column after the first makes a
+    seek step over the entries between two matching partitions, each entry once at most."""
     if not gauges:
         return ()
     e = EntryRow
     names = union_all(*(select(literal_column(_quoted(g), String).label("metric"))
                         for g in gauges)).subquery("gauges")
+
+    def matching(entry: Any) -> list[Any]:
+        return [getattr(entry, column) == value for column, value in columns]
 
     def first_after(fixed: int) -> Any:
         """The id of the first entry, in index order, that has the current entry `e`'s first
@@ -1755,12 +1751,12 @@ def _stock_reads(gauges: Sequence[str], ws: Any, start: Any, end: Any) -> tuple[
         n = aliased(EntryRow)
         same = [getattr(n, c) == getattr(e, c) for c in _PARTITION[:fixed]]
         past = getattr(n, _PARTITION[fixed]) > getattr(e, _PARTITION[fixed])
-        return (select(n.id).where(n.workspace_id == ws, *same, past)
+        return (select(n.id).where(n.workspace_id == ws, *same, past, *matching(n))
                 .order_by(*(getattr(n, c) for c in _PARTITION[fixed:])).limit(1)
                 .scalar_subquery())
 
     n = aliased(EntryRow)
-    seed = (select(n.id).where(n.workspace_id == ws, n.metric == names.c.metric)
+    seed = (select(n.id).where(n.workspace_id == ws, n.metric == names.c.metric, *matching(n))
             .order_by(*(getattr(n, c) for c in _PARTITION[1:])).limit(1).scalar_subquery())
     partitions = select(seed.label("id")).select_from(names).cte("partitions", recursive=True)
     steps = [first_after(fixed) for fixed in range(len(_PARTITION) - 1, 0, -1)]

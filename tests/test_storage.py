@@ -163,7 +163,7 @@ def test_a_stock_sums_the_last_write_of_each_partition(
     data = totals(db, MARCH)
     assert (data.opening.get(metric), data.closing.get(metric)) == (opening, closing)
     assert (data.opening["accounts_payable"], data.closing["accounts_payable"]) == (1, 1)
-    # the filtered read (row_number over the partitions) agrees, one tag at a time
+    # a read filtered by one tag walks only the partitions carrying it
     for dims in {dims for *_, dims in writes if dims}:
         filtered = totals(db, MARCH, dims)
         assert filtered.opening.get(metric) == _latest_sum(writes, dims, MARCH.start, before=True)
