@@ -49,10 +49,16 @@ STATEMENT_TIMEOUT_MS = 15_000
 
 
 def _bound_statements(engine: Engine) -> None:
+    """A statement timeout, and no JIT: every statement here is a few index seeks, and the
+    period read's recursive CTE (Store's _stock_reads) is costed at ten times the rows it
+    walks, past jit_above_cost from ~20 gauges on; compiling it then took ~300 ms of a 10 ms
+    read."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        cursor.execute("SET jit = off")
         cursor.close()
         dbapi_connection.commit()
 

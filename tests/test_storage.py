@@ -18,7 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 
-from kpis.catalogue import DEFAULT, DIMENSIONS, ORGANIC_SOURCES, Aggregation, Catalogue
+from kpis.catalogue import (
+    DEFAULT,
+    DIMENSION_SLOTS,
+    DIMENSIONS,
+    ORGANIC_SOURCES,
+    Aggregation,
+    Catalogue,
+)
 from kpis.formula import evaluate
 from kpis.periods import Period
 from kpis.rollup import Dims, PeriodData, kpi_values, metric_values
@@ -116,6 +123,70 @@ def test_gauges_read_the_closing_and_opening_values(db: Store) -> None:
     got = values(db, march)
     assert got["churn_rate"] == pytest.approx(0.05)
     assert got["retention_rate"] == pytest.approx(0.95)
+
+
+WARM: Dims = (("dim1", "warm"),)
+REP_TIER: Dims = (("dim2", "gold"), ("rep", "U1"))
+FB_REGION: Dims = (("dim3", "north"), ("source", "facebook"))
+NORTH: Dims = (("dim3", "north"),)
+SILVER: Dims = (("dim2", "silver"),)
+COLD: Dims = (("dim1", "cold"),)
+MARCH = Period.month(DAY)
+
+
+@pytest.mark.parametrize(("metric", "writes", "opening", "closing"), [
+    pytest.param("pipeline_value", [
+        (date(2026, 2, 20), 100, "ana", ()), (date(2026, 3, 5), 150, "ana", ()),
+        (date(2026, 2, 25), 40, "ana", WARM), (date(2026, 2, 25), 45, "luis", WARM),
+        (date(2026, 3, 3), 7, "ana", REP_TIER), (date(2026, 3, 3), 9, "luis", REP_TIER),
+        (date(2026, 3, 3), 8, "ana", REP_TIER),  # ana's correction is the day's last write
+        (date(2026, 3, 10), 5, "ana", FB_REGION), (date(2026, 3, 12), 3, "ana", NORTH),
+        (date(2026, 4, 2), 1000, "ana", NORTH),  # after the period
+        (date(2026, 2, 27), 11, "luis", SILVER),
+        (date(2026, 4, 2), 1000, "ana", COLD),  # a partition with no value up to the period's end
+    ], 100 + 45 + 11, 150 + 45 + 8 + 5 + 3 + 11,
+        id="partitions-by-own-dimensions-and-several-authors-a-day"),
+    pytest.param("mrr", [
+        (date(2026, 2, 10), 300, "ana", ()), (date(2026, 2, 11), 20, "luis", WARM),
+    ], 320, 320, id="logged-only-before-the-period"),
+    pytest.param("cash_balance", [(date(2026, 4, 1), 900, "ana", ())], None, None,
+                 id="logged-only-after-the-period"),
+    pytest.param("active_customers", [], None, None, id="never-logged"),
+])
+def test_a_stock_sums_the_last_write_of_each_partition(
+    db: Store, metric: str, writes: list[tuple[date, float, str, Dims]],
+    opening: float | None, closing: float | None,
+) -> None:
+    for day, value, author, dims in writes:
+        log(db, Write(metric, day, value, author, dims), actor=author)
+    log(db, Write("accounts_payable", date(2026, 1, 5), 1, "ops"))  # another gauge, apart
+    data = totals(db, MARCH)
+    assert (data.opening.get(metric), data.closing.get(metric)) == (opening, closing)
+    assert (data.opening["accounts_payable"], data.closing["accounts_payable"]) == (1, 1)
+    # a read filtered by one tag walks only the partitions carrying it
+    for dims in {dims for *_, dims in writes if dims}:
+        filtered = totals(db, MARCH, dims)
+        assert filtered.opening.get(metric) == _latest_sum(writes, dims, MARCH.start, before=True)
+        assert filtered.closing.get(metric) == _latest_sum(writes, dims, MARCH.end), dims
+
+
+def _latest_sum(writes: list[tuple[date, float, str, Dims]], dims: Dims, bound: date,
+                before: bool = False) -> float | None:
+    """The sum over the partitions carrying `dims` of each one's last write on or before
+    `bound` (before it, when `before`), by hand."""
+    latest: dict[Dims, tuple[date, int, float]] = {}
+    for seq, (day, value, _, partition) in enumerate(writes):
+        if set(dims) <= set(partition) and (day < bound if before else day <= bound):
+            latest[partition] = max(latest.get(partition, (day, seq, value)), (day, seq, value))
+    return sum(v for *_, v in latest.values()) if latest else None
+
+
+def test_a_catalogue_without_gauges_reads_no_stocks(db: Store) -> None:
+    log(db, Write("leads", DAY, 3, "ana"), Write("mrr", DAY, 50, "ana"))
+    no_gauges = Catalogue({k: m for k, m in DEFAULT.metrics.items()
+                           if m.aggregation is not Aggregation.LAST}, {})
+    data = db.period_data("T1", WEEK, no_gauges)
+    assert (data.totals["leads"], data.closing, data.opening) == ((3.0, 1), {}, {})
 
 
 def test_dimensions_make_separate_entries(db: Store) -> None:
@@ -357,6 +428,8 @@ PROPERTY_PERIODS = (
 PROPERTY_DIMS: tuple[Dims, ...] = (
     (), FB, GOOGLE, (("campaign", "spring"), ("source", "facebook")), (("source", "seo"),),
     (("rep", "U1"),), (("rep", "U2"), ("source", "seo")),
+    # a workspace's own dimensions (entry columns dim1..dim3) are partitions of a stock too
+    (("dim1", "warm"),), (("dim1", "warm"), ("dim3", "north")), (("dim2", "gold"), ("rep", "U1")),
 )  # fmt: skip
 AUTHORS = ("ana", "luis", "marta")
 
@@ -445,7 +518,8 @@ def raw_rows(store: Store, workspace: str) -> list[Row]:
             r.metric,
             r.day,
             r.author,
-            tuple(sorted((n, getattr(r, n)) for n in DIMENSIONS if getattr(r, n))),
+            tuple(sorted((n, getattr(r, n)) for n in (*DIMENSIONS, *DIMENSION_SLOTS)
+                         if getattr(r, n))),
             r.value,
             r.write_seq,
         )  # fmt: skip
@@ -542,7 +616,7 @@ def test_period_data_equals_a_brute_force_over_the_raw_rows(
     assert by_seq == model_by_seq
 
     for period in PROPERTY_PERIODS:
-        for dims in (*PROPERTY_DIMS[:3], PROPERTY_DIMS[5]):
+        for dims in (*PROPERTY_DIMS[:3], PROPERTY_DIMS[5], PROPERTY_DIMS[7]):
             data = any_store.period_data(workspace, period, DEFAULT, dims)
             got = {**metric_values(DEFAULT, data), **kpi_values(DEFAULT, data)}
             assert_same(got, brute_force(stored, period, DEFAULT, dims))
