@@ -46,6 +46,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from kpis.catalogue import (
     DEFAULT,
@@ -1050,12 +1051,16 @@ class Store(ApiRepository, TimerRepository):
         nothing in or before the period has no key."""
         if dimension not in DIMENSIONS:
             raise ValueError(f"{dimension!r} is not a dimension")
-        filters = tuple((catalogue.column_of(name), value) for name, value in dims)
+        filters = {f"f_{catalogue.column_of(name)}": value for name, value in dims}
         readings = _readings(catalogue)
+        statement = _grouped_period_statement(readings, dimension, tuple(k[2:] for k in filters))
+        year = year_of(period)
+        params = {"ws": workspace_id, "start": period.start, "end": period.end,
+                  "year_start": year.start, "year_end": year.end, **filters}
         with self._read() as conn:
-            organic = self._organic(conn, workspace_id) if readings.paid else frozenset()
-            rows = conn.execute(_grouped_period_statement(
-                workspace_id, period, readings, dimension, filters, organic)).all()
+            if readings.paid:
+                params["organic"] = sorted(self._organic(conn, workspace_id))
+            rows = conn.execute(statement, params).all()
         found: dict[str, dict[str, dict[str, Any]]] = {}
         for kind, value, metric, number, second in rows:
             parts = found.setdefault(value, {k: {} for k in _GROUPED_PARTS})
@@ -1516,10 +1521,12 @@ def _workspace(row: Any) -> Workspace:
     )
 
 
-def _paid_value(organic: frozenset[str]) -> Any:
-    """The sum of an entry group's values from paid sources and untagged entries."""
+def _paid_value(organic: frozenset[str] | BindParameter[Any]) -> Any:
+    """The sum of an entry group's values from paid sources and untagged entries (`organic`
+    as the sources or as an expanding parameter holding them)."""
     e = EntryRow
-    return func.sum(case((e.source.in_(sorted(organic)), 0.0), else_=e.value))
+    listed = organic if isinstance(organic, BindParameter) else sorted(organic)
+    return func.sum(case((e.source.in_(listed), 0.0), else_=e.value))
 
 
 def _weighted(conn: Connection, mean: str, *where: Any) -> tuple[float, int]:
@@ -1545,94 +1552,110 @@ def _weighted(conn: Connection, mean: str, *where: Any) -> tuple[float, int]:
 _GROUPED_PARTS = ("total", "weighted", "closing", "opening", "paid", "year", "year_weighted")
 
 
-def _grouped_period_statement(
-    workspace_id: str, period: Period, readings: _Readings, column: str,
-    filters: tuple[tuple[str, str], ...], organic: frozenset[str],
-) -> Any:
-    """Every part of `period_data` with `filters` (column, value), grouped by `column`'s value
-    as well as by metric, in one UNION ALL of rows (kind, value, metric, number, count):
-    sums with counts, weighted means weighed as `_weighted` does, gauges' closing and opening
-    stocks ("latest per partition, summed", partitions from `_gauge_partitions`), `paid(...)`
-    sums with the workspace's `organic` sources, and `year(...)` sums."""
-    e = EntryRow
-    matching = [e.workspace_id == workspace_id, *(getattr(e, c) == v for c, v in filters)]
-    year = year_of(period)
+def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[str, ...]) -> Any:
+    """Every part of `period_data` filtered on the columns `filtered` (parameters f_<column>),
+    grouped by `column`'s value as well as by metric, in one UNION ALL of rows (kind, value,
+    metric, number, second): sums and counts, weighted means' sums and weights (each entry
+    weighed as `_weighted` does), gauges' closing and opening stocks (the latest value of each
+    partition from `_gauge_partitions` on or before the last day and before the first,
+    summed), `paid(...)` sums with the `organic` sources, and `year(...)` sums. Built once per
+    shape: building it took longer than running it."""
+    key = (readings, column, filtered)
+    found = _GROUPED_STATEMENTS.get(key)
+    if found is not None:
+        return found
+    e = EntryRow.__table__
+    ws: Any = bindparam("ws")
+    start: Any = bindparam("start")
+    end: Any = bindparam("end")
+    year: tuple[Any, Any] = (bindparam("year_start"), bindparam("year_end"))
+    grouped = e.c[column]
+    matching = [e.c.workspace_id == ws, *(e.c[c] == bindparam(f"f_{c}") for c in filtered)]
 
-    def sums(kind: str, within: Period, metrics: Sequence[str] | None) -> Any:
-        only = [] if metrics is None else [e.metric.in_(metrics)]
-        return (select(_kind(kind), getattr(e, column), e.metric, func.sum(e.value), func.count())
-                .where(*matching, e.day >= within.start, e.day <= within.end, *only)
-                .group_by(getattr(e, column), e.metric))
+    def sums(kind: str, within: tuple[Any, Any], metrics: Sequence[str] | None) -> Any:
+        only = [] if metrics is None else [_listed(e.c.metric, metrics)]
+        return (select(_kind(kind), grouped, e.c.metric, func.sum(e.c.value), func.count())
+                .where(*matching, e.c.day >= within[0], e.c.day <= within[1], *only)
+                .group_by(grouped, e.c.metric))
 
-    def weighted(kind: str, mean: str, within: Period) -> Any:
-        w = aliased(EntryRow)
-        weight = case((w.value > 0, w.value), else_=1.0)
-        return (select(_kind(kind), getattr(e, column), e.metric, func.sum(e.value * weight),
+    def weighted(kind: str, mean: str, within: tuple[Any, Any]) -> Any:
+        w = e.alias("weights")
+        weight = case((w.c.value > 0, w.c.value), else_=1.0)
+        return (select(_kind(kind), grouped, e.c.metric, func.sum(e.c.value * weight),
                        func.sum(weight))
-                .select_from(e).outerjoin(w, and_(
-                    w.workspace_id == e.workspace_id, w.metric == _WEIGHT_OF[mean], w.day == e.day,
-                    w.author == e.author,
-                    *(getattr(w, name) == getattr(e, name) for name in DIMENSIONS)))
-                .where(*matching, e.metric == mean, e.day >= within.start, e.day <= within.end)
-                .group_by(getattr(e, column), e.metric))
+                .select_from(e.outerjoin(w, and_(
+                    w.c.workspace_id == e.c.workspace_id, w.c.metric == _WEIGHT_OF[mean],
+                    w.c.day == e.c.day, w.c.author == e.c.author,
+                    *(w.c[name] == e.c[name] for name in DIMENSIONS))))
+                .where(*matching, e.c.metric == mean, e.c.day >= within[0], e.c.day <= within[1])
+                .group_by(grouped, e.c.metric))
 
-    parts = [sums("total", period, None),
-             *(weighted("weighted", mean, period) for mean in sorted(_WEIGHT_OF))]
+    parts = [sums("total", (start, end), None),
+             *(weighted("weighted", mean, (start, end)) for mean in sorted(_WEIGHT_OF))]
     if readings.gauges:
-        partitions = _gauge_partitions(workspace_id, readings.gauges)
-        n = aliased(EntryRow)
+        partitions = _gauge_partitions(readings.gauges)
+        n = e.alias("latest")
 
         def latest(bound: Any) -> Any:
-            return (select(n.value)
-                    .where(n.workspace_id == workspace_id, bound,
-                           *(getattr(n, k) == partitions.c[k] for k in ("metric", *DIMENSIONS)))
-                    .order_by(n.day.desc(), n.write_seq.desc()).limit(1)
+            return (select(n.c.value)
+                    .where(n.c.workspace_id == ws, bound,
+                           *(n.c[k] == partitions.c[k] for k in ("metric", *DIMENSIONS)))
+                    .order_by(n.c.day.desc(), n.c.write_seq.desc()).limit(1)
                     .scalar_subquery())
 
         stocks = (select(partitions.c[column].label("value"), partitions.c.metric,
-                         latest(n.day <= period.end).label("closing"),
-                         latest(n.day < period.start).label("opening"))
-                  .where(*(partitions.c[c] == v for c, v in filters)).subquery())
+                         latest(n.c.day <= end).label("closing"),
+                         latest(n.c.day < start).label("opening"))
+                  .where(*(partitions.c[c] == bindparam(f"f_{c}") for c in filtered)).subquery())
         parts.append(select(_kind("stocks"), stocks.c.value, stocks.c.metric,
                             func.sum(stocks.c.closing), func.sum(stocks.c.opening))
                      .group_by(stocks.c.value, stocks.c.metric))
     if readings.paid:
-        parts.append(select(_kind("paid"), getattr(e, column), e.metric, _paid_value(organic),
-                            literal_column("0"))
-                     .where(*matching, e.metric.in_(readings.paid), e.day >= period.start,
-                            e.day <= period.end)
-                     .group_by(getattr(e, column), e.metric).having(func.max(e.source) != ""))
+        parts.append(select(_kind("paid"), grouped, e.c.metric,
+                            _paid_value(bindparam("organic", expanding=True)), literal_column("0"))
+                     .where(*matching, _listed(e.c.metric, readings.paid), e.c.day >= start,
+                            e.c.day <= end)
+                     .group_by(grouped, e.c.metric).having(func.max(e.c.source) != ""))
     if readings.year:
         parts.append(sums("year", year, readings.year))
         parts.extend(weighted("year_weighted", mean, year)
                      for mean in sorted(_WEIGHT_OF.keys() & set(readings.year)))
-    return union_all(*parts)
+    found = union_all(*parts)
+    if len(_GROUPED_STATEMENTS) >= 256:
+        _GROUPED_STATEMENTS.clear()
+    _GROUPED_STATEMENTS[key] = found
+    return found
 
 
-def _gauge_partitions(workspace_id: str, gauges: Sequence[str]) -> Any:
-    """Every (gauge, dimension values) the workspace has entries of, as a recursive CTE that
-    skips through ix_entries_partition: from one partition to the next is one index seek per
-    dimension at most (the first later value of the deepest dimension that has one), so the
-    cost is the number of partitions, not of entries. Ranking or grouping the whole history
-    of the gauges took 50-600 ms at 1M entries."""
+_GROUPED_STATEMENTS: dict[tuple[_Readings, str, tuple[str, ...]], Any] = {}
+
+
+def _gauge_partitions(gauges: Sequence[str]) -> Any:
+    """Every (gauge, dimension values) the workspace `ws` has entries of, as a recursive CTE
+    that skips through ix_entries_partition: from one partition to the next is one index seek
+    per dimension at most (the first later value of the deepest dimension that has one), so
+    the cost is the number of partitions, not of entries. Ranking or grouping the gauges'
+    whole history took 50-600 ms at 1M entries."""
     keys = ("metric", *DIMENSIONS)
-    e, n = EntryRow, aliased(EntryRow)
-    firsts = [select(n.id).where(n.workspace_id == workspace_id, n.metric == gauge)
-              .order_by(*(getattr(n, d) for d in DIMENSIONS)).limit(1).scalar_subquery()
+    e = EntryRow.__table__
+    ws: Any = bindparam("ws")
+    first = e.alias("first")
+    firsts = [select(first.c.id).where(first.c.workspace_id == ws, first.c.metric == gauge)
+              .order_by(*(first.c[d] for d in DIMENSIONS)).limit(1).scalar_subquery()
               for gauge in gauges]
-    partitions = select(*(getattr(e, k) for k in keys)).where(e.id.in_(firsts)).cte(
+    partitions = select(*(e.c[k] for k in keys)).where(e.c.id.in_(firsts)).cte(
         "partitions", recursive=True)
-    p, following, later = partitions.alias("p"), aliased(EntryRow), aliased(EntryRow)
-    nexts = [select(later.id)
-             .where(later.workspace_id == workspace_id, later.metric == p.c.metric,
-                    *(getattr(later, d) == p.c[d] for d in DIMENSIONS[:level]),
-                    getattr(later, DIMENSIONS[level]) > p.c[DIMENSIONS[level]])
-             .order_by(*(getattr(later, d) for d in DIMENSIONS[level:])).limit(1)
+    p, following, later = partitions.alias("p"), e.alias("following"), e.alias("later")
+    nexts = [select(later.c.id)
+             .where(later.c.workspace_id == ws, later.c.metric == p.c.metric,
+                    *(later.c[d] == p.c[d] for d in DIMENSIONS[:level]),
+                    later.c[DIMENSIONS[level]] > p.c[DIMENSIONS[level]])
+             .order_by(*(later.c[d] for d in DIMENSIONS[level:])).limit(1)
              .correlate(p).scalar_subquery()
              for level in reversed(range(len(DIMENSIONS)))]
     return partitions.union_all(
-        select(*(getattr(following, k) for k in keys))
-        .select_from(p.join(following, following.id == func.coalesce(*nexts))))
+        select(*(following.c[k] for k in keys))
+        .select_from(p.join(following, following.c.id == func.coalesce(*nexts))))
 
 
 def _aware(moment: datetime) -> datetime:
