@@ -39,6 +39,7 @@ TAGS: tuple[Dims, ...] = (
     (("rep", "U1"),),
     (("dim1", "warm"), ("rep", "U2")),
     (),
+    GONE := (("campaign", "winter"), ("source", "google")),  # nothing after January
 )
 PERIODS = {
     "week": WEEK,
@@ -89,7 +90,7 @@ def logged(store: Store, workspace: str = WS, tags: tuple[Dims, ...] = TAGS,
     for offset in range(0, (date(2026, 4, 5) - first).days, 5):
         day = first + timedelta(days=offset)
         for i, dims in enumerate(tags):
-            if gaps and rng.random() < 0.2:
+            if (gaps and rng.random() < 0.2) or (dims == GONE and day >= date(2026, 2, 1)):
                 continue
             writes += [Write("leads", day, float(rng.randint(1, 9)), "ana", dims),
                        Write("spend", day, half(40), "ana", dims),
@@ -165,6 +166,13 @@ def test_a_report_by_a_dimension_gives_each_value_its_filtered_report(store: Sto
     grouped = report(ctx, WEEK, kpis, by=by)
 
     assert grouped.groups[-1].value is None  # untagged last
+    column = ctx.catalogue.column_of(by)
+    listed = {*store.dimension_values(WS, column, WEEK), None}
+    assert {g.value for g in grouped.groups} == listed  # the values logged in the week
+    if by in dict(GONE):  # its gauges stand in March, but it logged nothing then: no group
+        gone = dict(GONE)[by]
+        assert store.period_data_by(WS, WEEK, ctx.catalogue, column)[gone].closing
+        assert gone not in listed
     tagged = [g for g in grouped.groups if g.value is not None]
     assert len(tagged) >= 2
     for group in tagged:

@@ -102,12 +102,15 @@ def report(
     ranked_by = None
     if by is not None:
         column = catalogue.column_of(by)
-        values: list[str | None] = [*ctx.store.dimension_values(workspace_id, column, period), None]
         # every value's data from one grouped read per period, whatever the number of values
         current_by = ctx.store.period_data_by(workspace_id, period, catalogue, column, dims)
         previous_by = ctx.store.period_data_by(workspace_id, previous, catalogue, column, dims)
+        # the values with entries in the period, the filter aside: without one, those with
+        # sums in the period's grouped read
+        logged = (ctx.store.dimension_values(workspace_id, column, period) if dims
+                  else [v for v, data in current_by.items() if v and data.totals])
         found = []
-        for value in values:
+        for value in [*logged, None]:
             m, k = _compared(catalogue, keys, current_by.get(value or "", PeriodData(period)),
                              previous_by.get(value or "", PeriodData(previous)))
             if m:
