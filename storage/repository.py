@@ -1051,12 +1051,13 @@ class Store(ApiRepository, TimerRepository):
         nothing in or before the period has no key."""
         if dimension not in DIMENSIONS:
             raise ValueError(f"{dimension!r} is not a dimension")
-        filters = {f"f_{catalogue.column_of(name)}": value for name, value in dims}
+        filters = {catalogue.column_of(name): value for name, value in dims}
         readings = _readings(catalogue)
-        statement = _grouped_period_statement(readings, dimension, tuple(k[2:] for k in filters))
+        statement = _grouped_period_statement(readings, dimension, tuple(sorted(filters)))
         year = year_of(period)
         params = {"ws": workspace_id, "start": period.start, "end": period.end,
-                  "year_start": year.start, "year_end": year.end, **filters}
+                  "year_start": year.start, "year_end": year.end,
+                  **{f"f_{column}": value for column, value in filters.items()}}
         with self._read() as conn:
             if readings.paid:
                 params["organic"] = sorted(self._organic(conn, workspace_id))
@@ -1548,7 +1549,8 @@ def _weighted(conn: Connection, mean: str, *where: Any) -> tuple[float, int]:
     return total, round(weights)
 
 
-#: the parts of the grouped period read (Store.period_data_by), as its first column names them
+#: the parts of a value's data in the grouped period read (Store.period_data_by): its rows'
+#: kinds, but for `stocks` rows, which hold the closing and the opening stock
 _GROUPED_PARTS = ("total", "weighted", "closing", "opening", "paid", "year", "year_weighted")
 
 
