@@ -94,15 +94,25 @@ def report(
                             f"down by another dimension, or drop the filter.")
     compared = like_for_like(period, min(as_of, ctx.today) if as_of else ctx.today)
     period, previous = compared.period, compared.previous
-    metric_changes, kpi_changes, current_data = _compared(ctx, period, previous, keys, dims)
+    workspace_id = ctx.workspace.id
+    current_data = ctx.store.period_data(workspace_id, period, catalogue, dims)
+    previous_data = ctx.store.period_data(workspace_id, previous, catalogue, dims)
+    metric_changes, kpi_changes = _compared(catalogue, keys, current_data, previous_data)
     groups: tuple[Group, ...] = ()
     ranked_by = None
     if by is not None:
-        values: list[str | None] = [*ctx.store.dimension_values(
-            ctx.workspace.id, catalogue.column_of(by), period), None]
+        column = catalogue.column_of(by)
+        # every value's data from one grouped read per period, whatever the number of values
+        current_by = ctx.store.period_data_by(workspace_id, period, catalogue, column, dims)
+        previous_by = ctx.store.period_data_by(workspace_id, previous, catalogue, column, dims)
+        # the values with entries in the period, the filter aside: without one, those with
+        # sums in the period's grouped read
+        logged = (ctx.store.dimension_values(workspace_id, column, period) if dims
+                  else [v for v, data in current_by.items() if v and data.totals])
         found = []
-        for value in values:
-            m, k, _ = _compared(ctx, period, previous, keys, (*dims, (by, value or "")))
+        for value in [*logged, None]:
+            m, k = _compared(catalogue, keys, current_by.get(value or "", PeriodData(period)),
+                             previous_by.get(value or "", PeriodData(previous)))
             if m:
                 found.append(Group(value, m, k))
         ranked_by = keys[0] if keys else next(iter(kpi_changes), None)
@@ -113,13 +123,12 @@ def report(
 
 
 def _compared(
-    ctx: Context, period: Period, previous: Period, keys: Sequence[str], dims: Dims,
-) -> tuple[dict[str, Change], dict[str, Change], PeriodData]:
-    catalogue = ctx.catalogue
+    catalogue: Catalogue, keys: Sequence[str], current_data: PeriodData, previous_data: PeriodData,
+) -> tuple[dict[str, Change], dict[str, Change]]:
+    """The metrics and KPIs (those of `keys`, or all) of one period's data against another's."""
+    period, previous = current_data.period, previous_data.period
     wanted_kpis = [k for k in keys if k in catalogue.kpis]
     wanted_metrics = {k for k in keys if k in catalogue.metrics}
-    current_data = ctx.store.period_data(ctx.workspace.id, period, catalogue, dims)
-    previous_data = ctx.store.period_data(ctx.workspace.id, previous, catalogue, dims)
     now_m, before_m = metric_values(catalogue, current_data), metric_values(catalogue, previous_data)
     now_k = kpi_values(catalogue, current_data, wanted_kpis if keys else None)
     before_k = kpi_values(catalogue, previous_data, wanted_kpis if keys else None)
@@ -136,7 +145,7 @@ def _compared(
         k: compare(now_k[k], before_k.get(k), catalogue.kpis[k].better, tested(k))
         for k in catalogue.order if k in now_k
     }
-    return metric_changes, kpi_changes, current_data
+    return metric_changes, kpi_changes
 
 
 def _ranked(catalogue: Catalogue, groups: list[Group], key: str | None) -> list[Group]:
