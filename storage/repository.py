@@ -1550,7 +1550,7 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
     grouped by `column`'s value as well as by metric, in one UNION ALL of rows (kind, value,
     metric, number, second): sums and counts, weighted means' sums and weights (each entry
     weighed as `_weighted` does), gauges' closing and opening stocks (the latest value of each
-    partition from `_gauge_partitions` on or before the last day and before the first,
+    partition from `_partition_walk` on or before the last day and before the first,
     summed), `paid(...)` sums with the `organic` sources, and `year(...)` sums. Built once per
     shape: building it took longer than running it."""
     key = (readings, column, filtered)
@@ -1586,20 +1586,13 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
     parts = [sums("total", (start, end), None),
              *(weighted("weighted", mean, (start, end)) for mean in sorted(_WEIGHT_OF))]
     if readings.gauges:
-        partitions = _gauge_partitions(readings.gauges)
-        n = e.alias("latest")
-
-        def latest(bound: Any) -> Any:
-            return (select(n.c.value)
-                    .where(n.c.workspace_id == ws, bound,
-                           *(n.c[k] == partitions.c[k] for k in ("metric", *DIMENSIONS)))
-                    .order_by(n.c.day.desc(), n.c.write_seq.desc()).limit(1)
-                    .scalar_subquery())
-
-        stocks = (select(partitions.c[column].label("value"), partitions.c.metric,
-                         latest(n.c.day <= end).label("closing"),
-                         latest(n.c.day < start).label("opening"))
-                  .where(*(partitions.c[c] == bindparam(f"f_{c}") for c in filtered)).subquery())
+        walk = _partition_walk(readings.gauges, lambda entry: [
+            entry.c[c] == bindparam(f"f_{c}") for c in filtered])
+        first = e.alias("first")
+        stocks = (select(first.c[column].label("value"), first.c.metric,
+                         _latest_stock(first, lambda day: day <= end).label("closing"),
+                         _latest_stock(first, lambda day: day < start).label("opening"))
+                  .select_from(walk.join(first, first.c.id == walk.c.id)).subquery())
         parts.append(select(_kind("stocks"), stocks.c.value, stocks.c.metric,
                             func.sum(stocks.c.closing), func.sum(stocks.c.opening))
                      .group_by(stocks.c.value, stocks.c.metric))
@@ -1621,34 +1614,6 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
 
 
 _GROUPED_STATEMENTS: dict[tuple[_Readings, str, tuple[str, ...]], Any] = {}
-
-
-def _gauge_partitions(gauges: Sequence[str]) -> Any:
-    """Every (gauge, dimension values) the workspace `ws` has entries of, as a recursive CTE
-    that skips through ix_entries_partition: from one partition to the next is one index seek
-    per dimension at most (the first later value of the deepest dimension that has one), so
-    the cost is the number of partitions, not of entries. Ranking or grouping the gauges'
-    whole history took 50-600 ms at 1M entries."""
-    keys = ("metric", *DIMENSIONS)
-    e = EntryRow.__table__
-    ws: Any = bindparam("ws")
-    first = e.alias("first")
-    firsts = [select(first.c.id).where(first.c.workspace_id == ws, first.c.metric == gauge)
-              .order_by(*(first.c[d] for d in DIMENSIONS)).limit(1).scalar_subquery()
-              for gauge in gauges]
-    partitions = select(*(e.c[k] for k in keys)).where(e.c.id.in_(firsts)).cte(
-        "partitions", recursive=True)
-    p, following, later = partitions.alias("p"), e.alias("following"), e.alias("later")
-    nexts = [select(later.c.id)
-             .where(later.c.workspace_id == ws, later.c.metric == p.c.metric,
-                    *(later.c[d] == p.c[d] for d in DIMENSIONS[:level]),
-                    later.c[DIMENSIONS[level]] > p.c[DIMENSIONS[level]])
-             .order_by(*(later.c[d] for d in DIMENSIONS[level:])).limit(1)
-             .correlate(p).scalar_subquery()
-             for level in reversed(range(len(DIMENSIONS)))]
-    return partitions.union_all(
-        select(*(following.c[k] for k in keys))
-        .select_from(p.join(following, following.c.id == func.coalesce(*nexts))))
 
 
 def _aware(moment: datetime) -> datetime:
@@ -1884,30 +1849,44 @@ _PARTITION = ("metric", *DIMENSIONS)
 
 def _stock_reads(gauges: Sequence[str], columns: Sequence[str] = ()) -> tuple[Any, ...]:
     """The closing (day <= :end) and opening (day < :start) parts of a period read of
-    workspace :ws (none without gauges): each gauge's (metric, dimension values) partitions,
-    only those whose `columns` hold the values :is_0, :is_1..., summed per metric, the
-    latest day's last write of each (several authors may write one day).
+    workspace :ws (none without gauges): each gauge's partitions (`_partition_walk`), only
+    those whose `columns` hold the values :is_0, :is_1..., summed per metric, the latest
+    day's last write of each (several authors may write one day), one backward seek each."""
+    if not gauges:
+        return ()
+    e = EntryRow.__table__
+    walk = _partition_walk(gauges, lambda entry: [
+        entry.c[column] == bindparam(f"is_{i}") for i, column in enumerate(columns)])
+    first = e.alias("first")
+
+    def stock(name: str, bound: Callable[[Any], Any]) -> Any:
+        latest = (select(first.c.metric, _latest_stock(first, bound).label("value"))
+                  .select_from(walk.join(first, first.c.id == walk.c.id))
+                  .subquery())
+        return (select(_kind(name), latest.c.metric, func.sum(latest.c.value), literal_column("0"))
+                .group_by(latest.c.metric))
+
+    end: Any = bindparam("end")
+    start: Any = bindparam("start")
+    return stock("closing", lambda day: day <= end), stock("opening", lambda day: day < start)
+
+
+def _partition_walk(gauges: Sequence[str], matching: Callable[[Any], list[Any]]) -> Any:
+    """The id of the first entry of each (gauge, dimension values) partition of workspace
+    :ws whose entries meet `matching` (conditions on an alias of the entries table), as a
+    recursive CTE with one column, `id` (and one NULL row where a walk ends).
 
     Grouping a gauge's whole history by partition cost ~185 ms at 1M entries; this walks
     ix_entries_partition instead (a skip scan, which neither SQLite nor PostgreSQL does by
-    itself): a recursive CTE holds the id of the first entry of each partition, seeded per
-    gauge, each next partition one index seek away (the first entry after this partition
-    that shares the longest prefix of its columns, tried longest prefix first); then one
-    backward seek per partition for its latest value within the bound. The cost grows with
-    the number of partitions, not the history; a filter on a column after the first makes a
-    seek step over the entries between two matching partitions, each entry once at most."""
-    if not gauges:
-        return ()
+    itself): seeded per gauge, each next partition is one index seek away (the first entry
+    after this partition that shares the longest prefix of its columns, tried longest prefix
+    first). The cost grows with the number of partitions, not the history; a filter on a
+    column after the first makes a seek step over the entries between two matching
+    partitions, each entry once at most."""
     e = EntryRow.__table__  # aliases of the table: building on ORM aliases took ~90 ms
     names = union_all(*(select(literal_column(_quoted(g), String).label("metric"))
                         for g in gauges)).subquery("gauges")
-
     ws: Any = bindparam("ws")
-    start: Any = bindparam("start")
-    end: Any = bindparam("end")
-
-    def matching(entry: Any) -> list[Any]:
-        return [entry.c[column] == bindparam(f"is_{i}") for i, column in enumerate(columns)]
 
     def first_after(fixed: int) -> Any:
         """The id of the first entry, in index order, that has the current entry `e`'s first
@@ -1922,25 +1901,21 @@ def _stock_reads(gauges: Sequence[str], columns: Sequence[str] = ()) -> tuple[An
     n = e.alias()
     seed = (select(n.c.id).where(n.c.workspace_id == ws, n.c.metric == names.c.metric, *matching(n))
             .order_by(*(n.c[c] for c in _PARTITION[1:])).limit(1).scalar_subquery())
-    partitions = select(seed.label("id")).select_from(names).cte("partitions", recursive=True)
+    walk = select(seed.label("id")).select_from(names).cte("partitions", recursive=True)
     steps = [first_after(fixed) for fixed in range(len(_PARTITION) - 1, 0, -1)]
-    partitions = partitions.union_all(
-        select(func.coalesce(*steps)).select_from(partitions.join(e, e.c.id == partitions.c.id)))
+    return walk.union_all(
+        select(func.coalesce(*steps)).select_from(walk.join(e, e.c.id == walk.c.id)))
 
-    def stock(name: str, bound: Callable[[Any], Any]) -> Any:
-        first, v = e.alias(), e.alias()
-        value = (select(v.c.value)
-                 .where(v.c.workspace_id == ws, bound(v.c.day),
-                        *(v.c[c] == first.c[c] for c in _PARTITION))
-                 .order_by(v.c.day.desc(), v.c.write_seq.desc()).limit(1)
-                 .scalar_subquery())
-        latest = (select(first.c.metric, value.label("value"))
-                  .select_from(partitions.join(first, first.c.id == partitions.c.id))
-                  .subquery())
-        return (select(_kind(name), latest.c.metric, func.sum(latest.c.value), literal_column("0"))
-                .group_by(latest.c.metric))
 
-    return stock("closing", lambda day: day <= end), stock("opening", lambda day: day < start)
+def _latest_stock(first: Any, bound: Callable[[Any], Any]) -> Any:
+    """The value of the last write on the latest day within `bound` of the partition of the
+    entry `first` (an alias of the entries table): one backward index seek."""
+    v = EntryRow.__table__.alias()
+    return (select(v.c.value)
+            .where(v.c.workspace_id == bindparam("ws"), bound(v.c.day),
+                   *(v.c[c] == first.c[c] for c in _PARTITION))
+            .order_by(v.c.day.desc(), v.c.write_seq.desc()).limit(1)
+            .scalar_subquery())
 
 
 @lru_cache(maxsize=256)
