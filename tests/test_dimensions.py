@@ -161,6 +161,159 @@ def test_adding_a_dimension_again_changes_its_values_in_place(store: Store) -> N
     assert store.catalogue("W1").dimensions[0].choices == ()
 
 
+# -- removed and added again -------------------------------------------------------------------
+
+
+def _by(store: Store, dimension: str) -> dict[str | None, float | None]:
+    grouped = report(_ctx(store), Period.day(TODAY), ["leads"], by=dimension)
+    return {g.value: g.metrics["leads"].value for g in grouped.groups}
+
+
+def test_adding_a_removed_dimension_again_brings_back_its_slot_and_tags(store: Store) -> None:
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    log_numbers(_ctx(store), [("leads", "10")], dims=[("temperature", "warm")])
+    remove_dimension(_ctx(store), "temperature")
+    assert [d.key for d in store.catalogue("W1").removed] == ["temperature"]
+    add_dimension(_ctx(store), "tier")  # another dimension does not get the tagged slot
+    assert store.catalogue("W1").dimension("tier").slot == "dim2"  # type: ignore[union-attr]
+
+    again = add_dimension(_ctx(store), "temperature", ("warm", "cold", "hot"))
+
+    assert again.restored and not again.replaced
+    catalogue = store.catalogue("W1")
+    assert {d.key: d.slot for d in catalogue.dimensions} == {"temperature": "dim1",
+                                                              "tier": "dim2"}
+    assert catalogue.removed == ()
+    log_numbers(_ctx(store), [("leads", "2")], dims=[("temperature", "hot")])
+    assert _by(store, "temperature") == {"warm": 10, "hot": 2}
+
+
+def test_a_removed_dimensions_slot_is_given_to_another_once_no_entry_carries_its_tags(
+    store: Store,
+) -> None:
+    from bot.app.entries import delete_entry, recent
+
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    log_numbers(_ctx(store), [("leads", "10")], dims=[("temperature", "warm")])
+    remove_dimension(_ctx(store), "temperature")
+    [line] = recent(_ctx(store)).lines
+    delete_entry(_ctx(store), line.id)  # the last tag in dim1 is gone
+
+    region = add_dimension(_ctx(store), "region")
+
+    assert store.catalogue("W1").dimension("region").slot == "dim1"  # type: ignore[union-attr]
+    assert not region.restored and store.catalogue("W1").removed == ()
+    again = add_dimension(_ctx(store), "temperature")  # a fresh slot, nothing to bring back
+    assert not again.restored
+    assert store.catalogue("W1").dimension("temperature").slot == "dim2"  # type: ignore[union-attr]
+
+
+def test_a_dimension_removed_without_tags_is_forgotten(store: Store) -> None:
+    from bot.app.definitions import add_metric
+
+    add_dimension(_ctx(store), "temperature")
+    remove_dimension(_ctx(store), "temperature")
+    assert store.catalogue("W1").removed == ()
+    add_metric(_ctx(store), "temperature")  # the name is free again
+    assert "temperature" in store.catalogue("W1").metrics
+
+
+def test_every_place_taken_names_the_removed_dimension_and_how_to_free_it(store: Store) -> None:
+    from bot.app.definitions import add_metric
+
+    for key in ("temperature", "tier"):
+        add_dimension(_ctx(store), key)
+        log_numbers(_ctx(store), [("leads", "1")], dims=[(key, "x")])
+    add_dimension(_ctx(store), "region")
+    remove_dimension(_ctx(store), "temperature")
+    with pytest.raises(UserError, match=r"by `tier`, `region` and the tags of `temperature`, "
+                                        r"removed but kept on its entries \(add it back with "
+                                        r"`/kpi dimension add temperature`"):
+        add_dimension(_ctx(store), "size")
+    with pytest.raises(UserError, match="`temperature` was a dimension, and entries keep its tags"):
+        add_metric(_ctx(store), "temperature")
+    assert "size" not in store.catalogue("W1").dimension_names
+
+
+# -- tags by their names: history, undo, edit, delete, CSV ----------------------------------
+
+
+def test_history_undo_edit_and_delete_name_the_dimension_never_its_slot(store: Store) -> None:
+    from bot.app.entries import correct_entry, delete_entry, entry_form, recent, undo
+    from bot.render import blocks
+
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    log_numbers(_ctx(store), [("leads", "10")], dims=[("temperature", "warm")])
+    catalogue = store.catalogue("W1")
+
+    def shown(message: dict[str, Any]) -> str:
+        return texts(message)
+
+    [line] = recent(_ctx(store)).lines
+    assert line.dims == (("temperature", "warm"),)
+    history = shown(blocks.history_message([line], catalogue, "USD", "en_US"))
+    assert "*leads* temperature=warm" in history and "dim1" not in history
+    form = blocks.entry_modal(entry_form(_ctx(store), line.id), {})
+    assert "temperature=warm" in shown(form) and "dim1" not in shown(form)
+
+    edited = correct_entry(_ctx(store), line.id, "12")  # stored in the entry's own slot
+    assert edited.dims == (("temperature", "warm"),)
+    assert [(e.value, e.dims) for e in store.entries_between("W1")] == [
+        (12.0, (("dim1", "warm"),))]
+    undone = shown(blocks.undo_reply(undo(_ctx(store))))
+    assert "leads temperature=warm for 2026-11-22 back to 10" in undone and "dim1" not in undone
+
+    remove_dimension(_ctx(store), "temperature")  # a removed dimension's tags keep its name
+    [latest, *_] = recent(_ctx(store)).lines
+    assert latest.dims == (("temperature", "warm"),)
+    edited = correct_entry(_ctx(store), latest.id, "11")
+    assert [(e.value, e.dims) for e in store.entries_between("W1")] == [
+        (11.0, (("dim1", "warm"),))]
+    [latest, *_] = recent(_ctx(store)).lines
+    deleted = delete_entry(_ctx(store), latest.id)
+    reply = shown(blocks.deleted_reply(blocks.Logged.of(deleted), catalogue, "USD", "en_US"))
+    assert "(temperature=warm)" in reply and "dim1" not in reply
+    assert "temperature=warm" in shown(blocks.undo_reply(undo(_ctx(store))))
+
+
+def test_the_csv_has_a_column_per_own_dimension_and_reads_back(store: Store) -> None:
+    import csv
+    import io
+
+    from bot.app.entries import export_csv, import_csv
+
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    add_dimension(_ctx(store), "channel_group")
+    log_numbers(_ctx(store), [("leads", "10")], dims=[("temperature", "warm"),
+                                                      ("source", "facebook")])
+    log_numbers(_ctx(store), [("leads", "4")], dims=[("channel_group", "webinar")])
+    exported = export_csv(_ctx(store))
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert list(rows[0]) == ["date", "metric", "value", "author", "source", "rep", "campaign",
+                             "product", "temperature", "channel_group"]
+    assert sorted((r["value"], r["source"], r["temperature"], r["channel_group"])
+                  for r in rows) == [("10", "facebook", "warm", ""), ("4", "", "", "webinar")]
+
+    # read back into another workspace with the same dimensions: the same entries
+    add_dimension(open_context(store, "W2", "ana", NOW), "temperature", ("warm", "cold"))
+    add_dimension(open_context(store, "W2", "ana", NOW), "channel_group")
+    import_csv(open_context(store, "W2", "ana", NOW), exported)
+    assert sorted((e.value, e.dims) for e in store.entries_between("W2")) == sorted(
+        (e.value, e.dims) for e in store.entries_between("W1"))
+    with pytest.raises(UserError, match=r"line 2, column dimensions: `temperature=hot` is not "
+                                        r"one of its values"):
+        import_csv(open_context(store, "W2", "ana", NOW),
+                   "date,metric,value,temperature\n2026-11-22,leads,1,hot\n")
+
+    # a removed dimension's tags stay in the export under its name; importing them asks for it
+    remove_dimension(_ctx(store), "temperature")
+    header = export_csv(_ctx(store)).splitlines()[0]
+    assert header.endswith(",channel_group,temperature")
+    remove_dimension(open_context(store, "W2", "ana", NOW), "temperature")
+    with pytest.raises(UserError, match="`temperature` was removed as a dimension; add it back"):
+        import_csv(open_context(store, "W2", "ana", NOW), exported)
+
+
 # -- the migration -----------------------------------------------------------------------------
 
 
