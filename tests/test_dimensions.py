@@ -426,3 +426,115 @@ def test_slack_dimension_add_by_a_member_is_refused_and_stores_nothing(
                                     user_id=SLACK_MEMBER).json)
     assert "Only admins can add dimensions" in reply
     assert slack_bot.store.catalogue(T1).dimensions == ()
+
+
+# -- the log form, end to end through the fake Slack ----------------------------------------------
+
+
+def _form(bot: SlackBot) -> tuple[dict[str, Any], dict[str, Any]]:
+    from tests.test_slack import opened_view
+
+    bot.command("log")
+    return opened_view(bot)
+
+
+def test_the_log_form_has_a_picker_per_own_dimension_and_stores_it_by_name(
+    slack_bot: SlackBot,
+) -> None:
+    from tests.test_slack import elements, message_of, wait_response
+
+    slack_bot.command("dimension add temperature warm cold")
+    slack_bot.command("dimension add channel_group")
+    slack_bot.command("track leads spend")
+    slack_bot.command("log leads=5")  # the form is filled with it
+
+    sent, view = _form(slack_bot)
+
+    fields = {b["block_id"]: b for b in sent["blocks"]}
+    assert fields["m:leads"]["element"]["initial_value"] == "5"
+    picker = fields["d:temperature"]["element"]
+    assert picker["type"] == "static_select" and fields["d:temperature"]["optional"]
+    assert [(o["value"], o["text"]["text"]) for o in picker["options"]] == [
+        ("v:warm", "warm"), ("v:cold", "cold"), ("-", "no temperature")]
+    assert fields["d:channel_group"]["element"]["type"] == "plain_text_input"
+    assert fields["d:channel_group"]["label"]["text"] == "Channel group"
+
+    done = slack_bot.submit(view, {"m:leads": {"value": "5"}, "m:spend": {"value": "100"},
+                                   "d:temperature": {"value": "v:warm"},
+                                   "d:channel_group": {"value": " Webinar "}})
+
+    assert done.status == 200 and done.body == b""
+    call = slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))[0]
+    reply = message_of(call.params)
+    assert "channel_group=webinar · temperature=warm" in reply["text"]
+    assert "dim1" not in texts(reply) and "dim2" not in texts(reply)
+    # the filled number left alone is not logged again under the new tags
+    assert {(e.metric, e.value, e.dims) for e in slack_bot.store.entries_between(T1)} == {
+        ("leads", 5.0, ()), ("spend", 100.0, (("dim1", "warm"), ("dim2", "webinar")))}
+
+    history = texts(slack_bot.command("history").json)
+    assert "*spend* channel_group=webinar temperature=warm" in history and "dim1" not in history
+    click = slack_bot.action("undo_last", elements(reply)["undo_last"]["value"], is_ephemeral=True)
+    undone = wait_response(slack_bot, click)["text"]
+    assert "Undone: spend channel_group=webinar temperature=warm for 2026-03-11" in undone
+
+
+@pytest.mark.parametrize(("values", "needle"), [
+    ({"d:temperature": {"value": "v:hot"}},
+     "`temperature=hot` is not one of its values; did you mean `temperature="),
+    ({"d:temperature": {"value": "hot"}}, "The values are warm, cold."),
+])
+def test_a_bad_dimension_value_on_the_form_is_answered_on_its_field_and_stores_nothing(
+    slack_bot: SlackBot, values: dict[str, Any], needle: str,
+) -> None:
+    slack_bot.command("dimension add temperature warm cold")
+    _, view = _form(slack_bot)
+
+    done = slack_bot.submit(view, {"m:leads": {"value": "3"}, **values})
+
+    assert done.json["response_action"] == "errors"
+    assert list(done.json["errors"]) == ["d:temperature"]
+    assert needle in done.json["errors"]["d:temperature"]
+    assert slack_bot.store.entries_between(T1) == []
+    assert slack_bot.fake.calls_to("chat.postEphemeral") == []
+
+
+def test_none_on_the_picker_logs_untagged_and_a_removed_dimension_is_refused_on_its_field(
+    slack_bot: SlackBot,
+) -> None:
+    slack_bot.command("dimension add temperature warm cold")
+    _, view = _form(slack_bot)
+
+    slack_bot.submit(view, {"m:leads": {"value": "3"}, "d:temperature": {"value": "-"}})
+    slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))
+    assert [(e.value, e.dims) for e in slack_bot.store.entries_between(T1)] == [(3.0, ())]
+
+    slack_bot.command("dimension remove temperature")  # while a form is open
+    stale = slack_bot.submit(view, {"m:leads": {"value": "4"},
+                                    "d:temperature": {"value": "v:warm"}})
+    assert "`temperature` is not a dimension" in stale.json["errors"]["d:temperature"]
+    assert [(e.value, e.dims) for e in slack_bot.store.entries_between(T1)] == [(3.0, ())]
+
+
+def test_the_log_form_with_every_metric_and_three_own_dimensions_fits_a_view(
+    slack_bot: SlackBot,
+) -> None:
+    from bot.render.blocks import VIEW_BLOCKS, log_modal
+    from kpis.catalogue import PACKS, Dimension, custom_metric
+
+    for key in ("temperature", "tier", "region"):
+        slack_bot.command(f"dimension add {key} a b")
+    slack_bot.store.update_workspace(T1, packs=PACKS)  # every built-in metric asked for
+    sent, _ = _form(slack_bot)  # the fake refuses a view over Slack's limits
+    ids = [b["block_id"] for b in sent["blocks"]]
+    assert ids[-3:] == ["d:temperature", "d:tier", "d:region"]
+    assert len([i for i in ids if i.startswith("m:")]) == len(
+        slack_bot.store.catalogue(T1).metrics_in(PACKS))
+
+    # more metrics than a view holds: the dimensions stay, the numbers take what is left
+    many = [custom_metric(f"m{n}") for n in range(120)]
+    own = [Dimension(k, f"dim{n}", ("a",)) for n, k in enumerate(("x", "y", "z"), start=1)]
+    modal = log_modal(many, TODAY, "USD", {}, {}, own)
+    assert len(modal["blocks"]) <= VIEW_BLOCKS
+    assert [b["block_id"] for b in modal["blocks"]][-6:] == [
+        "d:source", "d:rep", "d:campaign", "d:x", "d:y", "d:z"]
