@@ -1578,12 +1578,12 @@ def _built_catalogue(rows: tuple[tuple[Any, ...], ...]) -> Catalogue:
                if formula is None and slot is None]
     kpis = [custom_kpi(key, formula, label=label, unit=unit, better=better)
             for key, label, formula, unit, _, better, _, _ in rows if formula is not None]
-    dimensions = [Dimension(key, DIMENSION_SLOTS[abs(slot) - 1],
-                            tuple(v for v in (choices or "").split(",") if v))
+    # a removed dimension whose tags are kept has its slot negated (Store.remove_dimension)
+    dimensions = [(slot > 0, Dimension(key, DIMENSION_SLOTS[abs(slot) - 1],
+                                       tuple(v for v in (choices or "").split(",") if v)))
                   for key, *_, slot, choices in rows if slot is not None]
-    slots = [slot for *_, slot, _ in rows if slot is not None]
-    return Catalogue.build(metrics, kpis, [d for d, n in zip(dimensions, slots) if n > 0],
-                           [d for d, n in zip(dimensions, slots) if n < 0])
+    return Catalogue.build(metrics, kpis, [d for live, d in dimensions if live],
+                           [d for live, d in dimensions if not live])
 
 
 @dataclass(frozen=True)

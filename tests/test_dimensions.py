@@ -394,6 +394,23 @@ def test_kpibot_dimension_logs_reports_and_refuses(cli: Cli) -> None:
         "Removed the dimension temperature.")
 
 
+def test_kpibot_export_has_a_column_per_own_dimension_and_import_reads_it(
+    cli: Cli, tmp_path: Path,
+) -> None:
+    cli.ok("dimension", "add", "temperature", "warm", "cold")
+    cli.ok("log", "leads=10", "temperature=warm", "--as", "ana")
+    rows = cli.export()
+    assert [(r["metric"], r["value"], r["author"], r["temperature"]) for r in rows] == [
+        ("leads", "10", "ana", "warm")]
+    again = tmp_path / "again.csv"
+    again.write_text("date,metric,value,author,temperature\n"
+                     "2026-11-22,leads,12,ana,warm\n2026-11-22,leads,3,bo,cold\n")
+    cli.ok("import", str(again))
+    grouped = cli.report("today", "leads", "--by", "temperature")
+    assert [(g["value"], g["metrics"]["leads"]["value"]) for g in grouped["groups"]] == [
+        ("warm", 12), ("cold", 3)]  # ana's warm leads replaced, bo's added
+
+
 # -- Slack, signed requests --------------------------------------------------------------------
 
 
