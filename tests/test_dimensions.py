@@ -147,8 +147,10 @@ def test_removed_tags_stay_and_their_slot_is_not_given_to_another_dimension(stor
     add_dimension(_ctx(store), "region")
     with pytest.raises(UserError, match="at most 3 dimensions of its own"):
         add_dimension(_ctx(store), "size")
-    with pytest.raises(UserError, match="`temperature` is not a dimension"):
+    with pytest.raises(UserError, match="`temperature` is not a dimension any more"):
         log_numbers(_ctx(store), [("leads", "1")], dims=[("temperature", "warm")])
+    with pytest.raises(UserError, match="bring it back with `/kpi dimension add temperature`"):
+        log_numbers(_ctx(store), [("leads", "1"), ("temperature", "warm")])
 
 
 def test_adding_a_dimension_again_changes_its_values_in_place(store: Store) -> None:
@@ -526,11 +528,15 @@ def test_none_on_the_picker_logs_untagged_and_a_removed_dimension_is_refused_on_
     slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))
     assert [(e.value, e.dims) for e in slack_bot.store.entries_between(T1)] == [(3.0, ())]
 
+    slack_bot.command("log spend=10 temperature=cold")
+    before = {(e.metric, e.value, e.dims) for e in slack_bot.store.entries_between(T1)}
     slack_bot.command("dimension remove temperature")  # while a form is open
     stale = slack_bot.submit(view, {"m:leads": {"value": "4"},
                                     "d:temperature": {"value": "v:warm"}})
-    assert "`temperature` is not a dimension" in stale.json["errors"]["d:temperature"]
-    assert [(e.value, e.dims) for e in slack_bot.store.entries_between(T1)] == [(3.0, ())]
+    assert ("`temperature` is not a dimension any more (it was removed; its earlier tags are "
+            "kept). An admin can bring it back with `/kpi dimension add temperature`."
+            in stale.json["errors"]["d:temperature"])
+    assert {(e.metric, e.value, e.dims) for e in slack_bot.store.entries_between(T1)} == before
 
 
 def test_the_log_form_with_every_metric_and_three_own_dimensions_fits_a_view(

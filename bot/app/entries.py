@@ -52,6 +52,10 @@ def checked_dimension(name: str, catalogue: Catalogue = DEFAULT) -> str:
     """A dimension the workspace has: a built-in or one of its own (`/kpi dimension add`)."""
     key = name.strip().lower()
     known = catalogue.dimension_names
+    if any(d.key == key for d in catalogue.removed):
+        raise UserError(f"`{key}` is not a dimension any more (it was removed; its earlier tags "
+                        f"are kept). An admin can bring it back with `/kpi dimension add {key}`. "
+                        f"Dimensions are {', '.join(known)}.")
     if key not in known:
         raise UserError(f"`{name}` is not a dimension.{did_you_mean(key, known)} "
                         f"Dimensions are {', '.join(known)}.")
@@ -114,8 +118,9 @@ def log_numbers(
 ) -> LogResult:
     """Validates everything first, then stores it all in one transaction."""
     catalogue = ctx.catalogue
-    if catalogue.dimensions:  # the grammar cannot tell `temperature=warm` from a metric
-        own = {d.key for d in catalogue.dimensions}
+    if catalogue.dimensions or catalogue.removed:  # the grammar cannot tell `temperature=warm`
+        # from a metric; a removed one is refused as a dimension, saying how to bring it back
+        own = {d.key for d in (*catalogue.dimensions, *catalogue.removed)}
         dims = (*dims, *((k.lower(), v) for k, v in values if k.lower() in own))
         values = [(k, v) for k, v in values if k.lower() not in own]
     if not values:
