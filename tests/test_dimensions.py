@@ -561,3 +561,31 @@ def test_the_log_form_with_every_metric_and_three_own_dimensions_fits_a_view(
     assert len(modal["blocks"]) <= VIEW_BLOCKS
     assert [b["block_id"] for b in modal["blocks"]][-6:] == [
         "d:source", "d:rep", "d:campaign", "d:x", "d:y", "d:z"]
+
+
+def test_edit_and_delete_from_history_keep_an_own_dimension_and_say_its_name(
+    slack_bot: SlackBot,
+) -> None:
+    from tests.test_history_edit import edit_form, history, line_of, pick
+    from tests.test_slack import message_of, wait_response
+
+    slack_bot.command("dimension add temperature warm cold")
+    slack_bot.command("log leads=10 spend=300 temperature=warm")
+    number = line_of(history(slack_bot), "*leads* temperature=warm")
+
+    sent, view = edit_form(slack_bot, number)
+    assert "for Wed 11 Mar 2026 · temperature=warm" in texts(sent)
+    done = slack_bot.submit(view, {"m:leads": {"value": "20"}})
+
+    assert done.status == 200 and done.body == b""
+    call = slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))[0]
+    assert "*leads* 20 (was 10) (temperature=warm)" in texts(message_of(call.params))
+    assert {(e.metric, e.value, e.dims) for e in slack_bot.store.entries_between(T1)} == {
+        ("leads", 20.0, (("dim1", "warm"),)), ("spend", 300.0, (("dim1", "warm"),))}
+
+    slack_bot.command("dimension remove temperature")  # the tags keep the name
+    shown = history(slack_bot)
+    assert "dim1" not in texts(shown)
+    click = pick(slack_bot, f"delete:{line_of(shown, '*spend* temperature=warm')}")
+    assert "Deleted for Wed 11 Mar 2026: *spend* $300.00 (temperature=warm)" in texts(
+        wait_response(slack_bot, click))
