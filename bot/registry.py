@@ -80,7 +80,7 @@ def spec_for(command: g.Command) -> Spec[Any]:  # noqa: C901 - one line per comm
         case g.LogForm():
             return Spec(entries.log_form, lambda form, ctx: Modal(
                 blocks.log_modal(form.metrics, form.today, form.currency, _metadata(ctx),
-                                 form.prefilled)), form=True)
+                                 form.prefilled, form.dimensions)), form=True)
         case g.Log(values=values, date=day, dims=dims, via=via):
             return Spec(lambda ctx: entries.log_numbers(ctx, values, day=day, dims=dims, origin=via),
                         lambda result, ctx: blocks.log_reply(blocks.Logged.of(result), ctx.catalogue,

@@ -339,10 +339,14 @@ class Catalogue:
     order: tuple[str, ...] = field(default=())
     #: the workspace's own dimensions, in the order they were added
     dimensions: tuple[Dimension, ...] = field(default=())
+    #: own dimensions removed whose slot still holds their tags: history and exports name
+    #: those tags, and adding the dimension again brings them back (Store.add_dimension)
+    removed: tuple[Dimension, ...] = field(default=())
 
     @classmethod
     def build(cls, metrics: Iterable[Metric] = (), kpis: Iterable[Kpi] = (),
-              dimensions: Iterable[Dimension] = ()) -> Catalogue:
+              dimensions: Iterable[Dimension] = (),
+              removed: Iterable[Dimension] = ()) -> Catalogue:
         """The built-in catalogue extended with custom metrics and KPIs, checked as a whole."""
         all_metrics = {m.key: m for m in (*METRICS, *metrics)}
         all_kpis = {k.key: k for k in (*KPIS, *kpis)}
@@ -350,8 +354,10 @@ class Catalogue:
         for kpi in all_kpis.values():
             check_names(kpi.formula, known)
         order = dependency_order({k: v.formula for k, v in all_kpis.items()})
-        return cls(all_metrics, all_kpis, tuple(k for k in order if k in all_kpis),
-                   tuple(dimensions))
+        live = tuple(dimensions)
+        held = {d.slot for d in live}
+        return cls(all_metrics, all_kpis, tuple(k for k in order if k in all_kpis), live,
+                   tuple(d for d in removed if d.slot not in held))
 
     @cached_property
     def dimension_names(self) -> tuple[str, ...]:
@@ -367,8 +373,16 @@ class Catalogue:
         return own.slot if own else key
 
     def dimension_of(self, column: str) -> str:
-        """The dimension an entry column holds (the inverse of column_of)."""
-        return next((d.key for d in self.dimensions if d.slot == column), column)
+        """The dimension an entry column holds (the inverse of column_of); a removed
+        dimension's slot is named after it, so a tag never reads as `dim1=warm`."""
+        return next((d.key for d in (*self.dimensions, *self.removed) if d.slot == column),
+                    column)
+
+    @cached_property
+    def tag_names(self) -> tuple[str, ...]:
+        """Every dimension an entry may carry a tag of: the dimension names, then those of
+        removed dimensions whose tags are kept (export columns, history)."""
+        return (*self.dimension_names, *(d.key for d in self.removed))
 
     @cached_property
     def names(self) -> frozenset[str]:
@@ -407,6 +421,7 @@ class Catalogue:
              for k, v in self.kpis.items()},
             self.order,
             self.dimensions,
+            self.removed,
         )
 
     def inputs_of(self, key: str) -> frozenset[str]:

@@ -87,7 +87,8 @@ class DefinitionRow(Base):
     better: Mapped[str] = mapped_column(String(8), default="neutral")
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    #: set for a workspace's own dimension: the entry column (dim1..dim3) holding its values
+    #: set for a workspace's own dimension: the entry column (dim1..dim3) holding its values;
+    #: negated once removed while entries keep its tags there (Store.remove_dimension)
     slot: Mapped[int | None] = mapped_column(Integer)
     #: a dimension's allowed values, comma-separated; NULL: free text
     choices: Mapped[str | None] = mapped_column(Text)

@@ -237,6 +237,14 @@ def _dims_columns(dims: Dims) -> dict[str, str]:
     return {name: values.get(name, "") for name in DIMENSIONS}
 
 
+def _tagged_slots(conn: Connection, workspace_id: str) -> set[int]:
+    """The slots (1-based) some entry of the workspace carries a value in."""
+    e = EntryRow
+    tagged = conn.execute(select(*(func.max(getattr(e, name)) for name in DIMENSION_SLOTS))
+                          .where(e.workspace_id == workspace_id)).one()
+    return {n for n, used in enumerate(tagged, start=1) if used}
+
+
 def _dims_of(row: Any) -> Dims:
     """Set dimensions sorted by name: the same canonical order as `Changed.dims` and clean_dims."""
     return tuple(sorted((name, getattr(row, name)) for name in DIMENSIONS if getattr(row, name)))
@@ -428,10 +436,11 @@ class Store(ApiRepository, TimerRepository):
         self, workspace_id: str, key: str, *, formula: str | None, unit: str, actor: str,
         label: str = "", aggregation: str = "sum", better: str = "neutral",
     ) -> None:
-        """Adds or replaces a custom metric (formula None) or KPI; callers validate first."""
+        """Adds or replaces a custom metric (formula None) or KPI; callers validate first
+        (a removed dimension's name it takes is forgotten as a dimension)."""
         values = dict(
             label=label or key, formula=formula, unit=unit, aggregation=aggregation,
-            better=better, created_by=actor, created_at=self.clock(),
+            better=better, created_by=actor, created_at=self.clock(), slot=None, choices=None,
         )
         with self._write() as conn:
             found = conn.execute(
@@ -444,32 +453,52 @@ class Store(ApiRepository, TimerRepository):
 
     def add_dimension(self, workspace_id: str, key: str, choices: Sequence[str], *,
                       actor: str) -> Dimension | None:
-        """A workspace's own dimension in the first slot no other one holds and no entry of
-        the workspace is tagged in (a removed dimension's tags stay where they were); adding
-        one it has replaces its values. None when every slot is taken."""
-        d, e = DefinitionRow, EntryRow
+        """A workspace's own dimension; adding one it has replaces its values. One removed
+        earlier gets its own slot back, and with it its tags. Any other takes the first slot
+        no dimension holds and no entry of the workspace is tagged in (a removed dimension's
+        tags are never read as another's values). None when every slot is taken."""
+        d = DefinitionRow
         values = dict(label=key, formula=None, unit="count", aggregation="sum", better="neutral",
                       choices=",".join(choices) or None, created_by=actor,
                       created_at=self.clock())
         with self._write() as conn:
-            held = {r.key: r.slot for r in conn.execute(
+            rows = {r.key: r.slot for r in conn.execute(
                 select(d.key, d.slot).where(d.workspace_id == workspace_id, d.slot.is_not(None)))}
-            slot = held.get(key)
-            if slot is None:
-                tagged = conn.execute(select(*(
-                    func.max(getattr(e, name)) for name in DIMENSION_SLOTS)).where(
-                    e.workspace_id == workspace_id)).one()
-                free = [n for n, used in enumerate(tagged, start=1)
-                        if not used and n not in held.values()]
+            live = {k: n for k, n in rows.items() if n > 0}
+            slot = live.get(key) or -rows.get(key, 0)
+            if slot <= 0 or slot in {n for k, n in live.items() if k != key}:
+                free = [n for n in range(1, len(DIMENSION_SLOTS) + 1)
+                        if n not in live.values() and n not in _tagged_slots(conn, workspace_id)]
                 if not free:
                     return None
                 slot = free[0]
+                # a removed dimension remembered in that slot has no tags left there
+                conn.execute(delete(d).where(d.workspace_id == workspace_id, d.slot == -slot,
+                                             d.key != key))
+            if key in rows:
+                conn.execute(update(d).where(d.workspace_id == workspace_id, d.key == key)
+                             .values(slot=slot, **values))
+            else:
                 conn.execute(insert(d).values(workspace_id=workspace_id, key=key, slot=slot,
                                               **values))
-            else:
-                conn.execute(update(d).where(d.workspace_id == workspace_id, d.key == key)
-                             .values(**values))
         return Dimension(key, DIMENSION_SLOTS[slot - 1], tuple(choices))
+
+    def remove_dimension(self, workspace_id: str, key: str) -> bool:
+        """A workspace's own dimension removed. While entries carry its tags, its row stays
+        with its slot negated: the slot is not given to another dimension, the tags keep its
+        name, and adding it again brings them back. Without tags it is forgotten."""
+        d = DefinitionRow
+        with self._write() as conn:
+            slot = conn.scalar(select(d.slot).where(d.workspace_id == workspace_id, d.key == key,
+                                                    d.slot > 0))
+            if slot is None:
+                return False
+            mine = (d.workspace_id == workspace_id, d.key == key)
+            if slot in _tagged_slots(conn, workspace_id):
+                conn.execute(update(d).where(*mine).values(slot=-slot))
+            else:
+                conn.execute(delete(d).where(*mine))
+            return True
 
     def remove_definition(self, workspace_id: str, key: str) -> bool:
         with self._write() as conn:
@@ -1666,10 +1695,12 @@ def _built_catalogue(rows: tuple[tuple[Any, ...], ...]) -> Catalogue:
                if formula is None and slot is None]
     kpis = [custom_kpi(key, formula, label=label, unit=unit, better=better)
             for key, label, formula, unit, _, better, _, _ in rows if formula is not None]
-    dimensions = [Dimension(key, DIMENSION_SLOTS[slot - 1],
-                            tuple(v for v in (choices or "").split(",") if v))
+    # a removed dimension whose tags are kept has its slot negated (Store.remove_dimension)
+    dimensions = [(slot > 0, Dimension(key, DIMENSION_SLOTS[abs(slot) - 1],
+                                       tuple(v for v in (choices or "").split(",") if v)))
                   for key, *_, slot, choices in rows if slot is not None]
-    return Catalogue.build(metrics, kpis, dimensions)
+    return Catalogue.build(metrics, kpis, [d for live, d in dimensions if live],
+                           [d for live, d in dimensions if not live])
 
 
 @dataclass(frozen=True)

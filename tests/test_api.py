@@ -385,6 +385,54 @@ def test_a_report_by_source_has_one_group_per_value_adding_up_to_the_total(
     assert "Did you mean `source`" in reply.message
 
 
+def _own_dimension(store: Store, key: str = "temperature", *values: str) -> None:
+    from bot.app.definitions import add_dimension
+
+    add_dimension(open_context(store, TEAM, "U0001", NOW, timezone="America/New_York"), key,
+                  values)
+
+
+def test_entries_take_the_workspaces_own_dimensions_by_name(server: Server, token: str) -> None:
+    _own_dimension(server.store, "temperature", "warm", "cold")
+    _own_dimension(server.store, "channel_group")
+    reply = server.post(token, {"entries": [
+        {"metric": "leads", "value": 7, "date": "2026-03-01",
+         "dims": {"temperature": "Warm", "source": "seo", "channel_group": "webinar"}},
+        {"metric": "leads", "value": 3, "date": "2026-03-01", "dims": {"temperature": "cold"}},
+        {"metric": "leads", "value": 1, "date": "2026-03-01"},
+    ]})
+    assert (reply.status, reply.json) == (201, {"stored": 3})
+    assert stored(server.store) == [
+        ("leads", date(2026, 3, 1), 1.0, "zapier", ()),
+        ("leads", date(2026, 3, 1), 3.0, "zapier", (("dim1", "cold"),)),
+        ("leads", date(2026, 3, 1), 7.0, "zapier",
+         (("dim1", "warm"), ("dim2", "webinar"), ("source", "seo"))),
+    ]
+    report = server.report(token, "from=2026-03-01&to=2026-03-02&by=temperature")
+    assert report.status == 200 and report.json["by"] == "temperature"
+    assert {g["value"]: g["metrics"]["leads"]["value"] for g in report.json["groups"]} == {
+        "warm": 7.0, "cold": 3.0, None: 1.0}
+
+
+@pytest.mark.parametrize(("dims", "words"), [
+    ({"temperature": "hot"}, "`temperature=hot` is not one of its values; did you mean "
+                             "`temperature=warm`? The values are warm, cold."),
+    ({"temprature": "warm"}, "`temprature` is not a dimension. Did you mean `temperature`? "
+                             "Dimensions are source, rep, campaign, product, temperature."),
+])
+def test_an_unknown_dimension_or_value_is_422_naming_the_valid_ones(
+    server: Server, token: str, dims: dict[str, str], words: str
+) -> None:
+    _own_dimension(server.store, "temperature", "warm", "cold")
+    before = db_state(server.store)
+    reply = server.post(token, {"entries": [GOOD, {"metric": "leads", "value": 2, "dims": dims}]})
+    assert reply.status == 422
+    [problem] = reply.json["errors"]
+    assert (problem["index"], problem["field"]) == (1, "dims")
+    assert words in problem["message"]
+    assert db_state(server.store) == before and server.logged == []
+
+
 # -- OpenAPI --------------------------------------------------------------------------------------
 
 
@@ -397,22 +445,29 @@ def test_the_openapi_document_is_valid_and_describes_real_answers(server: Server
     validate(doc)
     spec = OpenAPI.from_dict(doc)
     base = "http://127.0.0.1"
-    good = {"entries": [{"metric": "leads", "value": 3, "dims": {"source": "seo"}}]}
+    _own_dimension(server.store, "temperature", "warm", "cold")
+    good = {"entries": [{"metric": "leads", "value": 3,
+                         "dims": {"source": "seo", "temperature": "warm"}}]}
+    off_list = {"entries": [{"metric": "leads", "value": 3, "dims": {"temperature": "hot"}}]}
     cases = [
         ("post", "/api/v1/entries", good, server.post(token, good)),
         ("post", "/api/v1/entries", {"entries": [{"metric": "x", "value": 1}]},
          server.post(token, {"entries": [{"metric": "x", "value": 1}]})),
         ("get", "/api/v1/report", None, server.report(token, "from=2026-03-09&to=2026-03-15")),
         ("get", "/api/v1/report", None, server.report("kpi_nope", "from=2026-03-09&to=2026-03-15")),
+        ("post", "/api/v1/entries", off_list, server.post(token, off_list)),
+        ("get", "/api/v1/report", None,
+         server.report(token, "from=2026-03-09&to=2026-03-15&by=temperature")),
         ("get", "/api/v1/report", None,
          server.report(token, "from=2026-03-09&to=2026-03-15&by=source")),
     ]
-    assert [c[3].status for c in cases] == [201, 422, 200, 401, 200]
-    assert cases[-1][3].json["groups"]
+    assert [c[3].status for c in cases] == [201, 422, 200, 401, 422, 200, 200]
+    assert cases[-1][3].json["groups"] and cases[-2][3].json["by"] == "temperature"
+    by = {len(cases) - 2: "temperature", len(cases) - 1: "source"}
     for i, (method, path, body, reply) in enumerate(cases):
         query = {"from": "2026-03-09", "to": "2026-03-15"} if method == "get" else None
-        if i == len(cases) - 1:
-            query = {"from": "2026-03-09", "to": "2026-03-15", "by": "source"}
+        if i in by:
+            query = {"from": "2026-03-09", "to": "2026-03-15", "by": by[i]}
         request = MockRequest(base, method, path, args=query,
                               data=json.dumps(body).encode() if body else None,
                               headers={"Authorization": f"Bearer {token}"},

@@ -147,8 +147,10 @@ def test_removed_tags_stay_and_their_slot_is_not_given_to_another_dimension(stor
     add_dimension(_ctx(store), "region")
     with pytest.raises(UserError, match="at most 3 dimensions of its own"):
         add_dimension(_ctx(store), "size")
-    with pytest.raises(UserError, match="`temperature` is not a dimension"):
+    with pytest.raises(UserError, match="`temperature` is not a dimension any more"):
         log_numbers(_ctx(store), [("leads", "1")], dims=[("temperature", "warm")])
+    with pytest.raises(UserError, match="bring it back with `/kpi dimension add temperature`"):
+        log_numbers(_ctx(store), [("leads", "1"), ("temperature", "warm")])
 
 
 def test_adding_a_dimension_again_changes_its_values_in_place(store: Store) -> None:
@@ -159,6 +161,159 @@ def test_adding_a_dimension_again_changes_its_values_in_place(store: Store) -> N
     assert (own.slot, own.choices) == ("dim1", ("warm", "cold", "hot"))
     add_dimension(_ctx(store), "temperature")
     assert store.catalogue("W1").dimensions[0].choices == ()
+
+
+# -- removed and added again -------------------------------------------------------------------
+
+
+def _by(store: Store, dimension: str) -> dict[str | None, float | None]:
+    grouped = report(_ctx(store), Period.day(TODAY), ["leads"], by=dimension)
+    return {g.value: g.metrics["leads"].value for g in grouped.groups}
+
+
+def test_adding_a_removed_dimension_again_brings_back_its_slot_and_tags(store: Store) -> None:
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    log_numbers(_ctx(store), [("leads", "10")], dims=[("temperature", "warm")])
+    remove_dimension(_ctx(store), "temperature")
+    assert [d.key for d in store.catalogue("W1").removed] == ["temperature"]
+    add_dimension(_ctx(store), "tier")  # another dimension does not get the tagged slot
+    assert store.catalogue("W1").dimension("tier").slot == "dim2"  # type: ignore[union-attr]
+
+    again = add_dimension(_ctx(store), "temperature", ("warm", "cold", "hot"))
+
+    assert again.restored and not again.replaced
+    catalogue = store.catalogue("W1")
+    assert {d.key: d.slot for d in catalogue.dimensions} == {"temperature": "dim1",
+                                                              "tier": "dim2"}
+    assert catalogue.removed == ()
+    log_numbers(_ctx(store), [("leads", "2")], dims=[("temperature", "hot")])
+    assert _by(store, "temperature") == {"warm": 10, "hot": 2}
+
+
+def test_a_removed_dimensions_slot_is_given_to_another_once_no_entry_carries_its_tags(
+    store: Store,
+) -> None:
+    from bot.app.entries import delete_entry, recent
+
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    log_numbers(_ctx(store), [("leads", "10")], dims=[("temperature", "warm")])
+    remove_dimension(_ctx(store), "temperature")
+    [line] = recent(_ctx(store)).lines
+    delete_entry(_ctx(store), line.id)  # the last tag in dim1 is gone
+
+    region = add_dimension(_ctx(store), "region")
+
+    assert store.catalogue("W1").dimension("region").slot == "dim1"  # type: ignore[union-attr]
+    assert not region.restored and store.catalogue("W1").removed == ()
+    again = add_dimension(_ctx(store), "temperature")  # a fresh slot, nothing to bring back
+    assert not again.restored
+    assert store.catalogue("W1").dimension("temperature").slot == "dim2"  # type: ignore[union-attr]
+
+
+def test_a_dimension_removed_without_tags_is_forgotten(store: Store) -> None:
+    from bot.app.definitions import add_metric
+
+    add_dimension(_ctx(store), "temperature")
+    remove_dimension(_ctx(store), "temperature")
+    assert store.catalogue("W1").removed == ()
+    add_metric(_ctx(store), "temperature")  # the name is free again
+    assert "temperature" in store.catalogue("W1").metrics
+
+
+def test_every_place_taken_names_the_removed_dimension_and_how_to_free_it(store: Store) -> None:
+    from bot.app.definitions import add_metric
+
+    for key in ("temperature", "tier"):
+        add_dimension(_ctx(store), key)
+        log_numbers(_ctx(store), [("leads", "1")], dims=[(key, "x")])
+    add_dimension(_ctx(store), "region")
+    remove_dimension(_ctx(store), "temperature")
+    with pytest.raises(UserError, match=r"by `tier`, `region` and the tags of `temperature`, "
+                                        r"removed but kept on its entries \(add it back with "
+                                        r"`/kpi dimension add temperature`"):
+        add_dimension(_ctx(store), "size")
+    with pytest.raises(UserError, match="`temperature` was a dimension, and entries keep its tags"):
+        add_metric(_ctx(store), "temperature")
+    assert "size" not in store.catalogue("W1").dimension_names
+
+
+# -- tags by their names: history, undo, edit, delete, CSV ----------------------------------
+
+
+def test_history_undo_edit_and_delete_name_the_dimension_never_its_slot(store: Store) -> None:
+    from bot.app.entries import correct_entry, delete_entry, entry_form, recent, undo
+    from bot.render import blocks
+
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    log_numbers(_ctx(store), [("leads", "10")], dims=[("temperature", "warm")])
+    catalogue = store.catalogue("W1")
+
+    def shown(message: dict[str, Any]) -> str:
+        return texts(message)
+
+    [line] = recent(_ctx(store)).lines
+    assert line.dims == (("temperature", "warm"),)
+    history = shown(blocks.history_message([line], catalogue, "USD", "en_US"))
+    assert "*leads* temperature=warm" in history and "dim1" not in history
+    form = blocks.entry_modal(entry_form(_ctx(store), line.id), {})
+    assert "temperature=warm" in shown(form) and "dim1" not in shown(form)
+
+    edited = correct_entry(_ctx(store), line.id, "12")  # stored in the entry's own slot
+    assert edited.dims == (("temperature", "warm"),)
+    assert [(e.value, e.dims) for e in store.entries_between("W1")] == [
+        (12.0, (("dim1", "warm"),))]
+    undone = shown(blocks.undo_reply(undo(_ctx(store))))
+    assert "leads temperature=warm for 2026-11-22 back to 10" in undone and "dim1" not in undone
+
+    remove_dimension(_ctx(store), "temperature")  # a removed dimension's tags keep its name
+    [latest, *_] = recent(_ctx(store)).lines
+    assert latest.dims == (("temperature", "warm"),)
+    edited = correct_entry(_ctx(store), latest.id, "11")
+    assert [(e.value, e.dims) for e in store.entries_between("W1")] == [
+        (11.0, (("dim1", "warm"),))]
+    [latest, *_] = recent(_ctx(store)).lines
+    deleted = delete_entry(_ctx(store), latest.id)
+    reply = shown(blocks.deleted_reply(blocks.Logged.of(deleted), catalogue, "USD", "en_US"))
+    assert "(temperature=warm)" in reply and "dim1" not in reply
+    assert "temperature=warm" in shown(blocks.undo_reply(undo(_ctx(store))))
+
+
+def test_the_csv_has_a_column_per_own_dimension_and_reads_back(store: Store) -> None:
+    import csv
+    import io
+
+    from bot.app.entries import export_csv, import_csv
+
+    add_dimension(_ctx(store), "temperature", ("warm", "cold"))
+    add_dimension(_ctx(store), "channel_group")
+    log_numbers(_ctx(store), [("leads", "10")], dims=[("temperature", "warm"),
+                                                      ("source", "facebook")])
+    log_numbers(_ctx(store), [("leads", "4")], dims=[("channel_group", "webinar")])
+    exported = export_csv(_ctx(store))
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert list(rows[0]) == ["date", "metric", "value", "author", "source", "rep", "campaign",
+                             "product", "temperature", "channel_group"]
+    assert sorted((r["value"], r["source"], r["temperature"], r["channel_group"])
+                  for r in rows) == [("10", "facebook", "warm", ""), ("4", "", "", "webinar")]
+
+    # read back into another workspace with the same dimensions: the same entries
+    add_dimension(open_context(store, "W2", "ana", NOW), "temperature", ("warm", "cold"))
+    add_dimension(open_context(store, "W2", "ana", NOW), "channel_group")
+    import_csv(open_context(store, "W2", "ana", NOW), exported)
+    assert sorted((e.value, e.dims) for e in store.entries_between("W2")) == sorted(
+        (e.value, e.dims) for e in store.entries_between("W1"))
+    with pytest.raises(UserError, match=r"line 2, column dimensions: `temperature=hot` is not "
+                                        r"one of its values"):
+        import_csv(open_context(store, "W2", "ana", NOW),
+                   "date,metric,value,temperature\n2026-11-22,leads,1,hot\n")
+
+    # a removed dimension's tags stay in the export under its name; importing them asks for it
+    remove_dimension(_ctx(store), "temperature")
+    header = export_csv(_ctx(store)).splitlines()[0]
+    assert header.endswith(",channel_group,temperature")
+    remove_dimension(open_context(store, "W2", "ana", NOW), "temperature")
+    with pytest.raises(UserError, match="`temperature` was removed as a dimension; add it back"):
+        import_csv(open_context(store, "W2", "ana", NOW), exported)
 
 
 # -- the migration -----------------------------------------------------------------------------
@@ -241,6 +396,23 @@ def test_kpibot_dimension_logs_reports_and_refuses(cli: Cli) -> None:
         "Removed the dimension temperature.")
 
 
+def test_kpibot_export_has_a_column_per_own_dimension_and_import_reads_it(
+    cli: Cli, tmp_path: Path,
+) -> None:
+    cli.ok("dimension", "add", "temperature", "warm", "cold")
+    cli.ok("log", "leads=10", "temperature=warm", "--as", "ana")
+    rows = cli.export()
+    assert [(r["metric"], r["value"], r["author"], r["temperature"]) for r in rows] == [
+        ("leads", "10", "ana", "warm")]
+    again = tmp_path / "again.csv"
+    again.write_text("date,metric,value,author,temperature\n"
+                     "2026-11-22,leads,12,ana,warm\n2026-11-22,leads,3,bo,cold\n")
+    cli.ok("import", str(again))
+    grouped = cli.report("today", "leads", "--by", "temperature")
+    assert [(g["value"], g["metrics"]["leads"]["value"]) for g in grouped["groups"]] == [
+        ("warm", 12), ("cold", 3)]  # ana's warm leads replaced, bo's added
+
+
 # -- Slack, signed requests --------------------------------------------------------------------
 
 
@@ -273,3 +445,147 @@ def test_slack_dimension_add_by_a_member_is_refused_and_stores_nothing(
                                     user_id=SLACK_MEMBER).json)
     assert "Only admins can add dimensions" in reply
     assert slack_bot.store.catalogue(T1).dimensions == ()
+
+
+# -- the log form, end to end through the fake Slack ----------------------------------------------
+
+
+def _form(bot: SlackBot) -> tuple[dict[str, Any], dict[str, Any]]:
+    from tests.test_slack import opened_view
+
+    bot.command("log")
+    return opened_view(bot)
+
+
+def test_the_log_form_has_a_picker_per_own_dimension_and_stores_it_by_name(
+    slack_bot: SlackBot,
+) -> None:
+    from tests.test_slack import elements, message_of, wait_response
+
+    slack_bot.command("dimension add temperature warm cold")
+    slack_bot.command("dimension add channel_group")
+    slack_bot.command("track leads spend")
+    slack_bot.command("log leads=5")  # the form is filled with it
+
+    sent, view = _form(slack_bot)
+
+    fields = {b["block_id"]: b for b in sent["blocks"]}
+    assert fields["m:leads"]["element"]["initial_value"] == "5"
+    picker = fields["d:temperature"]["element"]
+    assert picker["type"] == "static_select" and fields["d:temperature"]["optional"]
+    assert [(o["value"], o["text"]["text"]) for o in picker["options"]] == [
+        ("v:warm", "warm"), ("v:cold", "cold"), ("-", "no temperature")]
+    assert fields["d:channel_group"]["element"]["type"] == "plain_text_input"
+    assert fields["d:channel_group"]["label"]["text"] == "Channel group"
+
+    done = slack_bot.submit(view, {"m:leads": {"value": "5"}, "m:spend": {"value": "100"},
+                                   "d:temperature": {"value": "v:warm"},
+                                   "d:channel_group": {"value": " Webinar "}})
+
+    assert done.status == 200 and done.body == b""
+    call = slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))[0]
+    reply = message_of(call.params)
+    assert "channel_group=webinar · temperature=warm" in reply["text"]
+    assert "dim1" not in texts(reply) and "dim2" not in texts(reply)
+    # the filled number left alone is not logged again under the new tags
+    assert {(e.metric, e.value, e.dims) for e in slack_bot.store.entries_between(T1)} == {
+        ("leads", 5.0, ()), ("spend", 100.0, (("dim1", "warm"), ("dim2", "webinar")))}
+
+    history = texts(slack_bot.command("history").json)
+    assert "*spend* channel_group=webinar temperature=warm" in history and "dim1" not in history
+    click = slack_bot.action("undo_last", elements(reply)["undo_last"]["value"], is_ephemeral=True)
+    undone = wait_response(slack_bot, click)["text"]
+    assert "Undone: spend channel_group=webinar temperature=warm for 2026-03-11" in undone
+
+
+@pytest.mark.parametrize(("values", "needle"), [
+    ({"d:temperature": {"value": "v:hot"}},
+     "`temperature=hot` is not one of its values; did you mean `temperature="),
+    ({"d:temperature": {"value": "hot"}}, "The values are warm, cold."),
+])
+def test_a_bad_dimension_value_on_the_form_is_answered_on_its_field_and_stores_nothing(
+    slack_bot: SlackBot, values: dict[str, Any], needle: str,
+) -> None:
+    slack_bot.command("dimension add temperature warm cold")
+    _, view = _form(slack_bot)
+
+    done = slack_bot.submit(view, {"m:leads": {"value": "3"}, **values})
+
+    assert done.json["response_action"] == "errors"
+    assert list(done.json["errors"]) == ["d:temperature"]
+    assert needle in done.json["errors"]["d:temperature"]
+    assert slack_bot.store.entries_between(T1) == []
+    assert slack_bot.fake.calls_to("chat.postEphemeral") == []
+
+
+def test_none_on_the_picker_logs_untagged_and_a_removed_dimension_is_refused_on_its_field(
+    slack_bot: SlackBot,
+) -> None:
+    slack_bot.command("dimension add temperature warm cold")
+    _, view = _form(slack_bot)
+
+    slack_bot.submit(view, {"m:leads": {"value": "3"}, "d:temperature": {"value": "-"}})
+    slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))
+    assert [(e.value, e.dims) for e in slack_bot.store.entries_between(T1)] == [(3.0, ())]
+
+    slack_bot.command("log spend=10 temperature=cold")
+    before = {(e.metric, e.value, e.dims) for e in slack_bot.store.entries_between(T1)}
+    slack_bot.command("dimension remove temperature")  # while a form is open
+    stale = slack_bot.submit(view, {"m:leads": {"value": "4"},
+                                    "d:temperature": {"value": "v:warm"}})
+    assert ("`temperature` is not a dimension any more (it was removed; its earlier tags are "
+            "kept). An admin can bring it back with `/kpi dimension add temperature`."
+            in stale.json["errors"]["d:temperature"])
+    assert {(e.metric, e.value, e.dims) for e in slack_bot.store.entries_between(T1)} == before
+
+
+def test_the_log_form_with_every_metric_and_three_own_dimensions_fits_a_view(
+    slack_bot: SlackBot,
+) -> None:
+    from bot.render.blocks import VIEW_BLOCKS, log_modal
+    from kpis.catalogue import PACKS, Dimension, custom_metric
+
+    for key in ("temperature", "tier", "region"):
+        slack_bot.command(f"dimension add {key} a b")
+    slack_bot.store.update_workspace(T1, packs=PACKS)  # every built-in metric asked for
+    sent, _ = _form(slack_bot)  # the fake refuses a view over Slack's limits
+    ids = [b["block_id"] for b in sent["blocks"]]
+    assert ids[-3:] == ["d:temperature", "d:tier", "d:region"]
+    assert len([i for i in ids if i.startswith("m:")]) == len(
+        slack_bot.store.catalogue(T1).metrics_in(PACKS))
+
+    # more metrics than a view holds: the dimensions stay, the numbers take what is left
+    many = [custom_metric(f"m{n}") for n in range(120)]
+    own = [Dimension(k, f"dim{n}", ("a",)) for n, k in enumerate(("x", "y", "z"), start=1)]
+    modal = log_modal(many, TODAY, "USD", {}, {}, own)
+    assert len(modal["blocks"]) <= VIEW_BLOCKS
+    assert [b["block_id"] for b in modal["blocks"]][-6:] == [
+        "d:source", "d:rep", "d:campaign", "d:x", "d:y", "d:z"]
+
+
+def test_edit_and_delete_from_history_keep_an_own_dimension_and_say_its_name(
+    slack_bot: SlackBot,
+) -> None:
+    from tests.test_history_edit import edit_form, history, line_of, pick
+    from tests.test_slack import message_of, wait_response
+
+    slack_bot.command("dimension add temperature warm cold")
+    slack_bot.command("log leads=10 spend=300 temperature=warm")
+    number = line_of(history(slack_bot), "*leads* temperature=warm")
+
+    sent, view = edit_form(slack_bot, number)
+    assert "for Wed 11 Mar 2026 · temperature=warm" in texts(sent)
+    done = slack_bot.submit(view, {"m:leads": {"value": "20"}})
+
+    assert done.status == 200 and done.body == b""
+    call = slack_bot.fake.wait_for(lambda f: f.calls_to("chat.postEphemeral"))[0]
+    assert "*leads* 20 (was 10) (temperature=warm)" in texts(message_of(call.params))
+    assert {(e.metric, e.value, e.dims) for e in slack_bot.store.entries_between(T1)} == {
+        ("leads", 20.0, (("dim1", "warm"),)), ("spend", 300.0, (("dim1", "warm"),))}
+
+    slack_bot.command("dimension remove temperature")  # the tags keep the name
+    shown = history(slack_bot)
+    assert "dim1" not in texts(shown)
+    click = pick(slack_bot, f"delete:{line_of(shown, '*spend* temperature=warm')}")
+    assert "Deleted for Wed 11 Mar 2026: *spend* $300.00 (temperature=warm)" in texts(
+        wait_response(slack_bot, click))

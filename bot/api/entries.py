@@ -14,8 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 from bot.app.context import Context, UserError
-from bot.app.entries import clean_dims, parse_value
+from bot.app.entries import clean_dims, dims_columns, parse_value
 from bot.app.names import find_metric
+from kpis.catalogue import Catalogue
 from kpis.periods import PeriodError, resolve_day
 from storage import Write
 
@@ -81,7 +82,7 @@ class _EntryError(UserError):
         self.field = field
 
 
-def _write(ctx: Context, catalogue: Any, entry: Any, default_author: str) -> Write:
+def _write(ctx: Context, catalogue: Catalogue, entry: Any, default_author: str) -> Write:
     if not isinstance(entry, dict):
         raise _EntryError("entry", 'Each entry must be an object like {"metric": "leads", "value": 12}.')
     unknown = sorted(set(entry) - set(FIELDS))
@@ -109,8 +110,8 @@ def _write(ctx: Context, catalogue: Any, entry: Any, default_author: str) -> Wri
     raw_dims = entry.get("dims") or {}
     if not isinstance(raw_dims, dict) or not all(isinstance(v, str) for v in raw_dims.values()):
         raise _EntryError("dims", '`dims` must be an object of strings, e.g. {"source": "facebook"}.')
-    try:
-        dims = clean_dims(raw_dims.items())
+    try:  # by name: the built-ins and the workspace's own, each value within its list
+        dims = dims_columns(catalogue, clean_dims(raw_dims.items(), catalogue))
     except UserError as error:
         raise _EntryError("dims", str(error)) from None
     author = entry.get("author", default_author)

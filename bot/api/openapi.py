@@ -77,8 +77,9 @@ def document() -> dict[str, Any]:
                     {"name": "to", "in": "query", "required": True,
                      "schema": {"type": "string", "format": "date"}},
                     {"name": "by", "in": "query", "required": False, "schema": {"type": "string"},
-                     "description": "Break down by a dimension: source, rep, campaign or product "
-                                    "(one group per value, `value` null for untagged entries)."},
+                     "description": "Break down by a dimension: source, rep, campaign, product "
+                                    "or one of the workspace's own, by its name (one group per "
+                                    "value, `value` null for untagged entries)."},
                 ],
                 "responses": {
                     "200": {"description": "The report", "content": {"application/json": {
@@ -104,7 +105,14 @@ def document() -> dict[str, Any]:
                                  "description": "YYYY-MM-DD, today or yesterday, in the "
                                                 "workspace time zone; default today"},
                         "dims": {"type": "object", "additionalProperties": {"type": "string"},
-                                 "examples": [{"source": "facebook"}]},
+                                 "description": "Tags by dimension name: the built-in "
+                                                f"{', '.join(DIMENSIONS)} and the workspace's "
+                                                "own (`/kpi dimension add temperature warm "
+                                                "cold`). A name the workspace does not have, "
+                                                "or a value outside a dimension's list, is "
+                                                "422 naming the valid ones.",
+                                 "examples": [{"source": "facebook"},
+                                              {"source": "seo", "temperature": "warm"}]},
                         "author": {"type": "string", "maxLength": 64,
                                    "description": "default: the token's name"},
                     },
@@ -132,7 +140,9 @@ def document() -> dict[str, Any]:
                     "properties": {
                         "workspace": {"type": "string"}, "period": _PERIOD, "previous": _PERIOD,
                         "partial": {"type": "boolean"}, "metrics": _CHANGES, "kpis": _CHANGES,
-                        "by": {"type": "string", "enum": list(DIMENSIONS)},
+                        "by": {"type": "string",
+                               "description": f"{', '.join(DIMENSIONS)} or the name of one of "
+                                              "the workspace's own dimensions"},
                         "groups": {"type": "array", "items": {
                             "type": "object", "required": ["value", "metrics", "kpis"],
                             "properties": {"value": {"type": ["string", "null"]},

@@ -44,6 +44,7 @@ def define_kpi(ctx: Context, key: str, formula_text: str, *, unit: str = "ratio"
     if catalogue.dimension(name) is not None:
         raise UserError(f"`{name}` is a dimension; choose another name for the KPI, e.g. "
                         f"`{name}_rate`.")
+    _not_a_removed_dimension(catalogue, name, f"{name}_rate")
     try:
         kpi = custom_kpi(name, formula_text, unit=unit, better=better)
         check_names(kpi.formula, catalogue.names | {"days"})
@@ -68,6 +69,7 @@ def add_metric(ctx: Context, key: str, *, unit: str = "count", aggregation: str 
     if catalogue.dimension(name) is not None:
         raise UserError(f"`{name}` is a dimension already; choose another name, e.g. "
                         f"`{name}_count`.")
+    _not_a_removed_dimension(catalogue, name, f"{name}_count")
     if name in catalogue.metrics and catalogue.metrics[name].pack != "custom":
         raise UserError(f"`{name}` is a built-in metric; log it as it is, or choose another name, "
                         f"e.g. `my_{name}`.")
@@ -149,6 +151,14 @@ def classify_source(ctx: Context, source: str, paid: bool) -> Classified:
     return Classified(name, paid, before)
 
 
+def _not_a_removed_dimension(catalogue: Catalogue, name: str, example: str) -> None:
+    """A removed dimension whose tags entries keep still owns its name: adding it again must
+    bring those tags back, not meet a metric of that name."""
+    if any(d.key == name for d in catalogue.removed):
+        raise UserError(f"`{name}` was a dimension, and entries keep its tags (`/kpi dimension "
+                        f"add {name}` brings it back); choose another name, e.g. `{example}`.")
+
+
 @dataclass(frozen=True)
 class DimensionChange:
     """A dimension added (its values, empty for free text) or removed."""
@@ -156,6 +166,8 @@ class DimensionChange:
     key: str
     values: tuple[str, ...] = ()
     replaced: bool = False
+    #: added again after a removal, with the tags its entries kept
+    restored: bool = False
 
 
 def add_dimension(ctx: Context, key: str, values: Sequence[str] = ()) -> DimensionChange:
@@ -175,20 +187,27 @@ def add_dimension(ctx: Context, key: str, values: Sequence[str] = ()) -> Dimensi
         raise UserError(f"`{name}` is a {kind} already; choose another name for the dimension, "
                         f"e.g. `{name}_type`.")
     replaced = catalogue.dimension(name) is not None
+    was = next((d for d in catalogue.removed if d.key == name), None)
     added = ctx.store.add_dimension(ctx.workspace.id, name, tuple(values), actor=ctx.actor)
     if added is None:
-        own = ", ".join(f"`{d.key}`" for d in catalogue.dimensions)
-        raise UserError(f"A workspace has at most {len(DIMENSION_SLOTS)} dimensions of its own "
-                        f"({own} here, or ones removed whose tags are kept); remove one with "
+        own = ", ".join(f"`{d.key}`" for d in catalogue.dimensions) or "none"
+        kept = ", ".join(f"`{d.key}`" for d in catalogue.removed)
+        why = (f" and the tags of {kept}, removed but kept on its entries (add it back with "
+               f"`/kpi dimension add {catalogue.removed[0].key}`, or delete those entries "
+               "from `/kpi history`, to free its place)") if kept else ""
+        raise UserError(f"A workspace has at most {len(DIMENSION_SLOTS)} dimensions of its own, "
+                        f"and their places are taken: by {own}{why}. Remove one with "
                         "`/kpi dimension remove NAME` first.")
     audit.info("dimension %s added to %s by %s: %s", name, ctx.workspace.id, ctx.actor,
                ",".join(values) or "free text")
-    return DimensionChange(name, added.choices, replaced)
+    return DimensionChange(name, added.choices, replaced,
+                           restored=was is not None and was.slot == added.slot)
 
 
 def remove_dimension(ctx: Context, key: str) -> DimensionChange:
     """Only a team's own dimension, and not while an alert keeps one of its values; the
-    entries keep their tags (history shows them), but reports no longer read them."""
+    entries keep their tags (history and exports name them), reports no longer read them,
+    and adding the dimension again brings them back (Store.remove_dimension)."""
     name = key.strip().lower()
     catalogue = ctx.catalogue
     own = catalogue.dimension(name)
@@ -207,7 +226,7 @@ def remove_dimension(ctx: Context, key: str) -> DimensionChange:
         which = ", ".join(f"`{r.kpi}` (#{r.id})" for r in users)
         raise UserError(f"`{name}` is kept by the alert {which}; remove those alerts first "
                         "(`/kpi alerts` lists them).")
-    ctx.store.remove_definition(ctx.workspace.id, name)
+    ctx.store.remove_dimension(ctx.workspace.id, name)
     audit.info("dimension %s removed from %s by %s", name, ctx.workspace.id, ctx.actor)
     return DimensionChange(name, own.choices)
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from bot.app.context import Context, UserError
 from bot.app.names import find_metric, period_for
 from bot.app.tracking import asked_for
-from kpis.catalogue import DEFAULT, DIMENSIONS, Catalogue, Metric, Unit
+from kpis.catalogue import DEFAULT, DIMENSIONS, Catalogue, Dimension, Metric, Unit
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period, PeriodError, resolve_day
 from kpis.rollup import Dims, kpi_values
@@ -52,6 +52,10 @@ def checked_dimension(name: str, catalogue: Catalogue = DEFAULT) -> str:
     """A dimension the workspace has: a built-in or one of its own (`/kpi dimension add`)."""
     key = name.strip().lower()
     known = catalogue.dimension_names
+    if any(d.key == key for d in catalogue.removed):
+        raise UserError(f"`{key}` is not a dimension any more (it was removed; its earlier tags "
+                        f"are kept). An admin can bring it back with `/kpi dimension add {key}`. "
+                        f"Dimensions are {', '.join(known)}.")
     if key not in known:
         raise UserError(f"`{name}` is not a dimension.{did_you_mean(key, known)} "
                         f"Dimensions are {', '.join(known)}.")
@@ -90,7 +94,8 @@ def dims_named(catalogue: Catalogue, dims: Dims) -> Dims:
 
 
 def _named_batch(catalogue: Catalogue, batch: ChangeBatch) -> ChangeBatch:
-    if not catalogue.dimensions:
+    """A stored batch with its tags named as people wrote them (`temperature`, not `dim1`)."""
+    if not (catalogue.dimensions or catalogue.removed):
         return batch
     return replace(batch, changes=tuple(replace(c, dims=dims_named(catalogue, c.dims))
                                         for c in batch.changes))
@@ -113,8 +118,9 @@ def log_numbers(
 ) -> LogResult:
     """Validates everything first, then stores it all in one transaction."""
     catalogue = ctx.catalogue
-    if catalogue.dimensions:  # the grammar cannot tell `temperature=warm` from a metric
-        own = {d.key for d in catalogue.dimensions}
+    if catalogue.dimensions or catalogue.removed:  # the grammar cannot tell `temperature=warm`
+        # from a metric; a removed one is refused as a dimension, saying how to bring it back
+        own = {d.key for d in (*catalogue.dimensions, *catalogue.removed)}
         dims = (*dims, *((k.lower(), v) for k, v in values if k.lower() in own))
         values = [(k, v) for k, v in values if k.lower() not in own]
     if not values:
@@ -143,13 +149,22 @@ def log_numbers(
             as_rep.append(metric.key)
         writes.append(Write(metric.key, the_day, parse_value(metric, raw), author or ctx.actor,
                             mine if metric.by_rep else dimensions))
+    return _stored(ctx, writes, the_day, origin, named, tuple(as_rep))
+
+
+def _stored(ctx: Context, writes: Sequence[Write], the_day: date, origin: str, named: Dims,
+            as_rep: tuple[str, ...] = ()) -> LogResult:
+    """Checked writes of one day stored in one transaction, with the KPIs they moved; alerts
+    are looked at again."""
+    catalogue = ctx.catalogue
     recorded = ctx.store.record_in_period(ctx.workspace.id, writes, actor=ctx.actor,
                                           origin=origin, period=Period.day(the_day),
                                           catalogue=catalogue)
     batch = _named_batch(catalogue, recorded.batch)
     ctx.ports.logged(ctx.workspace.id, the_day, {c.metric for c in batch.changes})
     ctx.ports.counted(origin, len(batch.changes))
-    return LogResult(batch, the_day, _moved(catalogue, recorded, seen), named, tuple(as_rep))
+    return LogResult(batch, the_day, _moved(catalogue, recorded, {w.metric for w in writes}),
+                     named, as_rep)
 
 
 def rep_metrics(catalogue: Catalogue) -> frozenset[str]:
@@ -184,13 +199,18 @@ def undo(ctx: Context, batch_id: str | None = None) -> ChangeBatch:
             raise UserError("That log was already undone (or was logged by someone else), so "
                             "nothing changed. `/kpi history` shows the latest entries.")
         raise UserError("There is nothing of yours to undo.")
-    return batch
+    return _named_batch(ctx.catalogue, batch)
 
 
 def history(ctx: Context, metric: str | None = None, limit: int = 15) -> list[HistoryLine]:
+    """The latest audit rows, their tags named as people wrote them (never `dim1=warm`)."""
+    catalogue = ctx.catalogue
     if metric is not None:
-        metric = find_metric(ctx.catalogue, metric).key
-    return ctx.store.history(ctx.workspace.id, metric, limit)
+        metric = find_metric(catalogue, metric).key
+    lines = ctx.store.history(ctx.workspace.id, metric, limit)
+    if not (catalogue.dimensions or catalogue.removed):
+        return lines
+    return [replace(line, dims=dims_named(catalogue, line.dims)) for line in lines]
 
 
 @dataclass(frozen=True)
@@ -245,7 +265,8 @@ class EntryForm:
 def entry_form(ctx: Context, change_id: int) -> EntryForm:
     entry = _entry(ctx, change_id)
     metric = find_metric(ctx.catalogue, entry.metric)
-    return EntryForm(change_id, entry, metric, form_text(metric.unit, entry.value),
+    named = replace(entry, dims=dims_named(ctx.catalogue, entry.dims))
+    return EntryForm(change_id, named, metric, form_text(metric.unit, entry.value),
                      ctx.workspace.currency)
 
 
@@ -259,8 +280,9 @@ def correct_entry(ctx: Context, change_id: int, raw: str) -> LogResult:
     value = parse_value(metric, raw)
     if math.isclose(value, entry.value, rel_tol=1e-9, abs_tol=1e-12):
         raise UserError("That is the number the entry already has; change it to save, or Cancel.")
-    return log_numbers(ctx, [(metric.key, raw)], day=entry.day.isoformat(), dims=entry.dims,
-                       author=entry.author, origin="edit")
+    # the entry's own tags as stored: a removed dimension's tag is kept, not refused
+    return _stored(ctx, [replace(entry, value=value)], entry.day, "edit",
+                   dims_named(ctx.catalogue, entry.dims))
 
 
 def delete_entry(ctx: Context, change_id: int) -> LogResult:
@@ -273,7 +295,9 @@ def delete_entry(ctx: Context, change_id: int) -> LogResult:
         raise UserError("That entry was already deleted, so nothing changed. `/kpi history` "
                         "shows the entries as they are now.")
     ctx.ports.logged(ctx.workspace.id, entry.day, {entry.metric})
-    return LogResult(recorded.batch, entry.day, _moved(ctx.catalogue, recorded, {entry.metric}))
+    return LogResult(_named_batch(ctx.catalogue, recorded.batch), entry.day,
+                     _moved(ctx.catalogue, recorded, {entry.metric}),
+                     dims_named(ctx.catalogue, entry.dims))
 
 
 
@@ -281,20 +305,26 @@ CSV_COLUMNS = ("date", "metric", "value", "author", *DIMENSIONS)
 
 
 def export_csv(ctx: Context, period: Period | None = None) -> str:
-    """Every entry as `date,metric,value,author,source,rep,campaign,product`."""
+    """Every entry as `date,metric,value,author,source,rep,campaign,product`, then a column
+    per dimension of the workspace's own, named by its key (and one per removed dimension
+    whose tags some exported entry keeps, so no two rows read as the same entry)."""
     catalogue = ctx.catalogue
+    start, end = (period.start, period.end) if period else (None, None)
+    found = ctx.store.entries_between(ctx.workspace.id, start, end)
+    kept = {name for entry in found for name, _ in entry.dims}
+    own = [*catalogue.dimensions, *(d for d in catalogue.removed if d.slot in kept)]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    start, end = (period.start, period.end) if period else (None, None)
-    for entry in ctx.store.entries_between(ctx.workspace.id, start, end):
+    writer.writerow((*CSV_COLUMNS, *(d.key for d in own)))
+    columns = (*DIMENSIONS, *(d.slot for d in own))
+    for entry in found:
         dims = dict(entry.dims)
         metric = catalogue.metrics.get(entry.metric)
         exact = Decimal(repr(entry.value))
         percent = metric is not None and metric.unit.value == "percent"
         value = _plain_number(exact * 100) + "%" if percent else _plain_number(exact)
         writer.writerow([entry.day.isoformat(), entry.metric, value, entry.author,
-                         *(dims.get(name, "") for name in DIMENSIONS)])
+                         *(dims.get(name, "") for name in columns)])
     return out.getvalue()
 
 
@@ -308,13 +338,18 @@ def import_csv(ctx: Context, text: str, *, origin: str = "csv") -> ChangeBatch:
     catalogue = ctx.catalogue
     reader = csv.reader(io.StringIO(text))
     header = [h.strip().lower() for h in next(reader, [])]
+    known = catalogue.dimension_names
     if header[:3] != ["date", "metric", "value"]:
         raise UserError("line 1: the CSV must start with the header `date,metric,value` "
-                        f"(optionally `,author,{','.join(DIMENSIONS)}`); got `{','.join(header)}`")
+                        f"(optionally `,author,{','.join(known)}`); got `{','.join(header)}`")
     for column in header[3:]:
-        if column != "author" and column not in DIMENSIONS:
+        if any(d.key == column for d in catalogue.removed):
+            raise UserError(f"line 1: `{column}` was removed as a dimension; add it back with "
+                            f"`/kpi dimension add {column}` to import its tags, or leave the "
+                            "column out.")
+        if column != "author" and column not in known:
             raise UserError(f"line 1: unknown column `{column}`."
-                            f"{did_you_mean(column, ('author', *DIMENSIONS))}")
+                            f"{did_you_mean(column, ('author', *known))}")
     writes: list[Write] = []
     for line_no, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
@@ -352,9 +387,11 @@ def _csv_write(ctx: Context, catalogue: Catalogue, cells: dict[str, str]) -> Wri
     except UserError as error:
         raise _CellError("value", str(error)) from None
     try:
-        dims = clean_dims((n, cells[n]) for n in DIMENSIONS if cells.get(n, "").strip())
+        dims = clean_dims(((n, cells[n]) for n in catalogue.dimension_names
+                           if cells.get(n, "").strip()), catalogue)
     except UserError as error:
         raise _CellError("dimensions", str(error)) from None
+    dims = dims_columns(catalogue, dims)
     author = cells.get("author", "").strip() or ctx.actor
     return Write(metric.key, day, value, author, dims)
 
@@ -368,13 +405,16 @@ class LogForm:
     today: date
     currency: str
     prefilled: dict[str, str] = field(default_factory=dict)
+    #: the workspace's own dimensions, a picker each
+    dimensions: tuple[Dimension, ...] = ()
 
 
 def log_form(ctx: Context) -> LogForm:
     metrics = tuple(asked_for(ctx.catalogue, ctx.workspace))
     own = ctx.store.own_values_on(ctx.workspace.id, ctx.actor, ctx.today, rep_metrics(ctx.catalogue))
     return LogForm(metrics, ctx.today, ctx.workspace.currency,
-                   {m.key: form_text(m.unit, own[m.key]) for m in metrics if m.key in own})
+                   {m.key: form_text(m.unit, own[m.key]) for m in metrics if m.key in own},
+                   ctx.catalogue.dimensions)
 
 
 def form_text(unit: Unit, value: float) -> str:

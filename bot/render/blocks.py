@@ -33,13 +33,14 @@ from bot.render.kit import (
     most_that_fit,
     option,
     overflow,
+    plain,
     section,
     sections,
     show_all,
 )
 from bot.render.kit import button as _button
 from bot.render.numbers import format_delta, format_moment, format_ordinal, format_value
-from kpis.catalogue import Catalogue, Metric, Unit
+from kpis.catalogue import Catalogue, Dimension, Metric, Unit
 from kpis.compare import Change, Verdict
 from kpis.schedule import WEEKDAYS
 
@@ -246,7 +247,9 @@ def entry_modal(form: Any, metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def undo_reply(batch: Any) -> Message:
-    parts = [f"{c.metric} for {c.day} back to {c.new if c.new is not None else 'nothing'}" for c in batch.changes]
+    """What an Undo put back, each entry with its tags by their names (`temperature=warm`)."""
+    parts = [f"{c.metric}{''.join(f' {k}={v}' for k, v in c.dims)} for {c.day} back to "
+             f"{c.new if c.new is not None else 'nothing'}" for c in batch.changes]
     return message(":leftwards_arrow_with_hook: Undone: " + "; ".join(parts[:20]))
 
 
@@ -418,17 +421,47 @@ def _number_input(metric: Metric, currency: str, value: str | None = None) -> di
             "label": {"type": "plain_text", "text": (metric.label + suffix)[:2000]}, "element": element}
 
 
+#: a view's blocks (Slack's limit), and the number fields the log form shows at most
+VIEW_BLOCKS = 100
+LOG_FORM_METRICS = 90
+#: the value of a dimension picker's "none" option; a value's own option is `v:VALUE`
+NO_VALUE = "-"
+
+
+def picked_dimension(raw: str, picker: bool) -> str | None:
+    """A dimension field of the log form as its value: None for "none" or nothing picked.
+    A picker's option names its value as `v:VALUE`; any other value (a stale or forged form)
+    is passed on as typed, for clean_dims to refuse on the field."""
+    if not picker:
+        return raw if raw.strip() else None
+    if raw == NO_VALUE or not raw:
+        return None
+    return raw.removeprefix("v:")
+
+
+def _dimension_input(own: Dimension) -> dict[str, Any]:
+    """A picker of the dimension's values plus "none" when it has a list, else a text field."""
+    label = own.key.replace("_", " ").capitalize()
+    element: dict[str, Any]
+    if own.choices:
+        element = {"type": "static_select", "action_id": "value",
+                   "placeholder": plain(f"Pick a {own.key.replace('_', ' ')}"),
+                   "options": [*(option(f"v:{v}", v) for v in own.choices),
+                               option(NO_VALUE, f"no {own.key.replace('_', ' ')}")]}
+    else:
+        element = {"type": "plain_text_input", "action_id": "value", "max_length": 64}
+    return {"type": "input", "block_id": f"d:{own.key}", "optional": True,
+            "label": plain(label, 2000), "element": element}
+
+
 def log_modal(metrics: Sequence[Metric], today: date, currency: str, metadata: dict[str, str],
-              prefilled: dict[str, str] | None = None) -> dict[str, Any]:
+              prefilled: dict[str, str] | None = None,
+              dimensions: Sequence[Dimension] = ()) -> dict[str, Any]:
     """The log form: date, one number per tracked metric (filled with what the asker already
-    logged for the day), optional dimensions."""
+    logged for the day), optional dimensions: the built-in ones, then a picker or text field
+    per dimension of the workspace's own. Within a view's 100 blocks, the dimensions first."""
     prefilled = prefilled or {}
-    blocks: list[dict[str, Any]] = [
-        {"type": "input", "block_id": "day", "label": {"type": "plain_text", "text": "Day"},
-         "element": {"type": "datepicker", "action_id": "value", "initial_date": today.isoformat()}},
-    ]
-    blocks += [_number_input(m, currency, prefilled.get(m.key)) for m in metrics[:90]]
-    blocks += [
+    tags: list[dict[str, Any]] = [
         {"type": "input", "block_id": "d:source", "optional": True,
          "label": {"type": "plain_text", "text": "Source (e.g. facebook)"},
          "element": {"type": "plain_text_input", "action_id": "value", "max_length": 64}},
@@ -438,8 +471,15 @@ def log_modal(metrics: Sequence[Metric], today: date, currency: str, metadata: d
         {"type": "input", "block_id": "d:campaign", "optional": True,
          "label": {"type": "plain_text", "text": "Campaign"},
          "element": {"type": "plain_text_input", "action_id": "value", "max_length": 64}},
+        *(_dimension_input(d) for d in dimensions),
     ]
-    return modal("log_form", "Log today's numbers", blocks, metadata, submit="Log")
+    blocks: list[dict[str, Any]] = [
+        {"type": "input", "block_id": "day", "label": {"type": "plain_text", "text": "Day"},
+         "element": {"type": "datepicker", "action_id": "value", "initial_date": today.isoformat()}},
+    ]
+    room = min(LOG_FORM_METRICS, VIEW_BLOCKS - len(blocks) - len(tags))
+    blocks += [_number_input(m, currency, prefilled.get(m.key)) for m in metrics[:room]]
+    return modal("log_form", "Log today's numbers", [*blocks, *tags], metadata, submit="Log")
 
 
 def settings_modal(workspace: Any, packs: Sequence[str], metadata: dict[str, str]) -> dict[str, Any]:
@@ -657,13 +697,17 @@ def dimension_added_text(done: Any) -> str:
                else "any value")
     example = done.values[0] if done.values else "warm"
     verb = "Changed" if done.replaced else "Added"
-    return (f":white_check_mark: {verb} the dimension `{done.key}` ({allowed}). Tag numbers like "
-            f"`/kpi log leads=12 {done.key}={example}`, then `/kpi report week by {done.key}`.")
+    again = (" again: the entries tagged with it before it was removed count in it once more"
+             if done.restored else "")
+    return (f":white_check_mark: {verb} the dimension `{done.key}` ({allowed}){again}. Tag "
+            f"numbers like `/kpi log leads=12 {done.key}={example}`, then "
+            f"`/kpi report week by {done.key}`.")
 
 
 def dimension_removed_text(done: Any) -> str:
     return (f":wastebasket: Removed the dimension `{done.key}`. Entries keep their tags "
-            "(`/kpi history` shows them), but reports no longer break down by it.")
+            "(`/kpi history` and `/kpi export` show them), but reports no longer break down by "
+            f"it; `/kpi dimension add {done.key}` brings it back with them.")
 
 
 def dimensions_text(found: Any) -> str:

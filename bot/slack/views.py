@@ -26,6 +26,7 @@ from bot.app.names import find_metric
 from bot.app.settings import settings_problems
 from bot.app.setup import DEFAULT_DIGEST_TIME, SETUP_GOALS, digest_words
 from bot.app.tracking import tracking_problems
+from bot.render.blocks import picked_dimension
 from bot.render.kit import Message, message
 from bot.slack.runtime import ACK_BUDGET_SECONDS, Services, Who, guarded
 from kpis.catalogue import PACKS
@@ -356,6 +357,11 @@ def _finish_late(services: Services, who: Who, client: WebClient, metadata: dict
         log.exception("could not deliver the outcome of a slow log form")
 
 
+def _is_picker(state: dict[str, Any], block_id: str) -> bool:
+    element: dict[str, Any] = next(iter((state.get(block_id) or {}).values()), {}) or {}
+    return element.get("type") == "static_select" or "selected_option" in element
+
+
 def _validate_log(ctx: Context, state: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]], str, list[tuple[str, str]]]:
     """Per-field errors (keyed by block_id) and the clean inputs of the log form."""
     errors: dict[str, str] = {}
@@ -384,12 +390,15 @@ def _validate_log(ctx: Context, state: dict[str, Any]) -> tuple[dict[str, str], 
         except UserError as error:
             errors[block_id] = str(error)[:2000]
     dims = []
-    for block_id in ("d:source", "d:rep", "d:campaign"):
+    for block_id in state:  # the built-in fields, then a picker per dimension of the team's own
+        if not block_id.startswith("d:"):
+            continue
         raw = _value(state, block_id)
-        if raw:
-            try:
-                clean_dims([(block_id[2:], str(raw))])
-                dims.append((block_id[2:], str(raw)))
+        value = picked_dimension(str(raw or ""), _is_picker(state, block_id))
+        if value is not None:
+            try:  # the check `/kpi log KEY=VALUE` makes: a value off the list, a removed one
+                clean_dims([(block_id[2:], value)], catalogue)
+                dims.append((block_id[2:], value))
             except UserError as error:
                 errors[block_id] = str(error)[:2000]
     if not pairs and not errors:
