@@ -166,7 +166,7 @@ def _binomial_p(x: int, n: int, p: float) -> float:
         return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
                 + k * math.log(p) + (n - k) * math.log1p(-p))
 
-    return _two_sided(log_pmf, 0, n, x)
+    return _two_sided(log_pmf, 0, n, x, mode=min(n, math.floor((n + 1) * p)))
 
 
 def _fisher_p(x1: int, n1: int, x2: int, n2: int) -> float:
@@ -183,13 +183,62 @@ def _fisher_p(x1: int, n1: int, x2: int, n2: int) -> float:
     def log_pmf(k: int) -> float:
         return log_comb(n1, k) + log_comb(n2, hits - k) - log_comb(total, hits)
 
-    return _two_sided(log_pmf, low, high, x1)
+    mode = min(high, max(low, math.floor((hits + 1) * (n1 + 1) / (total + 2))))
+    return _two_sided(log_pmf, low, high, x1, mode=mode)
 
 
-def _two_sided(log_pmf: Callable[[int], float], low: int, high: int, observed: int) -> float:
-    """The probability of every outcome no more likely than the one observed."""
-    limit = log_pmf(observed) + 1e-7
-    return min(1.0, sum(math.exp(lp) for k in range(low, high + 1) if (lp := log_pmf(k)) <= limit))
+#: a tail's terms are added until they are this much (in log) below the observed outcome's
+#: probability: e**-45 of it, far below what could move a p-value
+_NEGLIGIBLE = 45.0
+
+
+def _two_sided(log_pmf: Callable[[int], float], low: int, high: int, observed: int,
+               mode: int) -> float:
+    """The probability of every outcome in [low, high] no more likely than the one observed
+    (`mode` the most likely, the distribution unimodal around it).
+
+    Those outcomes are two tails: the one beyond the observed outcome, and the one on the
+    mode's other side from the first outcome as unlikely (found by bisection, the
+    probabilities falling away from the mode). Each tail is added outward only until its
+    terms are negligible, so a test costs tens of terms, not one per possible outcome (up to
+    5,000, which made significance most of a report's time)."""
+    observed_lp = log_pmf(observed)
+    limit = observed_lp + 1e-7
+    floor = observed_lp - _NEGLIGIBLE
+
+    def tail(start: int, direction: int) -> float:
+        total, k = 0.0, start
+        while low <= k <= high and (lp := log_pmf(k)) >= floor:
+            total += math.exp(lp)
+            k += direction
+        return total
+
+    def first_unlikely(start: int, end: int, direction: int) -> int:
+        """From `start` to `end` (probabilities falling), the first outcome no more likely
+        than the observed one; one past `end` when none is."""
+        lo, hi = 0, abs(end - start) + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if log_pmf(start + direction * mid) <= limit:
+                hi = mid
+            else:
+                lo = mid + 1
+        return start + direction * lo
+
+    step = -1 if observed <= mode else 1  # away from the mode, on the observed side
+    near = 0.0  # outcomes between the observed one and the mode as likely as it (ties)
+    k = observed - step
+    while (k - mode) * step > 0 and (lp := log_pmf(k)) <= limit:
+        near += math.exp(lp)
+        k -= step
+    beyond = tail(observed, step)
+    if step == -1:  # the other side, falling away from the mode: up to `high`, or down to `low`
+        start, end = max(mode, observed + 1), high
+    else:
+        start, end = mode, low
+    other = (tail(first_unlikely(start, end, -step), -step)
+             if low <= start <= high and (end - start) * -step >= 0 else 0.0)
+    return min(1.0, near + beyond + other)
 
 
 def _normal_p(z: float) -> float:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from kpis import compare as compare_module
 from kpis.catalogue import DEFAULT, Better
 from kpis.compare import (
     Verdict,
@@ -138,3 +141,37 @@ def test_a_move_beyond_noise_needs_no_better_direction(
 
 def test_percent_changes_in_points() -> None:
     assert compare(0.30, 0.418, Better.HIGHER).points() == pytest.approx(-11.8)
+
+
+def _brute_two_sided(log_pmf: Callable[[int], float], low: int, high: int, observed: int) -> float:
+    """The definition: every outcome no more likely than the observed one, each term added."""
+    limit = log_pmf(observed) + 1e-7
+    return min(1.0, sum(math.exp(lp) for k in range(low, high + 1) if (lp := log_pmf(k)) <= limit))
+
+
+def _binomial_log_pmf(n: int, p: float) -> Callable[[int], float]:
+    return lambda k: (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                      + k * math.log(p) + (n - k) * math.log1p(-p))
+
+
+@given(st.integers(0, 3000), st.integers(0, 3000), st.integers(1, 60), st.integers(1, 60))
+def test_the_count_test_sums_its_tails_as_the_definition_does(a: int, b: int, days_a: int,
+                                                              days_b: int) -> None:
+    n, p = a + b, days_a / (days_a + days_b)
+    assume(n > 0)
+    exact = _brute_two_sided(_binomial_log_pmf(n, p), 0, n, a)
+    assert compare_module._binomial_p(a, n, p) == pytest.approx(exact, rel=1e-9, abs=1e-15)
+
+
+@given(st.integers(0, 400), st.integers(1, 400), st.integers(0, 400), st.integers(1, 400))
+def test_fishers_test_sums_its_tails_as_the_definition_does(x1: int, n1: int, x2: int, n2: int) -> None:
+    assume(x1 <= n1 and x2 <= n2)
+    hits, total = x1 + x2, n1 + n2
+
+    def log_comb(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    exact = _brute_two_sided(
+        lambda k: log_comb(n1, k) + log_comb(n2, hits - k) - log_comb(total, hits),
+        max(0, hits - n2), min(hits, n1), x1)
+    assert compare_module._fisher_p(x1, n1, x2, n2) == pytest.approx(exact, rel=1e-9, abs=1e-15)
