@@ -828,6 +828,66 @@ def test_removing_a_resolved_rule_leaves_its_message_as_it_reads(
     assert len(bot.fake.calls_to("chat.update")) == 1  # the resolve's, nothing more
 
 
+@pytest.mark.parametrize("cause", ["Slack 500 on the update's three tries",
+                                   "ratelimited for ten minutes",
+                                   "process killed between the removal and the update"])
+def test_a_removal_update_not_out_is_sent_once_by_the_alerts_timer_after_a_restart(
+    cause: str, db_url: str, fake_slack: FakeSlack,
+) -> None:
+    """The removed rule is hidden at once, but kept until its firing message says it was
+    removed: a new process over the same database sends that update, once, then forgets the
+    rule; the next rule still gets a new id."""
+    clock = Clock()
+    store = open_store(db_url)
+    try:
+        with serve_bot(fake_slack, store, clock=clock) as bot:
+            fake_slack.add_channel(MARKETING, "marketing")
+            store.ensure_workspace("T0001", timezone="America/New_York")
+            assert bot.services.courier is not None
+            bot.services.courier.backoff = 0.01
+            bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+            log(bot, "spend=300 leads=10")
+            [firing] = posts(bot)
+            clock.now += timedelta(days=1)
+            if cause.startswith("process killed"):
+                # what the command stores before it sends the update, and then the process dies
+                assert store.remove_rule("T0001", 1, SLACK_ADMIN, clock.now,
+                                         look_again_at=clock.now + timedelta(minutes=1))
+            else:
+                if cause.startswith("Slack 500"):
+                    fake_slack.fail("chat.update", 500, times=3)
+                else:
+                    fake_slack.fail("chat.update", 429, retry_after=600)
+                removed = bot.command("alert remove 1", user_id=SLACK_ADMIN)
+                assert "Alert #1 on `cpl` removed" in removed.json["text"], removed.json
+            assert "rule removed by" not in now_reads(bot, firing)["text"]
+            assert store.rules("T0001") == [] and [r.id for r in store.removed_rules("T0001")] == [1]
+            assert "There is no alert #1" in bot.command(
+                "alert remove 1", user_id=SLACK_ADMIN).json["text"]
+            assert "#1" not in json.dumps(bot.command("alerts", user_id=SLACK_ADMIN).json)
+        store.engine.dispose()
+
+        store = open_store(db_url)  # a new process over the same database
+        with serve_bot(fake_slack, store, clock=clock) as again:
+            assert again.services.scheduler is not None
+            clock.now += timedelta(minutes=11)  # past the update's retry and Retry-After
+            again.services.scheduler.sweep()
+            top = now_reads(again, firing)
+            assert (f"Firing since Wed 11 Mar; rule removed by <@{SLACK_ADMIN}> Thu 12 Mar "
+                    "11:00 EDT") in json.dumps(top["blocks"])
+            assert action_ids(top) == set() and len(posts(again)) == 1
+            assert store.removed_rules("T0001") == []
+            clock.now += timedelta(hours=2)
+            again.services.scheduler.sweep()
+            done = [c for c in fake_slack.calls_to("chat.update") if c.fault is None]
+            assert len(done) == 1, [(c.status, c.fault) for c in fake_slack.calls_to("chat.update")]
+            added = again.command("alert cpl > 20", user_id=SLACK_ADMIN, channel_id=MARKETING)
+            assert "Alert #2 added" in added.json["text"], added.json
+    finally:
+        store.engine.dispose()
+        assert fake_slack.violations == [] and fake_slack.server_errors == []
+
+
 @pytest.mark.parametrize("today", [date(2026, 3, 11), date(2026, 3, 15)], ids=["wednesday", "sunday"])
 def test_on_the_demo_data_the_unusual_leads_rule_fires_less_than_the_fixed_one(
     tmp_path: Path, today: date,
