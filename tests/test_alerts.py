@@ -973,3 +973,63 @@ def test_the_alert_ids_migration_starts_past_every_rule_a_delivery_key_names(
     finally:
         store.engine.dispose()
     migrate_to(db_url, "downgrade", "0009_dimensions")
+
+
+def test_the_removals_migration_keeps_rules_and_never_reuses_subscription_ids(db_url: str) -> None:
+    """0012: rules get their removal columns (in place: alert ids still never come back);
+    on SQLite new subscriptions start past every id a failure DM key names. Down again, a
+    removed rule waiting to say so goes, the others stay."""
+    migrate_to(db_url, "upgrade", "0010_alert_ids")
+    engine = create_engine(db_url)
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        with engine.begin() as conn:
+            insert_old_workspace(conn, "W1")
+            conn.execute(text(
+                "INSERT INTO subscriptions (workspace_id, channel_id, kind, at_time, created_by, "
+                "created_at) VALUES ('W1', 'C1', 'daily', '09:00', 'U1', '2026-03-01 00:00:00')"))
+            if sqlite:  # subscription 3 was removed after its failure was told
+                conn.execute(text(
+                    "INSERT INTO deliveries (workspace_id, key, kind, channel_id, due_at, "
+                    "claimed_by, claimed_at, expires_at, attempts, error) VALUES ('W1', "
+                    "'failure-dm:digest:3:0', 'failure-dm', 'U1', '2026-03-01 00:00:00', 'p', "
+                    "'2026-03-01 00:00:00', '2026-03-01 00:00:00', 1, '')"))
+            for kpi in ("cpl", "cac"):
+                conn.execute(text(
+                    "INSERT INTO alert_rules (workspace_id, channel_id, kpi, rule, state, version, "
+                    "created_by, created_at) VALUES ('W1', 'C1', :kpi, '{}', '{}', 0, 'U1', "
+                    "'2026-03-01 00:00:00')"), {"kpi": kpi})
+    finally:
+        engine.dispose()
+
+    migrate_to(db_url, "upgrade", "head")
+
+    store = open_store(db_url)
+    try:
+        assert [r.kpi for r in store.rules("W1")] == ["cpl", "cac"]
+        second = store.subscribe("W1", "C2", "daily", "09:00", actor="U1")
+        assert second.id >= (4 if sqlite else 2), second
+        [cac] = [r for r in store.rules("W1") if r.kpi == "cac"]
+        now = datetime(2026, 3, 2, tzinfo=UTC)
+        assert store.remove_rule("W1", cac.id, "U1", now, look_again_at=now) is not None
+        assert [r.kpi for r in store.rules("W1")] == ["cpl"]
+        assert [r.removed_by for r in store.removed_rules("W1")] == ["U1"]
+    finally:
+        store.engine.dispose()
+
+    migrate_to(db_url, "downgrade", "0010_alert_ids")
+
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            assert list(conn.execute(text("SELECT kpi FROM alert_rules")).scalars()) == ["cpl"]
+            conn.execute(text(
+                "INSERT INTO alert_rules (workspace_id, channel_id, kpi, rule, state, version, "
+                "created_by, created_at) VALUES ('W1', 'C1', 'roas', '{}', '{}', 0, 'U1', "
+                "'2026-03-03 00:00:00')"))
+            new = conn.execute(text("SELECT id FROM alert_rules WHERE kpi = 'roas'")).scalar_one()
+            assert new > cac.id  # the purged rule's id is not handed out again
+            assert len(list(conn.execute(text("SELECT id FROM subscriptions")))) == 2
+    finally:
+        engine.dispose()
+    migrate_to(db_url, "upgrade", "head")
