@@ -281,11 +281,6 @@ def removal_owed(rule: AlertRule) -> bool:
     return thread.note is not None and thread.period is not None and thread.resolved_at is None
 
 
-def removal_key(rule: AlertRule) -> str:
-    assert rule.thread.note is not None
-    return f"{message_key(rule.id, rule.thread.note.seq)}:removed"
-
-
 def finish_removal(store: Store, poster: Poster | None, rule: AlertRule,
                    clock: Callable[[], datetime]) -> Outcome | None:
     """Updates a removed rule's open firing message (under a key of its own, so once), then
@@ -304,7 +299,7 @@ def finish_removal(store: Store, poster: Poster | None, rule: AlertRule,
             return replace(_alert_post(ctx, rule, note, period, rule.thread),
                            removed_by=rule.removed_by, removed_at=rule.removed_at)
 
-        key = removal_key(rule)
+        key = f"{parent}:removed"
         outcome = poster.deliver(rule.workspace_id, key, kind="alert-update",
                                  channel=rule.channel_id, due_at=rule.removed_at or clock(),
                                  edits=parent, build=build)
