@@ -888,6 +888,47 @@ def test_a_removal_update_not_out_is_sent_once_by_the_alerts_timer_after_a_resta
         assert fake_slack.violations == [] and fake_slack.server_errors == []
 
 
+def test_two_processes_finishing_one_removal_update_its_message_once(
+    db_url: str, fake_slack: FakeSlack,
+) -> None:
+    """Both alerts timers find the removed rule pending at the same moment: one update."""
+    clock = Clock()
+    store = open_store(db_url)
+    try:
+        with serve_bot(fake_slack, store, clock=clock) as bot:
+            fake_slack.add_channel(MARKETING, "marketing")
+            store.ensure_workspace("T0001", timezone="America/New_York")
+            assert bot.services.courier is not None
+            bot.services.courier.backoff = 0.01
+            bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+            log(bot, "spend=300 leads=10")
+            [firing] = posts(bot)
+            clock.now += timedelta(days=1)
+            fake_slack.fail("chat.update", 500, times=3)
+            bot.command("alert remove 1", user_id=SLACK_ADMIN)
+        clock.now += timedelta(minutes=5)
+        stores = [open_store(db_url), open_store(db_url)]
+        settings = Settings(slack_api_url=fake_slack.api_url, _env_file=None)
+
+        def process(each: Store) -> Callable[[], list[str]]:
+            client = courier_client(settings, "xoxb-test")
+            courier = Courier(each, lambda _ws: client, Metrics(), clock, backoff=0.01)
+            [removed] = [use.AlertRule.load(r) for r in each.removed_rules("T0001")]
+            return lambda: [str(use.finish_removal(each, courier, removed, clock))]
+
+        outcomes = at_once(*(process(s) for s in stores))
+        for each in stores:
+            each.engine.dispose()
+
+        assert sorted(outcomes) in (["held", "posted"], ["posted", "skipped"]), outcomes
+        assert len([c for c in fake_slack.calls_to("chat.update") if c.fault is None]) == 1
+        [top] = fake_slack.messages_in(MARKETING)
+        assert top["ts"] == firing["ts"] and "rule removed by" in top["text"]
+        assert store.removed_rules("T0001") == []  # the process that posted forgot the rule
+    finally:
+        store.engine.dispose()
+
+
 @pytest.mark.parametrize("today", [date(2026, 3, 11), date(2026, 3, 15)], ids=["wednesday", "sunday"])
 def test_on_the_demo_data_the_unusual_leads_rule_fires_less_than_the_fixed_one(
     tmp_path: Path, today: date,
