@@ -19,11 +19,13 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from bot.app.digests import wake_digest
+from bot.app.alerts import rule_subject
+from bot.app.digests import subscription_subject, wake_digest
+from bot.app.failures import wake_failure_dm
 from bot.app.ports import Poster
 from bot.app.timers import RETRY, Woken
 from storage import Store
-from storage.timers import DIGEST_TIMER, Timer
+from storage.timers import DIGEST_TIMER, FAILURE_DM_TIMER, Timer
 
 log = logging.getLogger("kpibot.scheduler")
 #: the longest the loop sleeps: timers added by another process are seen within this
@@ -55,7 +57,13 @@ class Scheduler:
         def digest(timer: Timer, now: datetime) -> Woken:
             return wake_digest(store, poster, timer, now, clock)
 
-        self.tasks: dict[str, Handler] = {DIGEST_TIMER: digest, **(tasks or {})}
+        subjects = {"digest": subscription_subject, "alert": rule_subject}
+
+        def failure_dm(timer: Timer, now: datetime) -> Woken:
+            return wake_failure_dm(store, poster, timer, now, clock, subjects)
+
+        self.tasks: dict[str, Handler] = {DIGEST_TIMER: digest, FAILURE_DM_TIMER: failure_dm,
+                                          **(tasks or {})}
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="kpibot-sweep")
         self._wake = threading.Event()
         self._stop = threading.Event()

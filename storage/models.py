@@ -181,7 +181,9 @@ class SubscriptionRow(Base):
     """A channel's scheduled digest: one per (workspace, channel, kind)."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (UniqueConstraint("workspace_id", "channel_id", "kind"),)
+    #: never an id again once used: failure DM keys name the subscription (migration 0012)
+    __table_args__ = (UniqueConstraint("workspace_id", "channel_id", "kind"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -247,7 +249,9 @@ class AlertRuleRow(Base):
     """A threshold or change rule, with its state machine's state as JSON.
 
     `version` increases with every state write, so two processes evaluating the same rule
-    cannot both record the same transition.
+    cannot both record the same transition. A removed rule is kept, hidden from everything
+    but the alerts timer, while its open firing message still has to say so (`removed_at`,
+    `removed_by`), and deleted once it does.
     """
 
     __tablename__ = "alert_rules"
@@ -264,6 +268,8 @@ class AlertRuleRow(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    removed_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class GoalRow(Base):

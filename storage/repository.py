@@ -175,6 +175,9 @@ class StoredRule:
     state: str
     version: int
     created_by: str = ""
+    #: set while a removed rule's firing message has yet to say so (`Store.removed_rules`)
+    removed_at: datetime | None = None
+    removed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1340,6 +1343,16 @@ class Store(ApiRepository, TimerRepository):
                 d.delivered_at.is_not(None), d.message_ts.is_not(None)))
         return int(found or 0)
 
+    def failed_since(self, workspace_id: str, key_prefix: str, after_id: int) -> Delivery | None:
+        """The latest delivery under keys starting with `key_prefix` that failed for good,
+        made after the delivery `after_id` (`last_reached`: the episode it fails in)."""
+        d = DeliveryRow
+        with self._read() as conn:
+            row = conn.execute(select(d).where(
+                d.workspace_id == workspace_id, d.key.startswith(key_prefix, autoescape=True),
+                d.failed_at.is_not(None), d.id > after_id).order_by(d.id.desc()).limit(1)).first()
+        return None if row is None else _delivery(row)
+
     def record_posted(self, key: str, owner: str, message_ts: str) -> None:
         """The main message is out: a retry of this delivery must not post it again."""
         d = DeliveryRow
@@ -1388,8 +1401,9 @@ class Store(ApiRepository, TimerRepository):
         return found
 
     def rules(self, workspace_id: str | None = None) -> list[StoredRule]:
+        """The rules in force (a removed one waiting to say so on its message is not)."""
         a = AlertRuleRow
-        query = select(a).order_by(a.workspace_id, a.id)
+        query = select(a).where(a.removed_at.is_(None)).order_by(a.workspace_id, a.id)
         if workspace_id is not None:
             query = query.where(a.workspace_id == workspace_id)
         with self._read() as conn:
@@ -1399,14 +1413,45 @@ class Store(ApiRepository, TimerRepository):
         a = AlertRuleRow
         with self._read() as conn:
             row = conn.execute(
-                select(a).where(a.workspace_id == workspace_id, a.id == rule_id)
+                select(a).where(a.workspace_id == workspace_id, a.id == rule_id,
+                                a.removed_at.is_(None))
             ).first()
         return None if row is None else _rule(row)
 
-    def remove_rule(self, workspace_id: str, rule_id: int) -> bool:
+    def remove_rule(self, workspace_id: str, rule_id: int, actor: str, at: datetime,
+                    look_again_at: datetime) -> StoredRule | None:
+        """Removes the rule from everything but the alerts timer, which looks by
+        `look_again_at` (should this process die before its message says so); the rule as
+        removed, None when it was not there. `purge_rule` deletes it once it is told."""
+        a = AlertRuleRow
+
+        def work() -> StoredRule | None:
+            with self._write() as conn:
+                row = conn.execute(
+                    update(a).where(a.workspace_id == workspace_id, a.id == rule_id,
+                                    a.removed_at.is_(None))
+                    .values(removed_at=at, removed_by=actor, version=a.version + 1)
+                    .returning(*a.__table__.columns)).first()
+                if row is None:
+                    return None
+                self._wake(conn, workspace_id, ALERTS_TIMER, "", look_again_at)
+                return _rule(row)
+
+        return self._retrying(work)
+
+    def removed_rules(self, workspace_id: str) -> list[StoredRule]:
+        """Removed rules whose firing message may still have to say so."""
+        a = AlertRuleRow
+        with self._read() as conn:
+            return [_rule(r) for r in conn.execute(select(a).where(
+                a.workspace_id == workspace_id, a.removed_at.is_not(None)).order_by(a.id))]
+
+    def purge_rule(self, workspace_id: str, rule_id: int) -> bool:
+        """Deletes a removed rule for good (its id is never handed out again)."""
         a = AlertRuleRow
         with self._write() as conn:
-            done = conn.execute(delete(a).where(a.workspace_id == workspace_id, a.id == rule_id))
+            done = conn.execute(delete(a).where(a.workspace_id == workspace_id, a.id == rule_id,
+                                                a.removed_at.is_not(None)))
         return bool(done.rowcount)
 
     def save_rule_state(self, rule_id: int, version: int, state: str) -> bool:
@@ -1415,7 +1460,8 @@ class Store(ApiRepository, TimerRepository):
 
         def work() -> bool:
             with self._write() as conn:
-                done = conn.execute(update(a).where(a.id == rule_id, a.version == version)
+                done = conn.execute(update(a).where(a.id == rule_id, a.version == version,
+                                                    a.removed_at.is_(None))
                                     .values(state=state, version=version + 1))
                 return bool(done.rowcount)
 
@@ -1662,7 +1708,8 @@ def _delivery(row: Any) -> Delivery:
 
 def _rule(row: Any) -> StoredRule:
     return StoredRule(row.id, row.workspace_id, row.channel_id, row.kpi, row.rule, row.state,
-                      row.version, row.created_by)
+                      row.version, row.created_by, _aware(row.removed_at) if row.removed_at else None,
+                      row.removed_by)
 
 
 # -- statements built once ---------------------------------------------------------------------

@@ -27,8 +27,10 @@ T = TypeVar("T")
 ASAP = datetime(2000, 1, 1, tzinfo=UTC)
 _TIMERS: Table = TimerRow.__table__  # type: ignore[assignment]
 #: what a timer looks at: a digest subscription (subject: its id), a workspace's alert rules at
-#: the close of its day, and its reminders to log (subject: "")
+#: the close of its day, and its reminders to log (subject: ""); and a failure DM not sent yet
+#: (subject: what failed, `digest:{id}` or `alert:{id}`: bot/app/failures.py)
 DIGEST_TIMER, ALERTS_TIMER, NUDGES_TIMER = "digest", "alerts", "nudges"
+FAILURE_DM_TIMER = "failure-dm"
 
 
 @dataclass(frozen=True)

@@ -847,6 +847,107 @@ def test_removing_a_resolved_rule_leaves_its_message_as_it_reads(
     assert len(bot.fake.calls_to("chat.update")) == 1  # the resolve's, nothing more
 
 
+@pytest.mark.parametrize("cause", ["Slack 500 on the update's three tries",
+                                   "ratelimited for ten minutes",
+                                   "process killed between the removal and the update"])
+def test_a_removal_update_not_out_is_sent_once_by_the_alerts_timer_after_a_restart(
+    cause: str, db_url: str, fake_slack: FakeSlack,
+) -> None:
+    """The removed rule is hidden at once, but kept until its firing message says it was
+    removed: a new process over the same database sends that update, once, then forgets the
+    rule; the next rule still gets a new id."""
+    clock = Clock()
+    store = open_store(db_url)
+    try:
+        with serve_bot(fake_slack, store, clock=clock) as bot:
+            fake_slack.add_channel(MARKETING, "marketing")
+            store.ensure_workspace("T0001", timezone="America/New_York")
+            assert bot.services.courier is not None
+            bot.services.courier.backoff = 0.01
+            bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+            log(bot, "spend=300 leads=10")
+            [firing] = posts(bot)
+            clock.now += timedelta(days=1)
+            if cause.startswith("process killed"):
+                # what the command stores before it sends the update, and then the process dies
+                assert store.remove_rule("T0001", 1, SLACK_ADMIN, clock.now,
+                                         look_again_at=clock.now + timedelta(minutes=1))
+            else:
+                if cause.startswith("Slack 500"):
+                    fake_slack.fail("chat.update", 500, times=3)
+                else:
+                    fake_slack.fail("chat.update", 429, retry_after=600)
+                removed = bot.command("alert remove 1", user_id=SLACK_ADMIN)
+                assert "Alert #1 on `cpl` removed" in removed.json["text"], removed.json
+            assert "rule removed by" not in now_reads(bot, firing)["text"]
+            assert store.rules("T0001") == [] and [r.id for r in store.removed_rules("T0001")] == [1]
+            assert "There is no alert #1" in bot.command(
+                "alert remove 1", user_id=SLACK_ADMIN).json["text"]
+            assert "#1" not in json.dumps(bot.command("alerts", user_id=SLACK_ADMIN).json)
+        store.engine.dispose()
+
+        store = open_store(db_url)  # a new process over the same database
+        with serve_bot(fake_slack, store, clock=clock) as again:
+            assert again.services.scheduler is not None
+            clock.now += timedelta(minutes=11)  # past the update's retry and Retry-After
+            again.services.scheduler.sweep()
+            top = now_reads(again, firing)
+            assert (f"Firing since Wed 11 Mar; rule removed by <@{SLACK_ADMIN}> Thu 12 Mar "
+                    "11:00 EDT") in json.dumps(top["blocks"])
+            assert action_ids(top) == set() and len(posts(again)) == 1
+            assert store.removed_rules("T0001") == []
+            clock.now += timedelta(hours=2)
+            again.services.scheduler.sweep()
+            done = [c for c in fake_slack.calls_to("chat.update") if c.fault is None]
+            assert len(done) == 1, [(c.status, c.fault) for c in fake_slack.calls_to("chat.update")]
+            added = again.command("alert cpl > 20", user_id=SLACK_ADMIN, channel_id=MARKETING)
+            assert "Alert #2 added" in added.json["text"], added.json
+    finally:
+        store.engine.dispose()
+        assert fake_slack.violations == [] and fake_slack.server_errors == []
+
+
+def test_two_processes_finishing_one_removal_update_its_message_once(
+    db_url: str, fake_slack: FakeSlack,
+) -> None:
+    """Both alerts timers find the removed rule pending at the same moment: one update."""
+    clock = Clock()
+    store = open_store(db_url)
+    try:
+        with serve_bot(fake_slack, store, clock=clock) as bot:
+            fake_slack.add_channel(MARKETING, "marketing")
+            store.ensure_workspace("T0001", timezone="America/New_York")
+            assert bot.services.courier is not None
+            bot.services.courier.backoff = 0.01
+            bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+            log(bot, "spend=300 leads=10")
+            [firing] = posts(bot)
+            clock.now += timedelta(days=1)
+            fake_slack.fail("chat.update", 500, times=3)
+            bot.command("alert remove 1", user_id=SLACK_ADMIN)
+        clock.now += timedelta(minutes=5)
+        stores = [open_store(db_url), open_store(db_url)]
+        settings = Settings(slack_api_url=fake_slack.api_url, _env_file=None)
+
+        def process(each: Store) -> Callable[[], list[str]]:
+            client = courier_client(settings, "xoxb-test")
+            courier = Courier(each, lambda _ws: client, Metrics(), clock, backoff=0.01)
+            [removed] = [use.AlertRule.load(r) for r in each.removed_rules("T0001")]
+            return lambda: [str(use.finish_removal(each, courier, removed, clock))]
+
+        outcomes = at_once(*(process(s) for s in stores))
+        for each in stores:
+            each.engine.dispose()
+
+        assert sorted(outcomes) in (["held", "posted"], ["posted", "skipped"]), outcomes
+        assert len([c for c in fake_slack.calls_to("chat.update") if c.fault is None]) == 1
+        [top] = fake_slack.messages_in(MARKETING)
+        assert top["ts"] == firing["ts"] and "rule removed by" in top["text"]
+        assert store.removed_rules("T0001") == []  # the process that posted forgot the rule
+    finally:
+        store.engine.dispose()
+
+
 @pytest.mark.parametrize("today", [date(2026, 3, 11), date(2026, 3, 15)], ids=["wednesday", "sunday"])
 def test_on_the_demo_data_the_unusual_leads_rule_fires_less_than_the_fixed_one(
     tmp_path: Path, today: date,
@@ -932,3 +1033,63 @@ def test_the_alert_ids_migration_starts_past_every_rule_a_delivery_key_names(
     finally:
         store.engine.dispose()
     migrate_to(db_url, "downgrade", "0009_dimensions")
+
+
+def test_the_removals_migration_keeps_rules_and_never_reuses_subscription_ids(db_url: str) -> None:
+    """0012: rules get their removal columns (in place: alert ids still never come back);
+    on SQLite new subscriptions start past every id a failure DM key names. Down again, a
+    removed rule waiting to say so goes, the others stay."""
+    migrate_to(db_url, "upgrade", "0010_alert_ids")
+    engine = create_engine(db_url)
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        with engine.begin() as conn:
+            insert_old_workspace(conn, "W1")
+            conn.execute(text(
+                "INSERT INTO subscriptions (workspace_id, channel_id, kind, at_time, created_by, "
+                "created_at) VALUES ('W1', 'C1', 'daily', '09:00', 'U1', '2026-03-01 00:00:00')"))
+            if sqlite:  # subscription 3 was removed after its failure was told
+                conn.execute(text(
+                    "INSERT INTO deliveries (workspace_id, key, kind, channel_id, due_at, "
+                    "claimed_by, claimed_at, expires_at, attempts, error) VALUES ('W1', "
+                    "'failure-dm:digest:3:0', 'failure-dm', 'U1', '2026-03-01 00:00:00', 'p', "
+                    "'2026-03-01 00:00:00', '2026-03-01 00:00:00', 1, '')"))
+            for kpi in ("cpl", "cac"):
+                conn.execute(text(
+                    "INSERT INTO alert_rules (workspace_id, channel_id, kpi, rule, state, version, "
+                    "created_by, created_at) VALUES ('W1', 'C1', :kpi, '{}', '{}', 0, 'U1', "
+                    "'2026-03-01 00:00:00')"), {"kpi": kpi})
+    finally:
+        engine.dispose()
+
+    migrate_to(db_url, "upgrade", "head")
+
+    store = open_store(db_url)
+    try:
+        assert [r.kpi for r in store.rules("W1")] == ["cpl", "cac"]
+        second = store.subscribe("W1", "C2", "daily", "09:00", actor="U1")
+        assert second.id >= (4 if sqlite else 2), second
+        [cac] = [r for r in store.rules("W1") if r.kpi == "cac"]
+        now = datetime(2026, 3, 2, tzinfo=UTC)
+        assert store.remove_rule("W1", cac.id, "U1", now, look_again_at=now) is not None
+        assert [r.kpi for r in store.rules("W1")] == ["cpl"]
+        assert [r.removed_by for r in store.removed_rules("W1")] == ["U1"]
+    finally:
+        store.engine.dispose()
+
+    migrate_to(db_url, "downgrade", "0010_alert_ids")
+
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            assert list(conn.execute(text("SELECT kpi FROM alert_rules")).scalars()) == ["cpl"]
+            conn.execute(text(
+                "INSERT INTO alert_rules (workspace_id, channel_id, kpi, rule, state, version, "
+                "created_by, created_at) VALUES ('W1', 'C1', 'roas', '{}', '{}', 0, 'U1', "
+                "'2026-03-03 00:00:00')"))
+            new = conn.execute(text("SELECT id FROM alert_rules WHERE kpi = 'roas'")).scalar_one()
+            assert new > cac.id  # the purged rule's id is not handed out again
+            assert len(list(conn.execute(text("SELECT id FROM subscriptions")))) == 2
+    finally:
+        engine.dispose()
+    migrate_to(db_url, "upgrade", "head")

@@ -8,12 +8,16 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from bot.app.digests import due_now, tell_creator
 from bot.render.blocks import FIXES
 from bot.render.kit import FOLD_LINES, rendered_lines
 from bot.slack.app import courier_client
 from bot.slack.courier import Courier, Outgoing
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SlackBot
+from storage import open_store
+from storage.timers import FAILURE_DM_TIMER
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot
 from tests.fakeslack import FakeSlack
 from tests.test_digest import Clock, make_scheduler
 
@@ -127,3 +131,86 @@ def test_no_dm_is_attempted_for_a_workspace_whose_tokens_were_revoked(slack_bot:
     told = tell_creator(store, courier, due, clock)
     assert told is not None and told.outcome == "stopped"
     assert fake.calls_to("conversations.open") == []
+
+
+@pytest.mark.parametrize("fault", ["Slack 500", "ratelimited for ten minutes"])
+def test_a_digest_failure_dm_not_out_is_sent_once_by_its_timer_after_a_restart(
+        fault: str, slack_bot: SlackBot) -> None:
+    """The DM could not be sent with the failure; a new process sends it hours later, after
+    the digest's own grace window (its timer no longer looks at that digest), and only once."""
+    fake = slack_bot.fake
+    fake.add_channel(GONE, "gone")
+    slack_bot.command("digest daily 09:00", user_id=SLACK_ADMIN, channel_id=GONE)
+    fake.delete_channel(GONE)
+    if fault == "Slack 500":
+        fake.fail("conversations.open", 500)
+    else:
+        fake.fail("conversations.open", 429, retry_after=600)
+    clock = Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC))  # 09:01 in New York
+    assert make_scheduler(slack_bot, clock).sweep() == ["failed"]  # and the DM not out
+    assert dms_to(fake, SLACK_ADMIN) == []
+
+    restarted = open_store(f"sqlite:///{slack_bot.store.engine.url.database}")
+    try:
+        scheduler = make_scheduler(slack_bot, clock, store=restarted)
+        clock.now += timedelta(hours=7)  # past the digest's grace: only the DM's timer is due
+        assert scheduler.sweep() == ["posted"]
+        [dm] = dms_to(fake, SLACK_ADMIN)
+        assert "daily digest" in dm["text"] and "channel_not_found" in dm["text"]
+        clock.now += timedelta(hours=1)
+        assert scheduler.sweep() == []
+        clock.now = datetime(2026, 3, 12, 13, 1, tzinfo=UTC)  # the next digest fails too:
+        assert scheduler.sweep() == ["failed"]  # the same episode, no DM
+        assert len(dms_to(fake, SLACK_ADMIN)) == 1
+        assert not [t for t in restarted.timers("T0001") if t[0] == FAILURE_DM_TIMER]
+    finally:
+        restarted.engine.dispose()
+
+
+def test_an_alert_failure_dm_not_out_is_sent_once_by_its_timer(slack_bot: SlackBot) -> None:
+    """Before, only the rule's next failure tried the DM again."""
+    fake = slack_bot.fake
+    fake.add_channel(GONE, "gone")
+    slack_bot.store.ensure_workspace("T0001", timezone="America/New_York")
+    assert slack_bot.services.courier is not None and slack_bot.services.alerting is not None
+    slack_bot.services.courier.backoff = 0.01
+    slack_bot.command("alert cpl > 15 daily", user_id=SLACK_ADMIN, channel_id=GONE)
+    fake.delete_channel(GONE)
+    fake.fail("conversations.open", 500)  # the DM's, after the alert failed for good
+    reply = slack_bot.command("log spend=300 leads=10 date=yesterday", user_id=SLACK_MEMBER)
+    assert "Stored" in reply.json["text"], reply.json
+    slack_bot.services.alerting.debouncer.flush()
+    assert dms_to(fake, SLACK_ADMIN) == []
+
+    clock = Clock(SLACK_NOW + timedelta(minutes=5))  # past the DM's retry
+    scheduler = make_scheduler(slack_bot, clock)
+    outcomes = scheduler.sweep()
+    [dm] = dms_to(fake, SLACK_ADMIN)
+    assert "alert #1" in dm["text"] and "channel_not_found" in dm["text"], outcomes
+    clock.now += timedelta(hours=1)
+    scheduler.sweep()
+    assert len(dms_to(fake, SLACK_ADMIN)) == 1
+
+
+def test_a_subscription_after_a_removed_one_gets_its_own_failure_dm(
+        slack_bot: SlackBot) -> None:
+    """Its id is never the removed one's (SQLite would hand out the highest id + 1 again),
+    so its first failure is not taken for the old one, already told."""
+    fake = slack_bot.fake
+    store = slack_bot.store
+    store.ensure_workspace("T0001", timezone="America/New_York")
+    fake.delete_channel(GONE)
+    first = store.subscribe("T0001", GONE, "daily", "09:00", actor=SLACK_ADMIN)
+    clock = Clock(datetime(2026, 3, 11, 13, 1, tzinfo=UTC))
+    scheduler = make_scheduler(slack_bot, clock)
+    assert scheduler.sweep() == ["failed"]
+    assert len(dms_to(fake, SLACK_ADMIN)) == 1
+    store.unsubscribe("T0001", GONE)
+
+    fake.delete_channel("C0GONE2")
+    second = store.subscribe("T0001", "C0GONE2", "daily", "09:00", actor=SLACK_ADMIN)
+    clock.now += timedelta(days=1)
+    assert scheduler.sweep() == ["failed"]
+
+    assert second.id > first.id
+    assert len(dms_to(fake, SLACK_ADMIN)) == 2

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
 from bot.app.entries import clean_dims
-from bot.app.failures import tell_owner
+from bot.app.failures import Subject, tell_owner
 from bot.app.names import label_of, unit_of, watched_key
 from bot.app.ports import Outcome, Poster
 from bot.app.timers import PENDING, RETRY, Woken, retry_at
@@ -112,6 +112,9 @@ class AlertRule:
     version: int
     created_by: str
     thread: Thread = field(default_factory=Thread)
+    #: a removed rule, kept until its firing message says so (`finish_removal`)
+    removed_by: str | None = None
+    removed_at: datetime | None = None
 
     @classmethod
     def load(cls, stored: StoredRule) -> AlertRule:
@@ -121,7 +124,8 @@ class AlertRule:
                     spec.get("sensitivity", DEFAULT_SENSITIVITY))
         state, thread = _stored_state(stored.state)
         return cls(stored.id, stored.workspace_id, stored.channel_id, rule, state,
-                   spec.get("mention"), stored.version, stored.created_by, thread)
+                   spec.get("mention"), stored.version, stored.created_by, thread,
+                   stored.removed_by, stored.removed_at)
 
 
 # -- state as JSON ----------------------------------------------------------------------------
@@ -259,22 +263,53 @@ def find_rule(ctx: Context, rule_id: int) -> AlertRule:
 
 def remove_rule(ctx: Context, rule_id: int) -> AlertRule:
     """Removes the rule; its firing message, when one is still open, is updated to say who
-    removed it when (without buttons), under a key of its own."""
-    rule = find_rule(ctx, rule_id)
-    thread = rule.thread
-    removed = None
-    if thread.note is not None and thread.period is not None and thread.resolved_at is None:
-        # built before the rule goes: the update shows what it fired on and who removed it
-        removed = replace(_alert_post(ctx, rule, thread.note, thread.period, thread),
-                          removed_by=ctx.actor, removed_at=ctx.now)
-    ctx.store.remove_rule(ctx.workspace.id, rule_id)
-    if removed is not None and thread.note is not None and ctx.ports.poster is not None:
-        parent = message_key(rule.id, thread.note.seq)
-        post = removed
-        ctx.ports.poster.deliver(ctx.workspace.id, f"{parent}:removed", kind="alert-update",
-                                 channel=rule.channel_id, due_at=ctx.now, edits=parent,
-                                 build=lambda: post)
+    removed it when (without buttons). Until that update is out the rule is kept, hidden from
+    everything, and the alerts timer retries it (`finish_removal`)."""
+    find_rule(ctx, rule_id)
+    stored = ctx.store.remove_rule(ctx.workspace.id, rule_id, ctx.actor, ctx.now,
+                                   look_again_at=ctx.now + RETRY)
+    if stored is None:
+        raise UserError(f"Alert #{rule_id} was removed meanwhile; `/kpi alerts` lists the rules.")
+    rule = AlertRule.load(stored)
+    finish_removal(ctx.store, ctx.ports.poster, rule, lambda: ctx.now)
     return rule
+
+
+def removal_owed(rule: AlertRule) -> bool:
+    """The removed rule's firing message is still open: it has to say the rule was removed."""
+    thread = rule.thread
+    return thread.note is not None and thread.period is not None and thread.resolved_at is None
+
+
+def finish_removal(store: Store, poster: Poster | None, rule: AlertRule,
+                   clock: Callable[[], datetime]) -> Outcome | None:
+    """Updates a removed rule's open firing message (under a key of its own, so once), then
+    deletes the rule; while the update is not out (retry, held, uninstalled, or no poster in
+    this process) the rule stays for the alerts timer to try again."""
+    outcome: Outcome | None = None
+    if removal_owed(rule):
+        if poster is None:
+            return None
+        note, period = rule.thread.note, rule.thread.period
+        assert note is not None and period is not None
+        parent = message_key(rule.id, note.seq)
+
+        def build() -> AlertPost:
+            ctx = open_context(store, rule.workspace_id, SYSTEM_ACTOR, clock())
+            return replace(_alert_post(ctx, rule, note, period, rule.thread),
+                           removed_by=rule.removed_by, removed_at=rule.removed_at)
+
+        key = f"{parent}:removed"
+        outcome = poster.deliver(rule.workspace_id, key, kind="alert-update",
+                                 channel=rule.channel_id, due_at=rule.removed_at or clock(),
+                                 edits=parent, build=build)
+        if outcome in NOT_OUT:
+            if outcome in PENDING:
+                store.wake(rule.workspace_id, ALERTS_TIMER,
+                           at=retry_at(store, [key], clock()))
+            return outcome
+    store.purge_rule(rule.workspace_id, rule.id)
+    return outcome
 
 
 def snooze_rule(ctx: Context, rule_id: int, duration: str) -> tuple[AlertRule, datetime]:
@@ -736,11 +771,16 @@ class Alerting:
         """The workspace's alert timer, due at the close of its day: the day that closed, then
         today; sooner while a transition is not out yet, so it is made again under the same key."""
         workspace_id = timer.workspace_id
-        if not self.store.rules(workspace_id) or not _installed(self.store, workspace_id):
+        if not _installed(self.store, workspace_id):
             return Woken(None)
+        removals = [finish_removal(self.store, self.poster, AlertRule.load(r), self.clock)
+                    for r in self.store.removed_rules(workspace_id)]
+        told = tuple(o for o in removals if o is not None)
+        if not self.store.rules(workspace_id):
+            return Woken(now + RETRY if PENDING & set(told) else None, told)
         ctx = open_context(self.store, workspace_id, SYSTEM_ACTOR, now)
         yesterday = ctx.today - timedelta(days=1)
-        outcomes: list[str] = []
+        outcomes: list[str] = list(told)
         for day in sorted(self._pending_days(ctx) - {yesterday, ctx.today}):
             outcomes += evaluate_workspace(self.store, workspace_id, day, now, self.post,
                                            tell=self.tell)
@@ -802,10 +842,20 @@ class Alerting:
         episode of the rule (bot/app/failures.py)."""
         if outcome not in ("failed", "skipped"):
             return
-        tell_owner(self.store, self.poster, key, subject=f"alert:{rule.id}",
-                   key_prefix=f"{message_key(rule.id, 0).rpartition(':')[0]}:",
-                   owner=rule.created_by, clock=self.clock,
-                   what=f"alert #{rule.id} on {rule.rule.kpi} ({rule.rule.period})")
+        tell_owner(self.store, self.poster, key, failure_subject(rule), self.clock)
+
+
+def failure_subject(rule: AlertRule) -> Subject:
+    """The rule as its failure DM names it (its id is never reused)."""
+    return Subject(f"alert:{rule.id}", rule.workspace_id,
+                   f"{message_key(rule.id, 0).rpartition(':')[0]}:", rule.created_by,
+                   f"alert #{rule.id} on {rule.rule.kpi} ({rule.rule.period})")
+
+
+def rule_subject(store: Store, workspace_id: str, rule_id: int) -> Subject | None:
+    """The failure-DM timer's subject `alert:{id}` now; None once the rule is removed."""
+    stored = store.rule(workspace_id, rule_id)
+    return None if stored is None else failure_subject(AlertRule.load(stored))
 
 
 def _installed(store: Store, workspace_id: str) -> bool:

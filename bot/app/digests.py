@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 
 from bot.app.alerts import AlertRule, counted, rules, unusual_history
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
-from bot.app.failures import Told, tell_owner
+from bot.app.failures import Subject, Told, tell_owner
 from bot.app.goals import GoalProgress, goal_progress
 from bot.app.insights import WhyResult, why_brief
 from bot.app.names import find_name, label_of, unit_of
@@ -475,10 +475,20 @@ def tell_creator(store: Store, poster: Poster, due: Due,
                  clock: Callable[[], datetime]) -> Told | None:
     """When `due`'s digest failed for good, one DM to whoever scheduled it, per episode of
     the subscription (bot/app/failures.py)."""
-    sub = due.subscription
-    return tell_owner(store, poster, due.key, subject=f"digest:{sub.id}",
-                      key_prefix=f"digest:{sub.workspace_id}:{sub.channel_id}:{sub.kind}:",
-                      owner=sub.created_by, what=f"the {sub.kind} digest", clock=clock)
+    return tell_owner(store, poster, due.key, failure_subject(due.subscription), clock)
+
+
+def failure_subject(sub: Subscription) -> Subject:
+    """The subscription as its failure DM names it (its id is never reused)."""
+    return Subject(f"digest:{sub.id}", sub.workspace_id,
+                   f"digest:{sub.workspace_id}:{sub.channel_id}:{sub.kind}:",
+                   sub.created_by, f"the {sub.kind} digest")
+
+
+def subscription_subject(store: Store, workspace_id: str, subscription_id: int) -> Subject | None:
+    """The failure-DM timer's subject `digest:{id}` now; None once it is unsubscribed."""
+    sub = store.subscription(subscription_id)
+    return None if sub is None or sub.workspace_id != workspace_id else failure_subject(sub)
 
 
 @dataclass(frozen=True)
