@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0012'
-down_revision = '0010_alert_ids'  # '0011' at merge: the 0011 helper's revision
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
