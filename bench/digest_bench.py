@@ -14,7 +14,7 @@ outside the checkout by `bench.cached`, like report_bench's.
   the same way as the reference. Median of FRESH_RUNS processes each (QUICK_FRESH_RUNS with
   `--quick`), interleaved.
 * digest: `compute_digest` + `digest_message` + `digest_charts` of the daily and the weekly
-  digest, median of `--runs`.
+  digest, median of `--runs` (QUICK_DIGEST_RUNS with `--quick`, the row says so).
 * memory: a fresh `python -c` process renders 50 daily digests (compute, blocks, charts) and
   reads its peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`, what an operator sees;
   not tracemalloc, which misses matplotlib's and Agg's C allocations), then 450 more and reads
@@ -54,7 +54,8 @@ GROWTH_TARGET = 0.05
 FRESH_RUNS = 5
 QUICK_FRESH_RUNS = 3
 MEMORY_FIRST, MEMORY_LAST = 50, 500
-QUICK_MEMORY_LAST = 150
+QUICK_MEMORY_LAST = 120
+QUICK_DIGEST_RUNS = 15
 
 
 # -- the database -----------------------------------------------------------------------------
@@ -251,8 +252,8 @@ def _charts(options: Options) -> list[Row]:
     fresh_runs = QUICK_FRESH_RUNS if options.quick else FRESH_RUNS
     if options.quick:
         print(f"--quick: {warm_rounds} + {rounds} rounds of the {len(trends)} trends, "
-              f"{fresh_runs} fresh processes each (a full run: {options.warmups} + "
-              f"{options.runs} rounds, {FRESH_RUNS} processes)", flush=True)
+              f"{fresh_runs} fresh processes each (a full run: --warmups + --runs rounds, "
+              f"{FRESH_RUNS} processes)", flush=True)
     for i in range(warm_rounds * len(trends)):
         ours(i), pyplot(i), funnel(i)
     samples: dict[str, list[float]] = {"trend": [], "funnel": [], "pyplot": []}
@@ -302,11 +303,12 @@ def digest_bench(options: Options) -> list[Row]:
 def _digests(options: Options) -> list[Row]:
     ctx = open_bench_context()
     rows = []
+    runs = QUICK_DIGEST_RUNS if options.quick else options.runs
     for kind in ("daily", "weekly"):
         for _ in range(options.warmups):
             one_digest(ctx, kind)
         parts: list[tuple[float, float, float, int]] = [one_digest(ctx, kind)
-                                                         for _ in range(options.runs)]
+                                                         for _ in range(runs)]
         totals = [a + b + c for a, b, c, _ in parts]
         compute, blocks, charts = (statistics.median(p[i] for p in parts) for i in range(3))
         total = statistics.median(totals)
@@ -315,7 +317,8 @@ def _digests(options: Options) -> list[Row]:
         rows.append(Row(
             f"{kind} digest: compute + blocks + {count} charts (median)", ms(total),
             f"<= {DIGEST_TARGET_S * 1000:g} ms",
-            f"compute {ms(compute)}, blocks {ms(blocks)}, charts {ms(charts)}",
+            f"compute {ms(compute)}, blocks {ms(blocks)}, charts {ms(charts)}"
+            + (f"; median of {runs} (--quick)" if options.quick else ""),
             total <= DIGEST_TARGET_S,
         ))
     ctx.store.engine.dispose()
