@@ -11,8 +11,8 @@ outside the checkout by `bench.cached`, like report_bench's.
   `--quick`, enough rounds for `--runs` charts of each (not `--runs` of every trend).
 * first chart: wall time of importing the chart module and rendering one trend, inside a
   fresh `python -c` process (interpreter start-up excluded); pyplot's import + first chart
-  the same way as the reference. Median of FRESH_RUNS processes each (QUICK_FRESH_RUNS with
-  `--quick`), interleaved.
+  the same way as the reference. Median of FRESH_RUNS processes each, interleaved, after one
+  of each to warm the OS file cache (with `--quick`, QUICK_FRESH_RUNS and no warming).
 * digest: `compute_digest` + `digest_message` + `digest_charts` of the daily and the weekly
   digest, median of `--runs` (QUICK_DIGEST_RUNS with `--quick`, the row says so).
 * memory: a fresh `python -c` process renders 50 daily digests (compute, blocks, charts) and
@@ -54,7 +54,7 @@ GROWTH_TARGET = 0.05
 FRESH_RUNS = 5
 QUICK_FRESH_RUNS = 3
 MEMORY_FIRST, MEMORY_LAST = 50, 500
-QUICK_MEMORY_LAST = 120
+QUICK_MEMORY_LAST = 100
 QUICK_DIGEST_RUNS = 15
 
 
@@ -271,7 +271,8 @@ def _charts(options: Options) -> list[Row]:
     spec = {"title": first.label, "unit": first.unit.value, "goal": first.goal,
             "points": [(d.isoformat(), v) for d, v in first.points],
             "previous": [(d.isoformat(), v) for d, v in first.previous]}
-    _fresh_chart(spec, False), _fresh_chart(spec, True)  # warm the OS file cache
+    if not options.quick:  # --quick: the benchmarks before it have warmed the file cache
+        _fresh_chart(spec, False), _fresh_chart(spec, True)  # warm the OS file cache
     fresh: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(fresh_runs):
         for pyplot_run in (False, True):

@@ -28,7 +28,7 @@ from bench import Options, Row, register
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIES = 10
-QUICK_SILENT_TRIES = 3
+QUICK_SILENT_TRIES = 2
 RECONNECT_TARGET_S = 10.0
 ACK_TARGET_S = 3.0
 
