@@ -182,20 +182,20 @@ print(json.dumps(seen))
 """
 
 
-def _memory(last: int) -> tuple[float, float, float, float]:
-    """Peak RSS after MEMORY_FIRST and `last` digests, then the current RSS at both (MiB).
+def _memory() -> tuple[float, float, float, float]:
+    """Peak RSS after MEMORY_FIRST and MEMORY_LAST digests, then the current RSS at both (MiB).
 
     Measured in a fresh process. The current RSS (VmRSS, 0 where /proc is missing) is printed
     beside the peak: a slow leak could hide under an earlier peak for a while.
     """
     done = subprocess.run(
-        [sys.executable, "-c", _MEMORY, str(MEMORY_FIRST), str(last)],
+        [sys.executable, "-c", _MEMORY, str(MEMORY_FIRST), str(MEMORY_LAST)],
         cwd=ROOT, capture_output=True, text=True, check=False,
     )
     if done.returncode:
         raise RuntimeError(f"memory process failed:\n{done.stderr}")
     seen = json.loads(done.stdout)
-    (peak_first, now_first), (peak_last, now_last) = seen[str(MEMORY_FIRST)], seen[str(last)]
+    (peak_first, now_first), (peak_last, now_last) = seen[str(MEMORY_FIRST)], seen[str(MEMORY_LAST)]
     return peak_first / 1024, peak_last / 1024, now_first / 1024, now_last / 1024
 
 
@@ -329,7 +329,7 @@ def _digests(options: Options) -> list[Row]:
                         f"left out of --quick ({MEMORY_LAST} digests, over a minute)", True))
         return rows
     print(f"memory: {MEMORY_LAST} daily digests in a fresh process...", flush=True)
-    after_first, after_last, now_first, now_last = _memory(MEMORY_LAST)
+    after_first, after_last, now_first, now_last = _memory()
     growth = (after_last - after_first) / after_first
     print(f"peak RSS {after_first:.1f} -> {after_last:.1f} MiB, current RSS {now_first:.1f} -> "
           f"{now_last:.1f} MiB", flush=True)
