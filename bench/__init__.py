@@ -128,6 +128,9 @@ class Cached:
     built_now: bool
 
 
+#: databases built by this process: `--rebuild` builds each once, not once per benchmark
+_rebuilt: set[Path] = set()
+
 #: fills a new database at the path given (a temporary file) and returns its description
 #: (a JSON object, kept beside the database; "build_seconds" is shown on later runs)
 Builder = Callable[[Path], dict[str, Any]]
@@ -139,11 +142,13 @@ def cached(db: CachedDb, build: Builder, rebuild: bool = False) -> Iterator[Cach
     caller reads it.
 
     A build writes a temporary file, leaves it without a WAL and renames it over the old one,
-    then its description (what marks it ready), so a run never opens a half-built database. It holds the exclusive
-    lock meanwhile, so it waits for runs still reading the old file (whose WAL index has the
-    same name) and concurrent runs wait for one build instead of making their own.
+    then its description (what marks it ready), so a run never opens a half-built database.
+    It holds the exclusive lock meanwhile, so it waits for runs still reading the old file
+    (whose WAL index has the same name) and concurrent runs wait for one build instead of
+    making their own.
     """
     db.path.parent.mkdir(parents=True, exist_ok=True)
+    rebuild = rebuild and db.path not in _rebuilt
     with open(db.path.with_suffix(".lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_SH)
         if not rebuild and _ready(db):
@@ -156,6 +161,7 @@ def cached(db: CachedDb, build: Builder, rebuild: bool = False) -> Iterator[Cach
         built_now = rebuild or not _ready(db)  # another run may have built it meanwhile
         if built_now:
             _build(db, build)
+            _rebuilt.add(db.path)
         fcntl.flock(lock, fcntl.LOCK_SH)
         meta = json.loads(db.meta_path.read_text())
         if not built_now:
