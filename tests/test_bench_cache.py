@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 
+import bench
 from bench import CachedDb, cache_dir, cached, schema_head
 
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache, and a new run (no database built by it yet)."""
     monkeypatch.setenv("KPIBOT_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bench, "_rebuilt", set())
     return tmp_path / "cache"
 
 
@@ -63,12 +66,15 @@ def test_built_once_then_read_from_the_cache(cache: Path) -> None:
                                                         db.path.with_suffix(".lock").name]
 
 
-def test_rebuild_replaces_it(cache: Path) -> None:
+def test_rebuild_replaces_it_once_per_run(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db, calls = CachedDb("demo", 1), []
     with cached(db, _builder(calls)):
         pass
+    monkeypatch.setattr(bench, "_rebuilt", set())  # a later run, with --rebuild
     with cached(db, _builder(calls, 2), rebuild=True) as again:
         assert again.built_now and again.meta["value"] == 2 and _value(db.path) == 2
+    with cached(db, _builder(calls, 3), rebuild=True) as same_run:  # the next benchmark
+        assert not same_run.built_now and _value(db.path) == 2
     assert len(calls) == 2
 
 
