@@ -45,8 +45,9 @@ class Options:
     warmups: int = 3
     explain: bool = False
     rebuild: bool = False
-    #: `make bench QUICK=1`: fewer runs and smaller inputs; benchmarks that take minutes
-    #: (the morning of 10,000 workspaces) give a "skipped" row
+    #: `make bench QUICK=1` (under 3 minutes): fewer runs and smaller inputs, each benchmark
+    #: saying so in its rows or output; figures that take minutes (the mornings, memory over
+    #: 500 digests) give a "skipped" row
     quick: bool = False
 
 
