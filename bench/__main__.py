@@ -58,14 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = Options(runs=runs, warmups=args.warmups, explain=args.explain,
                       rebuild=args.rebuild, quick=args.quick)
     rows: list[Row] = []
+    seconds: dict[str, float] = {}
     started = time.perf_counter()
     for name in names:
         print(f"== {name}", flush=True)
+        began = time.perf_counter()
         rows.extend(REGISTRY[name](options))
+        seconds[name] = time.perf_counter() - began
+        print(f"== {name}: {seconds[name]:.1f} s", flush=True)
     elapsed = time.perf_counter() - started
 
     print()
     print(text_table(rows))
+    print("\ntime per benchmark: " + ", ".join(f"{n} {s:.1f} s" for n, s in seconds.items()))
     if args.only or args.quick:  # a partial run must not replace the full table the README links to
         print(f"\n({elapsed:.1f} s; bench/results.md is only written by a full run)")
     else:

@@ -2,22 +2,25 @@
 
 Inputs come from the demo generator (`bot.demo.fill`): 90 days of a coaching business in a
 workspace whose zone is America/New_York, built once through `storage.open_store` and cached
-under `bench/.data/` (git-ignored) with a `.json` sidecar written last, like report_bench.
+outside the checkout by `bench.cached`, like report_bench's.
 
 * chart, warm: the daily digest's trend charts (and its funnel), rendered in turn after
   warm-ups; the median of `--runs` rounds. The reference is a naive pyplot chart of the same
   trend (plt.subplots at 1200x675, plot, axhline, title, legend, savefig(png), close), timed
-  in the same rounds, interleaved with ours so drift of the machine hits both alike.
+  in the same rounds, interleaved with ours so drift of the machine hits both alike. With
+  `--quick`, enough rounds for `--runs` charts of each (not `--runs` of every trend).
 * first chart: wall time of importing the chart module and rendering one trend, inside a
   fresh `python -c` process (interpreter start-up excluded); pyplot's import + first chart
-  the same way as the reference. Median of FRESH_RUNS processes each, interleaved.
+  the same way as the reference. Median of FRESH_RUNS processes each, interleaved, after one
+  of each to warm the OS file cache (with `--quick`, QUICK_FRESH_RUNS and no warming).
 * digest: `compute_digest` + `digest_message` + `digest_charts` of the daily and the weekly
-  digest, median of `--runs`.
+  digest, median of `--runs` (QUICK_DIGEST_RUNS with `--quick`, the row says so).
 * memory: a fresh `python -c` process renders 50 daily digests (compute, blocks, charts) and
   reads its peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`, what an operator sees;
   not tracemalloc, which misses matplotlib's and Agg's C allocations), then 450 more and reads
   it again. Growth = (after 500 - after 50) / after 50. The current RSS (VmRSS) at both points
-  is shown beside it, as a slow leak could stay under an earlier peak for a while.
+  is shown beside it, as a slow leak could stay under an earlier peak for a while. It takes
+  over a minute: `--quick` gives a "skipped" row (fewer digests would hide a slow leak).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import DATA, Options, Row, ms, register
+from bench import CachedDb, Options, Row, cached, ms, register
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE = "T0DIGEST"
@@ -43,52 +46,46 @@ ZONE = "America/New_York"
 NOW = datetime(2026, 3, 3, 13, 0, tzinfo=UTC)
 DAYS = 90
 SHAPE_VERSION = 1  # bump when the generated data changes, so the cache is rebuilt
-DB = DATA / f"digest-demo-v{SHAPE_VERSION}.db"
-META = DB.with_suffix(".json")
+DB = CachedDb("digest-demo", SHAPE_VERSION)
 
 CHART_TARGET_S = 0.050
 DIGEST_TARGET_S = 0.300
 GROWTH_TARGET = 0.05
 FRESH_RUNS = 5
+QUICK_FRESH_RUNS = 3
 MEMORY_FIRST, MEMORY_LAST = 50, 500
+QUICK_DIGEST_RUNS = 15
 
 
 # -- the database -----------------------------------------------------------------------------
 
 
-def ensure_built(rebuild: bool) -> None:
-    if not rebuild and DB.exists() and META.exists():
-        meta = json.loads(META.read_text())
-        print(f"using cached {DB.name} (built {meta['built_at']} in {meta['build_seconds']} s)",
-              flush=True)
-        return
+def build(path: Path) -> dict[str, Any]:
+    """The demo workspace's DAYS days at `path` (a new file); returns its description."""
     from bot.app.context import open_context
     from bot.demo import fill
     from storage import open_store
 
-    DATA.mkdir(parents=True, exist_ok=True)
-    for stale in (META, DB, Path(f"{DB}-wal"), Path(f"{DB}-shm")):
-        stale.unlink(missing_ok=True)
     started = time.perf_counter()
-    store = open_store(f"sqlite:///{DB}")
+    store = open_store(f"sqlite:///{path}")
     ctx = open_context(store, WORKSPACE, ACTOR, NOW, timezone=ZONE)
     values = fill(store, WORKSPACE, ctx.today, DAYS)
     store.engine.dispose()
     seconds = time.perf_counter() - started
-    print(f"built {DB.name}: {values} demo values over {DAYS} days up to {ctx.today} "
+    print(f"built {DB.path.name}: {values} demo values over {DAYS} days up to {ctx.today} "
           f"in {seconds:.1f} s", flush=True)
-    META.write_text(json.dumps({
+    return {
         "values": values, "days": DAYS, "today": ctx.today.isoformat(), "zone": ZONE,
         "build_seconds": round(seconds, 2),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }, indent=2) + "\n")
+    }
 
 
 def open_bench_context() -> Any:
     from bot.app.context import open_context
     from storage import open_store
 
-    return open_context(open_store(f"sqlite:///{DB}"), WORKSPACE, ACTOR, NOW, timezone=ZONE)
+    return open_context(open_store(DB.url), WORKSPACE, ACTOR, NOW, timezone=ZONE)
 
 
 def one_digest(ctx: Any, kind: str) -> tuple[float, float, float, int]:
@@ -220,10 +217,14 @@ def _summary(samples: list[float]) -> str:
 
 @register("charts")
 def charts_bench(options: Options) -> list[Row]:
+    with cached(DB, build, options.rebuild):
+        return _charts(options)
+
+
+def _charts(options: Options) -> list[Row]:
     from bot.app.digests import compute_digest
     from bot.render.charts import funnel_chart, trend_chart
 
-    ensure_built(options.rebuild)
     ctx = open_bench_context()
     digest = compute_digest(ctx, "daily")
     trends = digest.trends
@@ -245,10 +246,17 @@ def charts_bench(options: Options) -> list[Row]:
     def funnel(_i: int) -> bytes:
         return funnel_chart(funnel_title, steps, locale=digest.locale)
 
-    for i in range(options.warmups * len(trends)):
+    rounds = -(-options.runs // len(trends)) if options.quick else options.runs
+    warm_rounds = 1 if options.quick else options.warmups
+    fresh_runs = QUICK_FRESH_RUNS if options.quick else FRESH_RUNS
+    if options.quick:
+        print(f"--quick: {warm_rounds} + {rounds} rounds of the {len(trends)} trends, "
+              f"{fresh_runs} fresh processes each (a full run: --warmups + --runs rounds, "
+              f"{FRESH_RUNS} processes)", flush=True)
+    for i in range(warm_rounds * len(trends)):
         ours(i), pyplot(i), funnel(i)
     samples: dict[str, list[float]] = {"trend": [], "funnel": [], "pyplot": []}
-    for i in range(options.runs * len(trends)):
+    for i in range(rounds * len(trends)):
         samples["trend"].append(_timed(ours, i))
         samples["pyplot"].append(_timed(pyplot, i))
         if i % len(trends) == 0:
@@ -262,15 +270,17 @@ def charts_bench(options: Options) -> list[Row]:
     spec = {"title": first.label, "unit": first.unit.value, "goal": first.goal,
             "points": [(d.isoformat(), v) for d, v in first.points],
             "previous": [(d.isoformat(), v) for d, v in first.previous]}
-    _fresh_chart(spec, False), _fresh_chart(spec, True)  # warm the OS file cache
+    if not options.quick:  # --quick: the benchmarks before it have warmed the file cache
+        _fresh_chart(spec, False), _fresh_chart(spec, True)  # warm the OS file cache
     fresh: dict[bool, list[float]] = {False: [], True: []}
-    for _ in range(FRESH_RUNS):
+    for _ in range(fresh_runs):
         for pyplot_run in (False, True):
             fresh[pyplot_run].append(_fresh_chart(spec, pyplot_run))
     first_ours, first_pyplot = (statistics.median(fresh[k]) for k in (False, True))
     print(f"first chart: ours {_summary(fresh[False])}; pyplot {_summary(fresh[True])}",
           flush=True)
 
+    ctx.store.engine.dispose()
     target = f"<= {CHART_TARGET_S * 1000:g} ms"
     ref = f"pyplot {ms(reference)}"
     return [
@@ -286,14 +296,19 @@ def charts_bench(options: Options) -> list[Row]:
 
 @register("digest")
 def digest_bench(options: Options) -> list[Row]:
-    ensure_built(options.rebuild)
+    with cached(DB, build, options.rebuild):
+        return _digests(options)
+
+
+def _digests(options: Options) -> list[Row]:
     ctx = open_bench_context()
     rows = []
+    runs = QUICK_DIGEST_RUNS if options.quick else options.runs
     for kind in ("daily", "weekly"):
         for _ in range(options.warmups):
             one_digest(ctx, kind)
         parts: list[tuple[float, float, float, int]] = [one_digest(ctx, kind)
-                                                         for _ in range(options.runs)]
+                                                         for _ in range(runs)]
         totals = [a + b + c for a, b, c, _ in parts]
         compute, blocks, charts = (statistics.median(p[i] for p in parts) for i in range(3))
         total = statistics.median(totals)
@@ -302,19 +317,24 @@ def digest_bench(options: Options) -> list[Row]:
         rows.append(Row(
             f"{kind} digest: compute + blocks + {count} charts (median)", ms(total),
             f"<= {DIGEST_TARGET_S * 1000:g} ms",
-            f"compute {ms(compute)}, blocks {ms(blocks)}, charts {ms(charts)}",
+            f"compute {ms(compute)}, blocks {ms(blocks)}, charts {ms(charts)}"
+            + (f"; median of {runs} (--quick)" if options.quick else ""),
             total <= DIGEST_TARGET_S,
         ))
     ctx.store.engine.dispose()
 
+    figure = f"peak RSS growth, {MEMORY_LAST} vs {MEMORY_FIRST} digests"
+    if options.quick:
+        rows.append(Row(figure, "skipped", "—",
+                        f"left out of --quick ({MEMORY_LAST} digests, over a minute)", True))
+        return rows
     print(f"memory: {MEMORY_LAST} daily digests in a fresh process...", flush=True)
     after_first, after_last, now_first, now_last = _memory()
     growth = (after_last - after_first) / after_first
     print(f"peak RSS {after_first:.1f} -> {after_last:.1f} MiB, current RSS {now_first:.1f} -> "
           f"{now_last:.1f} MiB", flush=True)
     rows.append(Row(
-        f"peak RSS growth, {MEMORY_LAST} vs {MEMORY_FIRST} digests", f"{growth * 100:+.2f}%",
-        f"<= {GROWTH_TARGET * 100:g}%",
+        figure, f"{growth * 100:+.2f}%", f"<= {GROWTH_TARGET * 100:g}%",
         f"ru_maxrss {after_first:.1f} MiB after {MEMORY_FIRST}, {after_last:.1f} MiB after "
         f"{MEMORY_LAST} (current {now_first:.1f} -> {now_last:.1f} MiB)",
         growth <= GROWTH_TARGET,
