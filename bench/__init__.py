@@ -163,11 +163,28 @@ def cached(db: CachedDb, build: Builder, rebuild: bool = False) -> Iterator[Cach
         if built_now:
             _build(db, build)
             _rebuilt.add(db.path)
+            _prune_older(db)
         fcntl.flock(lock, fcntl.LOCK_SH)
         meta = json.loads(db.meta_path.read_text())
         if not built_now:
             print(f"using {db.path.name}, built meanwhile by another run", flush=True)
         yield Cached(db, meta, built_now)
+
+
+def _prune_older(db: CachedDb) -> None:
+    """Removes the builds of `db` for other shape versions or schema heads (hundreds of MB
+    each), except those another run is reading now."""
+    for old in db.path.parent.glob(f"{db.name}-v*.db"):
+        if old == db.path:
+            continue
+        with open(old.with_suffix(".lock"), "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            for part in (old.with_suffix(".json"), *_siblings(old), old):
+                part.unlink(missing_ok=True)
+        old.with_suffix(".lock").unlink(missing_ok=True)
 
 
 def _ready(db: CachedDb) -> bool:

@@ -92,3 +92,16 @@ def test_a_failed_build_leaves_no_database(cache: Path) -> None:
     calls: list[Path] = []
     with cached(db, _builder(calls)) as held:  # the next run builds it
         assert held.built_now and _value(db.path) == 1
+
+
+def test_a_new_build_removes_the_other_versions_builds_but_not_one_being_read(cache: Path) -> None:
+    old, other, new = CachedDb("demo", 1), CachedDb("demo-other", 1), CachedDb("demo", 2)
+    for db in (old, other):
+        with cached(db, _builder([])):
+            pass
+    held = CachedDb("demo", 3)
+    with cached(held, _builder([])):
+        with cached(new, _builder([])):  # demo v3 is being read: it stays
+            pass
+        assert held.path.exists() and not old.path.exists() and not old.meta_path.exists()
+    assert other.path.exists() and new.path.exists()  # another name, and the new build
