@@ -39,7 +39,7 @@ def sample_writes(today: date, days: int = 90, seed: int = 7) -> list[list[Write
         day = today - timedelta(days=offset)
         weekend = day.weekday() >= 5
         season = 0.55 if weekend else 1.0 + 0.05 * (day.weekday() == 1)
-        broken_ads = offset in (23, 24)
+        broken_ads = offset in BROKEN_ADS_DAYS_AGO
         no_show_day = offset == 41
         writes: list[Write] = []
 
@@ -109,9 +109,13 @@ def fill(store: Store, workspace_id: str, today: date, days: int = 90) -> int:
     return count
 
 
-#: the demo's rules as typed after `/kpi alert`: the fixed and the unusual leads rules side by side
+#: the demo's rules as typed after `/kpi alert`: the fixed and the unusual leads rules side by
+#: side, and an unusual cost per lead, which the ad account's bad days (`broken_ads`) move most
 DEMO_RULES = ("cpl > 12 daily for 2", "show_rate < 60% weekly", "leads down 30% daily",
-              "leads unusual daily medium")
+              "leads unusual daily medium", "cpl unusual daily medium")
+
+#: how many days before "today" the ad account broke (`sample_writes`)
+BROKEN_ADS_DAYS_AGO = (23, 24)
 
 
 @dataclass(frozen=True)

@@ -954,8 +954,9 @@ def test_on_the_demo_data_the_unusual_leads_rule_fires_less_than_the_fixed_one(
 ) -> None:
     """The demo's 30 days through `leads down 30% daily` and `leads unusual daily medium`:
     the fixed rule fires on every weekend dip, the unusual one only on a day its weekday's
-    band does not hold, and says so in the band's own words."""
-    from bot.demo import alerts_markdown, fill, replay_demo_alerts
+    band does not hold, and says so in the band's own words; and `cpl unusual daily medium`
+    catches the bad days the generator injects."""
+    from bot.demo import BROKEN_ADS_DAYS_AGO, alerts_markdown, fill, replay_demo_alerts
 
     store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
     try:
@@ -972,6 +973,11 @@ def test_on_the_demo_data_the_unusual_leads_rule_fires_less_than_the_fixed_one(
         assert sum(r.fired + r.resolved for r in replayed) == len(messages)
     finally:
         store.engine.dispose()
+
+    # the ad account's bad days: leads fall within their weekday's noise, cost per lead does not
+    cpl = by_rule["cpl unusual daily medium"]
+    broken = [str(today - timedelta(days=n)) for n in BROKEN_ADS_DAYS_AGO]
+    assert any(said.startswith(f"{day}: Cost per lead ") for said in cpl.said for day in broken), cpl.said
 
     written = alerts_markdown(replayed, messages, [])
     assert f"| `leads down 30% daily` | {fixed.fired} | {fixed.resolved} |" in written
