@@ -163,9 +163,13 @@ def test_the_count_test_sums_its_tails_as_the_definition_does(a: int, b: int, da
     assert compare_module._binomial_p(a, n, p) == pytest.approx(exact, rel=1e-9, abs=1e-15)
 
 
-@given(st.integers(0, 400), st.integers(1, 400), st.integers(0, 400), st.integers(1, 400))
-def test_fishers_test_sums_its_tails_as_the_definition_does(x1: int, n1: int, x2: int, n2: int) -> None:
-    assume(x1 <= n1 and x2 <= n2)
+_HITS_OF_TRIALS = st.integers(1, 400).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n)))
+
+
+@given(_HITS_OF_TRIALS, _HITS_OF_TRIALS)
+def test_fishers_test_sums_its_tails_as_the_definition_does(a: tuple[int, int],
+                                                            b: tuple[int, int]) -> None:
+    (x1, n1), (x2, n2) = a, b
     hits, total = x1 + x2, n1 + n2
 
     def log_comb(n: int, k: int) -> float:
@@ -175,3 +179,15 @@ def test_fishers_test_sums_its_tails_as_the_definition_does(x1: int, n1: int, x2
         lambda k: log_comb(n1, k) + log_comb(n2, hits - k) - log_comb(total, hits),
         max(0, hits - n2), min(hits, n1), x1)
     assert compare_module._fisher_p(x1, n1, x2, n2) == pytest.approx(exact, rel=1e-9, abs=1e-15)
+
+
+@given(st.integers(0, 3000), st.integers(0, 3000), st.integers(1, 60), st.integers(1, 60))
+def test_the_count_test_stopped_at_the_level_decides_as_the_whole_sum(a: int, b: int, days_a: int,
+                                                                      days_b: int) -> None:
+    n, p = a + b, days_a / (days_a + days_b)
+    assume(n > 0)
+    exact = _brute_two_sided(_binomial_log_pmf(n, p), 0, n, a)
+    stopped = compare_module._binomial_p(a, n, p, enough=compare_module.LEVEL)
+    assert (stopped < compare_module.LEVEL) is (exact < compare_module.LEVEL)
+    if exact < compare_module.LEVEL:
+        assert stopped == pytest.approx(exact, rel=1e-9, abs=1e-15)
