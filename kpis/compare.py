@@ -34,14 +34,39 @@ class Verdict(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
+#: whether a change is beyond noise: True or False when a test applies (see the module
+#: docstring), else None; or the test itself, run when first asked
+Tested = bool | None | Callable[[], bool | None]
+
+
+@dataclass(frozen=True, eq=False)
 class Change:
     value: float | None
     previous: float | None
     change_pct: float | None
     verdict: Verdict
-    #: True or False when a test applies (see the module docstring), else None
-    significant: bool | None = None
+    test: Tested = None
+
+    @property
+    def significant(self) -> bool | None:
+        """The test's answer, run once when first asked: a breakdown of fifty groups shows two
+        figures of each, and testing every figure of every group was most of its cost."""
+        found = self.test
+        if callable(found):
+            found = found()
+            object.__setattr__(self, "test", found)
+        return found
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Change):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def _compared(self) -> tuple[object, ...]:
+        return (self.value, self.previous, self.change_pct, self.verdict, self.significant)
 
     @property
     def beyond_noise(self) -> bool:
@@ -78,7 +103,8 @@ def change_pct(value: float | None, previous: float | None) -> float | None:
 
 
 def compare(value: float | None, previous: float | None, better: Better,
-            significant: bool | None = None) -> Change:
+            significant: Tested = None) -> Change:
+    """`significant` may be the test, to be run only if the change's significance is asked."""
     pct = change_pct(value, previous)
     if value is None or previous is None:
         verdict = Verdict.UNKNOWN
@@ -88,9 +114,17 @@ def compare(value: float | None, previous: float | None, better: Better,
         verdict = Verdict.BETTER
     else:
         verdict = Verdict.WORSE
-    if value is not None and previous is not None and value == previous and significant:
-        significant = False
+    if value is not None and previous is not None and value == previous:
+        significant = _never_news(significant)
     return Change(value, previous, pct, verdict, significant)
+
+
+def _never_news(significant: Tested) -> Tested:
+    """No move at all is never beyond noise (False), where a test applies (else None)."""
+    if callable(significant):
+        test = significant
+        return lambda: None if test() is None else False
+    return None if significant is None else False
 
 
 # -- what test applies ----------------------------------------------------------------------

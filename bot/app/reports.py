@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 
 from bot.app.context import Context, UserError
 from bot.app.entries import checked_dimension, clean_dims
@@ -134,15 +135,16 @@ def _compared(
     before_k = kpi_values(catalogue, previous_data, wanted_kpis if keys else None)
 
     def tested(key: str) -> bool | None:
+        """Run only when the change's significance is asked (compare's lazy test)."""
         return significance(catalogue, key, now_m, before_m, period.days, previous.days)
 
     metric_changes = {
-        k: compare(now_m.get(k), before_m.get(k), Better.NEUTRAL, tested(k))
+        k: compare(now_m.get(k), before_m.get(k), Better.NEUTRAL, partial(tested, k))
         for k in catalogue.metrics
         if k in now_m and (not keys or k in wanted_metrics or _feeds(catalogue, k, wanted_kpis))
     }
     kpi_changes = {
-        k: compare(now_k[k], before_k.get(k), catalogue.kpis[k].better, tested(k))
+        k: compare(now_k[k], before_k.get(k), catalogue.kpis[k].better, partial(tested, k))
         for k in catalogue.order if k in now_k
     }
     return metric_changes, kpi_changes
