@@ -847,6 +847,18 @@ def test_removing_a_resolved_rule_leaves_its_message_as_it_reads(
     assert len(bot.fake.calls_to("chat.update")) == 1  # the resolve's, nothing more
 
 
+def _rule_one_firing(bot: SlackBot) -> dict[str, Any]:
+    """Alert #1 (`cpl > 15`) in #marketing, fired by a log: its top-level message."""
+    bot.fake.add_channel(MARKETING, "marketing")
+    bot.store.ensure_workspace("T0001", timezone="America/New_York")
+    assert bot.services.courier is not None
+    bot.services.courier.backoff = 0.01
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+    return firing
+
+
 @pytest.mark.parametrize("cause", ["Slack 500 on the update's three tries",
                                    "ratelimited for ten minutes",
                                    "process killed between the removal and the update"])
@@ -860,13 +872,7 @@ def test_a_removal_update_not_out_is_sent_once_by_the_alerts_timer_after_a_resta
     store = open_store(db_url)
     try:
         with serve_bot(fake_slack, store, clock=clock) as bot:
-            fake_slack.add_channel(MARKETING, "marketing")
-            store.ensure_workspace("T0001", timezone="America/New_York")
-            assert bot.services.courier is not None
-            bot.services.courier.backoff = 0.01
-            bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
-            log(bot, "spend=300 leads=10")
-            [firing] = posts(bot)
+            firing = _rule_one_firing(bot)
             clock.now += timedelta(days=1)
             if cause.startswith("process killed"):
                 # what the command stores before it sends the update, and then the process dies
@@ -915,13 +921,7 @@ def test_two_processes_finishing_one_removal_update_its_message_once(
     store = open_store(db_url)
     try:
         with serve_bot(fake_slack, store, clock=clock) as bot:
-            fake_slack.add_channel(MARKETING, "marketing")
-            store.ensure_workspace("T0001", timezone="America/New_York")
-            assert bot.services.courier is not None
-            bot.services.courier.backoff = 0.01
-            bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
-            log(bot, "spend=300 leads=10")
-            [firing] = posts(bot)
+            firing = _rule_one_firing(bot)
             clock.now += timedelta(days=1)
             fake_slack.fail("chat.update", 500, times=3)
             bot.command("alert remove 1", user_id=SLACK_ADMIN)
