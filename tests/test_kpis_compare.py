@@ -157,10 +157,15 @@ def _binomial_log_pmf(n: int, p: float) -> Callable[[int], float]:
 @given(st.integers(0, 2500), st.integers(0, 2500), st.integers(1, 60), st.integers(1, 60))  # exact up to 5,000
 def test_the_count_test_sums_its_tails_as_the_definition_does(a: int, b: int, days_a: int,
                                                               days_b: int) -> None:
+    """Whole, the p-value is the definition's; stopped at the level, the decision is too."""
     n, p = a + b, days_a / (days_a + days_b)
     assume(n > 0)
     exact = _brute_two_sided(_binomial_log_pmf(n, p), 0, n, a)
     assert compare_module._binomial_p(a, n, p) == pytest.approx(exact, rel=1e-9, abs=1e-15)
+    stopped = compare_module._binomial_p(a, n, p, enough=compare_module.LEVEL)
+    assert (stopped < compare_module.LEVEL) is (exact < compare_module.LEVEL)
+    if exact < compare_module.LEVEL:
+        assert stopped == pytest.approx(exact, rel=1e-9, abs=1e-15)
 
 
 _HITS_OF_TRIALS = st.integers(1, 400).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n)))
@@ -180,14 +185,3 @@ def test_fishers_test_sums_its_tails_as_the_definition_does(a: tuple[int, int],
         max(0, hits - n2), min(hits, n1), x1)
     assert compare_module._fisher_p(x1, n1, x2, n2) == pytest.approx(exact, rel=1e-9, abs=1e-15)
 
-
-@given(st.integers(0, 2500), st.integers(0, 2500), st.integers(1, 60), st.integers(1, 60))  # exact up to 5,000
-def test_the_count_test_stopped_at_the_level_decides_as_the_whole_sum(a: int, b: int, days_a: int,
-                                                                      days_b: int) -> None:
-    n, p = a + b, days_a / (days_a + days_b)
-    assume(n > 0)
-    exact = _brute_two_sided(_binomial_log_pmf(n, p), 0, n, a)
-    stopped = compare_module._binomial_p(a, n, p, enough=compare_module.LEVEL)
-    assert (stopped < compare_module.LEVEL) is (exact < compare_module.LEVEL)
-    if exact < compare_module.LEVEL:
-        assert stopped == pytest.approx(exact, rel=1e-9, abs=1e-15)
