@@ -185,6 +185,22 @@ def test_untagged_entries_are_the_rest_of_a_breakdown_not_a_source(slack_bot: Sl
         ctx_of(slack_bot.store), None)).endswith("+19.0%")
 
 
+def test_why_breaks_a_count_down_by_the_teams_own_dimension_by_its_name(slack_bot: SlackBot) -> None:
+    slack_bot.store.ensure_workspace(T1, timezone=NY)
+    assert "temperature" in slack_bot.command("dimension add temperature warm cold").json["text"]
+    for day, warm, cold in (("2026-03-02", 60, 40), ("2026-03-09", 30, 44)):
+        for value, leads in (("warm", warm), ("cold", cold)):
+            stored = slack_bot.command(f"log leads={leads} temperature={value} date={day}")
+            assert "Stored" in stored.json["text"], stored.json
+
+    result = insights.why(ctx_of(slack_bot.store), "leads")
+
+    [leads] = result.breakdowns
+    assert leads.dimension == "temperature"
+    assert {d.value: d.change for d in leads.drivers} == {"warm": -30.0, "cold": 4.0}
+    assert "leads fell mostly from warm" in slack_bot.command("why leads").json["text"]
+
+
 def test_why_sales_on_the_demo_funnel_splits_into_every_step_exactly(demo_bot: SlackBot) -> None:
     ctx = ctx_of(demo_bot.store)
     result = insights.why(ctx, "sales")

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from bot.app.context import Context, UserError
 from bot.app.names import period_for
-from kpis.catalogue import DIMENSIONS, Aggregation, Catalogue
+from kpis.catalogue import Aggregation, Catalogue
 from kpis.explain import Breakdown, ExplainError, Explanation, breakdown, explain
 from kpis.numbers import NumberError, parse_number
 from kpis.periods import Period, PeriodError, like_for_like
@@ -80,9 +80,10 @@ def why_brief(ctx: Context, key: str, period: Period) -> WhyResult | None:
 
 
 def explain_change(
-    ctx: Context, key: str, period: Period, *, inputs: int = 2, dimensions: int = len(DIMENSIONS)
+    ctx: Context, key: str, period: Period, *, inputs: int = 2, dimensions: int | None = None
 ) -> WhyResult:
-    """The explanation plus, for up to `inputs` summed counts, breakdowns by `dimensions` dimensions."""
+    """The explanation plus, for up to `inputs` summed counts, breakdowns by up to `dimensions`
+    dimensions (None: every one with values, the workspace's own included)."""
     catalogue = ctx.catalogue
     name = key.strip().lower()
     if name not in catalogue.names:
@@ -130,13 +131,15 @@ def _summed_inputs(catalogue: Catalogue, key: str, explanation: Explanation) -> 
     return list(dict.fromkeys(names))
 
 
-def _dimensions(ctx: Context, span: Period, limit: int) -> list[tuple[str, list[str]]]:
-    """Up to `limit` dimensions with values in the span: one query per dimension tried."""
+def _dimensions(ctx: Context, span: Period, limit: int | None) -> list[tuple[str, list[str]]]:
+    """Up to `limit` dimensions with values in the span, the built-ins then the workspace's
+    own: one query per dimension tried."""
     found: list[tuple[str, list[str]]] = []
-    for dimension in DIMENSIONS:
-        if len(found) >= limit:
+    for dimension in ctx.catalogue.dimension_names:
+        if limit is not None and len(found) >= limit:
             break
-        values = ctx.store.dimension_values(ctx.workspace.id, dimension, span)
+        values = ctx.store.dimension_values(ctx.workspace.id, ctx.catalogue.column_of(dimension),
+                                            span)
         if values:
             found.append((dimension, values[:MAX_DIMENSION_VALUES]))
     return found
@@ -154,7 +157,8 @@ def _breakdown(
 
     def totals(span: Period) -> dict[str, float]:
         """Each value's total in the span, from one grouped read whatever their number."""
-        grouped = ctx.store.period_data_by(ctx.workspace.id, span, only, dimension)
+        grouped = ctx.store.period_data_by(ctx.workspace.id, span, only,
+                                           ctx.catalogue.column_of(dimension))
         return {v: grouped[v].totals.get(metric, (0.0, 0))[0] if v in grouped else 0.0
                 for v in values}
 
