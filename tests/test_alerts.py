@@ -64,6 +64,14 @@ def log(bot: SlackBot, text: str) -> None:
     bot.services.alerting.debouncer.flush()
 
 
+def fire_rule_one(bot: SlackBot) -> dict[str, Any]:
+    """Alert #1, `cpl > 15` in #marketing, fired by a log of CPL 30: its top-level message."""
+    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
+    log(bot, "spend=300 leads=10")
+    [firing] = posts(bot)
+    return firing
+
+
 def posts(bot: SlackBot) -> list[dict[str, Any]]:
     """The channel's top-level messages as they read now (updates applied)."""
     return bot.fake.messages_in(MARKETING)
@@ -568,9 +576,7 @@ def action_ids(message: dict[str, Any]) -> set[str]:
 
 def fire_then_resolve(bot: SlackBot, clock: Clock) -> dict[str, Any]:
     """CPL 30 on Wednesday fires `cpl > 15`; Saturday's 10 is back to normal three days later."""
-    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
-    log(bot, "spend=300 leads=10")
-    [firing] = posts(bot)
+    firing = fire_rule_one(bot)
     assert "Firing since Wed 11 Mar" in json.dumps(firing["blocks"])
     assert {"alert_snooze", "open_report"} <= action_ids(firing)
     clock.now += timedelta(days=3)
@@ -607,9 +613,7 @@ def test_a_lost_reply_on_the_thread_reply_and_on_the_update_still_tells_it_once(
     """Slack carries out the reply and the update but answers 500: the Courier finds the reply
     in the thread instead of posting it again, and sends the update (the whole message) again."""
     bot, clock = timed
-    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
-    log(bot, "spend=300 leads=10")
-    [firing] = posts(bot)
+    firing = fire_rule_one(bot)
     bot.fake.lose_reply("chat.postMessage", 500)
     bot.fake.lose_reply("chat.update", 500)
     clock.now += timedelta(days=3)
@@ -631,9 +635,7 @@ def test_an_update_that_does_not_go_through_is_sent_by_the_alerts_timer(
     timed: tuple[SlackBot, Clock],
 ) -> None:
     bot, clock = timed
-    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
-    log(bot, "spend=300 leads=10")
-    [firing] = posts(bot)
+    firing = fire_rule_one(bot)
     bot.fake.fail("chat.update", 500, times=3)  # Slack down for the update's three tries
     clock.now += timedelta(days=3)
     log(bot, "spend=100 leads=10")
@@ -653,9 +655,7 @@ def test_an_update_that_does_not_go_through_is_sent_by_the_alerts_timer(
 
 
 def test_a_snooze_click_is_said_in_the_thread_and_shown_on_the_message(bot: SlackBot) -> None:
-    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
-    log(bot, "spend=300 leads=10")
-    [firing] = posts(bot)
+    firing = fire_rule_one(bot)
 
     [one_day] = [e["value"] for b in firing["blocks"] if b["type"] == "actions"
                  for e in b["elements"] if e["text"]["text"] == "Snooze 1 day"]
@@ -684,9 +684,7 @@ def test_resolving_while_snoozed_updates_the_message_without_a_reply(
     timed: tuple[SlackBot, Clock],
 ) -> None:
     bot, clock = timed
-    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
-    log(bot, "spend=300 leads=10")
-    [firing] = posts(bot)
+    firing = fire_rule_one(bot)
     bot.command("alert snooze 1 7d", user_id=SLACK_MEMBER)
     clock.now += timedelta(days=2)
 
@@ -771,9 +769,7 @@ def test_a_snooze_that_ends_while_firing_updates_the_message_once(
     """The snooze runs out while the alert still fires: the alerts timer is due at its end,
     and the firing message no longer says snoozed, once, with its Snooze buttons."""
     bot, clock = timed
-    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
-    log(bot, "spend=300 leads=10")
-    [firing] = posts(bot)
+    firing = fire_rule_one(bot)
     bot.command("alert snooze 1 1d", user_id=SLACK_MEMBER)
     until = SLACK_NOW + timedelta(days=1)
     assert bot.store.timers("T0001")[("alerts", "")] <= until
@@ -812,9 +808,7 @@ def test_removing_a_firing_rule_updates_its_message_once_without_buttons(
     timed: tuple[SlackBot, Clock],
 ) -> None:
     bot, clock = timed
-    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
-    log(bot, "spend=300 leads=10")
-    [firing] = posts(bot)
+    firing = fire_rule_one(bot)
     clock.now += timedelta(days=1)
 
     removed = bot.command("alert remove 1", user_id=SLACK_ADMIN)
@@ -848,15 +842,12 @@ def test_removing_a_resolved_rule_leaves_its_message_as_it_reads(
 
 
 def _rule_one_firing(bot: SlackBot) -> dict[str, Any]:
-    """Alert #1 (`cpl > 15`) in #marketing, fired by a log: its top-level message."""
+    """`fire_rule_one` on a bot of its own (not the `bot` fixture): #marketing set up first."""
     bot.fake.add_channel(MARKETING, "marketing")
     bot.store.ensure_workspace("T0001", timezone="America/New_York")
     assert bot.services.courier is not None
     bot.services.courier.backoff = 0.01
-    bot.command("alert cpl > 15", user_id=SLACK_ADMIN, channel_id=MARKETING)
-    log(bot, "spend=300 leads=10")
-    [firing] = posts(bot)
-    return firing
+    return fire_rule_one(bot)
 
 
 @pytest.mark.parametrize("cause", ["Slack 500 on the update's three tries",
