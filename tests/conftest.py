@@ -101,6 +101,16 @@ SLACK_OTHER_TEAM_USER = "U0100"  # admin of T0002 (Europe/Madrid)
 
 
 @dataclass
+class Clock:
+    """A clock the test moves by hand (`clock.now += timedelta(days=1)`), from SLACK_NOW."""
+
+    now: datetime = SLACK_NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
 class SlackReply:
     """What the bot answered on the HTTP request itself (the ack), and how long it took."""
 

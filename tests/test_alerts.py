@@ -8,7 +8,6 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from tests.conftest import (
     SLACK_ADMIN,
     SLACK_MEMBER,
     SLACK_NOW,
+    Clock,
     SlackBot,
     at_once,
     insert_old_workspace,
@@ -541,16 +541,6 @@ def test_a_stopping_process_leaves_its_pending_evaluations_to_the_alert_timers(b
 
 
 # -- the alert's whole story in one place: its thread, and its message updated ------------------
-
-
-@dataclass
-class Clock:
-    """The bot's clock, moved on by the test."""
-
-    now: datetime = SLACK_NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

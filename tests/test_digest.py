@@ -78,22 +78,12 @@ from kpis.unusual import Expectation
 from storage import Store, open_store
 from storage.repository import Write
 from storage.timers import DIGEST_TIMER
-from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, SlackBot, at_once
+from tests.conftest import SLACK_ADMIN, SLACK_MEMBER, SLACK_NOW, Clock, SlackBot, at_once
 from tests.fakeslack import FakeSlack, block_kit_problems
 
 NY = "America/New_York"
 TODAY = date(2026, 3, 11)
 CHANNEL = "C0001"
-
-
-class Clock:
-    """A frozen clock the test moves by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -30,6 +30,7 @@ from storage.repository import Write
 from tests.conftest import (
     SLACK_ADMIN,
     SLACK_MEMBER,
+    Clock,
     SlackBot,
     insert_old_workspace,
     migrate_to,
@@ -195,14 +196,6 @@ def test_the_sources_cost_the_same_statements_however_many_there_are(store: Stor
 # -- through Slack ---------------------------------------------------------------------------
 
 CHANNEL = "C0001"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _thread_of(bot: SlackBot, top: dict[str, Any]) -> str:

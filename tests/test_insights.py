@@ -43,6 +43,7 @@ from tests.conftest import (
     SLACK_ADMIN,
     SLACK_MEMBER,
     SLACK_NOW,
+    Clock,
     SlackBot,
     SlackReply,
     in_full,
@@ -351,14 +352,6 @@ def test_only_admins_change_the_reminder_time(slack_bot: SlackBot) -> None:
 
 
 # -- nudges -------------------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def nudging(bot: SlackBot, clock: Clock) -> Scheduler:

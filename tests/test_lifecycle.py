@@ -19,7 +19,7 @@ import pytest
 from slack_sdk.oauth.installation_store import Installation
 
 from storage import Store, Write, open_store
-from tests.conftest import SLACK_ADMIN, SLACK_NOW, SlackBot, serve_bot
+from tests.conftest import SLACK_ADMIN, SLACK_NOW, Clock, SlackBot, serve_bot
 from tests.fakeslack import FakeSlack
 
 T1 = "T0001"
@@ -31,14 +31,6 @@ TODAY = date(2026, 3, 11)
 LATER = datetime(2026, 3, 11, 21, 10, tzinfo=UTC)
 UNINSTALLED = {"type": "app_uninstalled"}
 BOT_REVOKED = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UBOT"]}}
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -16,18 +16,11 @@ from bot.slack.courier import Courier
 from bot.slack.pacing import Pacer
 from storage import Store
 from storage.timers import DIGEST_TIMER
+from tests.conftest import Clock
 from tests.fakeslack import FakeSlack
 
 NOW = datetime(2026, 3, 11, 14, 0, 30, tzinfo=UTC)  # 09:00:30 in New York
 NY = "America/New_York"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def test_a_channel_takes_a_burst_of_three_then_one_message_a_second() -> None:
