@@ -49,6 +49,7 @@ from tests.conftest import (
     in_full,
     texts,
 )
+from tests.test_slack import opened_view
 
 T1 = "T0001"
 NY = "America/New_York"
@@ -266,9 +267,7 @@ def test_whatif_alone_opens_the_form_and_its_answer_matches_the_command(demo_bot
     opened = demo_bot.command("whatif")
 
     assert opened.status == 200 and opened.json == {}
-    call = demo_bot.fake.wait_for(lambda f: f.calls_to("views.open"))[0]
-    assert call.ok, call.response
-    view = call.response["view"]
+    _, view = opened_view(demo_bot)  # once Slack answered the open, not only once it was asked
     pickers = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
     assert list(pickers) == [f"step:{k}" for k in STEP_KEYS]
     assert all(e["type"] == "static_select" and e["initial_option"]["value"] == "0"
@@ -287,7 +286,7 @@ def test_whatif_alone_opens_the_form_and_its_answer_matches_the_command(demo_bot
 
 def test_a_tampered_form_value_is_refused_on_its_picker(demo_bot: SlackBot) -> None:
     demo_bot.command("whatif")
-    view = demo_bot.fake.wait_for(lambda f: f.calls_to("views.open"))[0].response["view"]
+    _, view = opened_view(demo_bot)
     bad = {"type": "static_select", "selected_option": {"value": "lots", "text": {
         "type": "plain_text", "text": "lots"}}}
 
@@ -457,8 +456,8 @@ def test_the_bot_registers_the_nudge_sweep_and_the_button_opens_the_log_form(tea
 
     team.action("open_log_form", user_id=SLACK_ADMIN, channel_id="D0001")
 
-    call = team.fake.wait_for(lambda f: f.calls_to("views.open"))[0]
-    assert call.ok and call.response["view"]["callback_id"] == "log_form"
+    _, view = opened_view(team)
+    assert view["callback_id"] == "log_form"
 
 
 @pytest.mark.parametrize(
