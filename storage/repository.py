@@ -235,6 +235,71 @@ class GroupSeries:
     opening: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DataBy:
+    """One period's data broken down by a dimension: `groups` maps each value ('' for the
+    entries without one) to the data `period_data` gives filtered by it; `team` is all of
+    them together, the same numbers `period_data` gives unsplit."""
+
+    team: PeriodData
+    groups: dict[str, PeriodData]
+
+
+class _GroupParts:
+    """The rows of one value and period of the grouped read (_grouped_period_statement),
+    gathered; `together` adds several values' parts up to the team's."""
+
+    __slots__ = ("totals", "closing", "opening", "paid", "year")
+
+    def __init__(self) -> None:
+        self.totals: dict[str, tuple[float, float]] = {}  # sums and means: (sum, count or weight)
+        self.closing: dict[str, float] = {}
+        self.opening: dict[str, float] = {}
+        self.paid: dict[str, tuple[float, bool]] = {}  # (paid sum, some entry has a source)
+        self.year: dict[str, float] = {}
+
+    def add(self, kind: str, metric: str, number: Any, second: Any) -> None:
+        if kind == "stocks":  # (closing, opening), None where nothing was logged by then
+            if number is not None:
+                self.closing[metric] = float(number)
+            if second is not None:
+                self.opening[metric] = float(second)
+        elif kind == "total" or kind == "weighted":
+            self.totals[metric] = (float(number), float(second))
+        elif kind == "paid":
+            self.paid[metric] = (float(number), bool(second))
+        else:  # "year", "year_weighted": one stretch of the year's days
+            self.year[metric] = self.year.get(metric, 0.0) + float(number)
+
+    def data(self, period: Period) -> PeriodData:
+        totals = {k: (total, round(count)) for k, (total, count) in self.totals.items()}
+        return PeriodData(period, totals, self.closing, self.opening,
+                          {k: paid for k, (paid, tagged) in self.paid.items()
+                           if tagged and k in totals}, self.year)
+
+    @classmethod
+    def together(cls, period: Period, groups: Iterable[_GroupParts]) -> PeriodData:
+        """Sums of sums: every entry and every partition belongs to exactly one value. A
+        paid sum counts where some entry of any value has a source."""
+        team = cls()
+        listed = list(groups)
+
+        def added(part: str) -> Iterator[tuple[str, list[Any]]]:
+            found: dict[str, list[Any]] = {}
+            for group in listed:
+                for key, item in getattr(group, part).items():
+                    found.setdefault(key, []).append(item)
+            return iter(found.items())
+
+        for key, items in added("totals"):
+            team.totals[key] = (math.fsum(t for t, _ in items), math.fsum(c for _, c in items))
+        for part in ("closing", "opening", "year"):
+            getattr(team, part).update((key, math.fsum(items)) for key, items in added(part))
+        for key, items in added("paid"):
+            team.paid[key] = (math.fsum(p for p, _ in items), any(t for _, t in items))
+        return team.data(period)
+
+
 def _dims_columns(dims: Dims) -> dict[str, str]:
     values = dict(dims)
     return {name: values.get(name, "") for name in DIMENSIONS}
@@ -1072,42 +1137,50 @@ class Store(ApiRepository, TimerRepository):
         dims: Dims = (),
     ) -> dict[str, PeriodData]:
         """dimension column's value ('' for entries without one) -> the PeriodData that
-        `period_data` gives with that value as one more filter (a report `by source`), from
-        one grouped statement (_grouped_period_statement) after the source classification:
-        the number of statements never grows with the number of values. A value with
-        nothing in or before the period has no key."""
+        `period_data` gives with that value as one more filter (a report `by source`). A
+        value with nothing in or before the period has no key."""
+        return self.periods_data_by(workspace_id, (period,), catalogue, dimension, dims)[0].groups
+
+    def periods_data_by(
+        self, workspace_id: str, periods: Sequence[Period], catalogue: Catalogue,
+        dimension: str, dims: Dims = (),
+    ) -> list[DataBy]:
+        """Each period's data per value of the dimension column and for the team (the
+        values together: what `period_data` gives), from one grouped statement
+        (_grouped_period_statement) after the source classification: the number of
+        statements grows with neither the values nor the periods, and the gauges'
+        partitions are walked once for all periods."""
         if dimension not in DIMENSIONS:
             raise ValueError(f"{dimension!r} is not a dimension")
         filters = {catalogue.column_of(name): value for name, value in dims}
         readings = _readings(catalogue)
-        statement = _grouped_period_statement(readings, dimension, tuple(sorted(filters)))
-        year = year_of(period)
-        params = {"ws": workspace_id, "start": period.start, "end": period.end,
-                  "year_start": year.start, "year_end": year.end,
-                  **{f"f_{column}": value for column, value in filters.items()}}
+        statement = _grouped_period_statement(readings, dimension, tuple(sorted(filters)),
+                                              len(periods))
+        params: dict[str, Any] = {"ws": workspace_id,
+                                  **{f"f_{column}": value for column, value in filters.items()}}
+        for i, period in enumerate(periods):
+            params.update({f"start_{i}": period.start, f"end_{i}": period.end})
+        years = [year_of(period) for period in periods]
+        cuts = sorted([y.start for y in years] + [y.end + timedelta(days=1) for y in years])
+        params.update({f"cut_{k}": cut for k, cut in enumerate(cuts)})
+        params[f"cut_{len(cuts) - 1}"] = cuts[-1] - timedelta(days=1)  # the last day read
+        # the periods whose year covers each stretch between two cuts
+        covering = [[i for i, y in enumerate(years) if y.start <= cuts[k] and cuts[k + 1] <= y.end
+                     + timedelta(days=1)] for k in range(len(cuts) - 1)]
         with self._read() as conn:
             if readings.paid:
                 params["organic"] = sorted(self._organic(conn, workspace_id))
             rows = conn.execute(statement, params).all()
-        found: dict[str, dict[str, dict[str, Any]]] = {}
-        for kind, value, metric, number, second in rows:
-            parts = found.setdefault(value, {k: {} for k in _GROUPED_PARTS})
-            if kind == "stocks":  # (closing, opening), None where nothing was logged by then
-                for part, stock in (("closing", number), ("opening", second)):
-                    if stock is not None:
-                        parts[part][metric] = float(stock)
-            elif kind in ("total", "weighted"):
-                parts[kind][metric] = (float(number), round(second))
-            else:
-                parts[kind][metric] = float(number)
-        grouped = {}
-        for value, parts in found.items():
-            totals = {**parts["total"], **parts["weighted"]}
-            grouped[value] = PeriodData(
-                period, totals, parts["closing"], parts["opening"],
-                {k: v for k, v in parts["paid"].items() if k in totals},
-                {**parts["year"], **parts["year_weighted"]})
-        return grouped
+        found: list[dict[str, _GroupParts]] = [{} for _ in periods]
+        for kind, span, value, metric, number, second in rows:
+            for i in covering[span] if kind.startswith("year") else (span,):
+                parts = found[i].get(value)
+                if parts is None:
+                    parts = found[i][value] = _GroupParts()
+                parts.add(kind, metric, number, second)
+        return [DataBy(_GroupParts.together(period, groups.values()),
+                       {value: parts.data(period) for value, parts in groups.items()})
+                for period, groups in zip(periods, found, strict=True)]
 
     def _stock_by_day(
         self, conn: Connection, workspace_id: str, gauges: list[str], period: Period
@@ -1615,72 +1688,90 @@ def _weighted(conn: Connection, mean: str, *where: Any) -> tuple[float, int]:
     return total, round(weights)
 
 
-#: the parts of a value's data in the grouped period read (Store.period_data_by): its rows'
-#: kinds, but for `stocks` rows, which hold the closing and the opening stock
-_GROUPED_PARTS = ("total", "weighted", "closing", "opening", "paid", "year", "year_weighted")
-
-
-def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[str, ...]) -> Any:
-    """Every part of `period_data` filtered on the columns `filtered` (parameters f_<column>),
-    grouped by `column`'s value as well as by metric, in one UNION ALL of rows (kind, value,
-    metric, number, second): sums and counts, weighted means' sums and weights (each entry
-    weighed as `_weighted` does), gauges' closing and opening stocks (the latest value of each
-    partition from `_partition_walk` on or before the last day and before the first,
-    summed), `paid(...)` sums with the `organic` sources, and `year(...)` sums. Built once per
-    shape: building it took longer than running it."""
-    key = (readings, column, filtered)
+def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[str, ...],
+                              spans: int) -> Any:
+    """Every part of `period_data` for each of `spans` periods (parameters start_<i>, end_<i>,
+    year_start_<i>, year_end_<i>), filtered on the columns `filtered` (parameters
+    f_<column>) and grouped by `column`'s value as well as by metric, in one UNION ALL of rows
+    (kind, span, value, metric, number, second): sums and counts, weighted means' sums and
+    weights (each entry weighed as `_weighted` does), gauges' closing and opening stocks (the
+    latest value of each partition from `_partition_walk`, walked once for every span, on or
+    before the last day and before the first, summed), `paid(...)` sums with the `organic`
+    sources and whether an entry has a source, and `year(...)` sums. Built once per shape:
+    building it took longer than running it."""
+    key = (readings, column, filtered, spans)
     found = _GROUPED_STATEMENTS.get(key)
     if found is not None:
         return found
     e = EntryRow.__table__
     ws: Any = bindparam("ws")
-    start: Any = bindparam("start")
-    end: Any = bindparam("end")
-    year: tuple[Any, Any] = (bindparam("year_start"), bindparam("year_end"))
     grouped = e.c[column]
     matching = [e.c.workspace_id == ws, *(e.c[c] == bindparam(f"f_{c}") for c in filtered)]
 
-    def sums(kind: str, within: tuple[Any, Any], metrics: Sequence[str] | None) -> Any:
+    def sums(kind: str, span: Any, within: tuple[Any, Any], metrics: Sequence[str] | None,
+             *by: Any) -> Any:
         only = [] if metrics is None else [_listed(e.c.metric, metrics)]
-        return (select(_kind(kind), grouped, e.c.metric, func.sum(e.c.value), func.count())
+        return (select(_kind(kind), span, grouped, e.c.metric, func.sum(e.c.value), func.count())
                 .where(*matching, e.c.day >= within[0], e.c.day <= within[1], *only)
-                .group_by(grouped, e.c.metric))
+                .group_by(*by, grouped, e.c.metric))
 
-    def weighted(kind: str, mean: str, within: tuple[Any, Any]) -> Any:
+    def weighted(kind: str, span: Any, mean: str, within: tuple[Any, Any], *by: Any) -> Any:
         w = e.alias("weights")
         weight = case((w.c.value > 0, w.c.value), else_=1.0)
-        return (select(_kind(kind), grouped, e.c.metric, func.sum(e.c.value * weight),
+        return (select(_kind(kind), span, grouped, e.c.metric, func.sum(e.c.value * weight),
                        func.sum(weight))
                 .select_from(e.outerjoin(w, and_(
                     w.c.workspace_id == e.c.workspace_id, w.c.metric == _WEIGHT_OF[mean],
                     w.c.day == e.c.day, w.c.author == e.c.author,
                     *(w.c[name] == e.c[name] for name in DIMENSIONS))))
                 .where(*matching, e.c.metric == mean, e.c.day >= within[0], e.c.day <= within[1])
-                .group_by(grouped, e.c.metric))
+                .group_by(*by, grouped, e.c.metric))
 
-    parts = [sums("total", (start, end), None),
-             *(weighted("weighted", mean, (start, end)) for mean in sorted(_WEIGHT_OF))]
+    parts = []
+    for i in range(spans):
+        span: Any = literal_column(str(i)).label("span")
+        start: Any = bindparam(f"start_{i}")
+        end: Any = bindparam(f"end_{i}")
+        parts.append(sums("total", span, (start, end), None))
+        parts.extend(weighted("weighted", span, mean, (start, end)) for mean in sorted(_WEIGHT_OF))
+        if readings.paid:
+            parts.append(select(_kind("paid"), span, grouped, e.c.metric,
+                                _paid_value(bindparam("organic", expanding=True)),
+                                case((func.max(e.c.source) != "", 1), else_=0))
+                         .where(*matching, _listed(e.c.metric, readings.paid), e.c.day >= start,
+                                e.c.day <= end)
+                         .group_by(grouped, e.c.metric))
+    if readings.year:
+        # the periods' years overlap: each stretch between two cuts is read once
+        cuts: list[Any] = [bindparam(f"cut_{k}") for k in range(2 * spans)]
+        inner: list[tuple[Any, Any]] = [(e.c.day < cut, literal_column(str(k)))
+                                        for k, cut in enumerate(cuts[1:-1])]
+        last: Any = literal_column(str(2 * spans - 2))
+        stretch = case(*inner, else_=last) if inner else last
+        by = (stretch,) if inner else ()
+        within = (cuts[0], cuts[-1])
+        parts.append(sums("year", stretch.label("span"), within, readings.year, *by))
+        parts.extend(weighted("year_weighted", stretch.label("span"), mean, within, *by)
+                     for mean in sorted(_WEIGHT_OF.keys() & set(readings.year)))
     if readings.gauges:
         walk = _partition_walk(readings.gauges, lambda entry: [
             entry.c[c] == bindparam(f"f_{c}") for c in filtered])
         first = e.alias("first")
-        stocks = (select(first.c[column].label("value"), first.c.metric,
-                         _latest_stock(first, lambda day: day <= end).label("closing"),
-                         _latest_stock(first, lambda day: day < start).label("opening"))
-                  .select_from(walk.join(first, first.c.id == walk.c.id)).subquery())
-        parts.append(select(_kind("stocks"), stocks.c.value, stocks.c.metric,
-                            func.sum(stocks.c.closing), func.sum(stocks.c.opening))
-                     .group_by(stocks.c.value, stocks.c.metric))
-    if readings.paid:
-        parts.append(select(_kind("paid"), grouped, e.c.metric,
-                            _paid_value(bindparam("organic", expanding=True)), literal_column("0"))
-                     .where(*matching, _listed(e.c.metric, readings.paid), e.c.day >= start,
-                            e.c.day <= end)
-                     .group_by(grouped, e.c.metric).having(func.max(e.c.source) != ""))
-    if readings.year:
-        parts.append(sums("year", year, readings.year))
-        parts.extend(weighted("year_weighted", mean, year)
-                     for mean in sorted(_WEIGHT_OF.keys() & set(readings.year)))
+
+        def stocks(i: int) -> tuple[Any, Any]:
+            """Span i's closing (on or before its last day) and opening (before its first)."""
+            end: Any = bindparam(f"end_{i}")
+            start: Any = bindparam(f"start_{i}")
+            return (_latest_stock(first, lambda day: day <= end).label(f"closing_{i}"),
+                    _latest_stock(first, lambda day: day < start).label(f"opening_{i}"))
+
+        latest = (select(first.c[column].label("value"), first.c.metric,
+                         *(stock for i in range(spans) for stock in stocks(i)))
+                  .select_from(walk.join(first, first.c.id == walk.c.id)).cte("stocks"))
+        parts.extend(select(_kind("stocks"), literal_column(str(i)).label("span"), latest.c.value,
+                            latest.c.metric, func.sum(latest.c[f"closing_{i}"]),
+                            func.sum(latest.c[f"opening_{i}"]))
+                     .group_by(latest.c.value, latest.c.metric) for i in range(spans))
     found = union_all(*parts)
     if len(_GROUPED_STATEMENTS) >= 256:
         _GROUPED_STATEMENTS.clear()
@@ -1688,7 +1779,7 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
     return found
 
 
-_GROUPED_STATEMENTS: dict[tuple[_Readings, str, tuple[str, ...]], Any] = {}
+_GROUPED_STATEMENTS: dict[tuple[_Readings, str, tuple[str, ...], int], Any] = {}
 
 
 def _aware(moment: datetime) -> datetime:

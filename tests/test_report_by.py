@@ -137,6 +137,35 @@ def test_each_group_is_the_period_data_filtered_by_its_value(
             assert grouped.get(value, PeriodData(period)) == filtered, (name, value)
 
 
+#: periods read together (a report's period and the one it is compared with, a `why`'s two
+#: spans): their years overlap, meet, or lie apart; each must read as it reads alone
+SPANS = {
+    "a week and the week before": (WEEK, WEEK.previous()),
+    "like for like, a partial month": (Period(date(2026, 3, 1), date(2026, 3, 11)),
+                                       Period(date(2026, 2, 1), date(2026, 2, 11))),
+    "a year and the year before": (Period(date(2025, 4, 1), date(2026, 3, 31)),
+                                   Period(date(2024, 4, 1), date(2025, 3, 31))),
+    "a year and more apart": (Period.month(date(2026, 3, 1)), Period.month(date(2025, 2, 1))),
+    "three at once": (WEEK, Period.month(date(2025, 11, 1)), Period.day(date(2026, 1, 6))),
+}
+
+
+@pytest.mark.parametrize("spans", SPANS.values(), ids=SPANS.keys())
+def test_periods_read_together_read_as_each_alone_and_the_team_as_period_data(
+        store: Store, spans: tuple[Period, ...]) -> None:
+    catalogue = logged(store)
+    for dimension, dims in (BREAKDOWNS[0], BREAKDOWNS[4], BREAKDOWNS[5]):
+        column = catalogue.column_of(dimension)
+        with counted(store) as statements:
+            together = store.periods_data_by(WS, spans, catalogue, column, dims)
+        assert len([s for s in statements if "UNION ALL" in s]) == 1
+        for period, read in zip(spans, together, strict=True):
+            assert read.groups == store.period_data_by(WS, period, catalogue, column, dims)
+            assert read.team == store.period_data(WS, period, catalogue, dims), (period, dims)
+        first = together[0].team
+        assert first.paid and first.year and first.closing and first.opening  # all parts
+
+
 def test_the_groups_add_up_to_the_team_and_untagged_stays_a_group(store: Store) -> None:
     catalogue = logged(store)
     team = store.period_data(WS, WEEK, catalogue)

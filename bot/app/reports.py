@@ -96,24 +96,28 @@ def report(
     compared = like_for_like(period, min(as_of, ctx.today) if as_of else ctx.today)
     period, previous = compared.period, compared.previous
     workspace_id = ctx.workspace.id
-    current_data = ctx.store.period_data(workspace_id, period, catalogue, dims)
-    previous_data = ctx.store.period_data(workspace_id, previous, catalogue, dims)
-    metric_changes, kpi_changes = _compared(catalogue, keys, current_data, previous_data)
     groups: tuple[Group, ...] = ()
     ranked_by = None
-    if by is not None:
+    if by is None:
+        current_data = ctx.store.period_data(workspace_id, period, catalogue, dims)
+        previous_data = ctx.store.period_data(workspace_id, previous, catalogue, dims)
+        metric_changes, kpi_changes = _compared(catalogue, keys, current_data, previous_data)
+    else:
         column = catalogue.column_of(by)
-        # every value's data from one grouped read per period, whatever the number of values
-        current_by = ctx.store.period_data_by(workspace_id, period, catalogue, column, dims)
-        previous_by = ctx.store.period_data_by(workspace_id, previous, catalogue, column, dims)
+        # both periods, each value's data and the team's, from one grouped read
+        current_by, previous_by = ctx.store.periods_data_by(
+            workspace_id, (period, previous), catalogue, column, dims)
+        current_data = current_by.team
+        metric_changes, kpi_changes = _compared(catalogue, keys, current_data, previous_by.team)
         # the values with entries in the period, the filter aside: without one, those with
         # sums in the period's grouped read
         logged = (ctx.store.dimension_values(workspace_id, column, period) if dims
-                  else [v for v, data in current_by.items() if v and data.totals])
+                  else [v for v, data in current_by.groups.items() if v and data.totals])
         found = []
         for value in [*logged, None]:
-            m, k = _compared(catalogue, keys, current_by.get(value or "", PeriodData(period)),
-                             previous_by.get(value or "", PeriodData(previous)))
+            m, k = _compared(catalogue, keys,
+                             current_by.groups.get(value or "", PeriodData(period)),
+                             previous_by.groups.get(value or "", PeriodData(previous)))
             if m:
                 found.append(Group(value, m, k))
         ranked_by = keys[0] if keys else next(iter(kpi_changes), None)
