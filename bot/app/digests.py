@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import partial
 
 from bot.app.alerts import AlertRule, counted, rules, unusual_history
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
@@ -213,26 +214,22 @@ def checked_breakdown(by: str | None) -> str | None:
 
 def source_moves(ctx: Context, period: Period, previous: Period,
                  keys: Sequence[str]) -> tuple[SourceMove, ...]:
-    """Each source's biggest move between `previous` and `period`, the KPIs of a source
-    computed from its own entries (ratio of sums), its changes tested as the report tests
-    them. One grouped read of both periods (Store.daily_series_by): the number of statements
-    does not grow with the number of sources. Nothing when no entry carries a source."""
+    """Each source's biggest move between `previous` and `period`, its metrics and KPIs what
+    the report `by source` gives, its changes tested as the report tests them. One grouped
+    read of both periods (Store.periods_data_by): the number of statements does not grow
+    with the number of sources. Nothing when no entry carries a source."""
     catalogue = ctx.catalogue
     keys = [k for k in dict.fromkeys(keys) if k in catalogue.names]
-    inputs = set().union(*(catalogue.metrics_of(k) for k in keys)) if keys else set()
-    if not inputs:
+    if not keys:
         return ()
-    gauges = {k for k in inputs if catalogue.metrics[k].aggregation is Aggregation.LAST}
-    span = Period(min(period.start, previous.start), max(period.end, previous.end))
-    groups = ctx.store.daily_series_by(ctx.workspace.id, catalogue.column_of("source"), inputs,
-                                       span, gauges)
-    if not set(groups) - {""}:
+    now_by, before_by = ctx.store.periods_data_by(
+        ctx.workspace.id, (period, previous), catalogue, catalogue.column_of("source"))
+    if not set(now_by.groups) - {""}:
         return ()
     kpis = [k for k in keys if k in catalogue.kpis]
     found = []
-    for value, series in groups.items():
-        now, before = bucket_data(series.daily, [period, previous], gauges, series.opening,
-                                  series.paid or None)
+    for value, now in now_by.groups.items():
+        before = before_by.groups.get(value, PeriodData(previous))
         now_m, before_m = metric_values(catalogue, now), metric_values(catalogue, before)
         if not now_m:
             continue  # nothing from this source in the period
@@ -245,8 +242,8 @@ def source_moves(ctx: Context, period: Period, previous: Period,
                 continue
             change = compare(current, before_k.get(key) if kpi else before_m.get(key),
                              kpi.better if kpi else Better.NEUTRAL,
-                             significance(catalogue, key, now_m, before_m, period.days,
-                                          previous.days))
+                             partial(significance, catalogue, key, now_m, before_m, period.days,
+                                     previous.days))
             lines.append(Line(key, label_of(catalogue, key), unit_of(catalogue, key), change))
         found.append(_biggest_move(value or None, lines))
     return tuple(sorted(found, key=_move_order))
