@@ -1,8 +1,9 @@
-"""A report `by DIM` from one grouped read per period (Store.period_data_by).
+"""A report `by DIM` from one grouped read of both periods (Store.periods_data_by).
 
 The grouped read must give each value exactly what `period_data` gives with that value as a
 filter (sums, weighted means, gauges' stocks, paid and year sums, own dimensions, untagged
-entries), and the report must run as many statements for 8 values as for 2. Every test runs
+entries), the team what `period_data` gives unsplit, several periods what each gives alone,
+and the report must run as many statements for 8 values as for 2. Every test runs
 on SQLite and, with KPIBOT_TEST_POSTGRES_URL set, on PostgreSQL. Values are whole numbers and
 halves, which floats add exactly in any order, so "equal" means equal.
 """
