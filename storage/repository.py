@@ -1160,13 +1160,8 @@ class Store(ApiRepository, TimerRepository):
                                   **{f"f_{column}": value for column, value in filters.items()}}
         for i, period in enumerate(periods):
             params.update({f"start_{i}": period.start, f"end_{i}": period.end})
-        years = [year_of(period) for period in periods]
-        cuts = sorted([y.start for y in years] + [y.end + timedelta(days=1) for y in years])
+        cuts, covering = _year_stretches(periods)
         params.update({f"cut_{k}": cut for k, cut in enumerate(cuts)})
-        params[f"cut_{len(cuts) - 1}"] = cuts[-1] - timedelta(days=1)  # the last day read
-        # the periods whose year covers each stretch between two cuts
-        covering = [[i for i, y in enumerate(years) if y.start <= cuts[k] and cuts[k + 1] <= y.end
-                     + timedelta(days=1)] for k in range(len(cuts) - 1)]
         with self._read() as conn:
             if readings.paid:
                 params["organic"] = sorted(self._organic(conn, workspace_id))
@@ -1688,16 +1683,30 @@ def _weighted(conn: Connection, mean: str, *where: Any) -> tuple[float, int]:
     return total, round(weights)
 
 
+def _year_stretches(periods: Sequence[Period]) -> tuple[list[date], list[list[int]]]:
+    """The `year(...)` days of several periods cut into stretches that each period's year
+    either covers or misses, so that days the years share are read once: the cuts (the
+    first day of each stretch, the last one ending with the last day read) and, for each
+    stretch, the periods whose year covers it."""
+    years = [year_of(period) for period in periods]
+    starts = sorted([y.start for y in years] + [y.end + timedelta(days=1) for y in years])
+    covering = [[i for i, y in enumerate(years)
+                 if y.start <= starts[k] and starts[k + 1] <= y.end + timedelta(days=1)]
+                for k in range(len(starts) - 1)]
+    return [*starts[:-1], starts[-1] - timedelta(days=1)], covering
+
+
 def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[str, ...],
                               spans: int) -> Any:
-    """Every part of `period_data` for each of `spans` periods (parameters start_<i>, end_<i>,
-    year_start_<i>, year_end_<i>), filtered on the columns `filtered` (parameters
-    f_<column>) and grouped by `column`'s value as well as by metric, in one UNION ALL of rows
-    (kind, span, value, metric, number, second): sums and counts, weighted means' sums and
-    weights (each entry weighed as `_weighted` does), gauges' closing and opening stocks (the
-    latest value of each partition from `_partition_walk`, walked once for every span, on or
-    before the last day and before the first, summed), `paid(...)` sums with the `organic`
-    sources and whether an entry has a source, and `year(...)` sums. Built once per shape:
+    """Every part of `period_data` for each of `spans` periods (parameters start_<i> and
+    end_<i>, and cut_<k> from `_year_stretches`), filtered on the columns `filtered`
+    (parameters f_<column>) and grouped by `column`'s value as well as by metric, in one
+    UNION ALL of rows (kind, span, value, metric, number, second): sums and counts, weighted
+    means' sums and weights (each entry weighed as `_weighted` does), gauges' closing and
+    opening stocks (the latest value of each partition from `_partition_walk`, walked once
+    for every span, on or before the last day and before the first, summed), `paid(...)`
+    sums with the `organic` sources and whether an entry has a source, and `year(...)` sums
+    per stretch of days (their `span` is the stretch's number). Built once per shape:
     building it took longer than running it."""
     key = (readings, column, filtered, spans)
     found = _GROUPED_STATEMENTS.get(key)
