@@ -17,7 +17,7 @@ from bot.app.alerts import AlertRule, counted, rules, unusual_history
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
 from bot.app.failures import Subject, Told, tell_owner
 from bot.app.goals import GoalProgress, goal_progress
-from bot.app.insights import WhyResult, why_brief
+from bot.app.insights import WhyResult, why_briefs
 from bot.app.names import find_name, label_of, unit_of
 from bot.app.ports import Outcome, Poster
 from bot.app.reports import report
@@ -180,14 +180,13 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None, by: str | No
 
     headline_keys = [k for k in HEADLINE_KPIS if k in result.kpis]
     headline = tuple(line(k, result.kpis[k]) for k in headline_keys)
-    movers = [
-        replace(m, why=why_brief(ctx, m.key, period)) for m in sorted(
-            (line(k, c) for k, c in result.kpis.items()
-             if c.change_pct is not None and c.value is not None and c.news
-             and k not in headline_keys),
-            key=lambda item: -abs(item.change.change_pct or 0.0),
-        )[:MOVERS]
-    ]
+    biggest = sorted(
+        (line(k, c) for k, c in result.kpis.items()
+         if c.change_pct is not None and c.value is not None and c.news and k not in headline_keys),
+        key=lambda item: -abs(item.change.change_pct or 0.0),
+    )[:MOVERS]
+    whys = why_briefs(ctx, [m.key for m in biggest], period) if biggest else {}
+    movers = [replace(m, why=whys[m.key]) for m in biggest]
     tracked = asked_for(catalogue, ws)
     missing = tuple(m.label for m in tracked if m.key not in result.metrics)
     funnel = _funnel(catalogue, {k: c.value for k, c in result.metrics.items()})
