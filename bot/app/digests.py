@@ -165,11 +165,15 @@ def digest_period(kind: str, today: date, on: date | None = None) -> Period:
 
 def compute_digest(ctx: Context, kind: str, on: date | None = None, by: str | None = None) -> Digest:
     """The digest of the period before today (or the one containing `on`); with `by`
-    ("source"), each source's biggest move too."""
+    ("source"), each source's biggest move too. Its fifteen-odd reads share one connection."""
     if on is not None and on > ctx.today:
         raise UserError(f"{on} is in the future; a digest covers days that are over.")
     checked_breakdown(by)
-    period = digest_period(kind, ctx.today, on)
+    with ctx.store.reading():
+        return _compute_digest(ctx, kind, digest_period(kind, ctx.today, on), by)
+
+
+def _compute_digest(ctx: Context, kind: str, period: Period, by: str | None) -> Digest:
     catalogue = ctx.catalogue
     result = report(ctx, period)
     ws = ctx.workspace
