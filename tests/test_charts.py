@@ -481,3 +481,22 @@ def test_a_breakdown_of_one_period_is_a_bar_per_value() -> None:
 def test_a_breakdown_without_data_is_still_a_png() -> None:
     assert_phone_sized_png(breakdown_chart("Leads by source", "count", RUNS[:2],
                                            [("facebook", "value", [None, None])]))
+
+
+@pytest.mark.parametrize("size, weight", [(charts.TITLE_SIZE, "bold"), (charts.TICK_SIZE, "normal")])
+def test_the_kept_font_heights_lay_text_out_as_matplotlib_does(size: float, weight: str) -> None:
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(dpi=charts.DPI)
+    canvas = charts._canvas_class()(figure)
+    stamps = canvas.get_renderer()
+    assert hasattr(stamps, "_get_font_height_metrics")
+    plain = RendererAgg(charts.WIDTH_PX, charts.HEIGHT_PX, charts.DPI)
+    for text, va in (("Cost per lead (USD)", "top"), ("gjy 1,234", "center_baseline"),
+                     ("two\nlines", "bottom")):
+        shown = figure.text(0.1, 0.5, text, fontsize=size, fontweight=weight, va=va)
+        for _ in range(2):  # the second time from what the renderer kept
+            ours, theirs = shown._get_layout(stamps), shown._get_layout(plain)
+            assert ours[0].bounds == theirs[0].bounds
+            assert ours[1:] == theirs[1:]

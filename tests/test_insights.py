@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.app import insights
 from bot.app.context import Context, open_context
@@ -173,6 +174,34 @@ def test_why_line_is_one_line_for_the_digest_and_empty_without_data(slack_bot: S
         "CPL +23.6%: leads −11.0%, spend +10.0%; leads fell mostly from facebook")
     assert why_line(ctx, "close_rate", week) == ""
     assert why_line(ctx, "no_such_kpi", week) == ""
+
+
+def test_the_whys_of_a_digests_movers_cost_the_reads_of_one(slack_bot: SlackBot) -> None:
+    seed_cpl_week(slack_bot.store)
+    ctx = ctx_of(slack_bot.store)
+    week = insights.why_period(ctx, None)
+    keys = ["cpl", "leads", "spend", "close_rate", "no_such_kpi"]
+    seen: list[str] = []
+
+    def count(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(slack_bot.store.engine, "before_cursor_execute", count)
+    try:
+        insights.why_briefs(ctx, ["cpl"], week)
+        one = len(seen)
+        seen.clear()
+        whys = insights.why_briefs(ctx, keys, week)
+        five = len(seen)
+    finally:
+        event.remove(slack_bot.store.engine, "before_cursor_execute", count)
+
+    assert five == one
+    said = {k: why_sentence(w, ctx.workspace.locale) if w else "" for k, w in whys.items()}
+    assert said == {k: why_line(ctx, k, week) for k in keys}
+    assert said["cpl"] == "CPL +23.6%: leads −11.0%, spend +10.0%; leads fell mostly from facebook"
+    assert said["leads"].endswith("facebook") and said["spend"].endswith("facebook")
+    assert said["close_rate"] == said["no_such_kpi"] == ""
 
 
 def test_untagged_entries_are_the_rest_of_a_breakdown_not_a_source(slack_bot: SlackBot) -> None:

@@ -44,7 +44,7 @@ from kpis.periods import (
     resolve_day,
     zone,
 )
-from kpis.rollup import Entry, PeriodData, kpi_values, metric_values, roll_up
+from kpis.rollup import Entry, PeriodData, bucket_data, kpi_values, metric_values, roll_up
 
 TUESDAY = date(2026, 3, 10)
 WEEK = Period.iso_week(TUESDAY)  # 2026-03-09 .. 2026-03-15
@@ -943,3 +943,24 @@ def test_kpi_values_of_some_keys_are_those_of_all(available: set[str], keys: set
     every = kpi_values(DEFAULT, data)
     assert kpi_values(DEFAULT, data, keys) == {k: v for k, v in every.items() if k in keys}
     assert kpi_values(DEFAULT, data, iter(sorted(keys))) == {k: v for k, v in every.items() if k in keys}
+
+
+def test_bucket_sums_are_the_days_added_in_order_whatever_order_they_came_in() -> None:
+    start = date(2026, 3, 1)
+    values = [0.1, 0.2, 0.3, 1e16, 1.0, -1e16, 0.7] * 3
+    ordered = {start + timedelta(days=i): (v, 1, None) for i, v in enumerate(values)}
+    shuffled = dict(sorted(ordered.items(), key=lambda item: (item[0].day * 7) % 11))
+    buckets = [Period(start + timedelta(days=i), start + timedelta(days=i + 6)) for i in range(15)]
+    buckets.append(Period(date(2026, 4, 1), date(2026, 4, 7)))  # no day in it
+
+    def scanned(by_day: dict[date, tuple[float, int, None]], bucket: Period) -> float:
+        total = 0.0
+        for day, (value, _, _) in by_day.items():
+            if bucket.start <= day <= bucket.end:
+                total += value
+        return total
+
+    for by_day in (ordered, shuffled):
+        found = bucket_data({"leads": by_day}, buckets, ())
+        assert [d.totals.get("leads") for d in found] == [
+            (scanned(by_day, b), 7) for b in buckets[:-1]] + [None]

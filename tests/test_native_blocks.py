@@ -364,7 +364,7 @@ def test_the_chart_post_falls_back_to_text_with_the_png_in_its_thread(store: Sto
     assert outgoing.fallback_blocks and not {b["type"] for b in outgoing.fallback_blocks} & {
         "data_visualization"}
     assert "facebook" in json.dumps(outgoing.fallback_blocks)
-    [png] = outgoing.files
+    [png] = outgoing.files()
     assert png.filename == "leads-by-source-2026-02-10-2026-03-11.png"
     assert png.content.startswith(b"\x89PNG")
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.observability import Metrics
+from bot.render.posts import Attachment, Outgoing
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack.app import courier_client
@@ -108,3 +109,33 @@ def test_one_workspaces_429_does_not_delay_the_other_workspaces_digest(
     assert [len(fake.messages_in(c)) for c in ("C0001", "C0002")] == [1, 1]
     delivery = store.delivery(fake.messages_in(sub.channel_id)[0]["metadata"]["event_payload"]["key"])
     assert delivery is not None and delivery.attempts == 1  # Slack's 429 was not an attempt
+
+
+def test_a_post_answered_429_makes_no_files_and_they_are_made_once_it_is_out(
+    store: Store, fake_slack: FakeSlack,
+) -> None:
+    """A digest's charts are most of its CPU: a post Slack refuses for now must not pay them."""
+    store.ensure_workspace("T0001", timezone=NY)
+    fake_slack.add_channel("C0001")
+    clock = Clock(NOW)
+    settings = Settings(slack_api_url=fake_slack.api_url, _env_file=None)  # type: ignore[call-arg]
+    courier = Courier(store, lambda _ws: courier_client(settings, "xoxb-test"), Metrics(), clock,
+                      backoff=0.01)
+    made_after_posts: list[int] = []
+
+    def files() -> list[Attachment]:
+        made_after_posts.append(len(fake_slack.calls_to("chat.postMessage")))
+        return [Attachment("trend.png", "Trend", b"\x89PNG\r\n\x1a\n")]
+
+    def deliver() -> str:
+        return courier.deliver("T0001", "digest:T0001:C0001:daily:2026-03-10", kind="digest-daily",
+                               channel="C0001", due_at=NOW,
+                               build=lambda: Outgoing("Daily KPIs", [], files))
+
+    fake_slack.fail("chat.postMessage", status=429, retry_after=30)
+    assert deliver() == "retry"
+    assert made_after_posts == []
+    clock.now += timedelta(seconds=30)
+    assert deliver() == "posted"
+    assert made_after_posts == [2]  # after the refused post and the one that went out
+    assert [f["name"] for f in fake_slack.uploaded_files("C0001")] == ["trend.png"]

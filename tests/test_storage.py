@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 
 from kpis.catalogue import (
     DEFAULT,
@@ -237,6 +237,32 @@ def test_workspaces_are_kept_apart(db: Store) -> None:
     assert db.undo_last("T1", "ana") is not None
     assert entries(db, "T2") == [("leads", DAY, "ana", (), 99)]
     assert db.workspace_ids() == ["T1", "T2"]
+
+
+def test_reads_in_a_reading_block_share_one_connection_and_writes_still_commit(db: Store) -> None:
+    log(db, Write("leads", DAY, 10, "ana", FB))
+    checkouts: list[object] = []
+
+    def checkout(*args: object) -> None:
+        checkouts.append(args[0])
+
+    event.listen(db.engine, "checkout", checkout)
+    try:
+        with db.reading():
+            assert totals(db).totals["leads"] == (10, 1)
+            assert db.dimension_values("T1", "source", WEEK) == ["facebook"]
+            with db.reading():  # nested: still the same connection
+                assert db.workspace("T1") is not None
+            shared = len(checkouts)
+            log(db, Write("leads", DAY, 5, "luis"))  # a write: its own connection, committed
+        assert shared == 1 and len(checkouts) > shared
+    finally:
+        event.remove(db.engine, "checkout", checkout)
+    assert totals(db).totals["leads"] == (15, 2)
+    with pytest.raises(ZeroDivisionError), db.reading():
+        totals(db)
+        raise ZeroDivisionError  # the block's connection goes back; later reads get their own
+    assert totals(db, workspace="T1").totals["leads"] == (15, 2)
 
 
 # -- the audit trail and undo ----------------------------------------------------------------

@@ -18,7 +18,7 @@ from bot.app.alerts import AlertRule, counted, rules, unusual_history
 from bot.app.context import SYSTEM_ACTOR, Context, UserError, open_context
 from bot.app.failures import Subject, Told, tell_owner
 from bot.app.goals import GoalProgress, goal_progress
-from bot.app.insights import WhyResult, why_brief
+from bot.app.insights import WhyResult, why_briefs
 from bot.app.names import find_name, label_of, unit_of
 from bot.app.ports import Outcome, Poster
 from bot.app.reports import report
@@ -166,11 +166,15 @@ def digest_period(kind: str, today: date, on: date | None = None) -> Period:
 
 def compute_digest(ctx: Context, kind: str, on: date | None = None, by: str | None = None) -> Digest:
     """The digest of the period before today (or the one containing `on`); with `by`
-    ("source"), each source's biggest move too."""
+    ("source"), each source's biggest move too. Its fifteen-odd reads share one connection."""
     if on is not None and on > ctx.today:
         raise UserError(f"{on} is in the future; a digest covers days that are over.")
     checked_breakdown(by)
-    period = digest_period(kind, ctx.today, on)
+    with ctx.store.reading():
+        return _compute_digest(ctx, kind, digest_period(kind, ctx.today, on), by)
+
+
+def _compute_digest(ctx: Context, kind: str, period: Period, by: str | None) -> Digest:
     catalogue = ctx.catalogue
     result = report(ctx, period)
     ws = ctx.workspace
@@ -181,14 +185,13 @@ def compute_digest(ctx: Context, kind: str, on: date | None = None, by: str | No
 
     headline_keys = [k for k in HEADLINE_KPIS if k in result.kpis]
     headline = tuple(line(k, result.kpis[k]) for k in headline_keys)
-    movers = [
-        replace(m, why=why_brief(ctx, m.key, period)) for m in sorted(
-            (line(k, c) for k, c in result.kpis.items()
-             if c.change_pct is not None and c.value is not None and c.news
-             and k not in headline_keys),
-            key=lambda item: -abs(item.change.change_pct or 0.0),
-        )[:MOVERS]
-    ]
+    biggest = sorted(
+        (line(k, c) for k, c in result.kpis.items()
+         if c.change_pct is not None and c.value is not None and c.news and k not in headline_keys),
+        key=lambda item: -abs(item.change.change_pct or 0.0),
+    )[:MOVERS]
+    whys = why_briefs(ctx, [m.key for m in biggest], period) if biggest else {}
+    movers = [replace(m, why=whys[m.key]) for m in biggest]
     tracked = asked_for(catalogue, ws)
     missing = tuple(m.label for m in tracked if m.key not in result.metrics)
     funnel = _funnel(catalogue, {k: c.value for k, c in result.metrics.items()})

@@ -73,10 +73,20 @@ def why_brief(ctx: Context, key: str, period: Period) -> WhyResult | None:
 
     For the digest's movers: it tries one dimension and one input, so it stays a few queries.
     """
+    return why_briefs(ctx, [key], period)[key]
+
+
+def why_briefs(ctx: Context, keys: Sequence[str], period: Period) -> dict[str, WhyResult | None]:
+    """`why_brief` of each key (a digest's movers), from the reads of one: both periods, the
+    dimension tried and its breakdowns are read once for all the keys, not once per key."""
+    names = {key: key.strip().lower() for key in keys}
+    known = [name for name in dict.fromkeys(names.values()) if name in ctx.catalogue.names]
     try:
-        return explain_change(ctx, key, period, inputs=1, dimensions=1)
-    except (UserError, ExplainError, PeriodError):
-        return None
+        explained = _Compared.read(ctx, period).explain(known, inputs=1, dimensions=1) if known else {}
+    except PeriodError:
+        explained = {}
+    return {key: found if isinstance(found := explained.get(name), WhyResult) else None
+            for key, name in names.items()}
 
 
 def explain_change(
@@ -89,22 +99,88 @@ def explain_change(
     if name not in catalogue.names:
         raise UserError(f"I don't know a KPI or metric called `{key}`."
                         f"{did_you_mean(name, catalogue.names)} See `/kpi metrics` for the list.")
-    compared = like_for_like(period, ctx.today)
-    period, previous = compared.period, compared.previous
-    old_data = ctx.store.period_data(ctx.workspace.id, previous, catalogue)
-    new_data = ctx.store.period_data(ctx.workspace.id, period, catalogue)
-    old, new = formula_scope(catalogue, old_data), formula_scope(catalogue, new_data)
-    explanation = explain(catalogue, name, old, new)
-    if explanation is None:
-        raise UserError(_nothing_to_explain(catalogue, name, old_data, new_data))
-    targets = _summed_inputs(catalogue, name, explanation)[:inputs]
-    found = _dimensions(ctx, Period(previous.start, period.end), dimensions) if targets else []
-    breakdowns = [
-        split for metric in targets for dimension, values in found
-        if (split := _breakdown(ctx, metric, dimension, values, previous, period,
-                                old.get(metric), new.get(metric))) is not None
-    ]
-    return WhyResult(name, period, previous, explanation, tuple(breakdowns), catalogue)
+    found = _Compared.read(ctx, period).explain([name], inputs=inputs, dimensions=dimensions)[name]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+@dataclass(frozen=True)
+class _Compared:
+    """A period and the one before it, like for like, as read once for explaining any key."""
+
+    ctx: Context
+    period: Period
+    previous: Period
+    old_data: PeriodData
+    new_data: PeriodData
+    old: Mapping[str, float | None]
+    new: Mapping[str, float | None]
+
+    @classmethod
+    def read(cls, ctx: Context, period: Period) -> _Compared:
+        compared = like_for_like(period, ctx.today)
+        period, previous = compared.period, compared.previous
+        old_data = ctx.store.period_data(ctx.workspace.id, previous, ctx.catalogue)
+        new_data = ctx.store.period_data(ctx.workspace.id, period, ctx.catalogue)
+        return cls(ctx, period, previous, old_data, new_data,
+                   formula_scope(ctx.catalogue, old_data), formula_scope(ctx.catalogue, new_data))
+
+    def explain(self, keys: Sequence[str], *, inputs: int,
+                dimensions: int | None) -> dict[str, WhyResult | UserError | ExplainError]:
+        """Each known key's explanation with breakdowns of up to `inputs` of its counts, or
+        what stops it. The dimensions are looked up once, and each period's totals by value
+        in one grouped read per dimension for the counts of every key together."""
+        catalogue = self.ctx.catalogue
+        explained: dict[str, tuple[Explanation, list[str]] | UserError | ExplainError] = {}
+        for key in keys:
+            try:
+                explanation = explain(catalogue, key, self.old, self.new)
+            except ExplainError as error:
+                explained[key] = error
+                continue
+            if explanation is None:
+                explained[key] = UserError(_nothing_to_explain(catalogue, key, self.old_data,
+                                                               self.new_data))
+            else:
+                explained[key] = (explanation, _summed_inputs(catalogue, key, explanation)[:inputs])
+        targets = list(dict.fromkeys(metric for found in explained.values()
+                                     if isinstance(found, tuple) for metric in found[1]))
+        span = Period(self.previous.start, self.period.end)
+        splits = [(dimension, values, self._totals_by(targets, dimension, values))
+                  for dimension, values in _dimensions(self.ctx, span, dimensions)] if targets else []
+        results: dict[str, WhyResult | UserError | ExplainError] = {}
+        for key, found in explained.items():
+            if not isinstance(found, tuple):
+                results[key] = found
+                continue
+            explanation, metrics = found
+            try:
+                breakdowns = tuple(
+                    split for metric in metrics for dimension, _values, totals in splits
+                    if (split := _breakdown(metric, dimension, totals[metric],
+                                            self.old.get(metric), self.new.get(metric))) is not None)
+            except ExplainError as error:
+                results[key] = error
+                continue
+            results[key] = WhyResult(key, self.period, self.previous, explanation, breakdowns,
+                                     catalogue)
+        return results
+
+    def _totals_by(self, metrics: Sequence[str], dimension: str, values: Sequence[str],
+                   ) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
+        """metric -> (each value's total before, now), from one grouped read of both periods
+        whatever the number of metrics and values."""
+        ctx = self.ctx
+        only = Catalogue(metrics={m: ctx.catalogue.metrics[m] for m in metrics}, kpis={})
+        before, now = ctx.store.periods_data_by(ctx.workspace.id, (self.previous, self.period),
+                                                only, ctx.catalogue.column_of(dimension))
+
+        def totals(by_value: Mapping[str, PeriodData], metric: str) -> dict[str, float]:
+            return {v: by_value[v].totals.get(metric, (0.0, 0))[0] if v in by_value else 0.0
+                    for v in values}
+
+        return {m: (totals(before.groups, m), totals(now.groups, m)) for m in metrics}
 
 
 def _nothing_to_explain(catalogue: Catalogue, key: str, old: PeriodData, new: PeriodData) -> str:
@@ -146,20 +222,13 @@ def _dimensions(ctx: Context, span: Period, limit: int | None) -> list[tuple[str
 
 
 def _breakdown(
-    ctx: Context, metric: str, dimension: str, values: Sequence[str], previous: Period,
-    period: Period, old_total: float | None, new_total: float | None,
+    metric: str, dimension: str, totals: tuple[dict[str, float], dict[str, float]],
+    old_total: float | None, new_total: float | None,
 ) -> Breakdown | None:
-    """`metric` per value of `dimension`; what no value accounts for is the UNTAGGED rest.
-
-    None when no value of the dimension has any of the metric (it is not tagged that way).
-    """
-    only = Catalogue(metrics={metric: ctx.catalogue.metrics[metric]}, kpis={})
-
-    # each value's totals in both spans, from one grouped read whatever their number
-    read = ctx.store.periods_data_by(ctx.workspace.id, (previous, period), only,
-                                     ctx.catalogue.column_of(dimension))
-    old, new = ({v: by.groups[v].totals.get(metric, (0.0, 0))[0] if v in by.groups else 0.0
-                 for v in values} for by in read)
+    """`metric` per value of `dimension` (each value's total before and now); what no value
+    accounts for is the UNTAGGED rest. None when no value of the dimension has any of the
+    metric (it is not tagged that way)."""
+    old, new = dict(totals[0]), dict(totals[1])
     if not any(old.values()) and not any(new.values()):
         return None
     old[UNTAGGED] = (old_total or 0.0) - math.fsum(old.values())

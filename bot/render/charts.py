@@ -417,6 +417,23 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return b"".join((struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)))
 
 
+def _font_height_metrics(prop: FontProperties, dpi: float) -> tuple[float | None, float | None, float]:
+    """What matplotlib 3.11's `Text._get_layout` computes from the font's OS/2 or hhea table
+    (None, None when it has neither: the layout then measures "lp" itself)."""
+    from matplotlib.font_manager import fontManager, get_font
+
+    font: Any = get_font(fontManager._find_fonts_by_props(prop))  # its tables, untyped
+    for table_name, gap_key, ascent_key, descent_key in (
+            ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+            ("hhea", "lineGap", "ascent", "descent")):
+        table = font.get_sfnt_table(table_name)
+        if table is None:
+            continue
+        scale = 1 / font.get_sfnt_table("head")["unitsPerEm"] * prop.get_size_in_points() * dpi / 72
+        return table[ascent_key] * scale, -table[descent_key] * scale, table[gap_key] * scale
+    return None, None, 0.0
+
+
 _canvas: type[FigureCanvasAgg] | None = None
 
 
@@ -443,6 +460,18 @@ def _canvas_class() -> type[FigureCanvasAgg]:
             self.stamps: OrderedDict[tuple[Any, ...], tuple[np.ndarray, float, float]] = (
                 OrderedDict()
             )
+            self.heights: dict[FontProperties, tuple[float | None, float | None, float]] = {}
+
+        def _get_font_height_metrics(
+            self, prop: FontProperties,
+        ) -> tuple[float | None, float | None, float]:
+            """A font's ascent, descent and line gap in pixels, as `Text._get_layout` reads them
+            from the font's tables (the hook it asks a renderer first), kept per font and size:
+            reading the tables again for every string drawn was most of a text's layout."""
+            found = self.heights.get(prop)
+            if found is None:
+                found = self.heights[prop.copy()] = _font_height_metrics(prop, self.dpi)
+            return found
 
         def draw_text(
             self, gc: Any, x: float, y: float, s: str, prop: FontProperties, angle: float,

@@ -396,6 +396,11 @@ def trend_png(trend: Trend, currency: str, locale: str) -> bytes:
                        unfinished=trend.unfinished)
 
 
+def has_charts(digest: Digest) -> bool:
+    """Whether `digest_charts` gives any, without drawing them."""
+    return bool(digest.trends) or digest.has_funnel
+
+
 def digest_charts(digest: Digest) -> list[ChartFile]:
     """A trend per headline KPI with data, and the funnel when any step has data."""
     from bot.render.charts import funnel_chart

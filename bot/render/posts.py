@@ -7,8 +7,8 @@ the message (and the files for its thread) that goes out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bot.app.alerts import AlertPost, SnoozePost
@@ -19,7 +19,13 @@ from bot.app.reminders import NudgePost
 from bot.render.alerts import alert_message, snooze_note_message
 from bot.render.blocks import failure_notice_message
 from bot.render.chart_post import chart_message
-from bot.render.digest import digest_charts, digest_details, digest_message, fallback_blocks
+from bot.render.digest import (
+    digest_charts,
+    digest_details,
+    digest_message,
+    fallback_blocks,
+    has_charts,
+)
 from bot.render.insights import nudge_message
 from bot.render.kit import MAX_BLOCKS, sections
 
@@ -31,13 +37,19 @@ class Attachment:
     content: bytes
 
 
+def _no_files() -> Sequence[Attachment]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """A message to post once, with files for its thread."""
 
     text: str
     blocks: list[dict[str, Any]]
-    files: Sequence[Attachment] = field(default_factory=tuple)
+    #: the files, made when the message is out: a digest's charts are most of its CPU, not
+    #: to be spent on a post that Slack answers with 429 (or refuses) and that is built again
+    files: Callable[[], Sequence[Attachment]] = _no_files
     #: the same message without native blocks (table, data_visualization), posted instead
     #: when Slack answers `invalid_blocks`
     fallback_blocks: list[dict[str, Any]] | None = None
@@ -49,17 +61,23 @@ def outgoing_of(payload: object) -> Outgoing:
     if isinstance(payload, Outgoing):
         return payload
     if isinstance(payload, Digest):
-        message = digest_message(payload)
-        files = [Attachment(c.filename, c.title, c.png) for c in digest_charts(payload)]
-        details = digest_details(payload)
+        digest = payload
+        message = digest_message(digest)
+        charted = has_charts(digest)
+        details = digest_details(digest)
         # no charts, no thread to say the details in: below the fold of the message
-        extra = sections(details.split("\n")) if details and not files else []
-        return Outgoing(message["text"], [*message["blocks"], *extra][:MAX_BLOCKS], files,
-                        fallback_blocks=[*fallback_blocks(payload), *extra][:MAX_BLOCKS],
-                        comment=details if files else None)
+        extra = sections(details.split("\n")) if details and not charted else []
+
+        def charts() -> list[Attachment]:
+            return [Attachment(c.filename, c.title, c.png) for c in digest_charts(digest)]
+
+        return Outgoing(message["text"], [*message["blocks"], *extra][:MAX_BLOCKS], charts,
+                        fallback_blocks=[*fallback_blocks(digest), *extra][:MAX_BLOCKS],
+                        comment=details if charted else None)
     if isinstance(payload, Charted):
         chart = chart_message(payload)
-        return Outgoing(chart.text, chart.blocks, [Attachment(chart.filename, chart.title, chart.png)],
+        attached = (Attachment(chart.filename, chart.title, chart.png),)
+        return Outgoing(chart.text, chart.blocks, lambda: attached,
                         fallback_blocks=chart.fallback_blocks)
     if isinstance(payload, AlertPost):
         body = alert_message(payload)

@@ -190,7 +190,7 @@ class Courier:
             ts = delivery.message_ts or self._post_once(client, delivery, outgoing, parent_ts)
             if delivery.message_ts is None:
                 self.store.record_posted(key, self.owner, ts)
-            files = outgoing.files
+            files = outgoing.files()  # once the message is out (a digest's charts)
             comment = outgoing.comment
             if files and delivery.message_ts is not None:
                 # an earlier attempt posted the message: it may have shared charts too
