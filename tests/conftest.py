@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event
 
 from storage import Store, open_store
 from tests.faultkit import pg_schema
@@ -66,6 +69,22 @@ def any_store(db_url: str) -> Iterator[Store]:
         opened.engine.dispose()
 
 
+@contextmanager
+def sql_statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL sent to `engine` inside the block, in order: what tests count to hold a read
+    or a write to a cost that does not grow with the data."""
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
 # =============================================================================================
 # Slack end-to-end harness (used by tests/test_slack.py); appended block, self-contained.
 #
@@ -81,7 +100,6 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
 
 from waitress.server import create_server  # noqa: E402
 

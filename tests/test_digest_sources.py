@@ -4,12 +4,10 @@ line of their own; and migration 0011 that gives subscriptions the column."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 
 from bot.app.context import Context, open_context
 from bot.app.digests import DAILY, compute_digest
@@ -34,6 +32,7 @@ from tests.conftest import (
     SlackBot,
     insert_old_workspace,
     migrate_to,
+    sql_statements,
     texts,
 )
 from tests.test_slack import opened_view
@@ -159,28 +158,14 @@ def test_without_the_option_or_without_source_tags_there_is_no_section(store: St
     assert untagged_only.sources == ()  # the team total already says it
 
 
-@contextmanager
-def statements(store: Store) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(*args: object) -> None:
-        seen.append(str(args[2]))
-
-    event.listen(store.engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", count)
-
-
 def test_the_sources_cost_the_same_statements_however_many_there_are(store: Store) -> None:
     """What the section adds to a digest (the rest, e.g. a mover's why, is not its own)."""
     ctx = sources_ctx(store)
 
     def added() -> int:
-        with statements(store) as plain:
+        with sql_statements(store.engine) as plain:
             compute_digest(ctx, DAILY)
-        with statements(store) as broken_down:
+        with sql_statements(store.engine) as broken_down:
             compute_digest(ctx, DAILY, by="source")
         return len(broken_down) - len(plain)
 

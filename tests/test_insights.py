@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from bot.app import insights
 from bot.app.context import Context, open_context
@@ -48,6 +47,7 @@ from tests.conftest import (
     SlackBot,
     SlackReply,
     in_full,
+    sql_statements,
     texts,
 )
 from tests.test_slack import opened_view
@@ -181,20 +181,12 @@ def test_the_whys_of_a_digests_movers_cost_the_reads_of_one(slack_bot: SlackBot)
     ctx = ctx_of(slack_bot.store)
     week = insights.why_period(ctx, None)
     keys = ["cpl", "leads", "spend", "close_rate", "no_such_kpi"]
-    seen: list[str] = []
-
-    def count(*args: object) -> None:
-        seen.append(str(args[2]))
-
-    event.listen(slack_bot.store.engine, "before_cursor_execute", count)
-    try:
+    with sql_statements(slack_bot.store.engine) as seen:
         insights.why_briefs(ctx, ["cpl"], week)
         one = len(seen)
         seen.clear()
         whys = insights.why_briefs(ctx, keys, week)
         five = len(seen)
-    finally:
-        event.remove(slack_bot.store.engine, "before_cursor_execute", count)
 
     assert five == one
     said = {k: why_sentence(w, ctx.workspace.locale) if w else "" for k, w in whys.items()}

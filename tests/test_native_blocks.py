@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from bot.app.charts import MAX_LINES, Charted, chart_buckets, charted
 from bot.app.context import Context, UserError, open_context
@@ -30,7 +29,7 @@ from bot.render.posts import outgoing_of
 from kpis.periods import Period
 from storage import Store
 from storage.repository import Write
-from tests.conftest import SLACK_MEMBER, SlackBot
+from tests.conftest import SLACK_MEMBER, SlackBot, sql_statements
 from tests.fakeslack import block_kit_problems
 
 
@@ -275,19 +274,11 @@ def test_the_lines_come_from_one_grouped_query_however_many_values(any_store: St
     store = any_store
     tagged(store, {s: 2.0 for s in SOURCES[:2]}, days=5, workspace="T0001")
     tagged(store, {s: 2.0 for s in SOURCES}, untagged=1.0, days=5, workspace="T0002")
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", seen)
-    try:
+    with sql_statements(store.engine) as statements:
         period = Period(TODAY - timedelta(days=4), TODAY)
         few = store.daily_series_by("T0001", "source", ["leads", "spend"], period)
         count_few, statements[:] = len(statements), []
         many = store.daily_series_by("T0002", "source", ["leads", "spend"], period)
-    finally:
-        event.remove(store.engine, "before_cursor_execute", seen)
     assert sorted(few) == sorted(SOURCES[:2]) and sorted(many) == sorted([*SOURCES, ""])
     assert len(statements) == count_few
     grouped = [s for s in statements if "GROUP BY" in s.upper()]

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from bot.app.context import Context, open_context
 from bot.app.reports import report
@@ -26,6 +24,7 @@ from kpis.periods import Period
 from kpis.rollup import Dims, PeriodData
 from storage import Store, Write, open_store
 from storage.models import EntryRow
+from tests.conftest import sql_statements
 
 NOW = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)
 WEEK = Period.iso_week(date(2026, 3, 11))  # Monday 9 to Sunday 15 March
@@ -157,7 +156,7 @@ def test_periods_read_together_read_as_each_alone_and_the_team_as_period_data(
     catalogue = logged(store)
     for dimension, dims in (BREAKDOWNS[0], BREAKDOWNS[4], BREAKDOWNS[5]):
         column = catalogue.column_of(dimension)
-        with counted(store) as statements:
+        with sql_statements(store.engine) as statements:
             together = store.periods_data_by(WS, spans, catalogue, column, dims)
         assert len([s for s in statements if "UNION ALL" in s]) == 1
         for period, read in zip(spans, together, strict=True):
@@ -211,20 +210,6 @@ def test_a_report_by_a_dimension_gives_each_value_its_filtered_report(store: Sto
     assert sum(g.metrics["leads"].value for g in grouped.groups) == grouped.metrics["leads"].value
 
 
-@contextmanager
-def counted(store: Store) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", count)
-
-
 def sources(count: int) -> tuple[Dims, ...]:
     return (*((("campaign", f"v{i}"), ("source", f"v{i}")) for i in range(count)), ())
 
@@ -236,9 +221,9 @@ def test_a_report_by_runs_as_many_statements_for_8_values_as_for_2(store: Store,
     contexts: dict[str, Context] = {ws: open_context(store, ws, "ana", NOW) for ws in ("T0FEW", "T0MANY")}
     report(contexts["T0FEW"], WEEK, by=by)  # the source classification and so on, read once
 
-    with counted(store) as few:
+    with sql_statements(store.engine) as few:
         two = report(contexts["T0FEW"], WEEK, by=by)
-    with counted(store) as many:
+    with sql_statements(store.engine) as many:
         eight = report(contexts["T0MANY"], WEEK, by=by)
 
     assert {g.value for g in two.groups} == {"v0", "v1", None}

@@ -8,13 +8,11 @@ SQL statements here (exact, on any machine); their milliseconds are in `make ben
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import update
 
 from bot.app.context import open_context
 from bot.app.digests import subscribe
@@ -22,7 +20,7 @@ from bot.scheduler import Scheduler
 from storage import Store, open_store
 from storage.models import TimerRow
 from storage.timers import ALERTS_TIMER, ASAP, DIGEST_TIMER, NUDGES_TIMER
-from tests.conftest import at_once
+from tests.conftest import at_once, sql_statements
 
 NOW = datetime(2026, 3, 11, 13, 0, tzinfo=UTC)
 NY = "America/New_York"
@@ -33,20 +31,6 @@ class NoPosts:
 
     def deliver(self, workspace_id: str, key: str, **_: Any) -> str:
         pytest.fail(f"nothing is due, yet {key} was delivered")
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def workspaces_with_nothing_due(store: Store, first: int, count: int) -> None:
@@ -72,7 +56,7 @@ def test_an_idle_sweep_costs_the_same_one_read_at_ten_and_at_a_thousand_workspac
     for first, added in ((0, 10), (10, 990)):
         workspaces_with_nothing_due(store, first, added)
         sweeper = scheduler(store)
-        with statements(store.engine) as seen:
+        with sql_statements(store.engine) as seen:
             assert sweeper.sweep() == []
         counts.append(len([s for s in seen if s.lstrip().upper().startswith("SELECT")]))
         assert len(seen) <= 2, seen  # BEGIN and the index read: nothing is claimed or written
@@ -87,7 +71,7 @@ def test_a_subscribe_writes_its_own_timer_and_no_other(store: Store) -> None:
         workspaces_with_nothing_due(store, first, added)
         before = {ws: store.timers(ws) for ws in ("T00000", "T00009")}
         ctx = open_context(store, "T00005", "U0ADMIN", NOW, channel=f"C{first:04d}")
-        with statements(store.engine) as seen:
+        with sql_statements(store.engine) as seen:
             subscribe(ctx, "daily", None, "08:30")
         costs.append(len(seen))
         assert {ws: store.timers(ws) for ws in ("T00000", "T00009")} == before
