@@ -284,18 +284,19 @@ class _GroupParts:
         team = cls()
         listed = list(groups)
 
-        def added(part: str) -> Iterator[tuple[str, list[Any]]]:
+        def added(part: str) -> dict[str, list[Any]]:
+            """Each key of the groups' `part`, with every group's item for it."""
             found: dict[str, list[Any]] = {}
             for group in listed:
                 for key, item in getattr(group, part).items():
                     found.setdefault(key, []).append(item)
-            return iter(found.items())
+            return found
 
-        for key, items in added("totals"):
+        for key, items in added("totals").items():
             team.totals[key] = (math.fsum(t for t, _ in items), math.fsum(c for _, c in items))
         for part in ("closing", "opening", "year"):
-            getattr(team, part).update((key, math.fsum(items)) for key, items in added(part))
-        for key, items in added("paid"):
+            getattr(team, part).update((key, math.fsum(items)) for key, items in added(part).items())
+        for key, items in added("paid").items():
             team.paid[key] = (math.fsum(p for p, _ in items), any(t for _, t in items))
         return team.data(period)
 
