@@ -249,10 +249,13 @@ class _GroupParts:
     """The rows of one value and period of the grouped read (_grouped_period_statement),
     gathered; `together` adds several values' parts up to the team's."""
 
-    __slots__ = ("totals", "closing", "opening", "paid", "year")
+    __slots__ = ("totals", "weighted", "closing", "opening", "paid", "year")
 
     def __init__(self) -> None:
-        self.totals: dict[str, tuple[float, float]] = {}  # sums and means: (sum, count or weight)
+        self.totals: dict[str, tuple[float, float]] = {}  # (sum, count)
+        # weighted means' (sum, weight), kept apart so that they replace the plain sums of
+        # the same metrics whatever order the UNION ALL's rows come in
+        self.weighted: dict[str, tuple[float, float]] = {}
         self.closing: dict[str, float] = {}
         self.opening: dict[str, float] = {}
         self.paid: dict[str, tuple[float, bool]] = {}  # (paid sum, some entry has a source)
@@ -264,15 +267,18 @@ class _GroupParts:
                 self.closing[metric] = float(number)
             if second is not None:
                 self.opening[metric] = float(second)
-        elif kind == "total" or kind == "weighted":
+        elif kind == "total":
             self.totals[metric] = (float(number), float(second))
+        elif kind == "weighted":
+            self.weighted[metric] = (float(number), float(second))
         elif kind == "paid":
             self.paid[metric] = (float(number), bool(second))
         else:  # "year", "year_weighted": one stretch of the year's days
             self.year[metric] = self.year.get(metric, 0.0) + float(number)
 
     def data(self, period: Period) -> PeriodData:
-        totals = {k: (total, round(count)) for k, (total, count) in self.totals.items()}
+        totals = {k: (total, round(count))
+                  for k, (total, count) in {**self.totals, **self.weighted}.items()}
         return PeriodData(period, totals, self.closing, self.opening,
                           {k: paid for k, (paid, tagged) in self.paid.items()
                            if tagged and k in totals}, self.year)
@@ -292,8 +298,10 @@ class _GroupParts:
                     found.setdefault(key, []).append(item)
             return found
 
-        for key, items in added("totals").items():
-            team.totals[key] = (math.fsum(t for t, _ in items), math.fsum(c for _, c in items))
+        for part in ("totals", "weighted"):
+            getattr(team, part).update(
+                (key, (math.fsum(t for t, _ in items), math.fsum(c for _, c in items)))
+                for key, items in added(part).items())
         for part in ("closing", "opening", "year"):
             getattr(team, part).update((key, math.fsum(items)) for key, items in added(part).items())
         for key, items in added("paid").items():
