@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Date,
     Engine,
     MetaData,
     String,
@@ -64,6 +65,7 @@ from kpis.catalogue import DIMENSIONS as BUILT_IN_DIMENSIONS
 from kpis.periods import Period
 from kpis.rollup import Dims, PeriodData, year_of
 from storage.models import (
+    MonthTotalRow,
     AlertRuleRow,
     ChangeRow,
     DailyTotalRow,
@@ -658,9 +660,9 @@ class Store(ApiRepository, TimerRepository):
         self, conn: Connection, workspace_id: str, writes: Sequence[Write], batch: str,
         actor: str, origin: str,
     ) -> tuple[list[Changed], dict[tuple[str, date], tuple[float, int]]]:
-        """Writes of distinct keys in three statements: the audit rows (each reading the value
-        it replaces), the entries, and each day's totals of the plain metrics (the returned
-        totals; weighted means are refreshed one by one)."""
+        """Writes of distinct keys in four statements: the audit rows (each reading the value
+        it replaces), the entries, their month_totals, and each day's totals of the plain
+        metrics (the returned totals; weighted means are refreshed one by one)."""
         now = self.clock()
         params = []
         for w in writes:
@@ -681,6 +683,7 @@ class Store(ApiRepository, TimerRepository):
             changes.append(Changed(w.metric, w.day, w.author, tuple(sorted(w.dims)),
                                    row.old_value, w.value))
         conn.execute(_UPSERT_ENTRIES[conn.dialect.name], entries).all()
+        _refresh_months(conn, workspace_id, writes)
         by_day: dict[date, set[str]] = {}
         for w in writes:
             by_day.setdefault(w.day, set()).add(w.metric)
@@ -737,6 +740,7 @@ class Store(ApiRepository, TimerRepository):
         self._refresh_day(conn, workspace_id, w.metric, w.day)
         for mean in _WEIGHED_BY.get(w.metric, ()):
             self._refresh_day(conn, workspace_id, mean, w.day)
+        _refresh_months(conn, workspace_id, (w,), emptied=new_value is None)
         return Changed(w.metric, w.day, w.author, tuple(sorted(w.dims)),
                        None if old is None else old.value, new_value)
 
@@ -1955,13 +1959,37 @@ def _entry_key(w: Write) -> tuple[Any, ...]:
 def _lock_keys(workspace_id: str, keys: Iterable[tuple[str, date]]) -> list[int]:
     """The advisory lock of each (metric, day), in one global order; a count that weighs a
     mean (sales for days_to_close) locks the mean's day too."""
-    locked = set(keys)
-    locked |= {(mean, day) for metric, day in locked for mean in _WEIGHED_BY.get(metric, ())}
+    days = set(keys)
+    days |= {(mean, day) for metric, day in days for mean in _WEIGHED_BY.get(metric, ())}
+    locked = {f"{workspace_id}\0{metric}\0{day.isoformat()}" for metric, day in days}
+    locked |= {f"{workspace_id}\0{metric}\0month\0{_month_of(day).isoformat()}"
+               for metric, day in days}
     return [
-        int.from_bytes(hashlib.blake2b(f"{workspace_id}\0{metric}\0{day.isoformat()}".encode(),
-                                       digest_size=8).digest(), "big", signed=True)
-        for metric, day in sorted(locked)
+        int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+        for name in sorted(locked)
     ]
+
+
+def _month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(month: date) -> date:
+    return (month + timedelta(days=32)).replace(day=1)
+
+
+def _refresh_months(conn: Connection, workspace_id: str, writes: Iterable[Write], *,
+                    emptied: bool = False) -> None:
+    """month_totals of the (metric, month, dimension values) keys of `writes`, summed again
+    from entries (the caller holds their month locks, `_lock_keys`); `emptied` (an entry was
+    deleted) drops the keys' rows first, so a key left without entries has none."""
+    keys = {(w.metric, _month_of(w.day), tuple(_dims_columns(w.dims).items())) for w in writes}
+    params = [{"ws": workspace_id, "metric": metric, "month": month,
+               "next_month": _next_month(month), **{f"d_{n}": v for n, v in dims}}
+              for metric, month, dims in sorted(keys)]
+    if emptied:
+        conn.execute(_EMPTY_MONTH, params)
+    conn.execute(_REFRESH_MONTHS[conn.dialect.name], params)
 
 
 _ENTRY_KEY = ("workspace_id", "metric", "day", "author", *DIMENSIONS)
@@ -1988,7 +2016,26 @@ def _statements() -> dict[str, Any]:
                e.metric.in_(bindparam("metrics", expanding=True)))
         .group_by(e.workspace_id, e.metric, e.day)
     )
+    m = MonthTotalRow
+    dims = [getattr(e, name) for name in DIMENSIONS]
+    month_sums = (
+        select(e.workspace_id, e.metric, bindparam("month", type_=Date), *dims,
+               func.sum(e.value), func.count())
+        .where(e.workspace_id == bindparam("ws"), e.metric == bindparam("metric"),
+               e.day >= bindparam("month", type_=Date), e.day < bindparam("next_month"),
+               *(column == bindparam(f"d_{column.key}") for column in dims))
+        .group_by(e.workspace_id, e.metric, *dims)
+    )
+    month_key = ["workspace_id", "metric", "month", *DIMENSIONS]
+    built["empty_month"] = delete(m).where(
+        m.workspace_id == bindparam("ws"), m.metric == bindparam("metric"),
+        m.month == bindparam("month"),
+        *(getattr(m, name) == bindparam(f"d_{name}") for name in DIMENSIONS))
     for dialect, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert)):
+        months = dialect_insert(m).from_select([*month_key, "total", "count"], month_sums)
+        built[f"months:{dialect}"] = months.on_conflict_do_update(
+            index_elements=month_key,
+            set_={name: getattr(months.excluded, name) for name in ("total", "count")})
         entries = dialect_insert(e)
         built[f"entries:{dialect}"] = entries.on_conflict_do_update(
             index_elements=list(_ENTRY_KEY),
@@ -2166,5 +2213,7 @@ _BUILT = _statements()
 _INSERT_CHANGES = _BUILT["changes"]
 _UPSERT_ENTRIES = {dialect: _BUILT[f"entries:{dialect}"] for dialect in ("sqlite", "postgresql")}
 _REFRESH_TOTALS = {dialect: _BUILT[f"totals:{dialect}"] for dialect in ("sqlite", "postgresql")}
+_REFRESH_MONTHS = {dialect: _BUILT[f"months:{dialect}"] for dialect in ("sqlite", "postgresql")}
+_EMPTY_MONTH = _BUILT["empty_month"]
 _LOCK_DAYS = select(func.count()).select_from(_LOCKING)
 _PERIOD_KINDS = ("total", "closing", "opening", "paid", "year", "lock")

@@ -30,7 +30,7 @@ from kpis.formula import evaluate
 from kpis.periods import Period
 from kpis.rollup import Dims, PeriodData, kpi_values, metric_values
 from storage import Store, Write, open_store
-from storage.models import ChangeRow, DailyTotalRow, EntryRow
+from storage.models import ChangeRow, DailyTotalRow, EntryRow, MonthTotalRow
 from storage.repository import UndoConflict
 
 DAY = date(2026, 3, 10)
@@ -596,6 +596,80 @@ def brute_force(
     return result
 
 
+MonthKey = tuple[str, date, Dims]
+
+
+def month_totals(store: Store, workspace: str) -> dict[MonthKey, tuple[float, int]]:
+    """The month_totals table as it is: (metric, month, dims) -> (sum, count)."""
+    m = MonthTotalRow
+    with store.engine.connect() as conn:
+        found = conn.execute(select(m).where(m.workspace_id == workspace)).all()
+    return {(r.metric, r.month, tuple(sorted((n, getattr(r, n)) for n in (*DIMENSIONS,
+                                              *DIMENSION_SLOTS) if getattr(r, n)))):
+            (r.total, r.count) for r in found}
+
+
+def months_of(rows: list[Row]) -> dict[MonthKey, tuple[float, int]]:
+    """What month_totals must hold: the rows summed and counted per metric, month and dims."""
+    found: dict[MonthKey, tuple[float, int]] = {}
+    for r in rows:
+        key = (r.metric, r.day.replace(day=1), r.dims)
+        total, count = found.get(key, (0.0, 0))
+        found[key] = (total + r.value, count + 1)
+    return found
+
+
+def test_month_totals_follow_edits_deletes_and_undos(db: Store) -> None:
+    """Every way an entry changes keeps its month's row, and a month left empty has none."""
+    march, april = date(2026, 3, 30), date(2026, 4, 2)
+    log(db, Write("leads", march, 1, "luis"), actor="luis")
+    log(db, Write("leads", march, 4, "ana", FB), Write("leads", april, 2, "ana", FB),
+        Write("mrr", march, 900, "ana"))
+    log(db, Write("leads", march, 6, "ana", FB), Write("leads", march, 7, "ana", FB))  # twice
+    assert month_totals(db, "T1") == months_of(raw_rows(db, "T1"))
+    assert month_totals(db, "T1")[("leads", date(2026, 3, 1), FB)] == (7.0, 1)
+
+    period = Period.month(date(2026, 3, 1))
+    assert db.delete_entry("T1", Write("leads", april, 2, "ana", FB), actor="ana", origin="cli",
+                           period=period, catalogue=DEFAULT) is not None
+    assert ("leads", date(2026, 4, 1), FB) not in month_totals(db, "T1")
+    db.undo_last("T1", "ana")  # the delete undone: April's row is back
+    assert month_totals(db, "T1") == months_of(raw_rows(db, "T1"))
+    assert month_totals(db, "T1")[("leads", date(2026, 4, 1), FB)] == (2.0, 1)
+    db.undo_last("T1", "ana")  # the double write undone: March's 4 again
+    db.undo_last("T1", "ana")  # the first log undone: only luis's lead is left
+    assert month_totals(db, "T1") == months_of(raw_rows(db, "T1")) == {
+        ("leads", date(2026, 3, 1), ()): (1.0, 1)}
+
+
+def test_writers_of_different_days_of_one_month_lose_no_month_total(db: Store) -> None:
+    """Each writer refreshes the month it wrote in; the month lock makes the last refresh see
+    every other writer's entries (without it, PostgreSQL's concurrent refreshes each miss the
+    others' uncommitted days)."""
+    threads_count, per_thread = 6, 15
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads_count)
+
+    def writer(t: int) -> None:
+        try:
+            start.wait()
+            for i in range(per_thread):
+                db.record("T1", [Write("leads", date(2026, 3, 1 + (t * 5 + i) % 31), i + 1,
+                                       f"user{t}")], actor=f"user{t}", origin="cli")
+        except BaseException as error:  # noqa: BLE001 - the test reports whatever escaped
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[:3]
+    stored = raw_rows(db, "T1")
+    assert month_totals(db, "T1") == months_of(stored)
+    assert month_totals(db, "T1")[("leads", date(2026, 3, 1), ())][1] == len(stored)
+
+
 def assert_same(got: dict[str, float | None], expected: dict[str, float | None]) -> None:
     assert sorted(got) == sorted(expected)
     for key, value in expected.items():
@@ -641,6 +715,7 @@ def test_period_data_equals_a_brute_force_over_the_raw_rows(
     ]
     assert by_seq == model_by_seq
 
+    assert month_totals(any_store, workspace) == months_of(stored)
     for period in PROPERTY_PERIODS:
         for dims in (*PROPERTY_DIMS[:3], PROPERTY_DIMS[5], PROPERTY_DIMS[7]):
             data = any_store.period_data(workspace, period, DEFAULT, dims)
