@@ -65,7 +65,6 @@ from kpis.catalogue import DIMENSIONS as BUILT_IN_DIMENSIONS
 from kpis.periods import Period
 from kpis.rollup import Dims, PeriodData, year_of
 from storage.models import (
-    MonthTotalRow,
     AlertRuleRow,
     ChangeRow,
     DailyTotalRow,
@@ -73,6 +72,7 @@ from storage.models import (
     DeliveryRow,
     EntryRow,
     GoalRow,
+    MonthTotalRow,
     PersonRow,
     SourceClassRow,
     SubscriptionRow,
@@ -269,8 +269,9 @@ class _GroupParts:
                 self.closing[metric] = float(number)
             if second is not None:
                 self.opening[metric] = float(second)
-        elif kind == "total":
-            self.totals[metric] = (float(number), float(second))
+        elif kind == "total":  # a span's edge days or its whole months
+            total, count = self.totals.get(metric, (0.0, 0.0))
+            self.totals[metric] = (total + float(number), count + float(second))
         elif kind == "weighted":
             self.weighted[metric] = (float(number), float(second))
         elif kind == "paid":
@@ -1197,9 +1198,13 @@ class Store(ApiRepository, TimerRepository):
         params: dict[str, Any] = {"ws": workspace_id,
                                   **{f"f_{column}": value for column, value in filters.items()}}
         for i, period in enumerate(periods):
-            params.update({f"start_{i}": period.start, f"end_{i}": period.end})
+            params.update({f"start_{i}": period.start, f"end_{i}": period.end,
+                           **_month_split(f"{i}", period.start, period.end)})
         cuts, covering = _year_stretches(periods)
         params.update({f"cut_{k}": cut for k, cut in enumerate(cuts)})
+        for k in range(len(cuts) - 1):
+            last = cuts[k + 1] - timedelta(days=1) if k < len(cuts) - 2 else cuts[k + 1]
+            params.update(_month_split(f"y{k}", cuts[k], last))
         with self._read() as conn:
             if readings.paid:
                 params["organic"] = sorted(self._organic(conn, workspace_id))
@@ -1734,6 +1739,21 @@ def _year_stretches(periods: Sequence[Period]) -> tuple[list[date], list[list[in
     return [*starts[:-1], starts[-1] - timedelta(days=1)], covering
 
 
+def _month_split(name: str, first: date, last: date) -> dict[str, date]:
+    """The days first..last as the parameters of `_grouped_period_statement`'s split read
+    `name`: its whole months (months_<name> to months_end_<name>, first days, from
+    month_totals) and the days before and after them (from entries: first_<name> to
+    head_<name>, tail_<name> to last_<name>). Without a whole month, every day is a head."""
+    months = first if first.day == 1 else _next_month(first)
+    after = _month_of(last + timedelta(days=1))  # the day after the last whole month
+    if months >= after:
+        head, tail, months, last_month = last, last + timedelta(days=1), date.max, date.min
+    else:
+        head, tail, last_month = months - timedelta(days=1), after, _month_of(after - timedelta(days=1))
+    return {f"first_{name}": first, f"head_{name}": head, f"months_{name}": months,
+            f"months_end_{name}": last_month, f"tail_{name}": tail, f"last_{name}": last}
+
+
 def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[str, ...],
                               spans: int) -> Any:
     """Every part of `period_data` for each of `spans` periods (parameters start_<i> and
@@ -1744,7 +1764,9 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
     opening stocks (the latest value of each partition from `_partition_walk`, walked once
     for every span, on or before the last day and before the first, summed), `paid(...)`
     sums with the `organic` sources and whether an entry has a source, and `year(...)` sums
-    per stretch of days (their `span` is the stretch's number). Built once per shape:
+    per stretch of days (their `span` is the stretch's number). Sums read a period's whole
+    months from month_totals and only its edge days from entries (`_month_split`), so a
+    month costs one row per value and metric, not one per entry. Built once per shape:
     building it took longer than running it."""
     key = (readings, column, filtered, spans)
     found = _GROUPED_STATEMENTS.get(key)
@@ -1755,12 +1777,26 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
     grouped = e.c[column]
     matching = [e.c.workspace_id == ws, *(e.c[c] == bindparam(f"f_{c}") for c in filtered)]
 
-    def sums(kind: str, span: Any, within: tuple[Any, Any], metrics: Sequence[str] | None,
-             *by: Any) -> Any:
-        only = [] if metrics is None else [_listed(e.c.metric, metrics)]
-        return (select(_kind(kind), span, grouped, e.c.metric, func.sum(e.c.value), func.count())
-                .where(*matching, e.c.day >= within[0], e.c.day <= within[1], *only)
-                .group_by(*by, grouped, e.c.metric))
+    m = MonthTotalRow.__table__
+
+    def sums(kind: str, span: Any, name: str, metrics: Sequence[str] | None) -> list[Any]:
+        """Sums and counts of split read `name` (`_month_split`): its edge days from
+        entries, its whole months from month_totals."""
+        def only(table: Any) -> list[Any]:
+            return [] if metrics is None else [_listed(table.c.metric, metrics)]
+
+        days = [(select(_kind(kind), span, grouped, e.c.metric, func.sum(e.c.value), func.count())
+                 .where(*matching, e.c.day >= bindparam(f"{lower}_{name}"),
+                        e.c.day <= bindparam(f"{upper}_{name}"), *only(e))
+                 .group_by(grouped, e.c.metric))
+                for lower, upper in (("first", "head"), ("tail", "last"))]
+        months = (select(_kind(kind), span, m.c[column], m.c.metric, func.sum(m.c.total),
+                         func.sum(m.c.count))
+                  .where(m.c.workspace_id == ws, *(m.c[c] == bindparam(f"f_{c}") for c in filtered),
+                         m.c.month >= bindparam(f"months_{name}"),
+                         m.c.month <= bindparam(f"months_end_{name}"), *only(m))
+                  .group_by(m.c[column], m.c.metric))
+        return [*days, months]
 
     def weighted(kind: str, span: Any, mean: str, within: tuple[Any, Any], *by: Any) -> Any:
         w = e.alias("weights")
@@ -1779,7 +1815,7 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
         span: Any = literal_column(str(i)).label("span")
         start: Any = bindparam(f"start_{i}")
         end: Any = bindparam(f"end_{i}")
-        parts.append(sums("total", span, (start, end), None))
+        parts.extend(sums("total", span, f"{i}", None))
         parts.extend(weighted("weighted", span, mean, (start, end)) for mean in sorted(_WEIGHT_OF))
         if readings.paid:
             parts.append(select(_kind("paid"), span, grouped, e.c.metric,
@@ -1797,7 +1833,9 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
         stretch = case(*inner, else_=last) if inner else last
         by = (stretch,) if inner else ()
         within = (cuts[0], cuts[-1])
-        parts.append(sums("year", stretch.label("span"), within, readings.year, *by))
+        for k in range(2 * spans - 1):
+            parts.extend(sums("year", literal_column(str(k)).label("span"), f"y{k}",
+                              readings.year))
         parts.extend(weighted("year_weighted", stretch.label("span"), mean, within, *by)
                      for mean in sorted(_WEIGHT_OF.keys() & set(readings.year)))
     if readings.gauges:
