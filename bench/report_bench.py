@@ -39,8 +39,8 @@ from bot.app.reports import report
 from kpis.catalogue import METRICS, Aggregation, Metric, Unit
 from kpis.periods import Period
 from storage import open_store
-from storage.models import DailyTotalRow, EntryRow
-from storage.repository import Store
+from storage.models import DailyTotalRow, EntryRow, MonthTotalRow
+from storage.repository import Store, fill_month_totals
 
 WORKSPACE = "T0BENCH"
 ACTOR = "U0BENCH"
@@ -204,8 +204,9 @@ def build(shape: Shape, path: Path) -> dict[str, Any]:
             conn.execute(statement, batch)
             loaded += len(batch)
         print(f"  {loaded:>9,} entries loaded  {time.perf_counter() - started:6.1f} s; "
-              "filling daily_totals", flush=True)
+              "filling daily_totals and month_totals", flush=True)
         days = _fill_daily_totals(conn)
+        months = fill_month_totals(conn)
         _check(conn, shape, days)
     raw = store.engine.raw_connection()  # outside any transaction, as a checkpoint needs
     try:
@@ -216,10 +217,11 @@ def build(shape: Shape, path: Path) -> dict[str, Any]:
         raw.close()
     store.engine.dispose()
     seconds = time.perf_counter() - started
-    print(f"  {days:,} daily_totals rows; built in {seconds:.1f} s", flush=True)
+    print(f"  {days:,} daily_totals rows, {months:,} month_totals rows; built in {seconds:.1f} s",
+          flush=True)
     return {
         "entries": shape.entries, "days": shape.days, "first_day": shape.first_day.isoformat(),
-        "last_day": LAST_DAY.isoformat(), "daily_totals": days,
+        "last_day": LAST_DAY.isoformat(), "daily_totals": days, "month_totals": months,
         "campaigns": len(CAMPAIGNS) if shape.campaigns else 0,
         "build_seconds": round(seconds, 2),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -227,8 +229,8 @@ def build(shape: Shape, path: Path) -> dict[str, Any]:
 
 
 def _check(conn: Any, shape: Shape, days: int) -> None:
-    """The load is what was asked for and daily_totals agrees with entries."""
-    e, d = EntryRow.__table__, DailyTotalRow.__table__
+    """The load is what was asked for and daily_totals and month_totals agree with entries."""
+    e, d, m = EntryRow.__table__, DailyTotalRow.__table__, MonthTotalRow.__table__
     count, total = conn.execute(select(func.count(), func.sum(e.c.value))).one()
     d_count, d_total = conn.execute(select(func.sum(d.c.count), func.sum(d.c.total))).one()
     expected_days = shape.days * len(BENCH_METRICS)
@@ -237,6 +239,10 @@ def _check(conn: Any, shape: Shape, days: int) -> None:
                            f"daily_totals rows; expected {shape.entries} in {expected_days}")
     if abs(d_total - total) > 1e-6 * abs(total):
         raise RuntimeError(f"{shape.name}: daily_totals sum {d_total} != entries sum {total}")
+    m_count, m_total = conn.execute(select(func.sum(m.c.count), func.sum(m.c.total))).one()
+    if m_count != count or abs(m_total - total) > 1e-6 * abs(total):
+        raise RuntimeError(f"{shape.name}: month_totals count {m_count} and sum {m_total} != "
+                           f"entries' {count} and {total}")
 
 
 # -- measuring --------------------------------------------------------------------------------

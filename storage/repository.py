@@ -30,6 +30,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     delete,
     exists,
     false,
@@ -2028,6 +2029,21 @@ def _refresh_months(conn: Connection, workspace_id: str, writes: Iterable[Write]
     if emptied:
         conn.execute(_EMPTY_MONTH, params)
     conn.execute(_REFRESH_MONTHS[conn.dialect.name], params)
+
+
+def fill_month_totals(conn: Connection) -> int:
+    """month_totals of every entry in one INSERT ... SELECT ... GROUP BY, for bulk loads that
+    write entries past `Store` (benchmarks) into an empty table; returns its rows."""
+    e = EntryRow.__table__
+    month: Any = (func.date(e.c.day, "start of month") if conn.dialect.name == "sqlite"
+                  else cast(func.date_trunc("month", e.c.day), Date))
+    dims = [e.c[name] for name in DIMENSIONS]
+    grouped = (select(e.c.workspace_id, e.c.metric, month, *dims, func.sum(e.c.value),
+                      func.count())
+               .group_by(e.c.workspace_id, e.c.metric, month, *dims))
+    conn.execute(insert(MonthTotalRow).from_select(
+        ["workspace_id", "metric", "month", *DIMENSIONS, "total", "count"], grouped))
+    return int(conn.execute(select(func.count()).select_from(MonthTotalRow)).scalar_one())
 
 
 _ENTRY_KEY = ("workspace_id", "metric", "day", "author", *DIMENSIONS)

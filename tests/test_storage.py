@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, inspect, select
+from sqlalchemy import delete, event, inspect, select
 
 from kpis.catalogue import (
     DEFAULT,
@@ -31,7 +31,7 @@ from kpis.periods import Period
 from kpis.rollup import Dims, PeriodData, kpi_values, metric_values
 from storage import Store, Write, open_store
 from storage.models import ChangeRow, DailyTotalRow, EntryRow, MonthTotalRow
-from storage.repository import UndoConflict
+from storage.repository import UndoConflict, fill_month_totals
 
 DAY = date(2026, 3, 10)
 WEEK = Period.iso_week(DAY)
@@ -640,6 +640,18 @@ def test_month_totals_follow_edits_deletes_and_undos(db: Store) -> None:
     db.undo_last("T1", "ana")  # the first log undone: only luis's lead is left
     assert month_totals(db, "T1") == months_of(raw_rows(db, "T1")) == {
         ("leads", date(2026, 3, 1), ()): (1.0, 1)}
+
+
+def test_a_bulk_fill_of_month_totals_matches_what_writes_keep(db: Store) -> None:
+    """`fill_month_totals` (for loads that bypass `Store`) rebuilds what each write keeps."""
+    log(db, Write("leads", date(2026, 1, 31), 3, "ana", FB), Write("leads", date(2026, 2, 1), 5,
+        "ana", FB), Write("leads", date(2026, 2, 27), 2, "luis"), Write("mrr", date(2026, 2, 3),
+        900, "ana"))
+    kept = month_totals(db, "T1")
+    with db.engine.begin() as conn:
+        conn.execute(delete(MonthTotalRow))
+        assert fill_month_totals(conn) == len(kept) == 4
+    assert month_totals(db, "T1") == kept == months_of(raw_rows(db, "T1"))
 
 
 def test_writers_of_different_days_of_one_month_lose_no_month_total(db: Store) -> None:
