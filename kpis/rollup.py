@@ -76,10 +76,12 @@ def metric_values(catalogue: Catalogue, data: PeriodData) -> dict[str, float]:
     return values
 
 
-def formula_scope(catalogue: Catalogue, data: PeriodData) -> dict[str, float | None]:
-    """What a formula may read: metric values, readings (kpis.formula.READINGS) and the
-    period's days."""
-    scope: dict[str, float | None] = dict(metric_values(catalogue, data))
+def formula_scope(catalogue: Catalogue, data: PeriodData,
+                  metrics: Mapping[str, float] | None = None) -> dict[str, float | None]:
+    """What a formula may read: metric values (`metrics`, when the caller has them already),
+    readings (kpis.formula.READINGS) and the period's days."""
+    scope: dict[str, float | None] = dict(metric_values(catalogue, data) if metrics is None
+                                          else metrics)
     scope.update({f"opening:{k}": v for k, v in data.opening.items()})
     scope.update({f"paid:{k}": v for k, v in data.paid.items()})
     scope.update({f"year:{k}": v for k, v in data.year.items()})
@@ -95,11 +97,13 @@ def value_of(catalogue: Catalogue, data: PeriodData, key: str) -> float | None:
 
 
 def kpi_values(
-    catalogue: Catalogue, data: PeriodData, keys: Iterable[str] | None = None
+    catalogue: Catalogue, data: PeriodData, keys: Iterable[str] | None = None,
+    metrics: Mapping[str, float] | None = None,
 ) -> dict[str, float | None]:
     """KPIs whose every input has data; the value is None where a denominator is empty. With
-    `keys`, only those and the KPIs their formulas use are evaluated."""
-    scope = formula_scope(catalogue, data)
+    `keys`, only those and the KPIs their formulas use are evaluated; `metrics` are the
+    data's `metric_values`, when the caller has them already (a breakdown's fifty groups)."""
+    scope = formula_scope(catalogue, data, metrics)
     available = frozenset(scope) - BUILTIN_NAMES
     wanted = set(catalogue.order if keys is None else keys)
     order = catalogue.order if keys is None else catalogue.evaluation_order(wanted)

@@ -265,18 +265,19 @@ class _GroupParts:
         self.year: dict[str, float] = {}
 
     def add(self, kind: str, metric: str, number: Any, second: Any) -> None:
-        if kind == "stocks":  # (closing, opening), None where nothing was logged by then
+        if kind == "total":  # a span's edge days or its whole months (most rows: first)
+            total, count = self.totals.get(metric, (0.0, 0.0))
+            self.totals[metric] = (total + float(number), count + float(second))
+        elif kind == "stocks":  # (closing, opening), None where nothing was logged by then
             if number is not None:
                 self.closing[metric] = float(number)
             if second is not None:
                 self.opening[metric] = float(second)
-        elif kind == "total":  # a span's edge days or its whole months
-            total, count = self.totals.get(metric, (0.0, 0.0))
-            self.totals[metric] = (total + float(number), count + float(second))
         elif kind == "weighted":
             self.weighted[metric] = (float(number), float(second))
-        elif kind == "paid":
-            self.paid[metric] = (float(number), bool(second))
+        elif kind == "paid":  # a span's edge days or its whole months
+            total, tagged = self.paid.get(metric, (0.0, False))
+            self.paid[metric] = (total + float(number), tagged or bool(second))
         else:  # "year", "year_weighted": one stretch of the year's days
             self.year[metric] = self.year.get(metric, 0.0) + float(number)
 
@@ -1212,7 +1213,7 @@ class Store(ApiRepository, TimerRepository):
             rows = conn.execute(statement, params).all()
         found: list[dict[str, _GroupParts]] = [{} for _ in periods]
         for kind, span, value, metric, number, second in rows:
-            for i in covering[span] if kind.startswith("year") else (span,):
+            for i in covering[span] if kind in ("year", "year_weighted") else (span,):
                 parts = found[i].get(value)
                 if parts is None:
                     parts = found[i][value] = _GroupParts()
@@ -1780,19 +1781,31 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
 
     m = MonthTotalRow.__table__
 
-    def sums(kind: str, span: Any, name: str, metrics: Sequence[str] | None) -> list[Any]:
-        """Sums and counts of split read `name` (`_month_split`): its edge days from
-        entries, its whole months from month_totals."""
+    organic: Any = bindparam("organic", expanding=True)
+
+    def summed(table: Any, value: Any, count: Any) -> tuple[Any, Any]:
+        return func.sum(value), count
+
+    def paid(table: Any, value: Any, count: Any) -> tuple[Any, Any]:
+        """The sum from paid sources and untagged entries, and whether any has a source."""
+        return (func.sum(case((table.c.source.in_(organic), 0.0), else_=value)),
+                case((func.max(table.c.source) != "", 1), else_=0))
+
+    def sums(kind: str, span: Any, name: str, metrics: Sequence[str] | None,
+             measures: Callable[[Any, Any, Any], tuple[Any, Any]] = summed) -> list[Any]:
+        """The `measures` (sums and counts, or `paid`) of split read `name` (`_month_split`):
+        its edge days from entries, its whole months from month_totals."""
         def only(table: Any) -> list[Any]:
             return [] if metrics is None else [_listed(table.c.metric, metrics)]
 
-        days = [(select(_kind(kind), span, grouped, e.c.metric, func.sum(e.c.value), func.count())
+        days = [(select(_kind(kind), span, grouped, e.c.metric,
+                        *measures(e, e.c.value, func.count()))
                  .where(*matching, e.c.day >= bindparam(f"{lower}_{name}"),
                         e.c.day <= bindparam(f"{upper}_{name}"), *only(e))
                  .group_by(grouped, e.c.metric))
                 for lower, upper in (("first", "head"), ("tail", "last"))]
-        months = (select(_kind(kind), span, m.c[column], m.c.metric, func.sum(m.c.total),
-                         func.sum(m.c.count))
+        months = (select(_kind(kind), span, m.c[column], m.c.metric,
+                         *measures(m, m.c.total, func.sum(m.c.count)))
                   .where(m.c.workspace_id == ws, *(m.c[c] == bindparam(f"f_{c}") for c in filtered),
                          m.c.month >= bindparam(f"months_{name}"),
                          m.c.month <= bindparam(f"months_end_{name}"), *only(m))
@@ -1819,12 +1832,7 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
         parts.extend(sums("total", span, f"{i}", None))
         parts.extend(weighted("weighted", span, mean, (start, end)) for mean in sorted(_WEIGHT_OF))
         if readings.paid:
-            parts.append(select(_kind("paid"), span, grouped, e.c.metric,
-                                _paid_value(bindparam("organic", expanding=True)),
-                                case((func.max(e.c.source) != "", 1), else_=0))
-                         .where(*matching, _listed(e.c.metric, readings.paid), e.c.day >= start,
-                                e.c.day <= end)
-                         .group_by(grouped, e.c.metric))
+            parts.extend(sums("paid", span, f"{i}", readings.paid, paid))
     if readings.year:
         # the periods' years overlap: each stretch between two cuts is read once
         cuts: list[Any] = [bindparam(f"cut_{k}") for k in range(2 * spans)]

@@ -135,8 +135,8 @@ def _compared(
     wanted_kpis = [k for k in keys if k in catalogue.kpis]
     wanted_metrics = {k for k in keys if k in catalogue.metrics}
     now_m, before_m = metric_values(catalogue, current_data), metric_values(catalogue, previous_data)
-    now_k = kpi_values(catalogue, current_data, wanted_kpis if keys else None)
-    before_k = kpi_values(catalogue, previous_data, wanted_kpis if keys else None)
+    now_k = kpi_values(catalogue, current_data, wanted_kpis if keys else None, now_m)
+    before_k = kpi_values(catalogue, previous_data, wanted_kpis if keys else None, before_m)
 
     def tested(key: str) -> bool | None:
         """Run only when the change's significance is asked (compare's lazy test)."""
