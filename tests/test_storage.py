@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -659,24 +660,13 @@ def test_writers_of_different_days_of_one_month_lose_no_month_total(db: Store) -
     every other writer's entries (without it, PostgreSQL's concurrent refreshes each miss the
     others' uncommitted days)."""
     threads_count, per_thread = 6, 15
-    errors: list[BaseException] = []
-    start = threading.Barrier(threads_count)
 
     def writer(t: int) -> None:
-        try:
-            start.wait()
-            for i in range(per_thread):
-                db.record("T1", [Write("leads", date(2026, 3, 1 + (t * 5 + i) % 31), i + 1,
-                                       f"user{t}")], actor=f"user{t}", origin="cli")
-        except BaseException as error:  # noqa: BLE001 - the test reports whatever escaped
-            errors.append(error)
+        for i in range(per_thread):
+            db.record("T1", [Write("leads", date(2026, 3, 1 + (t * 5 + i) % 31), i + 1,
+                                   f"user{t}")], actor=f"user{t}", origin="cli")
 
-    threads = [threading.Thread(target=writer, args=(t,)) for t in range(threads_count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors[:3]
+    at_once(threads_count, writer)
     stored = raw_rows(db, "T1")
     assert month_totals(db, "T1") == months_of(stored)
     assert month_totals(db, "T1")[("leads", date(2026, 3, 1), ())][1] == len(stored)
@@ -738,30 +728,36 @@ def test_period_data_equals_a_brute_force_over_the_raw_rows(
 # -- concurrency ---------------------------------------------------------------------------
 
 
-def test_eight_threads_writing_at_once_lose_nothing(db: Store) -> None:
-    threads_count, per_thread = 8, 100
+def at_once(count: int, work: Callable[[int], None]) -> None:
+    """`work(t)` for t in range(count) in as many threads, released together; fails with
+    whatever escaped any of them."""
     errors: list[BaseException] = []
-    start = threading.Barrier(threads_count)
+    start = threading.Barrier(count)
 
-    def writer(t: int) -> None:
+    def run(t: int) -> None:
         try:
             start.wait()
-            for i in range(per_thread):
-                db.record(
-                    "T1",
-                    [Write("leads", DAY, i + 1, f"user{t}-{i}")],
-                    actor=f"user{t}",
-                    origin="cli",
-                )
+            work(t)
         except BaseException as error:  # noqa: BLE001 - the test reports whatever escaped
             errors.append(error)
 
-    threads = [threading.Thread(target=writer, args=(t,)) for t in range(threads_count)]
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors[:3]
+
+
+def test_eight_threads_writing_at_once_lose_nothing(db: Store) -> None:
+    threads_count, per_thread = 8, 100
+
+    def writer(t: int) -> None:
+        for i in range(per_thread):
+            db.record("T1", [Write("leads", DAY, i + 1, f"user{t}-{i}")], actor=f"user{t}",
+                      origin="cli")
+
+    at_once(threads_count, writer)
     expected_total = threads_count * per_thread * (per_thread + 1) / 2
     assert totals(db).totals["leads"] == (expected_total, threads_count * per_thread)
     assert len(db.entries_between("T1")) == threads_count * per_thread
