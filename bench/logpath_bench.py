@@ -34,7 +34,7 @@ TEAM = "T0001"
 USERS = tuple(f"U{n:04d}LOG" for n in range(1, 51))
 WARMUP = 20
 CPU_TARGET_MS = 2.0
-STATEMENT_TARGET = 5
+STATEMENT_TARGET = 6  # 5 before month_totals (issue 13) took one more per log
 BASE_REF = "main"
 
 
