@@ -58,6 +58,7 @@ def fill_numbers(store: Any, workspaces: int, today: date) -> int:
     from bot.app.context import open_context
     from bot.demo import fill as demo_fill
     from storage.models import WorkspaceRow
+    from storage.repository import DIMENSIONS
 
     open_context(store, TEMPLATE, "U0BENCH", datetime.now(UTC), timezone=ZONE)  # creates it
     demo_fill(store, TEMPLATE, today, DAYS)
@@ -81,11 +82,10 @@ def fill_numbers(store: Any, workspaces: int, today: date) -> int:
             "SELECT w.id, d.metric, d.day, d.total, d.count, d.latest FROM daily_totals d "
             "CROSS JOIN (SELECT id FROM workspaces WHERE id LIKE 'TM0%' ORDER BY id LIMIT :n) w "
             "WHERE d.workspace_id = :t"), copied)
-        dims = "source, rep, campaign, product, dim1, dim2, dim3"
         conn.execute(text(
-            f"INSERT INTO month_totals (workspace_id, metric, month, {dims}, total, count) "
-            f"SELECT w.id, m.metric, m.month, {', '.join('m.' + d for d in dims.split(', '))}, "
-            "m.total, m.count FROM month_totals m "
+            f"INSERT INTO month_totals (workspace_id, metric, month, {', '.join(DIMENSIONS)}, "
+            f"total, count) SELECT w.id, m.metric, m.month, "
+            f"{', '.join('m.' + d for d in DIMENSIONS)}, m.total, m.count FROM month_totals m "
             "CROSS JOIN (SELECT id FROM workspaces WHERE id LIKE 'TM0%' ORDER BY id LIMIT :n) w "
             "WHERE m.workspace_id = :t"), copied)
         conn.execute(text("DELETE FROM timers WHERE workspace_id = :t"), {"t": TEMPLATE})

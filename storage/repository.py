@@ -1701,12 +1701,13 @@ def _workspace(row: Any) -> Workspace:
     )
 
 
-def _paid_value(organic: frozenset[str] | BindParameter[Any]) -> Any:
+def _paid_value(organic: frozenset[str] | BindParameter[Any], source: Any = EntryRow.source,
+                value: Any = EntryRow.value) -> Any:
     """The sum of an entry group's values from paid sources and untagged entries (`organic`
-    as the sources or as an expanding parameter holding them)."""
-    e = EntryRow
+    as the sources or as an expanding parameter holding them); `source` and `value` may be
+    another table's (month_totals' source and total)."""
     listed = organic if isinstance(organic, BindParameter) else sorted(organic)
-    return func.sum(case((e.source.in_(listed), 0.0), else_=e.value))
+    return func.sum(case((source.in_(listed), 0.0), else_=value))
 
 
 def _weighted(conn: Connection, mean: str, *where: Any) -> tuple[float, int]:
@@ -1788,7 +1789,7 @@ def _grouped_period_statement(readings: _Readings, column: str, filtered: tuple[
 
     def paid(table: Any, value: Any, count: Any) -> tuple[Any, Any]:
         """The sum from paid sources and untagged entries, and whether any has a source."""
-        return (func.sum(case((table.c.source.in_(organic), 0.0), else_=value)),
+        return (_paid_value(organic, table.c.source, value),
                 case((func.max(table.c.source) != "", 1), else_=0))
 
     def sums(kind: str, span: Any, name: str, metrics: Sequence[str] | None,
